@@ -1,0 +1,37 @@
+"""Errors archcost raises for bad input: each says what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class ArchcostError(Exception):
+    """Base class: ``message`` says what is wrong, ``hint`` what to do. The CLI exits with ``exit_code``."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class UnknownModelError(ArchcostError):
+    """A model name that is neither in the zoo nor an import path."""
+
+
+class ModelOptionError(ArchcostError):
+    """A ``--opt key=value`` the builder does not accept, or an invalid value."""
+
+
+class ModelLoadError(ArchcostError):
+    """An import path that fails, or a factory that does not return an ``nn.Module``."""
+
+
+class InputError(ArchcostError):
+    """A malformed command-line value (input size, batch size, dtype, file)."""
+
+
+class AnalysisError(ArchcostError):
+    """The model's forward failed during analysis; the message names the layer and the shapes."""
