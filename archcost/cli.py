@@ -1,0 +1,135 @@
+"""The ``archcost`` command: parses flags, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from archcost.errors import ArchcostError, InputError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """'3x224x224' (or '3,224,224') -> (3, 224, 224); '224' -> (3, 224, 224)."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"malformed input size {text!r}", "write it as CxHxW, e.g. 3x224x224") from None
+    if any(d <= 0 for d in dims):
+        raise InputError(f"input size {text!r} has a zero or negative dimension", "every size must be >= 1")
+    return (3, dims[0], dims[0]) if len(dims) == 1 else dims
+
+
+def parse_opts(items: Sequence[str] | None) -> dict[str, str]:
+    """['width_mult=0.5', 'num_classes=10'] -> {'width_mult': '0.5', 'num_classes': '10'}."""
+    opts: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"malformed --opt {item!r}", "write model options as --opt key=value")
+        opts[key.strip()] = value.strip()
+    return opts
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo name (archcost list), package.module:callable, torchvision:NAME or timm:NAME")
+    p.add_argument("--input-size", help="CxHxW (default: the model's own, e.g. 3x224x224)")
+    p.add_argument("--batch-size", type=_positive, default=1, help="batch size (default 1)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "int8"])
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+
+
+def _output(text: str, path: str | None) -> None:
+    if path:
+        from archcost.report.files import write_atomic
+
+        write_atomic(path, text)
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _analyse(args: argparse.Namespace):
+    from archcost.cost import analyze
+    from archcost.models import load_model
+
+    loaded = load_model(args.model, parse_opts(args.opt))
+    size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
+    return analyze(loaded.module, size, args.batch_size, args.dtype, name=loaded.name)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from archcost.report.table import render
+
+    report = _analyse(args)
+    _output(render(report, args.format, args.depth), args.output)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from archcost.report.zoo import zoo_frame, render_frame
+
+    df = zoo_frame(args.family)
+    if df.empty:
+        raise InputError(f"no zoo model has family {args.family!r}", "run `archcost list` to see the families")
+    _output(render_frame(df, args.format), args.output)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archcost", description="What a convolutional network costs, and why.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("table", help="per-layer params, MACs, FLOPs and memory")
+    _model_args(p)
+    p.add_argument("--depth", type=_positive, help="roll layers up to this depth of the module tree")
+    p.add_argument("--format", default="text", choices=["text", "markdown", "csv", "json"])
+    p.add_argument("--output", help="write to this file instead of standard output")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("list", help="the model zoo")
+    p.add_argument("--family", help="only this family, e.g. resnet")
+    p.add_argument("--format", default="text", choices=["text", "markdown", "csv", "json"])
+    p.add_argument("--output", help="write to this file instead of standard output")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ArchcostError as exc:
+        print(f"archcost: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("archcost: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in archcost or torch: say so plainly, no traceback unless asked
+        if os.environ.get("ARCHCOST_DEBUG"):
+            raise
+        print(
+            f"archcost: internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: this is a bug in archcost; rerun with ARCHCOST_DEBUG=1 for the traceback and report it",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

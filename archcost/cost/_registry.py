@@ -1,0 +1,111 @@
+"""``@register_cost``: the one way a layer type or an op gets its cost formula.
+
+Two kinds of key:
+
+* an op name (``"conv2d"``, ``"add"``, ``"batch_norm"``): the canonical name of a torch function or
+  tensor method as it is called inside ``forward`` (``F.conv2d``, ``torch.add``, ``x + y``,
+  ``x.add_(y)`` and ``x += y`` all call ``add``). Formula signature:
+  ``fn(args: tuple, kwargs: dict, out) -> Cost``.
+* an ``nn.Module`` subclass: a whole layer costed from its settings, looked up along
+  ``type(module).__mro__`` so subclasses inherit it. Formula signature:
+  ``fn(module, inputs: tuple, out) -> Cost``. Use it for layers whose forward is opaque (a custom
+  kernel); layers built from torch ops need nothing, their ops are costed one by one.
+
+Registering a key twice raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one layer or op costs: multiply-accumulates and all floating-point operations."""
+
+    macs: int = 0
+    flops: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.macs + other.macs, self.flops + other.flops)
+
+
+ZERO = Cost()
+
+OpFormula = Callable[[tuple, dict, object], Cost]
+ModuleFormula = Callable[[nn.Module, tuple, object], Cost]
+
+_OPS: dict[str, OpFormula] = {}
+_MODULES: dict[type, ModuleFormula] = {}
+
+
+def register_cost(*keys: str | type[nn.Module]) -> Callable:
+    """Register the decorated formula for each op name or module class in ``keys``."""
+    if not keys:
+        raise TypeError("register_cost needs at least one op name or nn.Module class")
+
+    def wrap(fn: Callable) -> Callable:
+        for key in keys:
+            if isinstance(key, str):
+                if key in _OPS:
+                    raise ValueError(f"a cost for op {key!r} is already registered")
+                _OPS[key] = fn
+            elif isinstance(key, type) and issubclass(key, nn.Module):
+                if key in _MODULES:
+                    raise ValueError(f"a cost for {key.__name__} is already registered")
+                _MODULES[key] = fn
+            else:
+                raise TypeError(f"register_cost keys are op names or nn.Module classes, not {key!r}")
+        return fn
+
+    return wrap
+
+
+def op_name(func: Callable) -> str:
+    """Canonical op name: ``__add__``/``__iadd__``/``add_`` -> ``add``; ``__getitem__`` -> ``getitem``."""
+    name = getattr(func, "__name__", repr(func))
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+        if name.startswith(("i", "r")) and name[1:] in _DUNDER_ARITH:
+            name = name[1:]
+        return _DUNDER_ARITH.get(name, name)
+    return name.rstrip("_") or name
+
+
+_DUNDER_ARITH = {
+    "add": "add",
+    "sub": "sub",
+    "mul": "mul",
+    "truediv": "div",
+    "div": "div",
+    "matmul": "matmul",
+    "pow": "pow",
+    "and": "logical_and",
+    "or": "logical_or",
+}
+
+
+def op_formula(name: str) -> OpFormula | None:
+    _load_formulas()
+    return _OPS.get(name)
+
+
+def module_formula(module: nn.Module) -> ModuleFormula | None:
+    _load_formulas()
+    for cls in type(module).__mro__:
+        fn = _MODULES.get(cls)
+        if fn is not None:
+            return fn
+    return None
+
+
+def registered_ops() -> list[str]:
+    _load_formulas()
+    return sorted(_OPS)
+
+
+def _load_formulas() -> None:
+    import archcost.cost.formulas  # noqa: F401  (registers every formula on import)

@@ -1,0 +1,309 @@
+"""The crawler: runs a model's forward on the meta device and turns every layer and op into a row.
+
+How it works: the model's parameters and buffers are swapped for meta tensors with
+``torch.func.functional_call`` (the caller's model is never moved or copied), forward hooks track which
+module is running, and a ``TorchFunctionMode`` sees every torch function and tensor method called in
+``forward``. A leaf module (no children), or a module with a registered module formula, becomes one row
+whose cost is the sum of the ops it ran; ops called directly in a non-leaf module's ``forward``
+(residual adds, concatenations, ``torch.flatten``) become rows of their own, attributed to that module.
+Nothing is computed on real data, so the cost of analysis does not depend on batch or image size.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from archcost.cost._registry import Cost, module_formula, op_formula, op_name
+from archcost.cost.formulas._args import tensors
+from archcost.cost.record import CostReport, LayerCost, Unsupported
+from archcost.errors import AnalysisError, InputError
+from archcost.units import DTYPES
+
+
+@dataclass
+class _Frame:
+    """One module call in progress."""
+
+    module: nn.Module
+    path: str
+    inputs: list[torch.Tensor]
+    covered: bool  # this call becomes one row; ops inside it are summed into it
+    cost: Cost = Cost()
+    ops: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+
+def _shape(value: object):
+    ts = tensors(value)
+    if len(ts) == 1 and isinstance(value, torch.Tensor):
+        return tuple(ts[0].shape)
+    return tuple(tuple(t.shape) for t in ts)
+
+
+class _Crawl(TorchFunctionMode):
+    """Records rows while the forward pass runs; one instance per analysis."""
+
+    def __init__(self, params: dict[int, torch.Tensor], dtype_bytes: dict[int, int]) -> None:
+        super().__init__()
+        self.params = params  # id -> meta parameter tensor
+        self.counted: set[int] = set()
+        self.rows: list[LayerCost] = []
+        self.unsupported: list[Unsupported] = []
+        self.stack: list[_Frame] = []
+        self.producer: dict[int, int] = {}  # id(tensor) -> row index, -1 for the model input
+        self.param_origin: dict[int, frozenset[int]] = {}  # id(tensor) -> parameter ids it derives from
+        self.keep: list[object] = []  # keeps recorded tensors alive so their ids stay unique
+        self.names: Counter[str] = Counter()
+        self.failed_op: tuple[str, list] | None = None
+
+    # -- module hooks ---------------------------------------------------------------------------
+    def pre_hook(self, path: str):
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            inside_covered = any(f.covered for f in self.stack)
+            covered = not inside_covered and (
+                module_formula(module) is not None or next(module.children(), None) is None
+            )
+            self.stack.append(_Frame(module, path, tensors((args, kwargs)), covered))
+
+        return hook
+
+    def post_hook(self, module: nn.Module, args: tuple, kwargs: dict, out: object) -> None:
+        frame = self.stack.pop()
+        if not frame.covered:
+            return
+        formula = module_formula(module)
+        cost = formula(module, tuple(frame.inputs), out) if formula is not None else frame.cost
+        own = [p for p in module.parameters() if id(p) in self.params]
+        self._add_row(
+            base=frame.path or type(module).__name__,
+            type_=type(module).__name__,
+            module=frame.path,
+            kind="module",
+            inputs=frame.inputs,
+            out=out,
+            cost=cost,
+            param_ids={id(p) for p in own},
+            ops=tuple(frame.ops),
+            unsupported=[] if formula is not None else frame.unsupported,
+        )
+
+    # -- ops ------------------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            self.failed_op = (op_name(func), [tuple(t.shape) for t in tensors((args, kwargs))])
+            raise
+        out_tensors = tensors(out)
+        if out_tensors:
+            self._on_op(op_name(func), args, kwargs, out, out_tensors)
+        return out
+
+    def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list) -> None:
+        formula = op_formula(name)
+        if not any(t.is_floating_point() for t in out_tensors):
+            formula = _integer_op  # integer bookkeeping (num_batches_tracked += 1, indices): no FLOPs
+        covered = next((f for f in self.stack if f.covered), None)
+        if covered is not None:
+            if module_formula(covered.module) is None:
+                covered.ops.append(name)
+                if formula is None:
+                    covered.unsupported.append(name)
+                else:
+                    covered.cost = covered.cost + formula(args, kwargs, out)
+            return
+        ins = tensors((args, kwargs))
+        acts = [t for t in ins if id(t) in self.producer]
+        origins = frozenset().union(*(self.param_origin.get(id(t), frozenset()) for t in ins))
+        if id(out_tensors[0]) in self.params or (not acts and not origins):
+            return  # reading a parameter, or creating a constant: no work on activations
+        cost = formula(args, kwargs, out) if formula is not None else Cost()
+        if not acts:
+            # Work on parameters only (e.g. building a weight): follow it, row only if it costs.
+            for t in out_tensors:
+                self.param_origin[id(t)] = origins
+                self.keep.append(t)
+            if formula is not None and cost == Cost():
+                return
+        frame = self.stack[-1] if self.stack else None
+        path = frame.path if frame else ""
+        self._add_row(
+            base=f"{path}/{name}" if path else name,
+            type_=name,
+            module=path,
+            kind="op",
+            inputs=acts,
+            out=out,
+            cost=cost,
+            param_ids=set(origins),
+            ops=(name,),
+            unsupported=[] if formula is not None else [name],
+        )
+
+    # -- rows -----------------------------------------------------------------------------------
+    def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported):
+        new_params = [self.params[i] for i in sorted(param_ids - self.counted) if i in self.params]
+        self.counted.update(id(p) for p in new_params)
+        self.names[base] += 1
+        name = base if self.names[base] == 1 else f"{base}#{self.names[base]}"
+        outs = tensors(out)
+        index = len(self.rows)
+        depth = (module.count(".") + 1 if module else 0) + (1 if kind == "op" else 0)
+        self.rows.append(
+            LayerCost(
+                name=name,
+                type=type_,
+                module=module,
+                kind=kind,
+                depth=depth,
+                input_shapes=tuple(tuple(t.shape) for t in inputs),
+                output_shape=_shape(out),
+                params=sum(p.numel() for p in new_params),
+                macs=cost.macs,
+                flops=cost.flops,
+                param_bytes=sum(p.numel() * p.element_size() for p in new_params),
+                activation_bytes=sum(t.numel() * t.element_size() for t in outs),
+                supported=not unsupported,
+                ops=ops,
+                sources=tuple(dict.fromkeys(self.producer[id(t)] for t in inputs if id(t) in self.producer)),
+            )
+        )
+        for op in dict.fromkeys(unsupported):
+            self.unsupported.append(Unsupported(name, op, f"no cost formula for op {op!r}"))
+        for t in outs:
+            self.producer[id(t)] = index
+            self.keep.append(t)
+
+    def failure_site(self) -> str:
+        frame = self.stack[-1] if self.stack else None
+        where = f"{frame.path} ({type(frame.module).__name__})" if frame and frame.path else "the model's forward"
+        if frame is not None and frame.inputs:
+            where += f" with input shapes {[list(t.shape) for t in frame.inputs]}"
+        if self.failed_op is not None:
+            op, shapes = self.failed_op
+            where += f", in op {op} on shapes {[list(s) for s in shapes]}"
+        return where
+
+
+def _integer_op(args: tuple, kwargs: dict, out: object) -> Cost:
+    return Cost()
+
+
+def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise InputError(f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPES)}") from None
+
+
+def analyze(
+    model: nn.Module,
+    input_size: tuple[int, ...] = (3, 224, 224),
+    batch_size: int = 1,
+    dtype: torch.dtype | str = torch.float32,
+    *,
+    name: str | None = None,
+    training: bool = False,
+) -> CostReport:
+    """Per-layer params, MACs, FLOPs and bytes of ``model`` on an input of ``(batch_size, *input_size)``.
+
+    Runs on the meta device: nothing is computed, however large the batch or image. The model is left
+    as it was: parameters untouched, hooks removed, ``training`` flags restored, even if forward raises.
+    ``training=True`` analyses the training-mode forward (batch statistics, active dropout).
+    """
+    dtype = _parse_dtype(dtype)
+    if batch_size < 1 or any(int(s) < 1 for s in input_size):
+        raise InputError(
+            f"sizes must be positive, got batch {batch_size} and input {tuple(input_size)}",
+            "give a batch size >= 1 and an input size like 3x224x224",
+        )
+    # float dtypes apply to parameters; int8 is a storage format: analyse in float32, bytes at 1 each.
+    compute_dtype = dtype if dtype.is_floating_point else torch.float32
+    state: dict[str, torch.Tensor] = {}
+    for key, t in [*model.named_parameters(), *model.named_buffers()]:
+        target = compute_dtype if t.is_floating_point() else t.dtype
+        state[key] = torch.empty_like(t, device="meta", dtype=target)
+    param_names = {k for k, _ in model.named_parameters()}
+    params = {id(t): t for k, t in state.items() if k in param_names}
+    crawl = _Crawl(params, {})
+    x = torch.empty((batch_size, *input_size), device="meta", dtype=compute_dtype)
+    crawl.producer[id(x)] = -1
+    crawl.keep.append(x)
+
+    flags = {m: m.training for m in model.modules()}
+    handles = []
+    try:
+        model.train(training)
+        for path, m in model.named_modules():
+            handles.append(m.register_forward_pre_hook(crawl.pre_hook(path), with_kwargs=True))
+            handles.append(m.register_forward_hook(crawl.post_hook, with_kwargs=True))
+        with torch.no_grad(), crawl:
+            out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
+    except Exception as exc:
+        site = crawl.failure_site()
+        raise AnalysisError(
+            f"the forward pass failed in {site}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+            f"check the input size (given {list(x.shape)}) and that forward runs without real data "
+            "(no .item() or data-dependent branches)",
+        ) from exc
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in flags.items():
+            m.training = flag
+
+    rows = crawl.rows
+    # Parameters never used in forward still occupy memory: one row per module that owns them.
+    unused: dict[str, list[torch.Tensor]] = {}
+    for key, t in state.items():
+        if key in param_names and id(t) not in crawl.counted:
+            crawl.counted.add(id(t))
+            unused.setdefault(key.rpartition(".")[0], []).append(t)
+    for path, ts in unused.items():
+        rows.append(
+            LayerCost(
+                name=path or "(model)",
+                type="unused parameters",
+                module=path,
+                kind="module",
+                depth=path.count(".") + 1 if path else 0,
+                input_shapes=(),
+                output_shape=(),
+                params=sum(t.numel() for t in ts),
+                macs=0,
+                flops=0,
+                param_bytes=sum(t.numel() * t.element_size() for t in ts),
+                activation_bytes=0,
+            )
+        )
+    if not dtype.is_floating_point:  # bytes at the storage dtype
+        scale = torch.empty((), dtype=dtype).element_size()
+        base = torch.empty((), dtype=compute_dtype).element_size()
+        rows = [_rescale(r, scale, base) for r in rows]
+    return CostReport(
+        model=name or type(model).__name__,
+        input_shape=tuple(x.shape),
+        dtype=str(dtype).removeprefix("torch."),
+        layers=rows,
+        output_shape=_shape(out),
+        unsupported=crawl.unsupported,
+        training=training,
+    )
+
+
+def _rescale(row: LayerCost, scale: int, base: int) -> LayerCost:
+    from dataclasses import replace
+
+    return replace(
+        row,
+        param_bytes=row.param_bytes * scale // base,
+        activation_bytes=row.activation_bytes * scale // base,
+    )

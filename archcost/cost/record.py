@@ -1,0 +1,120 @@
+"""The result of an analysis: one ``LayerCost`` row per executed layer or op, and the ``CostReport``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Shape = tuple[int, ...]
+
+#: The numeric columns that add up over rows.
+TOTAL_FIELDS = ("params", "macs", "flops", "param_bytes", "activation_bytes")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One executed leaf-module call, or one op run directly inside a non-leaf module's ``forward``.
+
+    ``name`` is the module path (``layer1.0.conv1``); an op row is ``<module path>/<op>``
+    (``layer1.0/add``). A module called again gets ``#2``, ``#3`` after its name. ``sources`` are the
+    indices of the rows whose outputs this row consumed (-1: the model input), in execution order.
+    """
+
+    name: str
+    type: str
+    module: str
+    kind: str  # "module" or "op"
+    depth: int
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape | tuple[Shape, ...]
+    params: int
+    macs: int
+    flops: int
+    param_bytes: int
+    activation_bytes: int
+    supported: bool = True
+    ops: tuple[str, ...] = ()
+    sources: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_shapes"] = [list(s) for s in self.input_shapes]
+        d["output_shape"] = _listify(self.output_shape)
+        d["ops"] = list(self.ops)
+        d["sources"] = list(self.sources)
+        return d
+
+
+def _listify(value):
+    return [_listify(v) for v in value] if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """An op or layer archcost could not cost: it counts as 0 in the totals and is shown to the user."""
+
+    layer: str
+    op: str
+    reason: str
+
+
+@dataclass
+class CostReport:
+    """Per-layer costs of one model on one input, with totals and roll-ups."""
+
+    model: str
+    input_shape: Shape
+    dtype: str
+    layers: list[LayerCost]
+    output_shape: Shape | tuple[Shape, ...] = ()
+    unsupported: list[Unsupported] = field(default_factory=list)
+    training: bool = False
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {f: sum(getattr(r, f) for r in self.layers) for f in TOTAL_FIELDS}
+
+    def to_dict(self) -> dict:
+        """The JSON document of ``archcost table --format json`` (keys sorted when dumped)."""
+        return {
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            "dtype": self.dtype,
+            "training": self.training,
+            "output_shape": _listify(self.output_shape),
+            "layers": [r.to_dict() for r in self.layers],
+            "totals": self.totals,
+            "unsupported": [asdict(u) for u in self.unsupported],
+        }
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per layer; numeric columns stay numeric."""
+        import pandas as pd
+
+        return pd.DataFrame([r.to_dict() for r in self.layers])
+
+    def rollup(self, depth: int) -> pd.DataFrame:
+        """Totals per module at ``depth`` levels of the module tree (depth 1: the model's children).
+
+        Rows deeper than ``depth`` are added into their ancestor at that depth; ops run in the model's
+        own ``forward`` stay under their own name.
+        """
+        import pandas as pd
+
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        groups: dict[str, dict] = {}
+        for r in self.layers:
+            parts = r.module.split(".") if r.module else []
+            if len(parts) >= depth:
+                key = ".".join(parts[:depth])
+            else:  # an op run in a shallower module's forward keeps its own row
+                key = r.name.split("#")[0]
+            g = groups.setdefault(key, {"name": key, "layers": 0, **{f: 0 for f in TOTAL_FIELDS}})
+            g["layers"] += 1
+            for f in TOTAL_FIELDS:
+                g[f] += getattr(r, f)
+        return pd.DataFrame(list(groups.values()))

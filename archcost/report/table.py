@@ -1,0 +1,117 @@
+"""The per-layer cost table as text, markdown, CSV and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from archcost.cost.record import TOTAL_FIELDS, CostReport
+from archcost.units import format_bytes, format_count
+
+def _shape_text(shape) -> str:
+    """(1, 64, 56, 56) -> '1x64x56x56'; several outputs joined by ', '; no shape -> ''."""
+    if not shape:
+        return ""
+    if isinstance(shape[0], int):
+        return "x".join(map(str, shape))
+    return ", ".join(_shape_text(s) for s in shape)
+
+
+#: Column -> (header, formatter) of the human-readable table.
+_COLUMNS = {
+    "name": ("Layer", str),
+    "type": ("Type", str),
+    "output_shape": ("Output shape", lambda s: _shape_text(s)),
+    "params": ("Params", format_count),
+    "macs": ("MACs", format_count),
+    "flops": ("FLOPs", format_count),
+    "param_bytes": ("Param mem", format_bytes),
+    "activation_bytes": ("Output mem", format_bytes),
+}
+
+LEGEND = (
+    "MACs: multiply-accumulates of conv/linear/matmul (papers' mult-adds). FLOPs: all floating-point "
+    "operations (2 per MAC + bias, norm, activation, pooling, elementwise). Mem: bytes at the chosen "
+    "dtype, decimal units (1 MB = 10^6 B); Output mem sums every layer's output, it is not a peak."
+)
+
+
+def layer_frame(report: CostReport, depth: int | None = None) -> pd.DataFrame:
+    """Numeric per-layer (or per-module at ``depth``) frame with a totals row."""
+    if depth is None:
+        df = report.to_dataframe()
+        if df.empty:
+            df = pd.DataFrame(columns=list(_COLUMNS))
+        df = df[list(_COLUMNS)]
+    else:
+        df = report.rollup(depth)
+        df.insert(1, "type", df.pop("layers").map(lambda n: f"{n} layers"))
+        df.insert(2, "output_shape", [()] * len(df))
+    totals = {"name": "Total", "type": "", "output_shape": (), **report.totals}
+    return pd.concat([df, pd.DataFrame([totals])], ignore_index=True)
+
+
+def _human(report: CostReport, depth: int | None) -> pd.DataFrame:
+    df = layer_frame(report, depth)
+    out = pd.DataFrame({header: df[col].map(fmt) for col, (header, fmt) in _COLUMNS.items()})
+    marks = ["" if ok else " (?)" for ok in _supported_flags(report, depth, len(df))]
+    out["Layer"] = out["Layer"] + marks
+    return out
+
+
+def _supported_flags(report: CostReport, depth: int | None, n: int) -> list[bool]:
+    if depth is not None:
+        return [True] * n
+    return [r.supported for r in report.layers] + [True]
+
+
+def _footer(report: CostReport) -> list[str]:
+    t = report.totals
+    lines = [
+        f"Input {'x'.join(map(str, report.input_shape))} {report.dtype}, "
+        f"{'training' if report.training else 'inference'}: {format_count(t['params'])} params, "
+        f"{format_count(t['macs'])} MACs, {format_count(t['flops'])} FLOPs, "
+        f"{format_bytes(t['param_bytes'])} of parameters.",
+        LEGEND,
+    ]
+    if report.unsupported:
+        lines.append(
+            f"Not costed (counted as 0, marked (?)): "
+            + "; ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
+        )
+    return lines
+
+
+def _text_table(df: pd.DataFrame, left: int) -> str:
+    """Columns padded to width: the first ``left`` columns flush left, numbers flush right."""
+    cells = [list(df.columns)] + df.astype(str).values.tolist()
+    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
+    lines = []
+    for k, row in enumerate(cells):
+        parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(parts).rstrip())
+        if k == 0 or k == len(cells) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render(report: CostReport, fmt: str = "text", depth: int | None = None) -> str:
+    """The table in ``fmt``: text, markdown, csv or json."""
+    if fmt == "json":
+        return json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"
+    if fmt == "csv":
+        df = layer_frame(report, depth)
+        df["output_shape"] = df["output_shape"].map(_shape_text)
+        return df.to_csv(index=False)
+    human = _human(report, depth)
+    if fmt == "markdown":
+        body = human.to_markdown(index=False, colalign=["left", "left", "left"] + ["right"] * 5)
+        return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(_footer(report)) + "\n"
+    if fmt == "text":
+        body = _text_table(human, left=3)
+        return f"{report.model}\n{body}\n\n" + "\n".join(_footer(report)) + "\n"
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+__all__ = ["LEGEND", "TOTAL_FIELDS", "layer_frame", "render"]

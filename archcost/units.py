@@ -1,0 +1,108 @@
+"""The MAC / FLOP / byte conventions archcost counts by, and the one place numbers become text.
+
+Conventions (the README's "What the numbers mean" repeats them):
+
+* ``macs``: multiply-accumulates of convolutions, transposed convolutions, linear, bilinear and matrix
+  products only (what papers call mult-adds). One MAC = one multiply plus one add.
+* ``flops``: every floating-point operation: 2 per MAC, plus one per output element for a bias, plus
+  the per-element work of normalisation, activation, pooling and elementwise layers listed in
+  ``FLOPS_PER_ELEMENT`` below. A transcendental function (exp, tanh, erf, pow, sqrt) counts as one.
+* ``*_bytes``: bytes in the chosen dtype (float32 = 4, float16/bfloat16 = 2, int8 = 1). Sizes are
+  printed in decimal units: 1 KB = 1000 bytes, 1 MB = 10^6 bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: Floating-point operations per output element, with the reasoning for each count.
+FLOPS_PER_ELEMENT: dict[str, tuple[int, str]] = {
+    "relu": (1, "one comparison with 0"),
+    "relu6": (2, "two comparisons (clamp to [0, 6])"),
+    "hardtanh": (2, "two comparisons (clamp)"),
+    "leaky_relu": (2, "comparison, multiply by the slope"),
+    "prelu": (2, "comparison, multiply by the learned slope"),
+    "elu": (3, "comparison, exp, multiply-subtract"),
+    "selu": (4, "comparison, exp, multiply-subtract, scale"),
+    "threshold": (1, "one comparison"),
+    "tanh": (1, "one transcendental"),
+    "sigmoid": (3, "exp, add 1, divide"),
+    "hardsigmoid": (3, "add 3, divide by 6, clamp"),
+    "hardswish": (4, "hardsigmoid (3), multiply"),
+    "silu": (4, "sigmoid (3), multiply"),
+    "mish": (5, "exp, log1p (softplus), tanh, multiply, add"),
+    "gelu": (5, "divide by sqrt 2, erf, add 1, multiply by x, multiply by 0.5"),
+    "softplus": (3, "exp, add 1, log"),
+    "softmax": (5, "max, subtract, exp, sum, divide"),
+    "log_softmax": (5, "max, subtract, exp, sum, log-subtract"),
+    "add": (1, "one add per output element (broadcast included)"),
+    "sub": (1, "one subtract per output element"),
+    "mul": (1, "one multiply per output element"),
+    "div": (1, "one divide per output element"),
+    "pow": (1, "one power per output element"),
+    "sqrt": (1, "one square root"),
+    "rsqrt": (1, "one reciprocal square root"),
+    "exp": (1, "one exp"),
+    "log": (1, "one log"),
+    "abs": (1, "one absolute value"),
+    "neg": (1, "one negation"),
+    "clamp": (2, "two comparisons"),
+    "maximum": (1, "one comparison"),
+    "minimum": (1, "one comparison"),
+    "batch_norm_eval": (2, "(x - mean) / sqrt(var + eps) * gamma + beta folded to x * a + b: multiply, add"),
+    "norm_train": (
+        5,
+        "statistics at run time: mean (1 add), variance (subtract, square-accumulate: 2), normalise "
+        "(subtract mean, multiply by 1/std: 2)",
+    ),
+    "norm_affine": (2, "scale by gamma, add beta"),
+    "dropout_train": (1, "multiply by the scaled mask"),
+}
+
+#: Bytes per element of the dtypes the CLI accepts.
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int8": torch.int8,
+}
+
+
+def per_element(op: str) -> int:
+    """FLOPs per output element of ``op`` (see ``FLOPS_PER_ELEMENT``)."""
+    return FLOPS_PER_ELEMENT[op][0]
+
+
+def dtype_bytes(dtype: torch.dtype) -> int:
+    """Bytes of one element of ``dtype``."""
+    return torch.empty((), dtype=dtype, device="meta").element_size()
+
+
+def numel(shape: tuple[int, ...] | torch.Size) -> int:
+    """Number of elements of a shape."""
+    return math.prod(shape)
+
+
+_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
+
+
+def format_count(value: float | int | None, digits: int = 2) -> str:
+    """A count with an SI prefix: 15_470_000_000 -> '15.47 G'; small values stay whole."""
+    if value is None:
+        return "?"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    for scale, prefix in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}f} {prefix}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.{digits}f}"
+
+
+def format_bytes(value: float | int | None, digits: int = 2) -> str:
+    """Bytes in decimal units: 553_433_152 -> '553.43 MB'."""
+    if value is None:
+        return "?"
+    text = format_count(value, digits)
+    return f"{text}B" if text[-1].isalpha() else f"{text} B"
