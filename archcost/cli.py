@@ -81,7 +81,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from archcost.report.zoo import zoo_frame, render_frame
+    from archcost.report.zoo import render_frame, zoo_frame
 
     df = zoo_frame(args.family)
     if df.empty:

@@ -14,6 +14,7 @@ from torch import nn
 
 from archcost.errors import ArchcostError, ModelLoadError, UnknownModelError
 from archcost.zoo import get_entry, get_model
+from archcost.zoo._registry import coerce_options
 
 
 @dataclass
@@ -45,12 +46,15 @@ def load_model(spec: str, options: dict[str, object] | None = None, *, device: s
 
 
 def _build(factory, options: dict, device: str, what: str) -> nn.Module:
+    options = coerce_options(factory, options, what)
     try:
         with torch.device(device):
             model = factory(**options)
     except TypeError as exc:
-        raise ModelLoadError(f"{what} could not be called with options {options}: {exc}",
-                             "check the --opt names against the callable's arguments") from None
+        raise ModelLoadError(
+            f"{what} could not be called with options {options}: {exc}",
+            "check the --opt names against the callable's arguments",
+        ) from None
     except Exception as exc:
         if device == "meta":  # a constructor that needs real tensors: build on the CPU instead
             return _build(factory, options, "cpu", what)
@@ -95,8 +99,10 @@ def _import_path(spec: str, options: dict, device: str) -> LoadedModel:
     elif callable(factory):
         model = _build(factory, options, device, spec)
     else:
-        raise ModelLoadError(f"{spec} is a {type(factory).__name__}, not callable",
-                             "point to a class or function that returns an nn.Module")
+        raise ModelLoadError(
+            f"{spec} is a {type(factory).__name__}, not callable",
+            "point to a class or function that returns an nn.Module",
+        )
     size = getattr(model, "input_size", None) or getattr(factory, "input_size", None) or DEFAULT_INPUT
     return LoadedModel(attr, model, tuple(size), "import")
 

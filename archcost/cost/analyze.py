@@ -248,9 +248,9 @@ def analyze(
         with torch.no_grad(), crawl:
             out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
     except Exception as exc:
-        site = crawl.failure_site()
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AnalysisError(
-            f"the forward pass failed in {site}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+            f"the forward pass failed in {crawl.failure_site()}: {detail}",
             f"check the input size (given {list(x.shape)}) and that forward runs without real data "
             "(no .item() or data-dependent branches)",
         ) from exc

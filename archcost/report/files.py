@@ -14,7 +14,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise InputError(f"cannot write {path}: the folder {folder} does not exist", "create it first, or choose another --output")
+        raise InputError(
+            f"cannot write {path}: the folder {folder} does not exist", "create it first, or choose another --output"
+        )
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:

@@ -9,6 +9,7 @@ import pandas as pd
 from archcost.cost.record import TOTAL_FIELDS, CostReport
 from archcost.units import format_bytes, format_count
 
+
 def _shape_text(shape) -> str:
     """(1, 64, 56, 56) -> '1x64x56x56'; several outputs joined by ', '; no shape -> ''."""
     if not shape:
@@ -77,8 +78,7 @@ def _footer(report: CostReport) -> list[str]:
     ]
     if report.unsupported:
         lines.append(
-            f"Not costed (counted as 0, marked (?)): "
-            + "; ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
+            "Not costed (counted as 0, marked (?)): " + "; ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
         )
     return lines
 

@@ -23,11 +23,7 @@ class ZooEntry:
     def options(self) -> dict[str, object]:
         """The builder's keyword-only options and their defaults."""
         sig = inspect.signature(self.builder)
-        return {
-            p.name: p.default
-            for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        return {p.name: p.default for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 _MODELS: dict[str, ZooEntry] = {}
@@ -44,9 +40,7 @@ def register_model(meta: ModelMeta, name: str | None = None) -> Callable:
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered")
         sig = inspect.signature(fn)
-        positional = [
-            p.name for p in sig.parameters.values() if p.kind is not inspect.Parameter.KEYWORD_ONLY
-        ]
+        positional = [p.name for p in sig.parameters.values() if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         if positional:
             raise TypeError(f"zoo builder {key!r} must take keyword-only arguments, not {positional}")
         _MODELS[key] = ZooEntry(key, fn, meta)
@@ -78,6 +72,33 @@ def get_entry(name: str) -> ZooEntry:
 
 def get_meta(name: str) -> ModelMeta:
     return get_entry(name).meta
+
+
+def _literal(value: str) -> object:
+    """A command-line string with no typed default to go by: int, float, bool, or the string itself."""
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+def coerce_options(fn: Callable, options: dict[str, object], what: str) -> dict[str, object]:
+    """Convert command-line strings to the types of ``fn``'s defaults (or int/float/bool literals)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    out = {}
+    for key, value in options.items():
+        p = params.get(key)
+        default = p.default if p is not None and p.default is not inspect.Parameter.empty else None
+        if isinstance(value, str) and default is None:
+            out[key] = _literal(value)
+        else:
+            out[key] = _coerce(value, default, key, what)
+    return out
 
 
 def _coerce(value: object, default: object, key: str, model: str) -> object:
@@ -115,10 +136,8 @@ def get_model(name: str, *, device: str | torch.device | None = "meta", **option
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         listed = ", ".join(f"{k}={v}" for k, v in accepted.items()) or "none"
-        raise ModelOptionError(
-            f"{name} has no option {', '.join(unknown)}", f"its options are: {listed}"
-        )
-    kwargs = {k: _coerce(v, accepted[k], k, name) for k, v in options.items()}
+        raise ModelOptionError(f"{name} has no option {', '.join(unknown)}", f"its options are: {listed}")
+    kwargs = coerce_options(entry.builder, options, name)
     try:
         if device is None:
             return entry.builder(**kwargs)

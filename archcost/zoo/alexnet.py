@@ -125,8 +125,11 @@ def alexnet(*, num_classes: int = 1000) -> nn.Module:
         year=2014,
         input_size=(3, 224, 224),
         params=Published(61_100_840, "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1 num_params)"),
-        macs=Published(0.714e9, "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1 _ops: 0.714 GFLOPS, "
-                       "torchvision's 'GFLOPS' are multiply-accumulates)"),
+        macs=Published(
+            0.714e9,
+            "torchvision.models.alexnet (AlexNet_Weights.IMAGENET1K_V1 _ops: 0.714 'GFLOPS', which "
+            "torchvision counts as multiply-accumulates)",
+        ),
         top1=Published(56.522, "torchvision AlexNet_Weights.IMAGENET1K_V1: acc@1 56.522, centre crop"),
         top5=Published(79.066, "torchvision AlexNet_Weights.IMAGENET1K_V1: acc@5 79.066, centre crop"),
     )

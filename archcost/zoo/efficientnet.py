@@ -1,4 +1,4 @@
-"""EfficientNet-B0 (Tan & Le 2019): the MnasNet-style baseline of Table 1, MBConv blocks with squeeze-and-excitation."""
+"""EfficientNet-B0 (Tan & Le 2019): the baseline of Table 1, MBConv blocks with squeeze-and-excitation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ _PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networ
 _BN_EPS = 1e-3  # the TF reference's batch-norm epsilon (torchvision uses it too); irrelevant to cost
 
 
-def _conv_bn_act(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act: bool = True) -> nn.Sequential:
+def _conv_bn_act(
+    cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act: bool = True
+) -> nn.Sequential:
     layers: OrderedDict[str, nn.Module] = OrderedDict(
         conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         bn=nn.BatchNorm2d(cout, eps=_BN_EPS),
@@ -113,7 +115,7 @@ class EfficientNet(nn.Module):
         paper=_PAPER,
         year=2019,
         params=Published(5_288_548, "torchvision efficientnet_b0 (incl. BN); Tan & Le 2019, Table 2: 5.3 M"),
-        macs=Published(0.39e9, "Tan & Le 2019, Table 2 (EfficientNet-B0): 0.39 B FLOPs, which count mult-adds"),
+        macs=Published(0.39e9, "Tan & Le 2019, Table 2 (EfficientNet-B0): 0.39 B FLOPs, i.e. mult-adds"),
         top1=Published(77.1, "Tan & Le 2019, Table 2 (EfficientNet-B0), ImageNet top-1"),
         top5=Published(93.3, "Tan & Le 2019, Table 2 (EfficientNet-B0), ImageNet top-5"),
         notes="Stochastic depth omitted (identity at inference). SE blocks are counted: their 1x1 convs "

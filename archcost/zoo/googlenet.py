@@ -220,7 +220,7 @@ class GoogLeNet(nn.Module):
             100 - 10.07,
             "Szegedy et al. 2015, Table 3: one model, one crop, top-5 error 10.07% (validation)",
         ),
-        notes="Inception v1 as Table 1: LRN, 5x5 branches, no batch norm; aux heads only with aux_logits=True.",
+        notes="Inception v1 as Table 1: LRN, 5x5 branches, no BN; aux heads only with aux_logits=True.",
     )
 )
 def googlenet(*, num_classes: int = 1000, aux_logits: bool = False, separable_stem: bool = False) -> nn.Module:

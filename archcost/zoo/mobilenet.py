@@ -1,4 +1,4 @@
-"""MobileNet v1 (Howard et al. 2017, Table 1 body, width multiplier, full-conv baseline) and v2 (Sandler et al. 2018).
+"""MobileNet v1 (Howard et al. 2017: Table 1 body, width multiplier, Table 4 full-conv baseline) and v2.
 
 Counting conventions of the MobileNet papers: "mult-adds" are multiply-accumulates of the convolution and
 fully connected layers; "parameters" are the convolution and FC weights. Neither counts batch norm
@@ -116,7 +116,7 @@ def _v1_meta(alpha: str, macs_m: int, params_m: float, top1: float) -> ModelMeta
         macs=Published(macs_m * 1e6, f"{src}: {macs_m} million mult-adds"),
         top1=Published(top1, f"{src}, ImageNet accuracy"),
         notes="Paper counts exclude batch norm and biases. Resolution multiplier = feed a smaller input "
-        "(Table 7: 192/160/128).",
+        "(Table 7: 192/160/128; its figures scale the 224 total by rho^2, FC included).",
     )
 
 
@@ -129,6 +129,12 @@ def mobilenet_v1(*, num_classes: int = 1000, width_mult: float = 1.0) -> nn.Modu
     (Fig. 3), convs carry no bias. Table 1 lists the last depthwise layer as "s2" at a 7x7 input,
     but its output stays 7x7 (and the TF reference uses stride 1): stride 1 is used here. Any input
     resolution works (global average pool), which is how Table 7's resolution multiplier is applied.
+
+    Reproduced: Table 1 arithmetic (568,740,352 mult-adds, 4,209,088 weights), Tables 6 and 7, and
+    Table 2's shares except one: Table 2 prints 1.19% of mult-adds for the first 3x3 conv, the count
+    gives 1.91% (and only 1.91 makes the column sum to 100%), a digit swap in the paper. Table 7's
+    figures are 569 M x rho^2 with the FC layer scaled too; exact counts are 418.1 / 290.7 / 186.4 M
+    at 192 / 160 / 128, so 160 rounds to 291 M where the paper prints 290.
     """
     return _v1(num_classes, width_mult)
 

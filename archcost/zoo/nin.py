@@ -110,12 +110,13 @@ def nin(*, num_classes: int = 1000) -> nn.Module:
     )
 )
 def nin_cifar(*, num_classes: int = 10) -> nn.Module:
-    """NIN for CIFAR-10 as in the authors' configuration (cuda-convnet NIN config and Caffe
-    cifar10_nin, gist e56253735ef32c3c296d).
+    """NIN for CIFAR-10 as in the authors' own configuration for the paper
+    (mavenlin/cuda-convnet, NIN/cifar-10_def).
 
     mlpconv 192@5x5 (pad 2)-160-96 -> 3x3/2 max -> dropout -> mlpconv 192@5x5 (pad 2)-192-192 ->
-    3x3/2 average -> dropout -> mlpconv 192@3x3 (pad 1)-192-C -> 8x8 global average pooling.
-    Sizes 32 -> 32 -> 16 -> 16 -> 8 -> 8 -> 1 with Caffe's ceil-rounded pooling.
+    3x3/2 max -> dropout -> mlpconv 192@3x3 (pad 1)-192-C -> 8x8 global average pooling, a ReLU after
+    every convolution including the last. Sizes 32 -> 32 -> 16 -> 16 -> 8 -> 8 -> 1: cuda-convnet
+    rounds pooled sizes up (ceil_mode=True).
     """
     _check_num_classes(num_classes)
     features = nn.Sequential(
@@ -124,7 +125,7 @@ def nin_cifar(*, num_classes: int = 10) -> nn.Module:
             pool1=nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
             drop1=nn.Dropout(0.5),
             mlpconv2=mlpconv(96, (192, 192, 192), kernel=5, stride=1, padding=2, first=3),
-            pool2=nn.AvgPool2d(kernel_size=3, stride=2, ceil_mode=True),
+            pool2=nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
             drop2=nn.Dropout(0.5),
             mlpconv3=mlpconv(192, (192, 192, num_classes), kernel=3, stride=1, padding=1, first=5),
         )

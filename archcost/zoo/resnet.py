@@ -33,9 +33,7 @@ _PAPER = "Deep Residual Learning for Image Recognition"
 _WRN_PAPER = "Wide Residual Networks"
 _RESNEXT_PAPER = "Aggregated Residual Transformations for Deep Neural Networks"
 _CAFFE = "He et al., github.com/KaimingHe/deep-residual-networks README"
-_TABLE1 = (
-    "He et al. 2015, Table 1: FLOPs row; the text (section 3.3) says these FLOPs are multiply-adds"
-)
+_TABLE1 = "He et al. 2015, Table 1: FLOPs row; the text (section 3.3) says these FLOPs are multiply-adds"
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -62,9 +60,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.shortcut = (
-            _projection(in_channels, channels, stride)
-            if stride != 1 or in_channels != channels
-            else None
+            _projection(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
         )
         self.relu = nn.ReLU(inplace=True)
 

@@ -58,9 +58,7 @@ class CifarBasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.shortcut = (
-            ZeroPadShortcut(in_channels, channels, stride)
-            if stride != 1 or in_channels != channels
-            else None
+            ZeroPadShortcut(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
         )
         self.relu = nn.ReLU(inplace=True)
 
@@ -118,10 +116,11 @@ def _table6(depth: int, params_m: float, error: float) -> ModelMeta:
     )
 
 
-_CIFAR_DOC = """ResNet-{depth} for CIFAR-10 (He et al. 2015, section 4.2): 6n+2 layers with n={n}, 16/32/64 filters,
-    option A (parameter-free) shortcuts, global average pooling and a 10-way fc. Reference implementation for
-    the shortcut: github.com/akamaster/pytorch_resnet_cifar10 (strided slice + zero channel padding); we pad
-    the extra channels after the existing ones (akamaster splits them on both sides; the cost is the same)."""
+_CIFAR_DOC = """ResNet-{depth} for CIFAR-10 (He et al. 2015, section 4.2): 6n+2 layers with n={n},
+    16/32/64 filters, option A (parameter-free) shortcuts, global average pooling and a 10-way fc.
+    Reference implementation of the shortcut: github.com/akamaster/pytorch_resnet_cifar10 (strided slice and
+    zero channel padding); we pad the extra channels after the existing ones (akamaster splits them on
+    both sides; the cost is the same)."""
 
 
 @register_model(_table6(20, 0.27, 8.75))

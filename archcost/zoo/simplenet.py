@@ -1,4 +1,4 @@
-"""SimpleNet (Hasanpour et al. 2016) and SimpNet (Hasanpour et al. 2018): plain 13-layer 3x3 CNNs for CIFAR-10.
+"""SimpleNet (Hasanpour et al. 2016) and SimpNet (Hasanpour et al. 2018): plain 13-layer CNNs for CIFAR-10.
 
 Both papers show their networks as figures only; the layer settings here are the authors' Caffe
 definitions, cited per model. Dropout is kept where those definitions have it (identity at inference).
@@ -89,7 +89,7 @@ def _build(spec: tuple, num_classes: int, global_pool: bool) -> nn.Sequential:
         num_classes=10,
         dataset="CIFAR-10",
         params=Published(5.48e6, "Hasanpour et al. 2016, CIFAR-10 results table (5.48 m); repository README"),
-        top1=Published(95.32, f"Hasanpour et al. 2016, CIFAR-10 with zero-pad augmentation; {_SIMPLENET_REF}"),
+        top1=Published(95.32, f"Hasanpour et al. 2016, CIFAR-10, zero-pad augmentation; {_SIMPLENET_REF}"),
         notes="5.48 M matches the conv+FC weights (5,484,736); with biases and BN affine parameters the "
         "module holds 5,493,258.",
     )
@@ -124,7 +124,7 @@ def _simpnet_spec(widths: tuple[int, ...], drops: tuple[float, ...] | None) -> t
         "conv4", "conv4_1", "conv4_2", "conv4_0", "conv11", "conv12",
     )  # fmt: skip
     spec: list[tuple] = []
-    for i, (name, w) in enumerate(zip(names, widths)):
+    for i, (name, w) in enumerate(zip(names, widths, strict=True)):
         spec.append(("conv", name, w, 3, True))
         if name == "conv2_2":
             spec.append(("pool", "pool2_1"))
@@ -161,7 +161,7 @@ def _simpnet(widths: tuple[int, ...], drops: tuple[float, ...] | None, num_class
         input_size=(3, 32, 32),
         num_classes=10,
         dataset="CIFAR-10",
-        params=Published(5.4e6, "Hasanpour et al. 2018, top CIFAR-10/100 results (SimpNet 5.4 M); SimpNet README"),
+        params=Published(5.4e6, "Hasanpour et al. 2018, top CIFAR-10/100 results (5.4 M); SimpNet README"),
         top1=Published(95.49, f"Hasanpour et al. 2018, CIFAR-10 (SimpNet, 5.4 M); {_SIMPNET_REF} README"),
         notes="Built from SimpNetV2/Architectures/CIFAR10/5Mil/test.prototxt: 5,478,223 parameters "
         "with BN.",

@@ -1,4 +1,4 @@
-"""SqueezeNet (Iandola et al. 2016): v1.0 of Table 1, v1.1 of the reference repository, and the bypass variants of Fig. 2."""
+"""SqueezeNet (Iandola et al. 2016): v1.0 (Table 1), v1.1 (reference repository), bypass variants (Fig. 2)."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ _NOTES = (
         family="squeezenet",
         paper=_PAPER,
         year=2016,
-        params=Published(1_248_424, "Iandola et al. 2016, Table 1 (sum of the per-layer counts); torchvision"),
+        params=Published(1_248_424, "Iandola et al. 2016, Table 1 (sum of per-layer counts); torchvision"),
         macs=Published(0.82e9, f"{_TV} (squeezenet1_0: 0.82 'GFLOPS', which count MACs) at 224x224"),
         top1=Published(57.5, "Iandola et al. 2016, Table 2 (SqueezeNet, uncompressed 32-bit)"),
         top5=Published(80.3, "Iandola et al. 2016, Table 2 (SqueezeNet, uncompressed 32-bit)"),
@@ -138,7 +138,9 @@ def squeezenet1_0(*, num_classes: int = 1000) -> nn.Module:
 
     Max pools (3x3/2, ceil) after conv1, fire4, fire8; dropout 0.5 before conv10. The Caffe
     deploy.prototxt (github.com/forresti/SqueezeNet, SqueezeNet_v1.0) gives conv10 ``pad: 1``, which would
-    make it 15x15 rather than Table 1's 13x13; we follow Table 1 and torchvision (no padding).
+    make it 15x15 rather than Table 1's 13x13; we follow Table 1 and torchvision (no padding). Conv
+    MACs: 818.9 M at 224, 832.7 M at 227; the padded Caffe conv10 adds 28.7 M, which is the 861.34 M
+    "MACC" that the SimpleNet README (github.com/Coderx7/SimpleNet) lists for SqueezeNet.
     """
     _check(num_classes)
     return SqueezeNet(version="1_0", num_classes=num_classes)
@@ -149,7 +151,7 @@ def squeezenet1_0(*, num_classes: int = 1000) -> nn.Module:
         family="squeezenet",
         paper=_PAPER,
         year=2016,
-        params=Published(1_235_496, f"{_TV} (squeezenet1_1); SqueezeNet_v1.1 of github.com/forresti/SqueezeNet"),
+        params=Published(1_235_496, f"{_TV} (squeezenet1_1); github.com/forresti/SqueezeNet SqueezeNet_v1.1"),
         macs=Published(0.35e9, f"{_TV} (squeezenet1_1: 0.35 'GFLOPS', which count MACs) at 224x224"),
         top1=Published(58.178, f"{_TV} (squeezenet1_1, ImageNet-1K single crop)"),
         top5=Published(80.624, f"{_TV} (squeezenet1_1, ImageNet-1K single crop)"),

@@ -119,9 +119,7 @@ def _vgg(config: str, num_classes: int, *, batch_norm: bool = False, lrn: bool =
     return VGG(_features(config, batch_norm=batch_norm, lrn=lrn), num_classes)
 
 
-def _meta(
-    params: Published, macs: Published | None, top1: float, top5: float, src: str, notes: str = ""
-) -> ModelMeta:
+def _meta(params: Published, macs: Published | None, top1: float, top5: float, src: str, notes: str = "") -> ModelMeta:
     return ModelMeta(
         family="vgg",
         paper=_PAPER,
@@ -136,9 +134,7 @@ def _meta(
 
 
 def _table2(millions: int, config: str) -> Published:
-    return Published(
-        millions * 1e6, f"Simonyan & Zisserman 2015, Table 2 ({millions} M, configuration {config})"
-    )
+    return Published(millions * 1e6, f"Simonyan & Zisserman 2015, Table 2 ({millions} M, configuration {config})")
 
 
 def _tv_macs(gmacs: float, weights: str) -> Published:

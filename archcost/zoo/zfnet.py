@@ -8,7 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from archcost.zoo._meta import ModelMeta, Published
+from archcost.zoo._meta import ModelMeta
 from archcost.zoo._registry import register_model
 
 _PAPER = "Visualizing and Understanding Convolutional Networks"

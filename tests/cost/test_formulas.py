@@ -30,9 +30,7 @@ def _cost(module: nn.Module, size):
         ),
         # depthwise separable: 5x5 depthwise on 192 channels, then 1x1 to 32
         (
-            nn.Sequential(
-                nn.Conv2d(192, 192, 5, padding=2, groups=192, bias=False), nn.Conv2d(192, 32, 1, bias=False)
-            ),
+            nn.Sequential(nn.Conv2d(192, 192, 5, padding=2, groups=192, bias=False), nn.Conv2d(192, 32, 1, bias=False)),
             5 * 5 * 192 * 28 * 28 + 192 * 32 * 28 * 28,
             5 * 5 * 192 + 192 * 32,
         ),

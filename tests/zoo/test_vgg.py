@@ -197,9 +197,7 @@ def _vgg16_layer_outputs() -> dict[str, int]:
         for name, mod in [*m.features.named_children(), *m.classifier.named_children()]:
             if isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.Linear)):
                 handles.append(
-                    mod.register_forward_hook(
-                        lambda _m, _i, out, name=name: sizes.__setitem__(name, out[0].numel())
-                    )
+                    mod.register_forward_hook(lambda _m, _i, out, name=name: sizes.__setitem__(name, out[0].numel()))
                 )
         m(torch.empty(1, 3, 224, 224, device="meta"))
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg, out_numel, tensors
 from archcost.cost.formulas.pool import adaptive_elements

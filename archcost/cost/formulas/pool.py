@@ -33,9 +33,7 @@ def adaptive_window_sum(in_size: int, out_size: int) -> int:
 def adaptive_elements(in_shape: tuple[int, ...], out_shape: tuple[int, ...], dims: int) -> int:
     """Input elements read over all adaptive windows (axes are separable)."""
     lead = math.prod(out_shape[:-dims])
-    return lead * math.prod(
-        adaptive_window_sum(i, o) for i, o in zip(in_shape[-dims:], out_shape[-dims:], strict=True)
-    )
+    return lead * math.prod(adaptive_window_sum(i, o) for i, o in zip(in_shape[-dims:], out_shape[-dims:], strict=True))
 
 
 def _pool(dims: int, kind: str):
