@@ -170,7 +170,6 @@ def densenet169(*, num_classes: int = 1000, growth_rate: int = 32) -> nn.Module:
         params=Published(20_013_928, _TV.format("DenseNet201", 20013928) + " (same network)"),
         macs=Published(4.29e9, "torchvision DenseNet201_Weights: 'GFLOPS' 4.29 (counts multiply-adds)"),
         top1=Published(77.5, _README + " 22.5 %)"),
-        top5=Published(93.37, "torchvision DenseNet201_Weights (weights ported from the authors' Torch)"),
     )
 )
 def densenet201(*, num_classes: int = 1000, growth_rate: int = 32) -> nn.Module:

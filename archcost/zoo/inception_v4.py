@@ -170,10 +170,10 @@ def inception_v4(*, num_classes: int = 1000) -> nn.Module:
     (Figure 8), 3 x Inception-C (Figure 6), average pooling, dropout (keep 0.8), linear.
 
     Paper and released TF-slim ``inception_v4`` agree on every width. The figures are not always
-    self-consistent about layout and the code is taken where they are not: the last 3x3 conv of
-    the stem (Figure 3, "3x3 Conv (192 V)") must have stride 2 to give the 35x35 output the figure
-    states; where the figures and the code order a 1x7 and a 7x1 (or 1x3 and 3x1) differently, the
-    code's order is used, which changes neither parameters nor MACs. Parameters: 42,679,816, equal
+    self-consistent about layout and the code is taken where they are not: the stem's last 3x3
+    conv (192, "V") needs stride 2 to give the 35x35x384 output Figure 3 states, as in the code;
+    where the figures and the code order a 1x7 and a 7x1 (or 1x3 and 3x1) differently, the code's
+    order is used, which changes neither parameters nor MACs. Parameters: 42,679,816, equal
     to timm's and Cadene's PyTorch ports. TF-slim's auxiliary classifier (on Mixed_6h) is not in
     the paper and is not built. The paper gives no MAC count (it says only that Inception-v4's cost
     is about that of Inception-ResNet-v2); this build has 12.25 G MACs at 299x299.

@@ -65,7 +65,7 @@ def _build(spec: tuple, num_classes: int, global_pool: bool) -> nn.Sequential:
             layers[name] = nn.Dropout(entry[2])
         else:
             _, _, cout, k, bn = entry
-            suffix = name[4:] if name.startswith("conv") else name
+            suffix = name[4:] if name.startswith("conv") else f"_{name}"
             layers[name] = nn.Conv2d(cin, cout, k, 1, k // 2)
             if bn == "pool4":
                 layers[bn] = nn.MaxPool2d(2, 2)

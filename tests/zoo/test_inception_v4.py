@@ -1,5 +1,7 @@
 """Inception-v4 and Inception-ResNet-v1/v2 (Szegedy et al. 2017, Figures 3-22 and Table 1)."""
 
+import functools
+
 import pytest
 import torch
 from torch import nn
@@ -26,8 +28,15 @@ def bn(*widths: int) -> int:
     return 2 * sum(widths)
 
 
+@functools.cache
+def model(name: str) -> nn.Module:
+    """One meta build per model with default options, shared by the read-only tests."""
+    return get_model(name)
+
+
+@functools.cache
 def feature_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    m = get_model(name)
+    m = model(name)
     x = torch.empty(1, 3, 299, 299, device="meta")
     shapes = {}
     for stage, layer in m.features.named_children():
@@ -43,18 +52,18 @@ def feature_shapes(name: str) -> dict[str, tuple[int, ...]]:
 
 def test_inception_v4_params_equal_the_reference_ports():
     # timm / Cadene inception_v4 (ports of the TF-slim checkpoint), num_classes=1000
-    assert n_params(get_model("inception_v4")) == 42_679_816 == get_meta("inception_v4").params.value
+    assert n_params(model("inception_v4")) == 42_679_816 == get_meta("inception_v4").params.value
 
 
 def test_inception_resnet_v2_params_equal_the_reference_ports():
-    m = get_model("inception_resnet_v2")
+    m = model("inception_resnet_v2")
     assert n_params(m) == 55_843_464 == get_meta("inception_resnet_v2").params.value
 
 
 def test_inception_resnet_v1_params_against_facenet():
     # facenet-pytorch InceptionResnetV1: body of 22,564,096 parameters with 6 C blocks (5 + a final
     # unscaled one); Figure 15 has 5. Our body + one more C block must equal it.
-    m = get_model("inception_resnet_v1")
+    m = model("inception_resnet_v1")
     body = n_params(m.features)
     c_block = n_params(m.features.inception_resnet_c1)
     assert c_block == (
@@ -75,12 +84,12 @@ def test_inception_resnet_v1_params_against_facenet():
     ],
 )
 def test_macs_equal_the_reference_ports(name, expected):
-    assert macs(get_model(name), (3, 299, 299)) == expected
+    assert macs(model(name), (3, 299, 299)) == expected
 
 
 def test_inception_resnet_v1_costs_about_inception_v3():
     # The paper: Inception-ResNet-v1 "has roughly the computational cost of Inception-v3"
-    v1 = macs(get_model("inception_resnet_v1"), (3, 299, 299))
+    v1 = macs(model("inception_resnet_v1"), (3, 299, 299))
     assert v1 == 6_206_361_696
     assert 0.9 < v1 / 5_713_216_096 < 1.2
 
@@ -113,7 +122,7 @@ def test_stage_shapes(name, stage, shape):
 
 
 def test_stem_of_figure_3():
-    stem = get_model("inception_v4").features.stem
+    stem = model("inception_v4").features.stem
     x = torch.empty(1, 3, 299, 299, device="meta")
     shapes = []
     for layer in stem.children():
@@ -133,7 +142,7 @@ def test_stem_of_figure_3():
     ],
 )
 def test_block_counts(name, counts):
-    stages = [s for s, _ in get_model(name).features.named_children()]
+    stages = [s for s, _ in model(name).features.named_children()]
     for prefix, count in counts.items():
         assert sum(s.rstrip("0123456789") == prefix for s in stages) == count
 
@@ -153,7 +162,7 @@ def test_block_counts(name, counts):
     ],
 )
 def test_reduction_a_follows_table_1(name, cin, k, l, m, n):  # noqa: E741
-    block = get_model(name).features.reduction_a
+    block = model(name).features.reduction_a
     weights = 9 * cin * n + cin * k + 9 * k * l + 9 * l * m
     assert n_params(block) == weights + bn(n, k, l, m)
     # 35x35 -> 17x17; the 1x1 and same 3x3 convs run on 35x35, the stride-2 "V" convs on 17x17
@@ -163,14 +172,14 @@ def test_reduction_a_follows_table_1(name, cin, k, l, m, n):  # noqa: E741
 
 
 def test_inception_a_of_figure_4():
-    block = get_model("inception_v4").features.inception_a1
+    block = model("inception_v4").features.inception_a1
     weights = 384 * 96 + (384 * 64 + 9 * 64 * 96) + (384 * 64 + 9 * 64 * 96 + 9 * 96 * 96) + 384 * 96
     assert n_params(block) == weights + bn(96, 64, 96, 64, 96, 96, 96)
     assert macs(block, (384, 35, 35)) == 35 * 35 * weights
 
 
 def test_inception_b_of_figure_5():
-    block = get_model("inception_v4").features.inception_b1
+    block = model("inception_v4").features.inception_b1
     weights = (
         1024 * 384
         + (1024 * 192 + 7 * 192 * 224 + 7 * 224 * 256)
@@ -182,7 +191,7 @@ def test_inception_b_of_figure_5():
 
 
 def test_inception_c_of_figure_6():
-    block = get_model("inception_v4").features.inception_c1
+    block = model("inception_v4").features.inception_c1
     weights = (
         1536 * 256
         + (1536 * 384 + 2 * 3 * 384 * 256)
@@ -214,7 +223,7 @@ def test_inception_c_of_figure_6():
     ],
 )
 def test_residual_blocks(name, stage, cin, grid, branch_weights, concat):
-    block = getattr(get_model(name).features, stage)
+    block = getattr(model(name).features, stage)
     assert isinstance(block, ScaledResidual)
     up = concat * cin  # the linear 1x1 conv back to the input width
     assert macs(block, (cin, grid, grid)) == grid * grid * (branch_weights + up)
@@ -230,7 +239,7 @@ def test_residual_blocks(name, stage, cin, grid, branch_weights, concat):
     ],
 )
 def test_residual_scales(name, scales):
-    f = get_model(name).features
+    f = model(name).features
     for stage, block in f.named_children():
         if isinstance(block, ScaledResidual):
             letter = stage.rstrip("0123456789")[-1]
