@@ -35,7 +35,7 @@ def parse_opts(items: Sequence[str] | None) -> dict[str, str]:
     return opts
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -45,15 +45,22 @@ def _positive(text: str) -> int:
     return value
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """MODEL and the flags every command that analyses a model takes."""
     p.add_argument("model", help="zoo name (archcost list), package.module:callable, torchvision:NAME or timm:NAME")
     p.add_argument("--input-size", help="CxHxW (default: the model's own, e.g. 3x224x224)")
-    p.add_argument("--batch-size", type=_positive, default=1, help="batch size (default 1)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "int8"])
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
 
 
-def _output(text: str, path: str | None) -> None:
+def add_output_args(p: argparse.ArgumentParser, formats: Sequence[str] = ("text", "markdown", "csv", "json")) -> None:
+    p.add_argument("--format", default=formats[0], choices=list(formats))
+    p.add_argument("--output", help="write to this file instead of standard output")
+
+
+def emit(text: str, path: str | None) -> None:
+    """Print ``text``, or write it atomically to ``path``."""
     if path:
         from archcost.report.files import write_atomic
 
@@ -63,49 +70,34 @@ def _output(text: str, path: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _analyse(args: argparse.Namespace):
-    from archcost.cost import analyze
+def load(args: argparse.Namespace):
+    """The model named by ``args.model`` with its options, and the input size to use."""
     from archcost.models import load_model
 
     loaded = load_model(args.model, parse_opts(args.opt))
     size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
+    return loaded, size
+
+
+def analyse(args: argparse.Namespace):
+    """``archcost.analyze`` of the model the flags name."""
+    from archcost.cost import analyze
+
+    loaded, size = load(args)
     return analyze(loaded.module, size, args.batch_size, args.dtype, name=loaded.name)
 
 
-def cmd_table(args: argparse.Namespace) -> int:
-    from archcost.report.table import render
-
-    report = _analyse(args)
-    _output(render(report, args.format, args.depth), args.output)
-    return EXIT_OK
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from archcost.report.zoo import render_frame, zoo_frame
-
-    df = zoo_frame(args.family)
-    if df.empty:
-        raise InputError(f"no zoo model has family {args.family!r}", "run `archcost list` to see the families")
-    _output(render_frame(df, args.format), args.output)
-    return EXIT_OK
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """One sub-command per module of ``archcost.commands``, each with ``add_parser(subparsers)``."""
+    import importlib
+    import pkgutil
+
+    import archcost.commands as commands
+
     parser = argparse.ArgumentParser(prog="archcost", description="What a convolutional network costs, and why.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("table", help="per-layer params, MACs, FLOPs and memory")
-    _model_args(p)
-    p.add_argument("--depth", type=_positive, help="roll layers up to this depth of the module tree")
-    p.add_argument("--format", default="text", choices=["text", "markdown", "csv", "json"])
-    p.add_argument("--output", help="write to this file instead of standard output")
-    p.set_defaults(func=cmd_table)
-
-    p = sub.add_parser("list", help="the model zoo")
-    p.add_argument("--family", help="only this family, e.g. resnet")
-    p.add_argument("--format", default="text", choices=["text", "markdown", "csv", "json"])
-    p.add_argument("--output", help="write to this file instead of standard output")
-    p.set_defaults(func=cmd_list)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").add_parser(sub)
     return parser
 
 

@@ -1,0 +1,22 @@
+"""``archcost table MODEL``: the per-layer cost table."""
+
+from __future__ import annotations
+
+import argparse
+
+from archcost.cli import EXIT_OK, add_model_args, add_output_args, analyse, emit, positive_int
+
+
+def run(args: argparse.Namespace) -> int:
+    from archcost.report.table import render
+
+    emit(render(analyse(args), args.format, args.depth), args.output)
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("table", help="per-layer params, MACs, FLOPs and memory")
+    add_model_args(p)
+    p.add_argument("--depth", type=positive_int, help="roll layers up to this depth of the module tree")
+    add_output_args(p)
+    p.set_defaults(func=run)
