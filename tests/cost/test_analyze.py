@@ -164,3 +164,25 @@ def test_rollup_adds_children_into_their_ancestor():
     assert top["params"].sum() == report.totals["params"]
     with pytest.raises(ValueError):
         report.rollup(0)
+
+
+def test_meta_shape_rules_match_torch():
+    """The crawler computes a few ops' meta outputs by their shape rule (to avoid torch's slow first
+    call); each must give what torch's own meta kernel gives, in place ops must return their input."""
+    from archcost.cost.analyze import _META_SHAPE
+
+    a = torch.empty(2, 3, 4, 4, device="meta")
+    b = torch.empty(3, 1, 1, device="meta", dtype=torch.float16)
+    for func in (torch.add, torch.Tensor.__add__, torch.Tensor.__rsub__, torch.mul, torch.Tensor.__mul__):
+        for other in (b, 2, 0.5):
+            expected = func(a, other)
+            got = _META_SHAPE[func.__name__.strip("_").removeprefix("r")](func, a, other)
+            assert (got.shape, got.dtype) == (expected.shape, expected.dtype)
+    assert _META_SHAPE["add"](torch.Tensor.add_, a, b) is a
+    assert _META_SHAPE["add"](torch.Tensor.__iadd__, a, 1) is a
+    w = torch.empty(5, 4, device="meta")
+    assert _META_SHAPE["linear"](F.linear, torch.empty(7, 2, 4, device="meta"), w).shape == (7, 2, 5)
+    pooled = _META_SHAPE["adaptive_avg_pool2d"](F.adaptive_avg_pool2d, a, (None, 1))
+    assert pooled.shape == F.adaptive_avg_pool2d(a, (None, 1)).shape == (2, 3, 4, 1)
+    with pytest.raises(RuntimeError):
+        _META_SHAPE["linear"](F.linear, torch.empty(2, 3, device="meta"), w)  # torch's own error
