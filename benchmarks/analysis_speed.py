@@ -52,6 +52,7 @@ def worker(tool: str, model: str, batch: int) -> dict:
         return {
             "seconds": cold,
             "warm_seconds": warm,
+            "fvcore_extra": extra,
             "rss_after_import_mb": base,
             "peak_rss_mb": _rss_mb(),
             "macs": total,
@@ -141,12 +142,14 @@ def main() -> None:
         w = statistics.median(r["warm_seconds"] for r in by_tool["archcost"])
         f = statistics.median(r["seconds"] for r in by_tool["fvcore"])
         a_rss = statistics.median(r["peak_rss_mb"] for r in by_tool["archcost"])
+        first = by_tool["archcost"][0]
+        explained = by_tool["fvcore"][0]["macs"] - first["macs"] == first["fvcore_extra"]
         f_rss = statistics.median(r["peak_rss_mb"] for r in by_tool["fvcore"])
         lines.append(
             f"| {model} | {batch} | {a:.3f} | {w:.4f} | {f:.2f} | {f / a:.0f}x | {f / w:.0f}x "
             f"| {a_rss:.0f} (+{a_rss - torch_rss:.0f}) "
             f"| {f_rss:.0f} | {by_tool['archcost'][0]['macs']:,} | {by_tool['fvcore'][0]['macs']:,} "
-            f"| {'yes' if by_tool['fvcore'][0]['macs'] - by_tool['archcost'][0]['macs'] == by_tool['archcost'][0]['fvcore_extra'] else 'NO'} |"
+            f"| {'yes' if explained else 'NO'} |"
         )
     lines += [
         "",
