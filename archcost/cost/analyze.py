@@ -20,6 +20,7 @@ from torch.overrides import TorchFunctionMode
 
 from archcost.cost._registry import Cost, module_formula, op_formula, op_name
 from archcost.cost.formulas._args import tensors
+from archcost.cost.receptive import Unknown, propagate, spatial, step_of
 from archcost.cost.record import CostReport, LayerCost, Unsupported
 from archcost.errors import AnalysisError, InputError
 from archcost.units import DTYPES
@@ -36,6 +37,13 @@ class _Frame:
     cost: Cost = Cost()
     ops: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    act_ids: set[int] = field(default_factory=set)  # tensors on the path from the call's inputs
+    steps: list = field(default_factory=list)  # receptive-field geometry of the ops on that path
+
+
+def _storage(t: torch.Tensor) -> int:
+    """Identity of the memory behind a tensor: views and in-place results share their input's."""
+    return t.untyped_storage()._cdata
 
 
 def _shape(value: object):
@@ -48,8 +56,11 @@ def _shape(value: object):
 class _Crawl(TorchFunctionMode):
     """Records rows while the forward pass runs; one instance per analysis."""
 
-    def __init__(self, params: dict[int, torch.Tensor], dtype_bytes: dict[int, int]) -> None:
+    def __init__(self, params: dict[int, torch.Tensor], axes: int) -> None:
         super().__init__()
+        self.axes = axes  # spatial axes of the model input
+        self.steps: list[list] = []  # per row: receptive-field geometry of its ops
+        self.storage_row: dict[int, int] = {}  # storage of an output -> the row that created it
         self.params = params  # id -> meta parameter tensor
         self.counted: set[int] = set()
         self.rows: list[LayerCost] = []
@@ -68,7 +79,8 @@ class _Crawl(TorchFunctionMode):
             covered = not inside_covered and (
                 module_formula(module) is not None or next(module.children(), None) is None
             )
-            self.stack.append(_Frame(module, path, tensors((args, kwargs)), covered))
+            inputs = tensors((args, kwargs))
+            self.stack.append(_Frame(module, path, inputs, covered, act_ids={id(t) for t in inputs}))
 
         return hook
 
@@ -90,6 +102,7 @@ class _Crawl(TorchFunctionMode):
             param_ids={id(p) for p in own},
             ops=tuple(frame.ops),
             unsupported=[] if formula is not None else frame.unsupported,
+            steps=frame.steps if formula is None else [(Unknown(type(module).__name__), ())],
         )
 
     # -- ops ------------------------------------------------------------------------------------
@@ -112,6 +125,11 @@ class _Crawl(TorchFunctionMode):
             formula = _integer_op  # integer bookkeeping (num_batches_tracked += 1, indices): no FLOPs
         covered = next((f for f in self.stack if f.covered), None)
         if covered is not None:
+            on_path = [t for t in tensors((args, kwargs)) if id(t) in covered.act_ids]
+            if on_path:
+                covered.steps.append(self._step(name, args, kwargs, on_path[0], out_tensors[0]))
+                covered.act_ids.update(id(t) for t in out_tensors)
+                self.keep.extend(out_tensors)
             if module_formula(covered.module) is None:
                 covered.ops.append(name)
                 if formula is None:
@@ -145,10 +163,15 @@ class _Crawl(TorchFunctionMode):
             param_ids=set(origins),
             ops=(name,),
             unsupported=[] if formula is not None else [name],
+            steps=[self._step(name, args, kwargs, acts[0], out_tensors[0])] if acts else [],
         )
 
+    def _step(self, name: str, args: tuple, kwargs: dict, x: torch.Tensor, out: torch.Tensor) -> tuple:
+        shape = tuple(x.shape)
+        return step_of(name, args, kwargs, shape, tuple(out.shape), self.axes), spatial(shape, self.axes)
+
     # -- rows -----------------------------------------------------------------------------------
-    def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported):
+    def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps):
         new_params = [self.params[i] for i in sorted(param_ids - self.counted) if i in self.params]
         self.counted.update(id(p) for p in new_params)
         self.names[base] += 1
@@ -172,14 +195,19 @@ class _Crawl(TorchFunctionMode):
                 activation_bytes=sum(t.numel() * t.element_size() for t in outs),
                 supported=not unsupported,
                 ops=ops,
+                alias_of=next((self.storage_row[k] for k in [_storage(outs[0])] if k in self.storage_row), None)
+                if outs
+                else None,
                 sources=tuple(dict.fromkeys(self.producer[id(t)] for t in inputs if id(t) in self.producer)),
             )
         )
         for op in dict.fromkeys(unsupported):
             self.unsupported.append(Unsupported(name, op, f"no cost formula for op {op!r}"))
+        self.steps.append(list(steps))
         for t in outs:
             self.producer[id(t)] = index
             self.keep.append(t)
+            self.storage_row.setdefault(_storage(t), index)
 
     def failure_site(self) -> str:
         frame = self.stack[-1] if self.stack else None
@@ -293,9 +321,10 @@ def analyze(
         state[key] = torch.empty(t.shape, device="meta", dtype=target)  # not empty_like: it imports sympy
     param_names = {k for k, _ in model.named_parameters()}
     params = {id(t): t for k, t in state.items() if k in param_names}
-    crawl = _Crawl(params, {})
+    crawl = _Crawl(params, axes=len(input_size) - 1)
     x = torch.empty((batch_size, *input_size), device="meta", dtype=compute_dtype)
     crawl.producer[id(x)] = -1
+    crawl.storage_row[_storage(x)] = -1
     crawl.keep.append(x)
 
     flags = {m: m.training for m in model.modules()}
@@ -320,7 +349,8 @@ def analyze(
         for m, flag in flags.items():
             m.training = flag
 
-    rows = crawl.rows
+    fields = propagate([r.sources for r in crawl.rows], crawl.steps, [r.name for r in crawl.rows], crawl.axes)
+    rows = [_with_field(r, f) for r, f in zip(crawl.rows, fields, strict=True)]
     # Parameters never used in forward still occupy memory: one row per module that owns them.
     unused: dict[str, list[torch.Tensor]] = {}
     for key, t in state.items():
@@ -356,6 +386,21 @@ def analyze(
         output_shape=_shape(out),
         unsupported=crawl.unsupported,
         training=training,
+    )
+
+
+def _with_field(row: LayerCost, field) -> LayerCost:
+    from dataclasses import replace
+
+    if field is None or field.unknown is not None:
+        return replace(row, rf_unknown=field.unknown if field is not None else "no input to derive it from")
+    return replace(
+        row,
+        rf=field.r,
+        rf_stride=field.j,
+        rf_start=field.start,
+        rf_global=field.is_global,
+        rf_misaligned=field.misaligned,
     )
 
 

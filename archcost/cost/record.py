@@ -38,6 +38,13 @@ class LayerCost:
     supported: bool = True
     ops: tuple[str, ...] = ()
     sources: tuple[int, ...] = ()
+    alias_of: int | None = None  # the output shares memory with this row's output (-1: the input)
+    rf: tuple[float, ...] | None = None  # receptive field size per spatial axis, in input pixels
+    rf_stride: tuple[float, ...] | None = None  # jump: input pixels between neighbouring units
+    rf_start: tuple[float, ...] | None = None  # centre of the first unit's field, input pixel coordinates
+    rf_global: bool = False  # every unit sees the whole input map
+    rf_misaligned: bool = False  # merged paths whose fields are not aligned
+    rf_unknown: str | None = None  # the layer whose geometry stopped the derivation
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -45,7 +52,17 @@ class LayerCost:
         d["output_shape"] = _listify(self.output_shape)
         d["ops"] = list(self.ops)
         d["sources"] = list(self.sources)
+        for key in ("rf", "rf_stride", "rf_start"):
+            d[key] = _per_axis(getattr(self, key))
         return d
+
+
+def _per_axis(values: tuple[float, ...] | None):
+    """One number where every axis agrees, else a list per axis; whole numbers as ints."""
+    if values is None:
+        return None
+    clean = [int(v) if float(v).is_integer() else v for v in values]
+    return clean[0] if len(set(clean)) == 1 else clean
 
 
 def _listify(value):

@@ -1,0 +1,107 @@
+"""Memory a model needs: parameters, the peak of activations under tensor liveness, and training.
+
+Inference peak: rows run in execution order; a row's output is allocated when it runs (unless it is a
+view of, or written in place into, an earlier tensor: ``alias_of``) and freed after its last consumer
+runs. The model input is held by the caller for the whole pass; the model output stays alive at the
+end. So a residual or dense block keeps its inputs alive until the merge. Work buffers inside one layer
+(convolution workspaces, a leaf module's internal temporaries) are not modelled.
+
+Training: parameters + gradients (one per parameter) + optimizer state (SGD: none; SGD with momentum:
+one buffer per parameter; Adam: two) + the activations autograd saves for backward, taken as every
+distinct activation tensor of the forward pass (each layer keeps its input or output), plus the input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from archcost.cost.record import CostReport
+from archcost.units import DTYPES, dtype_bytes
+
+OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    param_bytes: int
+    input_bytes: int
+    inference_peak_activation_bytes: int  # input included
+    peak_layer: str  # the layer during which the peak is reached
+    training_activation_bytes: int  # saved for backward, input included
+    gradient_bytes: int
+    optimizer_bytes: int
+    optimizer: str
+
+    @property
+    def inference_total_bytes(self) -> int:
+        return self.param_bytes + self.inference_peak_activation_bytes
+
+    @property
+    def training_total_bytes(self) -> int:
+        return self.param_bytes + self.gradient_bytes + self.optimizer_bytes + self.training_activation_bytes
+
+
+def _input_bytes(report: CostReport) -> int:
+    return math.prod(report.input_shape) * dtype_bytes(DTYPES[report.dtype])
+
+
+def inference_peak(report: CostReport) -> tuple[int, str]:
+    """Peak bytes of live activations (input included) during the forward pass, and where it occurs."""
+    rows = report.layers
+    root = {}  # row -> the row (or -1) that owns its memory
+
+    def owner(i: int) -> int:
+        while i != -1 and rows[i].alias_of is not None and rows[i].alias_of != i:
+            i = rows[i].alias_of
+        return i
+
+    last_use: dict[int, int] = {}
+    for i, r in enumerate(rows):
+        root[i] = owner(i)
+        last_use.setdefault(root[i], i)
+        last_use[root[i]] = max(last_use[root[i]], i)
+        for s in r.sources:
+            o = owner(s) if s != -1 else -1
+            last_use[o] = max(last_use.get(o, i), i)
+    if rows:
+        last_use[owner(len(rows) - 1)] = len(rows)  # the output is returned
+    live = _input_bytes(report)
+    peak, where = live, "(input)"
+    freeing: dict[int, list[int]] = {}
+    for o, end in last_use.items():
+        if o != -1:
+            freeing.setdefault(end, []).append(o)
+    for i, r in enumerate(rows):
+        if root[i] == i:
+            live += r.activation_bytes
+        if live > peak:
+            peak, where = live, r.name
+        for o in freeing.get(i, []):
+            live -= rows[o].activation_bytes
+    return peak, where
+
+
+def estimate(report: CostReport, optimizer: str = "adam") -> MemoryEstimate:
+    """Parameter, inference and training memory of ``report``'s model at its batch size and dtype."""
+    if optimizer not in OPTIMIZER_STATES:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}")
+    totals = report.totals
+    peak, where = inference_peak(report)
+    rows = report.layers
+    saved = _input_bytes(report) + sum(r.activation_bytes for i, r in enumerate(rows) if r.alias_of in (None, i))
+    return MemoryEstimate(
+        param_bytes=totals["param_bytes"],
+        input_bytes=_input_bytes(report),
+        inference_peak_activation_bytes=peak,
+        peak_layer=where,
+        training_activation_bytes=saved,
+        gradient_bytes=totals["param_bytes"],
+        optimizer_bytes=OPTIMIZER_STATES[optimizer] * totals["param_bytes"],
+        optimizer=optimizer,
+    )
+
+
+def inference_peak_bytes(report: CostReport) -> int:
+    """Peak activation bytes of an inference pass (input included), for the report's batch and dtype."""
+    return inference_peak(report)[0]

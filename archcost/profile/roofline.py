@@ -1,0 +1,244 @@
+"""Roofline efficiency: the device's measured peaks, and where a model sits under them.
+
+The peaks are measured, not looked up: a large matrix multiply in the chosen dtype gives the achieved
+FLOP/s (2 * n^3 FLOPs per n x n product), a large tensor copy the achieved bytes/s (each element read once
+and written once: 2 * nbytes per copy). They are cached per device, dtype, thread count and torch version
+in the user's cache directory (``$ARCHCOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/archcost``, else
+``~/.cache/archcost``; ``%LOCALAPPDATA%\\archcost`` on Windows, ``~/Library/Caches/archcost`` on macOS).
+
+The arithmetic (achieved FLOP/s, percent of peak, arithmetic intensity, ridge point, bound) is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+#: Every field ``roofline_fields`` fills.
+ROOFLINE_FIELDS = (
+    "achieved_flops_per_s",
+    "peak_flops_per_s",
+    "peak_bytes_per_s",
+    "percent_of_peak",
+    "arithmetic_intensity",
+    "ridge_point",
+    "bound",
+    "roofline_note",
+)
+
+
+def achieved_flops_per_s(flops: float, latency_s: float) -> float:
+    """Model FLOPs per batch over the median latency of a batch."""
+    return flops / latency_s
+
+
+def arithmetic_intensity(flops: float, traffic_bytes: float) -> float:
+    """FLOPs per byte moved to and from memory."""
+    return flops / traffic_bytes
+
+
+def ridge_point(peak_flops_per_s: float, peak_bytes_per_s: float) -> float:
+    """The intensity (FLOP/byte) where the memory roof meets the compute roof."""
+    return peak_flops_per_s / peak_bytes_per_s
+
+
+def attainable_flops_per_s(intensity: float, peak_flops_per_s: float, peak_bytes_per_s: float) -> float:
+    """The roofline: min(peak FLOP/s, intensity * peak bytes/s)."""
+    return min(peak_flops_per_s, intensity * peak_bytes_per_s)
+
+
+def bound(intensity: float, peak_flops_per_s: float, peak_bytes_per_s: float) -> str:
+    """"compute" when the intensity is at or above the ridge point, else "memory"."""
+    return "compute" if intensity >= ridge_point(peak_flops_per_s, peak_bytes_per_s) else "memory"
+
+
+def layer_traffic_bytes(layers, element_bytes: int) -> int:
+    """Bytes a forward moves if no layer's data stays in cache: per layer, its inputs read, its
+    parameters read and its output written (``LayerCost`` rows: ``input_shapes``, ``param_bytes``,
+    ``activation_bytes``). A lower-is-better-cache model, so the intensity it gives is a lower bound.
+    """
+    import math
+
+    total = 0
+    for r in layers:
+        inputs = sum(math.prod(s) for s in r.input_shapes if isinstance(s, tuple) and all(isinstance(d, int) for d in s))
+        total += inputs * element_bytes + r.param_bytes + r.activation_bytes
+    return total
+
+
+def roofline_fields(
+    flops: float | None,
+    traffic_bytes: float | None,
+    latency_s: float | None,
+    peak_flops_per_s: float | None,
+    peak_bytes_per_s: float | None,
+) -> dict:
+    """The roofline fields of one measurement; ``None`` where an input is missing, with the reason."""
+    out = dict.fromkeys(ROOFLINE_FIELDS)
+    out["peak_flops_per_s"] = peak_flops_per_s
+    out["peak_bytes_per_s"] = peak_bytes_per_s
+    missing = [
+        name
+        for name, v in (("model FLOPs", flops), ("latency", latency_s), ("traffic bytes", traffic_bytes))
+        if not v
+    ]
+    if flops and latency_s:
+        out["achieved_flops_per_s"] = achieved_flops_per_s(flops, latency_s)
+    if flops and traffic_bytes:
+        out["arithmetic_intensity"] = arithmetic_intensity(flops, traffic_bytes)
+    if peak_flops_per_s and out["achieved_flops_per_s"] is not None:
+        out["percent_of_peak"] = 100 * out["achieved_flops_per_s"] / peak_flops_per_s
+    if peak_flops_per_s and peak_bytes_per_s:
+        out["ridge_point"] = ridge_point(peak_flops_per_s, peak_bytes_per_s)
+        if out["arithmetic_intensity"] is not None:
+            out["bound"] = bound(out["arithmetic_intensity"], peak_flops_per_s, peak_bytes_per_s)
+    else:
+        missing.append("device peaks")
+    if missing:
+        out["roofline_note"] = "missing " + ", ".join(missing)
+    return out
+
+
+# -- measured peaks -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DevicePeaks:
+    key: str
+    flops_per_s: float | None
+    bytes_per_s: float | None
+    gemm_n: int
+    copy_bytes: int
+    note: str | None = None
+    measured_at: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cache_dir() -> Path:
+    """The user's cache directory for archcost."""
+    if os.environ.get("ARCHCOST_CACHE_DIR"):
+        return Path(os.environ["ARCHCOST_CACHE_DIR"])
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "archcost"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "archcost"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "archcost"
+
+
+def peaks_key(device_name: str, device: str, dtype: str, threads: int | None, torch_version: str) -> str:
+    """The cache key: a peak belongs to one device, dtype, thread count (CPU) and torch build."""
+    parts = [device_name, device.split(":")[0], dtype, f"torch {torch_version}"]
+    if device.startswith("cpu"):
+        parts.append(f"{threads} threads")
+    return " | ".join(parts)
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) and data.get("version") == 1 else {"version": 1, "peaks": {}}
+    except (OSError, ValueError):
+        return {"version": 1, "peaks": {}}
+
+
+def load_cached(key: str) -> DevicePeaks | None:
+    entry = _read_cache(cache_dir() / "peaks.json").get("peaks", {}).get(key)
+    if not entry:
+        return None
+    try:
+        return DevicePeaks(**entry)
+    except TypeError:
+        return None
+
+
+def store(peaks: DevicePeaks) -> None:
+    """Add ``peaks`` to the cache file (atomically; a cache that cannot be written is not an error)."""
+    path = cache_dir() / "peaks.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = _read_cache(path)
+        data.setdefault("peaks", {})[peaks.key] = peaks.to_dict()
+        from archcost.report.files import write_atomic
+
+        write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+    except Exception:
+        pass
+
+
+def measure_peaks(
+    device,
+    dtype,
+    key: str,
+    *,
+    gemm_n: int | None = None,
+    copy_bytes: int | None = None,
+    min_time_s: float = 0.2,
+    repeats: int = 5,
+    warmup_s: float = 0.3,
+) -> DevicePeaks:
+    """Achieved FLOP/s of an ``n x n`` matrix product and bytes/s of a large copy on ``device``.
+
+    Sizes default to n = 4096 and 512 MB on a GPU, n = 2048 and 256 MB on the CPU (large enough to leave
+    the caches). The best sample of each is the peak. A dtype the device cannot multiply leaves that peak
+    ``None`` with the reason in ``note``.
+    """
+    import torch
+
+    from archcost.profile.timing import measure
+
+    device = torch.device(device)
+    gpu = device.type == "cuda"
+    n = gemm_n or (4096 if gpu else 2048)
+    nbytes = copy_bytes or ((512 if gpu else 256) * 10**6)
+    notes = []
+    flops = bandwidth = None
+    with torch.inference_mode():
+        try:
+            a = torch.randn(n, n, device=device).to(dtype)
+            b = torch.randn(n, n, device=device).to(dtype)
+            out = torch.empty(n, n, device=device, dtype=dtype)
+            t = measure(lambda: torch.mm(a, b, out=out), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats)
+            flops = 2 * n**3 / t.stats.min_s
+        except (RuntimeError, TypeError) as exc:
+            notes.append(f"matrix product in {dtype} failed: {str(exc).splitlines()[0]}")
+        finally:
+            a = b = out = None
+        try:
+            elements = nbytes // 4
+            src = torch.empty(elements, device=device, dtype=torch.float32).uniform_()
+            dst = torch.empty_like(src)
+            t = measure(lambda: dst.copy_(src), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats)
+            bandwidth = 2 * elements * 4 / t.stats.min_s
+        except (RuntimeError, MemoryError) as exc:
+            notes.append(f"copy of {nbytes} bytes failed: {str(exc).splitlines()[0]}")
+        finally:
+            src = dst = None
+    if gpu:
+        torch.cuda.empty_cache()
+    return DevicePeaks(
+        key=key,
+        flops_per_s=flops,
+        bytes_per_s=bandwidth,
+        gemm_n=n,
+        copy_bytes=nbytes,
+        note="; ".join(notes) or None,
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def device_peaks(device, dtype, key: str, *, recalibrate: bool = False, **sizes) -> DevicePeaks:
+    """The cached peaks for ``key``, measured (and cached) the first time or when ``recalibrate``."""
+    if not recalibrate:
+        cached = load_cached(key)
+        if cached is not None:
+            return cached
+    peaks = measure_peaks(device, dtype, key, **sizes)
+    store(peaks)
+    return peaks

@@ -1,0 +1,131 @@
+"""Timing one callable on one device: warm-up until settled, calibrated iterations, several samples.
+
+CPU blocks are timed with ``time.perf_counter_ns``. CUDA blocks are timed with CUDA events recorded on
+the current stream around the block, after a ``torch.cuda.synchronize()``, and read after
+``end.synchronize()`` (PyTorch's documented way to time asynchronous kernels; ``torch.utils.benchmark``
+does the same). The decisions (when warm-up has settled, how many iterations a sample needs, the
+statistics) are the pure functions of ``archcost.profile.stats``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from archcost.profile.stats import LatencyStats, calibrate, iterations_for, settled, summarize
+
+
+class CpuTimer:
+    """Wall-clock seconds of ``n`` calls, with ``time.perf_counter_ns``."""
+
+    method = "time.perf_counter_ns"
+
+    def block(self, fn: Callable[[], object], n: int) -> float:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter_ns() - start) / 1e9
+
+
+class CudaTimer:
+    """GPU seconds of ``n`` calls between two CUDA events on the current stream."""
+
+    method = "torch.cuda.Event"
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def block(self, fn: Callable[[], object], n: int) -> float:
+        torch.cuda.synchronize(self.device)
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(n):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+
+
+def timer_for(device: torch.device) -> CpuTimer | CudaTimer:
+    return CudaTimer(device) if device.type == "cuda" else CpuTimer()
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What ``measure`` found: the statistics and how they were taken."""
+
+    stats: LatencyStats
+    iterations: int  # per sample
+    warmup_iterations: int
+    warmup_s: float
+    warmup_settled: bool
+    method: str
+    block_spans: tuple[tuple[float, float], ...]  # perf_counter seconds at the start and end of each sample
+
+
+def warm_up(
+    fn: Callable[[], object],
+    timer,
+    warmup_s: float,
+    *,
+    window: int = 5,
+    tolerance: float = 0.05,
+    max_factor: float = 5.0,
+) -> tuple[list[float], bool]:
+    """Single calls for at least ``warmup_s`` seconds and until ``settled``; gives up settling at
+    ``max_factor * warmup_s`` (and says so). At least one call. Returns the call times and whether they settled.
+    """
+    times: list[float] = []
+    start = time.perf_counter()
+    while True:
+        times.append(timer.block(fn, 1))
+        spent = time.perf_counter() - start
+        ok = settled(times, window, tolerance)
+        if spent >= warmup_s and ok:
+            return times, True
+        if spent >= warmup_s * max_factor:
+            return times, ok
+
+
+def measure(
+    fn: Callable[[], object],
+    device: torch.device,
+    *,
+    warmup_s: float = 1.0,
+    min_time_s: float = 0.2,
+    repeats: int = 10,
+    on_timed: Callable[[bool], None] | None = None,
+) -> Timing:
+    """Time ``fn`` on ``device``: warm-up, then ``repeats`` samples of ``n`` calls each lasting >= ``min_time_s``.
+
+    Each sample gives one per-iteration latency (block time / n). ``on_timed(True)`` is called just before
+    the timed samples and ``on_timed(False)`` just after (the power sampler marks its window with it).
+    """
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1")
+    timer = timer_for(device)
+    t0 = time.perf_counter()
+    warm, ok = warm_up(fn, timer, warmup_s)
+    warm_spent = time.perf_counter() - t0
+    recent = sorted(warm[-5:])[len(warm[-5:]) // 2]
+    first_guess = iterations_for(recent, min_time_s, max_iterations=100_000)
+    n, _ = calibrate(lambda k: timer.block(fn, k), min_time_s, first_guess=first_guess)
+    samples: list[float] = []
+    spans: list[tuple[float, float]] = []
+    if on_timed:
+        on_timed(True)
+    try:
+        for _ in range(repeats):
+            a = time.perf_counter()
+            elapsed = timer.block(fn, n)
+            spans.append((a, time.perf_counter()))
+            samples.append(elapsed / n)
+    finally:
+        if on_timed:
+            on_timed(False)
+    return Timing(summarize(samples), n, len(warm), warm_spent, ok, timer.method, tuple(spans))
+
