@@ -3,8 +3,9 @@
 Inference peak: rows run in execution order; a row's output is allocated when it runs (unless it is a
 view of, or written in place into, an earlier tensor: ``alias_of``) and freed after its last consumer
 runs. The model input is held by the caller for the whole pass; the model output stays alive at the
-end. So a residual or dense block keeps its inputs alive until the merge. Work buffers inside one layer
-(convolution workspaces, a leaf module's internal temporaries) are not modelled.
+end. So a residual or dense block keeps its inputs alive until the merge. Temporaries inside one op are
+counted where the op's implementation is known to hold them (``WORKSPACE``); other work buffers
+(convolution workspaces of a backend, say) are not modelled.
 
 Training: parameters + gradients (one per parameter) + optimizer state (SGD: none; SGD with momentum:
 one buffer per parameter; Adam: two) + the activations autograd saves for backward, taken as every
@@ -20,6 +21,21 @@ from archcost.cost.record import CostReport
 from archcost.units import DTYPES, dtype_bytes
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
+
+#: Temporaries an op holds while it runs, in multiples of its output's bytes, and why.
+WORKSPACE: dict[str, tuple[int, str]] = {
+    "local_response_norm": (
+        2,
+        "torch.nn.functional.local_response_norm squares the input, pads it, average-pools it, then "
+        "scales, shifts and raises it in new tensors: two input-sized temporaries are alive at its peak "
+        "(measured: AlexNet and GoogLeNet peak inside their LRN layers at input + output + 2 temporaries)",
+    ),
+}
+
+
+def workspace_bytes(op: str, out_bytes: int) -> int:
+    """Bytes of temporaries ``op`` holds beside its output (0 where none are known)."""
+    return WORKSPACE.get(op, (0, ""))[0] * out_bytes
 
 
 @dataclass(frozen=True)
@@ -75,8 +91,9 @@ def inference_peak(report: CostReport) -> tuple[int, str]:
     for i, r in enumerate(rows):
         if root[i] == i:
             live += r.activation_bytes
-        if live > peak:
-            peak, where = live, r.name
+        during = live + sum(workspace_bytes(op, r.activation_bytes) for op in r.ops)
+        if during > peak:
+            peak, where = during, r.name
         for o in freeing.get(i, []):
             live -= rows[o].activation_bytes
     return peak, where

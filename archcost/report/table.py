@@ -29,12 +29,32 @@ _COLUMNS = {
     "flops": ("FLOPs", format_count),
     "param_bytes": ("Param mem", format_bytes),
     "activation_bytes": ("Output mem", format_bytes),
+    "rf_text": ("RF", str),
 }
+
+
+def rf_text(row) -> str:
+    """A row's receptive field: '212', '1311x1183' per axis, 'global', '?' where unknown."""
+    if row.rf_unknown is not None:
+        return "?"
+    if row.rf is None:
+        return ""
+    if row.rf_global:
+        return "global"
+    return _axes(row.rf) + (" !" if row.rf_misaligned else "")
+
+
+def _axes(values) -> str:
+    """(212.0, 212.0) -> '212'; (1311.0, 1183.0) -> '1311x1183'."""
+    texts = [f"{v:g}" for v in values]
+    return texts[0] if len(set(texts)) == 1 else "x".join(texts)
+
 
 LEGEND = (
     "MACs: multiply-accumulates of conv/linear/matmul (papers' mult-adds). FLOPs: all floating-point "
     "operations (2 per MAC + bias, norm, activation, pooling, elementwise). Mem: bytes at the chosen "
-    "dtype, decimal units (1 MB = 10^6 B); Output mem sums every layer's output, it is not a peak."
+    "dtype, decimal units (1 MB = 10^6 B); Output mem sums every layer's output, it is not a peak. "
+    "RF: receptive field in input pixels per axis ('!': merges misaligned paths; '?': unknown)."
 )
 
 
@@ -44,12 +64,14 @@ def layer_frame(report: CostReport, depth: int | None = None) -> pd.DataFrame:
         df = report.to_dataframe()
         if df.empty:
             df = pd.DataFrame(columns=list(_COLUMNS))
+        df["rf_text"] = [rf_text(r) for r in report.layers]
         df = df[list(_COLUMNS)]
     else:
         df = report.rollup(depth)
         df.insert(1, "type", df.pop("layers").map(lambda n: f"{n} layers"))
         df.insert(2, "output_shape", [()] * len(df))
-    totals = {"name": "Total", "type": "", "output_shape": (), **report.totals}
+        df["rf_text"] = ""
+    totals = {"name": "Total", "type": "", "output_shape": (), **report.totals, "rf_text": ""}
     return pd.concat([df, pd.DataFrame([totals])], ignore_index=True)
 
 
@@ -74,8 +96,19 @@ def _footer(report: CostReport) -> list[str]:
         f"{'training' if report.training else 'inference'}: {format_count(t['params'])} params, "
         f"{format_count(t['macs'])} MACs, {format_count(t['flops'])} FLOPs, "
         f"{format_bytes(t['param_bytes'])} of parameters.",
+        _memory_line(report),
         LEGEND,
     ]
+    final = final_field(report)
+    if final is not None:
+        lines.insert(
+            1,
+            f"Receptive field of the last spatial layer ({final.name}): {rf_text(final)} pixels, "
+            f"jump {_axes(final.rf_stride)}.",
+        )
+    stopped = next((r for r in report.layers if r.rf_unknown is not None), None)
+    if stopped is not None:
+        lines.insert(1, f"Receptive field unknown from {stopped.rf_unknown} on.")
     if report.unsupported:
         lines.append(
             "Not costed (counted as 0, marked (?)): " + "; ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
@@ -96,6 +129,22 @@ def _text_table(df: pd.DataFrame, left: int) -> str:
     return "\n".join(lines)
 
 
+def final_field(report: CostReport):
+    """The last row whose output still has a known, spatial (not global) receptive field."""
+    return next((r for r in reversed(report.layers) if r.rf is not None and not r.rf_global), None)
+
+
+def _memory_line(report: CostReport) -> str:
+    from archcost.cost.memory import estimate
+
+    m = estimate(report, "adam")
+    return (
+        f"Memory: peak activations {format_bytes(m.inference_peak_activation_bytes)} (input included, at "
+        f"{m.peak_layer}); inference total {format_bytes(m.inference_total_bytes)}; training with Adam "
+        f"about {format_bytes(m.training_total_bytes)} (params, grads, 2 Adam states, saved activations)."
+    )
+
+
 def render(report: CostReport, fmt: str = "text", depth: int | None = None) -> str:
     """The table in ``fmt``: text, markdown, csv or json."""
     if fmt == "json":
@@ -106,7 +155,7 @@ def render(report: CostReport, fmt: str = "text", depth: int | None = None) -> s
         return df.to_csv(index=False)
     human = _human(report, depth)
     if fmt == "markdown":
-        body = human.to_markdown(index=False, colalign=["left", "left", "left"] + ["right"] * 5)
+        body = human.to_markdown(index=False, colalign=["left", "left", "left"] + ["right"] * 6)
         return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(_footer(report)) + "\n"
     if fmt == "text":
         body = _text_table(human, left=3)

@@ -1,0 +1,1 @@
+"""Empirical checks of archcost's analytic figures on real tensors (receptive fields by gradients)."""

@@ -1,0 +1,192 @@
+"""Checking an analytic receptive field empirically, by the support of a gradient.
+
+On a float64 CPU copy of the model with positive weights (1 / fan-in), identity in place of every
+non-linearity, average in place of max pooling and batch norm reduced to the identity, the gradient of
+one centre output unit of a layer with respect to the input is non-zero exactly on that unit's receptive
+field: every path contributes with the same sign, so nothing cancels. The input is made large enough
+that the field lies inside it. The extent of the support (first to last non-zero pixel, per axis) and
+its centre are compared with the analytic ``rf`` and ``rf_start + u * rf_stride``.
+
+Limits: float64 underflows for paths through more than about 100 layers of fan-in 1000 (the gradient
+at the edge of the field is a product of 1/fan-in); normalisation with run-time statistics (group and
+layer norm) is kept and may cancel; the layer checked must be a module (hooks capture its output).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from archcost.cost import analyze
+from archcost.cost._registry import op_name
+from archcost.cost.record import CostReport, LayerCost
+from archcost.errors import InputError
+
+_IDENTITY = frozenset(
+    """relu relu6 hardtanh leaky_relu prelu elu selu threshold tanh sigmoid hardsigmoid hardswish silu mish gelu
+    softplus softmax log_softmax dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
+    local_response_norm""".split()
+)
+
+
+@dataclass(frozen=True)
+class RFCheck:
+    layer: str
+    input_size: tuple[int, ...]
+    analytic_rf: tuple[float, ...]
+    empirical_rf: tuple[int, ...]
+    analytic_centre: tuple[float, ...]
+    empirical_centre: tuple[float, ...]
+    is_global: bool
+
+    @property
+    def agrees(self) -> bool:
+        if self.is_global:
+            return all(e == n for e, n in zip(self.empirical_rf, self.input_size[1:], strict=True))
+        return all(math.isclose(a, e) for a, e in zip(self.analytic_rf, self.empirical_rf, strict=True)) and all(
+            math.isclose(a, e) for a, e in zip(self.analytic_centre, self.empirical_centre, strict=True)
+        )
+
+
+class _Linearise(TorchFunctionMode):
+    """Non-linearities become the identity; max pooling becomes average pooling."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = op_name(func)
+        if name in _IDENTITY:
+            return args[0] if args else kwargs["input"]
+        if name.startswith("max_pool") and name[-2:] in ("1d", "2d", "3d"):
+            return _avg_pool(name[-2:], *args, **kwargs)
+        if name.startswith("adaptive_max_pool"):
+            return getattr(F, f"adaptive_avg_pool{name[-2:]}")(
+                args[0], *args[1:2], **{k: v for k, v in kwargs.items() if k == "output_size"}
+            )
+        return func(*args, **kwargs)
+
+
+def _avg_pool(dims: str, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+              return_indices=False):  # fmt: skip
+    if dilation not in (1, (1,) * int(dims[0]), [1] * int(dims[0])):
+        raise InputError("receptive-field verification cannot linearise a dilated max pooling", "")
+    pool = getattr(F, f"avg_pool{dims}")
+    return pool(input, kernel_size, stride if stride else None, padding, ceil_mode, count_include_pad=True)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _run_until(model: nn.Module, x: torch.Tensor, target: nn.Module, state: dict | None = None) -> torch.Tensor:
+    """Run forward (with ``state`` swapped in, if given) until ``target`` has produced its output."""
+    captured = {}
+
+    def hook(_m, _i, out):
+        captured["out"] = out if isinstance(out, torch.Tensor) else next(t for t in out if isinstance(t, torch.Tensor))
+        raise _Stop
+
+    handle = target.register_forward_hook(hook)
+    try:
+        if state is None:
+            model(x)
+        else:
+            torch.func.functional_call(model, state, (x,), strict=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if "out" not in captured:  # pragma: no cover - the module ran in the analysis
+        raise InputError("the layer to check did not run in forward", "choose a layer from `archcost rf MODEL`")
+    return captured["out"]
+
+
+def _positive(model: nn.Module) -> nn.Module:
+    """A float64 copy with weights 1/fan-in, zero biases, identity batch norm."""
+    net = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() >= 2:
+                p.fill_(1.0 / p[0].numel())
+            else:
+                p.fill_(0.0 if name.endswith("bias") else 1.0)
+        for name, b in net.named_buffers():
+            if name.endswith("running_mean"):
+                b.zero_()
+            elif name.endswith("running_var"):
+                b.fill_(1.0)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eps = 0.0
+    return net
+
+
+def target_row(report: CostReport, layer: str | None) -> tuple[LayerCost, str]:
+    """The row to check and the module whose output it is: ``layer`` (a leaf's row, or any module, whose
+    output is its last row's), or by default the last module row with a known, spatial field."""
+    if layer is None:
+        spatial = [r for r in report.layers if r.kind == "module" and r.rf is not None and not r.rf_global]
+        if not spatial:
+            raise InputError("the model has no module layer with a known spatial receptive field", "")
+        return spatial[-1], spatial[-1].module
+    inside = [r for r in report.layers if r.module == layer or r.module.startswith(f"{layer}.")]
+    if not inside:
+        raise InputError(f"no module named {layer!r} ran in forward", "pick a module name from `archcost table MODEL`")
+    row = inside[-1]
+    if row.rf is None:
+        raise InputError(f"the receptive field of {layer!r} is unknown ({row.rf_unknown})", "pick another layer")
+    return row, layer
+
+
+def verify(model: nn.Module, input_size: tuple[int, ...], layer: str | None = None) -> RFCheck:
+    """Compare the analytic receptive field of ``layer`` (default: the last spatial module) with the
+    support of the gradient of its centre unit. ``model`` must have real (not meta) parameters."""
+    report = analyze(model, input_size)
+    row, target_path = target_row(report, layer)
+    size = _input_size(model, report, row, input_size, target_path)
+    net = _positive(model)
+    target = net.get_submodule(target_path)
+    x = torch.ones((1, *size), dtype=torch.float64, requires_grad=True)
+    with _Linearise():
+        y = _run_until(net, x, target)
+    centre = tuple(n // 2 for n in y.shape[2:])
+    y[(0, slice(None), *centre)].sum().backward()
+    support = (x.grad[0].abs().sum(0) > 0).nonzero()
+    lo, hi = support.min(0).values.tolist(), support.max(0).values.tolist()
+    return RFCheck(
+        layer=row.name,
+        input_size=size,
+        analytic_rf=row.rf,
+        empirical_rf=tuple(h - low + 1 for low, h in zip(lo, hi, strict=True)),
+        analytic_centre=tuple(s + u * j for s, u, j in zip(row.rf_start, centre, row.rf_stride, strict=True)),
+        empirical_centre=tuple((low + h) / 2 for low, h in zip(lo, hi, strict=True)),
+        is_global=row.rf_global,
+    )
+
+
+def _input_size(model, report, row, input_size, target_path) -> tuple[int, ...]:
+    """The smallest input (grown from the given one) on which the centre unit's field lies inside."""
+    channels, spatial = input_size[0], list(input_size[1:])
+    state = {
+        k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+        for k, v in (*model.named_parameters(), *model.named_buffers())
+    }
+    target = model.get_submodule(target_path)
+    for _ in range(64):
+        with torch.no_grad():
+            out = _run_until(model, torch.empty((1, channels, *spatial), device="meta"), target, state)
+        ok = True
+        for axis, n in enumerate(out.shape[2:]):
+            centre = row.rf_start[axis] + (n // 2) * row.rf_stride[axis]
+            half = (row.rf[axis] - 1) / 2
+            if centre - half < 0 or centre + half > spatial[axis] - 1:
+                ok = False
+                spatial[axis] += int(max(2 * row.rf_stride[axis], spatial[axis] // 4))
+        if ok:
+            return (channels, *spatial)
+    raise InputError(f"could not find an input size that contains the receptive field of {row.name}", "")
