@@ -11,6 +11,7 @@ Nothing is computed on real data, so the cost of analysis does not depend on bat
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from torch.overrides import TorchFunctionMode
 
 from archcost.cost._registry import Cost, module_formula, op_formula, op_name
 from archcost.cost.formulas._args import tensors
+from archcost.cost.memory import workspace_bytes
 from archcost.cost.receptive import Unknown, propagate, spatial, step_of
 from archcost.cost.record import CostReport, LayerCost, Unsupported
 from archcost.errors import AnalysisError, InputError
@@ -68,7 +70,13 @@ class _Crawl(TorchFunctionMode):
         self.stack: list[_Frame] = []
         self.producer: dict[int, int] = {}  # id(tensor) -> row index, -1 for the model input
         self.param_origin: dict[int, frozenset[int]] = {}  # id(tensor) -> parameter ids it derives from
-        self.keep: list[object] = []  # keeps recorded tensors alive so their ids stay unique
+        # Memory timeline: storages alive now, from Python's own reference counting (a finalizer on every
+        # tensor an op returns), so the peak follows the forward code's real lifetimes.
+        self.storages: dict[int, list[int]] = {}  # storage -> [tensors alive on it, bytes]
+        self.live = 0
+        self.peak = 0
+        self.peak_at = "(input)"
+        self.where = "(input)"
         self.names: Counter[str] = Counter()
         self.failed_op: tuple[str, list] | None = None
 
@@ -120,6 +128,13 @@ class _Crawl(TorchFunctionMode):
         return out
 
     def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list) -> None:
+        frame = self.stack[-1] if self.stack else None
+        covering = next((f for f in self.stack if f.covered), None)
+        self.where = covering.path if covering is not None else f"{frame.path}/{name}" if frame and frame.path else name
+        for t in out_tensors:
+            if id(t) not in self.params:
+                self.track(t)
+        self._workspace(name, out_tensors)
         formula = op_formula(name)
         if not any(t.is_floating_point() for t in out_tensors):
             formula = _integer_op  # integer bookkeeping (num_batches_tracked += 1, indices): no FLOPs
@@ -129,7 +144,6 @@ class _Crawl(TorchFunctionMode):
             if on_path:
                 covered.steps.append(self._step(name, args, kwargs, on_path[0], out_tensors[0]))
                 covered.act_ids.update(id(t) for t in out_tensors)
-                self.keep.extend(out_tensors)
             if module_formula(covered.module) is None:
                 covered.ops.append(name)
                 if formula is None:
@@ -147,7 +161,6 @@ class _Crawl(TorchFunctionMode):
             # Work on parameters only (e.g. building a weight): follow it, row only if it costs.
             for t in out_tensors:
                 self.param_origin[id(t)] = origins
-                self.keep.append(t)
             if formula is not None and cost == Cost():
                 return
         frame = self.stack[-1] if self.stack else None
@@ -206,8 +219,40 @@ class _Crawl(TorchFunctionMode):
         self.steps.append(list(steps))
         for t in outs:
             self.producer[id(t)] = index
-            self.keep.append(t)
             self.storage_row.setdefault(_storage(t), index)
+
+    # -- memory ---------------------------------------------------------------------------------
+    def track(self, t: torch.Tensor) -> None:
+        """Count ``t`` on its storage until Python frees it; a new storage is an allocation."""
+        key = _storage(t)
+        entry = self.storages.get(key)
+        if entry is None:
+            entry = self.storages[key] = [0, t.untyped_storage().nbytes()]
+            self.live += entry[1]
+            self._at(self.live)
+        entry[0] += 1
+        weakref.finalize(t, self._release, key, id(t))
+
+    def _release(self, key: int, tid: int) -> None:
+        self.producer.pop(tid, None)  # the id may now be reused by another tensor
+        self.param_origin.pop(tid, None)
+        for frame in self.stack:
+            frame.act_ids.discard(tid)
+        entry = self.storages[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self.storages[key]
+            self.storage_row.pop(key, None)
+
+    def _workspace(self, name: str, outs: list) -> None:
+        extra = workspace_bytes(name, sum(t.untyped_storage().nbytes() for t in outs))
+        if extra:
+            self._at(self.live + extra)
+
+    def _at(self, live: int) -> None:
+        if live > self.peak:
+            self.peak, self.peak_at = live, self.where
 
     def failure_site(self) -> str:
         frame = self.stack[-1] if self.stack else None
@@ -325,7 +370,7 @@ def analyze(
     x = torch.empty((batch_size, *input_size), device="meta", dtype=compute_dtype)
     crawl.producer[id(x)] = -1
     crawl.storage_row[_storage(x)] = -1
-    crawl.keep.append(x)
+    crawl.track(x)
 
     flags = {m: m.training for m in model.modules()}
     handles = []
@@ -374,10 +419,12 @@ def analyze(
                 activation_bytes=0,
             )
         )
+    peak = crawl.peak
     if not dtype.is_floating_point:  # bytes at the storage dtype
         scale = torch.empty((), dtype=dtype).element_size()
         base = torch.empty((), dtype=compute_dtype).element_size()
         rows = [_rescale(r, scale, base) for r in rows]
+        peak = peak * scale // base
     return CostReport(
         model=name or type(model).__name__,
         input_shape=tuple(x.shape),
@@ -386,6 +433,8 @@ def analyze(
         output_shape=_shape(out),
         unsupported=crawl.unsupported,
         training=training,
+        peak_activation_bytes=peak,
+        peak_at=crawl.peak_at,
     )
 
 

@@ -1,11 +1,11 @@
 """Memory a model needs: parameters, the peak of activations under tensor liveness, and training.
 
-Inference peak: rows run in execution order; a row's output is allocated when it runs (unless it is a
-view of, or written in place into, an earlier tensor: ``alias_of``) and freed after its last consumer
-runs. The model input is held by the caller for the whole pass; the model output stays alive at the
-end. So a residual or dense block keeps its inputs alive until the merge. Temporaries inside one op are
-counted where the op's implementation is known to hold them (``WORKSPACE``); other work buffers
-(convolution workspaces of a backend, say) are not modelled.
+Inference peak: the crawler follows every tensor the forward pass creates, on the meta device, and
+sees it freed when Python frees it (a finalizer per tensor), so the timeline is the real one of the
+model's own code: a residual or dense block keeps its inputs alive until the merge, a variable keeps
+its tensor until it is rebound. Views and in-place results share their storage. The model input is
+held by the caller throughout. Temporaries inside one torch function are counted where the function
+is known to hold them (``WORKSPACE``); work buffers of a backend (convolution workspaces) are not.
 
 Training: parameters + gradients (one per parameter) + optimizer state (SGD: none; SGD with momentum:
 one buffer per parameter; Adam: two) + the activations autograd saves for backward, taken as every
@@ -63,7 +63,18 @@ def _input_bytes(report: CostReport) -> int:
 
 
 def inference_peak(report: CostReport) -> tuple[int, str]:
-    """Peak bytes of live activations (input included) during the forward pass, and where it occurs."""
+    """Peak bytes of live activations (input included) during the forward pass, and where it occurs:
+    the crawler's timeline where there is one, else liveness over the rows (``liveness_peak``)."""
+    if report.peak_activation_bytes is not None:
+        return report.peak_activation_bytes, report.peak_at
+    return liveness_peak(report)
+
+
+def liveness_peak(report: CostReport, lag: int = 0) -> tuple[int, str]:
+    """Peak under ideal liveness over the rows: a tensor is freed ``lag`` rows after its last consumer.
+
+    A lower bound for code that keeps tensors in variables longer (Python frees a tensor when its last
+    reference goes, which can be after the statement that consumed it)."""
     rows = report.layers
     root = {}  # row -> the row (or -1) that owns its memory
 
@@ -87,7 +98,7 @@ def inference_peak(report: CostReport) -> tuple[int, str]:
     freeing: dict[int, list[int]] = {}
     for o, end in last_use.items():
         if o != -1:
-            freeing.setdefault(end, []).append(o)
+            freeing.setdefault(min(end + lag, len(rows)), []).append(o)
     for i, r in enumerate(rows):
         if root[i] == i:
             live += r.activation_bytes

@@ -89,6 +89,10 @@ class CostReport:
     output_shape: Shape | tuple[Shape, ...] = ()
     unsupported: list[Unsupported] = field(default_factory=list)
     training: bool = False
+    #: peak bytes of activations alive at once in the forward pass (input included), from the tensors'
+    #: real lifetimes in the forward code; None where unknown (e.g. a graph file)
+    peak_activation_bytes: int | None = None
+    peak_at: str = ""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -105,6 +109,7 @@ class CostReport:
             "layers": [r.to_dict() for r in self.layers],
             "totals": self.totals,
             "unsupported": [asdict(u) for u in self.unsupported],
+            "peak_activation_bytes": self.peak_activation_bytes,
         }
 
     def to_dataframe(self) -> pd.DataFrame:

@@ -1,0 +1,88 @@
+"""Memory: liveness peak by hand on small graphs, training arithmetic, and against CPU measurements."""
+
+import pytest
+import torch
+from torch import nn
+
+import archcost
+from archcost.cost import analyze
+from archcost.cost.memory import estimate, inference_peak, liveness_peak
+from archcost.verify.memory import measured_inference_peak
+
+MB = 4 * 8 * 16 * 16  # bytes of one 1x8x16x16 float32 map
+
+
+def test_chain_frees_a_tensor_after_its_last_consumer():
+    net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1))
+    peak, where = inference_peak(analyze(net, (8, 16, 16)))
+    # input (held by the caller) + the output being written + the one it reads
+    assert peak == 3 * MB and where == "1"
+
+
+def test_in_place_and_views_allocate_nothing():
+    net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten())
+    report = analyze(net, (8, 16, 16))
+    assert [r.alias_of for r in report.layers] == [None, 0, 0]
+    assert inference_peak(report)[0] == 2 * MB
+
+
+def test_a_residual_keeps_its_input_alive():
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(8, 8, 1)
+            self.a, self.b = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            y = self.stem(x)
+            return y + self.b(self.a(y))
+
+    # while b runs: input, y (kept for the add), a's output, b's output
+    assert inference_peak(analyze(Res(), (8, 16, 16)))[0] == 4 * MB
+
+
+def test_training_estimate_arithmetic():
+    net = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True))
+    report = analyze(net, (8, 16, 16), batch_size=2)
+    params = (8 * 8 * 9 + 8) * 4
+    adam, sgd = estimate(report, "adam"), estimate(report, "sgd")
+    assert adam.param_bytes == adam.gradient_bytes == params and adam.optimizer_bytes == 2 * params
+    assert sgd.optimizer_bytes == 0 and estimate(report, "momentum").optimizer_bytes == params
+    assert adam.training_activation_bytes == 2 * MB + 2 * MB  # input + conv output (the ReLU writes in place)
+    with pytest.raises(ValueError):
+        estimate(report, "lamb")
+
+
+def test_python_lifetimes_are_followed_not_just_last_use():
+    class KeepsALocal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            y = self.a(x)
+            z = self.b(y)  # y is dead after b, but the variable keeps it until forward returns
+            return self.c(z)
+
+    report = analyze(KeepsALocal(), (8, 16, 16))
+    assert inference_peak(report) == (4 * MB, "c")  # input, y, z, c's output
+    assert liveness_peak(report)[0] == 3 * MB  # the ideal: y freed after b
+
+
+def test_batch_and_dtype_scale_the_peak():
+    net = archcost.get_model("resnet20_cifar")
+    one = inference_peak(analyze(net, (3, 32, 32)))[0]
+    assert inference_peak(analyze(net, (3, 32, 32), batch_size=8))[0] == 8 * one
+    assert inference_peak(analyze(net, (3, 32, 32), dtype="float16"))[0] * 2 == one
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet20_cifar", "alexnet", "mobilenet_v1_025", "densenet_bc_100_12_cifar", "squeezenet1_1"]
+)
+def test_estimate_within_15_percent_of_measured_cpu_peak(name):
+    model = archcost.get_model(name, device="cpu")
+    size = archcost.get_meta(name).input_size
+    measured = measured_inference_peak(model, torch.randn(2, *size))
+    est = estimate(analyze(model, size, batch_size=2))
+    predicted = est.inference_peak_activation_bytes - est.input_bytes  # the input existed before measuring
+    assert abs(predicted - measured) <= 0.15 * measured, (predicted, measured)
