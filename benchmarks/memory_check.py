@@ -40,9 +40,10 @@ def main() -> None:
     training = [
         "## One training step (Adam, first step)",
         "",
-        "Estimate: gradients + Adam's two states + every activation the forward pass creates (kept for "
-        "backward). The measured step also allocates backward's temporary gradients of activations, which "
-        "the estimate does not model.",
+        "Estimate: the larger of (every activation the forward pass creates, kept for backward, + "
+        "gradients) and (gradients + Adam's two states), parameters and input excluded. The measured step "
+        "also allocates backward's temporary gradients of activations, which the estimate does not model, "
+        "and frees activations as backward goes, which the estimate does not credit.",
         "",
         "| model | estimated | measured | estimate / measured |",
         "| --- | ---: | ---: | ---: |",

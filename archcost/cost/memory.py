@@ -7,9 +7,10 @@ its tensor until it is rebound. Views and in-place results share their storage. 
 held by the caller throughout. Temporaries inside one torch function are counted where the function
 is known to hold them (``WORKSPACE``); work buffers of a backend (convolution workspaces) are not.
 
-Training: parameters + gradients (one per parameter) + optimizer state (SGD: none; SGD with momentum:
-one buffer per parameter; Adam: two) + the activations autograd saves for backward, taken as every
-distinct activation tensor of the forward pass (each layer keeps its input or output), plus the input.
+Training: parameters + the larger of (the activations autograd saves for backward, taken as every
+distinct activation tensor of the forward pass, + gradients, one per parameter) and (gradients +
+optimizer state: SGD none, SGD with momentum one buffer per parameter, Adam two), because backward
+frees the saved activations before the optimizer's first step allocates its state.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ class MemoryEstimate:
 
     @property
     def training_total_bytes(self) -> int:
-        return self.param_bytes + self.gradient_bytes + self.optimizer_bytes + self.training_activation_bytes
+        """Peak of one training step: parameters, plus the larger of (saved activations + gradients,
+        which backward fills while it frees the activations) and (gradients + optimizer state, which the
+        first optimizer step allocates after backward has freed the activations)."""
+        during_backward = self.training_activation_bytes + self.gradient_bytes
+        during_step = self.gradient_bytes + self.optimizer_bytes + self.input_bytes
+        return self.param_bytes + max(during_backward, during_step)
 
 
 def _input_bytes(report: CostReport) -> int:
