@@ -47,7 +47,7 @@ def _power_at(samples: Sequence[PowerSample], t: float) -> float:
         return samples[0].power_w
     if t >= samples[-1].t:
         return samples[-1].power_w
-    for a, b in zip(samples, samples[1:]):
+    for a, b in zip(samples, samples[1:], strict=False):
         if a.t <= t <= b.t:
             if b.t == a.t:
                 return b.power_w
@@ -65,7 +65,7 @@ def integrate_energy(samples: Sequence[PowerSample], t0: float, t1: float) -> fl
     points = [(t0, _power_at(samples, t0))]
     points += [(s.t, s.power_w) for s in samples if t0 < s.t < t1]
     points.append((t1, _power_at(samples, t1)))
-    return sum((tb - ta) * (pa + pb) / 2 for (ta, pa), (tb, pb) in zip(points, points[1:]))
+    return sum((tb - ta) * (pa + pb) / 2 for (ta, pa), (tb, pb) in zip(points, points[1:], strict=False))
 
 
 def power_summary(

@@ -52,7 +52,7 @@ def attainable_flops_per_s(intensity: float, peak_flops_per_s: float, peak_bytes
 
 
 def bound(intensity: float, peak_flops_per_s: float, peak_bytes_per_s: float) -> str:
-    """"compute" when the intensity is at or above the ridge point, else "memory"."""
+    """ "compute" when the intensity is at or above the ridge point, else "memory"."""
     return "compute" if intensity >= ridge_point(peak_flops_per_s, peak_bytes_per_s) else "memory"
 
 
@@ -65,7 +65,9 @@ def layer_traffic_bytes(layers, element_bytes: int) -> int:
 
     total = 0
     for r in layers:
-        inputs = sum(math.prod(s) for s in r.input_shapes if isinstance(s, tuple) and all(isinstance(d, int) for d in s))
+        inputs = sum(
+            math.prod(s) for s in r.input_shapes if isinstance(s, tuple) and all(isinstance(d, int) for d in s)
+        )
         total += inputs * element_bytes + r.param_bytes + r.activation_bytes
     return total
 
@@ -82,9 +84,7 @@ def roofline_fields(
     out["peak_flops_per_s"] = peak_flops_per_s
     out["peak_bytes_per_s"] = peak_bytes_per_s
     missing = [
-        name
-        for name, v in (("model FLOPs", flops), ("latency", latency_s), ("traffic bytes", traffic_bytes))
-        if not v
+        name for name, v in (("model FLOPs", flops), ("latency", latency_s), ("traffic bytes", traffic_bytes)) if not v
     ]
     if flops and latency_s:
         out["achieved_flops_per_s"] = achieved_flops_per_s(flops, latency_s)
@@ -204,7 +204,9 @@ def measure_peaks(
             a = torch.randn(n, n, device=device).to(dtype)
             b = torch.randn(n, n, device=device).to(dtype)
             out = torch.empty(n, n, device=device, dtype=dtype)
-            t = measure(lambda: torch.mm(a, b, out=out), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats)
+            t = measure(
+                lambda: torch.mm(a, b, out=out), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats
+            )
             flops = 2 * n**3 / t.stats.min_s
         except (RuntimeError, TypeError) as exc:
             notes.append(f"matrix product in {dtype} failed: {str(exc).splitlines()[0]}")

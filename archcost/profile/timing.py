@@ -75,20 +75,22 @@ def warm_up(
     window: int = 5,
     tolerance: float = 0.05,
     max_factor: float = 5.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[list[float], bool]:
     """Single calls for at least ``warmup_s`` seconds and until ``settled``; gives up settling at
-    ``max_factor * warmup_s`` (and says so). At least one call. Returns the call times and whether they settled.
+    ``max_factor * warmup_s`` (and says so). The first call (lazy initialisation, ``torch.compile``'s
+    compilation) is always made and not counted in that time. Returns the call times and whether they settled.
     """
-    times: list[float] = []
-    start = time.perf_counter()
+    times = [timer.block(fn, 1)]
+    start = clock()
     while True:
-        times.append(timer.block(fn, 1))
-        spent = time.perf_counter() - start
+        spent = clock() - start
         ok = settled(times, window, tolerance)
         if spent >= warmup_s and ok:
             return times, True
         if spent >= warmup_s * max_factor:
             return times, ok
+        times.append(timer.block(fn, 1))
 
 
 def measure(
@@ -128,4 +130,3 @@ def measure(
         if on_timed:
             on_timed(False)
     return Timing(summarize(samples), n, len(warm), warm_spent, ok, timer.method, tuple(spans))
-

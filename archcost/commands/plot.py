@@ -1,0 +1,151 @@
+"""``archcost plot KIND``: efficiency charts from archcost's counts, published accuracy and profile results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archcost.cli import EXIT_OK, parse_opts
+from archcost.errors import InputError
+
+ANALYTIC = ("accuracy-vs-macs", "accuracy-bar", "accuracy-density")
+PER_MODEL = ("layers", "rf")
+MEASURED = (
+    "accuracy-vs-throughput", "latency-vs-batch", "throughput-vs-batch", "power-vs-batch", "energy-per-image",
+    "memory-vs-batch", "memory-vs-params", "macs-vs-latency", "roofline",
+)  # fmt: skip
+KINDS = ANALYTIC + PER_MODEL + MEASURED
+
+#: profile result fields -> the chart columns, with the unit change.
+_RENAMES = {
+    "latency_median_s": ("latency_ms", 1e3),
+    "throughput_ips": ("throughput", 1.0),
+    "memory_peak_bytes": ("memory_mb", 1e-6),
+    "power_mean_w": ("power_w", 1.0),
+    "energy_per_image_j": ("energy_j_per_image", 1.0),
+    "achieved_flops_per_s": ("achieved_flops", 1.0),
+}
+
+
+def measured_frame(path: str, device: str | None, batch_size: int | None):
+    """Profile results as the charts want them: one device, ok records, family and accuracy attached."""
+    from archcost.profile.results import read_results
+    from archcost.zoo import get_meta, list_models
+
+    df = read_results(path)
+    df = df[df["status"] == "ok"]
+    if device:
+        df = df[df["device"] == device]
+    devices = sorted(df["device"].unique())
+    if len(devices) > 1:
+        raise InputError(
+            f"{path} holds results from several devices ({', '.join(devices)})",
+            "choose one with --device; charts never mix devices",
+        )
+    if df.empty:
+        raise InputError(f"{path} has no successful measurement" + (f" on {device}" if device else ""), "")
+    if batch_size is not None:
+        df = df[df["batch_size"] == batch_size]
+    zoo = set(list_models())
+    df = df.assign(
+        family=[get_meta(m).family if m in zoo else "user" for m in df["model"]],
+        top1=[get_meta(m).top1.value if m in zoo and get_meta(m).top1 else None for m in df["model"]],
+    )
+    for src, (dst, scale) in _RENAMES.items():
+        df[dst] = df[src] * scale
+    return df.reset_index(drop=True)
+
+
+def _models(args) -> list[str]:
+    if not args.models:
+        raise InputError(f"plot {args.kind} needs --models", "e.g. --models resnet50,vgg16,mobilenet_v1")
+    return [m.strip() for m in args.models.split(",") if m.strip()]
+
+
+def figure(args: argparse.Namespace):
+    """The Figure for ``args.kind``, and notes on what was left out."""
+    from archcost.report import figures
+    from archcost.report.data import model_points, read_accuracy, with_accuracy
+
+    notes: list[str] = []
+    if args.kind in PER_MODEL:
+        from archcost.cli import analyse
+
+        if not args.model:
+            raise InputError(f"plot {args.kind} needs a MODEL", f"e.g. archcost plot {args.kind} alexnet")
+        args.input_size, args.batch_size, args.dtype = args.input_size, 1, "float32"
+        report = analyse(args)
+        return (figures.layers if args.kind == "layers" else figures.receptive_field)(report), notes
+    if args.kind in ANALYTIC:
+        points = with_accuracy(model_points(_models(args), args.accuracy, args.dataset))
+        if points.frame.empty:
+            raise InputError("no model with a known accuracy to plot", "; ".join(points.notes))
+        fn = {"accuracy-vs-macs": figures.accuracy_vs_macs, "accuracy-bar": figures.accuracy_bar,
+              "accuracy-density": figures.accuracy_density}[args.kind]  # fmt: skip
+        return fn(points.frame), points.notes
+    if not args.results:
+        raise InputError(f"plot {args.kind} draws measured results", "give --results FILE from `archcost profile`")
+    per_batch = args.kind in ("accuracy-vs-throughput", "memory-vs-params", "macs-vs-latency", "roofline")
+    df = measured_frame(args.results, args.device, (args.batch_size or 1) if per_batch else None)
+    if args.models:
+        wanted = set(_models(args))
+        df = df[df["model"].isin(wanted)].reset_index(drop=True)
+    if args.accuracy:
+        extra = read_accuracy(args.accuracy)
+        df["top1"] = [extra.get(m, {}).get("top1", t) for m, t in zip(df["model"], df["top1"], strict=True)]
+    if df.empty:
+        raise InputError("no measured model left to plot", "check --models, --device and --batch-size")
+    if args.kind == "accuracy-vs-throughput":
+        missing = df[df["top1"].isna()]["model"].tolist()
+        if missing:
+            notes.append(f"no published accuracy, left out: {', '.join(missing)} (add them with --accuracy FILE)")
+        df = df[df["top1"].notna()].reset_index(drop=True)
+        return figures.accuracy_vs_throughput(df), notes
+    if args.kind == "power-vs-batch" or args.kind == "energy-per-image":
+        column = "power_w" if args.kind == "power-vs-batch" else "energy_j_per_image"
+        if df[column].isna().all():
+            raise InputError(f"{args.results} has no power data", "power is measured through NVML on NVIDIA GPUs only")
+    if args.kind == "roofline":
+        return figures.roofline(df, float(df["peak_flops_per_s"].iloc[0]), float(df["peak_bytes_per_s"].iloc[0])), notes
+    fn = {
+        "latency-vs-batch": figures.latency_vs_batch, "throughput-vs-batch": figures.throughput_vs_batch,
+        "power-vs-batch": figures.power_vs_batch, "energy-per-image": figures.energy_per_image,
+        "memory-vs-batch": figures.memory_vs_batch, "memory-vs-params": figures.memory_vs_params,
+        "macs-vs-latency": figures.macs_vs_latency,
+    }[args.kind]  # fmt: skip
+    return fn(df), notes
+
+
+def run(args: argparse.Namespace) -> int:
+    from archcost.report.files import write_atomic
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise InputError(f"cannot tell the image format of {out}", "end --output with .png, .svg or .pdf")
+    fig, notes = figure(args)
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=out.suffix[1:].lower(), dpi=150)
+    write_atomic(out, buffer.getvalue())
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plot", help="efficiency charts (accuracy vs MACs, latency vs batch, roofline, ...)")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("model", nargs="?", help="for `layers` and `rf`: the model")
+    p.add_argument("--models", help="comma-separated models (zoo names, import paths)")
+    p.add_argument("--results", help="profile results (JSON lines from `archcost profile --append`)")
+    p.add_argument("--accuracy", help="CSV model,top1[,top5] adding or overriding published accuracy")
+    p.add_argument("--dataset", default="ImageNet", help="accuracy charts compare models of this dataset")
+    p.add_argument("--device", help="with --results: the device to draw (cpu, cuda:0)")
+    p.add_argument("--batch-size", type=int, help="with --results: the batch size for per-model charts (default 1)")
+    p.add_argument("--input-size", help="for `layers` and `rf`: CxHxW")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    p.add_argument("--output", required=True, help="FILE.png, .svg or .pdf")
+    p.set_defaults(func=run, parse_opts=parse_opts)

@@ -1,0 +1,86 @@
+"""``archcost profile MODEL [MODEL ...]``: measured latency, throughput, memory, power and roofline efficiency."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from archcost.cli import EXIT_FAIL, EXIT_OK, emit, parse_input_size, parse_opts, positive_int
+
+EXIT_INTERRUPTED = 130
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0 seconds")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from archcost.profile import profile, render
+
+    df = profile(
+        args.models,
+        device=args.device,
+        batch_sizes=args.batch_sizes,
+        dtype=args.dtype,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        threads=args.threads,
+        warmup=args.warmup,
+        min_time=args.min_time,
+        repeats=args.repeats,
+        input_size=parse_input_size(args.input_size) if args.input_size else None,
+        options=parse_opts(args.opt),
+        roofline=not args.no_roofline,
+        recalibrate=args.recalibrate,
+        power=not args.no_power,
+        results_file=args.append,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if len(df):
+        emit(render(df, args.format), args.output)
+    if args.append and len(df):
+        print(f"appended {len(df)} record(s) to {args.append}", file=sys.stderr)
+    if df.attrs.get("interrupted"):
+        print(f"archcost: interrupted: wrote the {len(df)} measurement(s) finished before Ctrl-C", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    errors = df[df["status"] == "error"]
+    if len(errors):
+        for r in errors.to_dict(orient="records"):
+            print(f"archcost: {r['model']} at batch {r['batch_size']} failed: {r['error']}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="measured latency, throughput, peak memory, power and roofline efficiency",
+        description="Time models over a sweep of batch sizes. Out-of-memory and unsupported dtypes are "
+        "recorded, not fatal; Ctrl-C writes what was measured.",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help="zoo name, package.module:callable, file.py:callable")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes (default 1), e.g. 1,2,4,8")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--channels-last", action="store_true", help="model and input in channels-last memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (compilation is in the warm-up)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--warmup", type=_seconds, default=1.0, help="seconds of warm-up at least (default 1)")
+    p.add_argument("--min-time", type=_seconds, default=0.2, help="seconds per sample at least (default 0.2)")
+    p.add_argument("--repeats", type=positive_int, default=10, help="samples per measurement (default 10)")
+    p.add_argument("--input-size", help="CxHxW (default: the model's own)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    p.add_argument("--format", default="text", choices=["text", "json", "csv"])
+    p.add_argument("--output", help="write to this file instead of standard output")
+    p.add_argument("--append", metavar="FILE", help="also append every record, as measured, to this JSON-lines file")
+    p.add_argument("--no-power", action="store_true", help="do not sample NVML power")
+    p.add_argument("--no-roofline", action="store_true", help="skip the device-peak calibration and roofline fields")
+    p.add_argument("--recalibrate", action="store_true", help="measure the device peaks again, ignoring the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)

@@ -1,0 +1,91 @@
+"""What a measurement ran on: device, driver, CUDA/cuDNN, torch, threads, archcost, model file commit."""
+
+from __future__ import annotations
+
+import inspect
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
+def _archcost_version() -> str:
+    try:
+        import archcost
+
+        return getattr(archcost, "__version__", "unknown")
+    except Exception:
+        return "unknown"
+
+
+def model_file(module: torch.nn.Module) -> str | None:
+    """The source file that defines the model's class, if it has one."""
+    try:
+        path = inspect.getsourcefile(type(module))
+    except (TypeError, OSError):
+        return None
+    return str(Path(path).resolve()) if path else None
+
+
+def git_commit(path: str | None) -> str | None:
+    """The last commit that touched ``path`` (with ``-dirty`` when it has uncommitted changes), or None."""
+    if not path:
+        return None
+    folder = str(Path(path).parent)
+    try:
+        commit = subprocess.run(
+            ["git", "-C", folder, "log", "-1", "--format=%H", "--", path],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if commit.returncode != 0 or not commit.stdout.strip():
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", folder, "status", "--porcelain", "--", path], capture_output=True, text=True, timeout=10
+        )
+        return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device, *, threads: int, dtype: str, cudnn_benchmark: bool | None) -> dict:
+    """The ``env_*`` fields recorded with every result."""
+    cuda = device.type == "cuda"
+    driver = None
+    if cuda:
+        from archcost.profile.nvml import driver_version
+
+        driver = driver_version()
+    cudnn = torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None
+    return {
+        "env_device_name": device_name(device),
+        "env_driver": driver,
+        "env_cuda": torch.version.cuda if cuda else None,
+        "env_cudnn": cudnn,
+        "env_cudnn_benchmark": cudnn_benchmark,
+        "env_torch": torch.__version__,
+        "env_threads": threads,
+        "env_dtype": dtype,
+        "env_archcost": _archcost_version(),
+        "env_python": platform.python_version(),
+        "env_platform": platform.platform(),
+    }

@@ -1,0 +1,262 @@
+"""Profile records: the schema, the DataFrame, the JSON-lines results file and the text/CSV/JSON output.
+
+One record per (model, batch size, configuration). Every record has every field of ``FIELDS`` (``None``
+where there is no value, with a ``*_note`` or ``error`` that says why), so files from different runs and
+devices concatenate into one table. The results file is JSON lines, one record per line, each with
+``"schema": "archcost.profile/1"``; ``read_results`` reads it back (``archcost plot`` / ``compare`` use it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from archcost.errors import InputError
+from archcost.profile.nvml import POWER_FIELDS
+from archcost.profile.roofline import ROOFLINE_FIELDS
+
+SCHEMA = "archcost.profile/1"
+
+#: Status of a record: measured, ran out of memory (at this or a smaller batch), dtype not supported on
+#: the device, or the forward raised (the message is in ``error``).
+STATUSES = ("ok", "oom", "unsupported", "error")
+
+ENV_FIELDS = (
+    "env_device_name",
+    "env_driver",
+    "env_cuda",
+    "env_cudnn",
+    "env_cudnn_benchmark",
+    "env_torch",
+    "env_threads",
+    "env_dtype",
+    "env_archcost",
+    "env_python",
+    "env_platform",
+)
+
+FIELDS = (
+    "schema",
+    "run_id",
+    "timestamp",
+    "model",
+    "model_source",
+    "model_file",
+    "model_commit",
+    "input_shape",
+    "batch_size",
+    "device",
+    "dtype",
+    "channels_last",
+    "compiled",
+    "threads",
+    "status",
+    "error",
+    # timing
+    "latency_median_s",
+    "latency_p10_s",
+    "latency_p90_s",
+    "latency_mean_s",
+    "latency_min_s",
+    "latency_max_s",
+    "latency_cv",
+    "samples",
+    "iterations_per_sample",
+    "warmup_iterations",
+    "warmup_s",
+    "warmup_settled",
+    "min_time_s",
+    "timer",
+    "throughput_ips",
+    # memory
+    "memory_peak_bytes",
+    "memory_activation_peak_bytes",
+    "memory_method",
+    "memory_estimate_bytes",
+    "memory_estimate_note",
+    # analysis
+    "params",
+    "macs",
+    "flops",
+    "traffic_bytes",
+    "analysis_note",
+    *ROOFLINE_FIELDS,
+    *POWER_FIELDS,
+    "power_note",
+    *ENV_FIELDS,
+)
+
+
+def new_record(**values) -> dict:
+    """A record with every field, ``None`` unless given; unknown fields are a bug and raise."""
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise KeyError(f"not profile record fields: {sorted(unknown)}")
+    record = dict.fromkeys(FIELDS)
+    record["schema"] = SCHEMA
+    record.update(values)
+    return record
+
+
+def to_dataframe(records: Iterable[dict]) -> pd.DataFrame:
+    return pd.DataFrame(list(records), columns=list(FIELDS))
+
+
+def _clean(value):
+    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def record_json(record: dict) -> str:
+    return json.dumps({k: _clean(record.get(k)) for k in FIELDS}, sort_keys=False)
+
+
+def append_records(path: str | Path, records: Iterable[dict]) -> int:
+    """Append records to a JSON-lines results file (created if missing), flushed to disk; returns how many."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: the folder {path.parent} does not exist", "create it first")
+    n = 0
+    with path.open("a", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(record_json(r) + "\n")
+            n += 1
+        fh.flush()
+    return n
+
+
+def read_results(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Records from one or more JSON-lines results files (or ``--format json`` arrays) as one DataFrame.
+
+    Fields a record lacks are ``None``; a record of another schema raises ``InputError``.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    records = []
+    for path in paths:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"cannot read results file {path}: {exc.strerror}", "give a file archcost profile wrote"
+            ) from None
+        stripped = text.lstrip()
+        try:
+            items = (
+                json.loads(stripped)
+                if stripped.startswith("[")
+                else [json.loads(line) for line in text.splitlines() if line.strip()]
+            )
+        except ValueError as exc:
+            raise InputError(f"{path} is not JSON lines: {exc}", "give a file archcost profile wrote") from None
+        for i, item in enumerate(items, 1):
+            if not isinstance(item, dict) or item.get("schema") != SCHEMA:
+                got = item.get("schema") if isinstance(item, dict) else type(item).__name__
+                raise InputError(
+                    f"{path}, record {i}: schema {got!r}, expected {SCHEMA!r}",
+                    "give a results file written by archcost profile",
+                )
+            records.append(item)
+    return to_dataframe(records)
+
+
+# -- output ---------------------------------------------------------------------------------------------
+
+
+def _none(v):
+    """None for a missing value (pandas turns None into NaN in number columns)."""
+    try:
+        return None if v is None or pd.isna(v) else v
+    except (TypeError, ValueError):  # a list or array: not missing
+        return v
+
+
+def _ms(v) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 1e3:.3f}"
+
+
+def _num(v, fmt: str) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def text_table(df: pd.DataFrame) -> str:
+    """A human table: one line per record, and the environment and notes once below it."""
+    from archcost.units import format_bytes, format_count
+
+    def b(v):
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format_bytes(v)
+
+    rows = []
+    records = [{k: _none(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+    for r in records:
+        rows.append(
+            {
+                "model": r["model"],
+                "batch": r["batch_size"],
+                "status": r["status"],
+                "median ms": _ms(r["latency_median_s"]),
+                "p10 ms": _ms(r["latency_p10_s"]),
+                "p90 ms": _ms(r["latency_p90_s"]),
+                "CV %": _num(None if r["latency_cv"] is None else 100 * r["latency_cv"], ".1f"),
+                "n": "" if r["samples"] is None else int(r["samples"]),
+                "img/s": _num(r["throughput_ips"], ".1f"),
+                "peak mem": b(r["memory_peak_bytes"]),
+                "act. peak": b(r["memory_activation_peak_bytes"]),
+                "act. est.": b(r["memory_estimate_bytes"]),
+                "FLOP/s": "" if r["achieved_flops_per_s"] is None else format_count(r["achieved_flops_per_s"]),
+                "% peak": _num(r["percent_of_peak"], ".1f"),
+                "FLOP/B": _num(r["arithmetic_intensity"], ".1f"),
+                "bound": r["bound"] or "",
+                "W": _num(r["power_mean_w"], ".1f"),
+                "J/img": _num(r["energy_per_image_j"], ".4f"),
+            }
+        )
+    table = pd.DataFrame(rows).to_string(index=False) if rows else "(no results)"
+    lines = [table, ""]
+    if records:
+        first = records[0]
+        lines.append(
+            f"device {first['device']} ({first['env_device_name']}), dtype {first['dtype']}, "
+            f"threads {first['threads']}, "
+            f"torch {first['env_torch']}, archcost {first['env_archcost']}"
+            + (
+                f", CUDA {first['env_cuda']}, cuDNN {first['env_cudnn']}, driver {first['env_driver']}"
+                if first["env_cuda"]
+                else ""
+            )
+            + (f", cudnn.benchmark={first['env_cudnn_benchmark']}" if first["env_cudnn_benchmark"] is not None else "")
+        )
+        lines.append(
+            "latency per batch: median, p10, p90 and coefficient of variation of n samples; img/s = batch / median; "
+            "act. peak = input + the most the forward allocated (measured), act. est. = the analytic estimate of it "
+            "(archcost.cost.memory), peak mem = act. peak + weights and buffers"
+        )
+        notes = {}
+        for r in records:
+            for key in ("error", "power_note", "roofline_note", "memory_estimate_note", "analysis_note"):
+                if r.get(key):
+                    notes.setdefault(f"{key.replace('_', ' ')}: {r[key]}", []).append(f"{r['model']}@{r['batch_size']}")
+        for note, where in notes.items():
+            lines.append(f"{note} ({', '.join(where[:6])}{', ...' if len(where) > 6 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    """``text`` (the table), ``json`` (an array of records), ``csv`` (one row per record) or ``jsonl``."""
+    records = df.to_dict(orient="records")
+    if fmt == "json":
+        return "[\n" + ",\n".join(record_json(r) for r in records) + "\n]\n" if records else "[]\n"
+    if fmt == "jsonl":
+        return "".join(record_json(r) + "\n" for r in records)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    return text_table(df)

@@ -1,0 +1,398 @@
+"""The batch sweep: for each model and batch size, time, measure memory and power, and fill one record.
+
+Failures are data, never a crash: an out-of-memory at one batch size is recorded as ``oom`` for it and
+every larger size, memory is released, and the sweep goes on with the next model; a dtype the device
+cannot run is ``unsupported``; a forward that raises anything else is ``error`` with its message. The
+records are yielded one at a time, so a caller that stops early (Ctrl-C) keeps all that was measured.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from archcost.errors import ArchcostError, InputError
+from archcost.profile.environment import environment, git_commit, model_file
+from archcost.profile.memory import held_bytes, measure_peak
+from archcost.profile.nvml import PowerSampler, power_summary
+from archcost.profile.results import new_record
+from archcost.profile.roofline import DevicePeaks, device_peaks, layer_traffic_bytes, peaks_key, roofline_fields
+from archcost.profile.timing import measure
+from archcost.units import DTYPES
+
+PROFILE_DTYPES = ("float32", "float16", "bfloat16")
+
+
+class DeviceError(ArchcostError):
+    """A device that is not there (``--device cuda`` without CUDA, ``cuda:3`` on a one-GPU machine)."""
+
+
+@dataclass
+class ProfileConfig:
+    device: str = "auto"
+    batch_sizes: Sequence[int] = (1,)
+    dtype: str = "float32"
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None
+    warmup_s: float = 1.0
+    min_time_s: float = 0.2
+    repeats: int = 10
+    input_size: tuple[int, ...] | None = None
+    options: dict = field(default_factory=dict)
+    roofline: bool = True
+    recalibrate: bool = False
+    power: bool = True
+    memory: bool = True
+
+
+# -- pure decisions ---------------------------------------------------------------------------------------
+
+
+def resolve_device(spec: str, *, cuda_available: bool | None = None, cuda_count: int | None = None) -> torch.device:
+    """``auto`` -> ``cuda`` when CUDA is available, else ``cpu``; ``cuda[:N]`` must exist (``DeviceError``)."""
+    spec = (spec or "auto").strip().lower()
+    available = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if spec == "auto":
+        return torch.device("cuda", 0) if available else torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    m = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if not m:
+        raise InputError(f"unknown device {spec!r}", "use auto, cpu, cuda or cuda:N")
+    if not available:
+        built = f"torch {torch.__version__} " + (
+            f"is built with CUDA {torch.version.cuda} but finds no GPU" if torch.version.cuda else "is a CPU-only build"
+        )
+        raise DeviceError(
+            f"--device {spec} asks for CUDA, but CUDA is not available here: {built}",
+            "use --device cpu (or auto), or run on a machine with an NVIDIA GPU and a CUDA build of torch",
+        )
+    count = torch.cuda.device_count() if cuda_count is None else cuda_count
+    index = int(m.group(1) or 0)
+    if index >= count:
+        raise DeviceError(
+            f"--device {spec}: this machine has {count} CUDA device(s)", f"use cuda:0 .. cuda:{count - 1}"
+        )
+    return torch.device("cuda", index)
+
+
+def parse_batch_sizes(text: str | Sequence[int]) -> list[int]:
+    """'1,2,4,8' (or a sequence) -> [1, 2, 4, 8]: positive, de-duplicated, ascending (so 'larger' is 'later')."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    sizes = []
+    for item in items:
+        try:
+            value = int(str(item).strip())
+        except ValueError:
+            raise InputError(f"batch size {item!r} is not a whole number", "write --batch-sizes 1,2,4,8") from None
+        if value < 1:
+            raise InputError(f"batch size {value} must be >= 1", "write --batch-sizes 1,2,4,8")
+        sizes.append(value)
+    if not sizes:
+        raise InputError("no batch sizes given", "write --batch-sizes 1,2,4,8")
+    return sorted(set(sizes))
+
+
+_OOM = re.compile(r"out of memory|can't allocate memory|cannot allocate memory|ALLOC_FAILED", re.IGNORECASE)
+_UNSUPPORTED = re.compile(r"not implemented for|not supported|unsupported|does not support|no kernel", re.IGNORECASE)
+_DTYPE_WORDS = re.compile(r"half|bfloat16|float16|bf16|fp16", re.IGNORECASE)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is an out-of-memory: ``torch.cuda.OutOfMemoryError``, ``MemoryError`` or an allocator message."""
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
+        return True
+    return isinstance(exc, RuntimeError) and bool(_OOM.search(str(exc)))
+
+
+def classify_failure(exc: BaseException, dtype: str) -> str:
+    """``oom``, ``unsupported`` (a reduced-precision dtype the device has no kernel for) or ``error``."""
+    if is_oom(exc):
+        return "oom"
+    text = str(exc)
+    if dtype != "float32" and _UNSUPPORTED.search(text) and _DTYPE_WORDS.search(text):
+        return "unsupported"
+    return "error"
+
+
+def carry_over(status: str, batch_size: int, message: str) -> tuple[str, str] | None:
+    """What the larger batch sizes of a model get after ``status`` at ``batch_size``: oom and unsupported
+    carry over without running (a bigger batch needs more memory; a dtype stays unsupported), ok and error don't.
+    """
+    if status == "oom":
+        return "oom", f"not run: batch {batch_size} already ran out of memory"
+    if status == "unsupported":
+        return "unsupported", message
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+# -- the sweep --------------------------------------------------------------------------------------------
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _to_device(module: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> nn.Module:
+    module = module.to(device=device, dtype=dtype)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def _analysis(module: nn.Module, size: tuple[int, ...], batch: int, dtype: str, name: str) -> dict:
+    """Analytic FLOPs, traffic and memory estimate for one batch size (meta device: costs no memory)."""
+    from archcost.cost import analyze
+
+    out: dict = {}
+    try:
+        report = analyze(module, size, batch, dtype, name=name)
+    except ArchcostError as exc:
+        return {"analysis_note": f"analysis failed: {exc.message}", "memory_estimate_note": "no analysis"}
+    totals = report.totals
+    out["params"], out["macs"], out["flops"] = totals["params"], totals["macs"], totals["flops"]
+    out["traffic_bytes"] = layer_traffic_bytes(report.layers, torch.empty((), dtype=DTYPES[dtype]).element_size())
+    if report.unsupported:
+        ops = sorted({u.op for u in report.unsupported})
+        out["analysis_note"] = f"FLOPs exclude ops archcost cannot cost: {', '.join(ops[:5])}"
+    try:
+        from archcost.cost.memory import inference_peak_bytes
+    except ImportError:
+        out["memory_estimate_note"] = "archcost.cost.memory is not available in this version"
+        return out
+    try:
+        out["memory_estimate_bytes"] = int(inference_peak_bytes(report))
+    except Exception as exc:  # the estimate is a comparison column: its failure must not stop a measurement
+        out["memory_estimate_note"] = f"estimate failed: {first_line(exc)}"
+    return out
+
+
+def _load(spec, options: dict):
+    """``(name, module on the CPU, default input size, source)`` for a model spec or an ``nn.Module``."""
+    if isinstance(spec, nn.Module):
+        size = tuple(getattr(spec, "input_size", None) or (3, 224, 224))
+        return type(spec).__name__, spec, size, "module"
+    from archcost.models import load_model
+
+    loaded = load_model(str(spec), options, device="cpu")
+    return loaded.name, loaded.module, loaded.input_size, loaded.source
+
+
+def validate_models(models: Sequence, options: dict) -> None:
+    """Fail before measuring anything if a model name or option is wrong (built on the meta device)."""
+    from archcost.models import load_model
+
+    for spec in models:
+        if not isinstance(spec, nn.Module):
+            load_model(str(spec), options, device="meta")
+
+
+def iter_profile(
+    models: Sequence,
+    config: ProfileConfig,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> Iterator[dict]:
+    """Yield one record per model and batch size, as each is measured (see ``results.FIELDS``)."""
+    if config.dtype not in PROFILE_DTYPES:
+        raise InputError(f"dtype {config.dtype!r} cannot be profiled", f"use one of {', '.join(PROFILE_DTYPES)}")
+    for name, value in (("warmup", config.warmup_s), ("min-time", config.min_time_s)):
+        if value < 0:
+            raise InputError(f"--{name} {value} is negative", "give seconds >= 0")
+    if config.repeats < 1:
+        raise InputError(f"--repeats {config.repeats} must be >= 1", "give at least one sample")
+    if config.threads is not None and config.threads < 1:
+        raise InputError(f"--threads {config.threads} must be >= 1", "give a thread count >= 1")
+    device = resolve_device(config.device)
+    batch_sizes = parse_batch_sizes(config.batch_sizes)
+    dtype = DTYPES[config.dtype]
+    step = on_step or (lambda text: None)
+
+    old_threads = torch.get_num_threads()
+    old_benchmark = torch.backends.cudnn.benchmark
+    try:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        cudnn_benchmark = None
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            cudnn_benchmark = torch.backends.cudnn.benchmark
+        threads = torch.get_num_threads()
+        env = environment(device, threads=threads, dtype=config.dtype, cudnn_benchmark=cudnn_benchmark)
+        peaks: DevicePeaks | None = None
+        peaks_note = None
+        if config.roofline:
+            step("measuring device peaks (cached after the first run)")
+            key = peaks_key(env["env_device_name"], str(device), config.dtype, threads, torch.__version__)
+            peaks = device_peaks(device, dtype, key, recalibrate=config.recalibrate)
+            peaks_note = peaks.note
+        else:
+            peaks_note = "roofline off"
+        run_id = uuid.uuid4().hex[:12]
+        for spec in models:
+            yield from _profile_model(spec, config, device, batch_sizes, dtype, env, peaks, peaks_note, run_id, step)
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.backends.cudnn.benchmark = old_benchmark
+
+
+def _profile_model(spec, config, device, batch_sizes, dtype, env, peaks, peaks_note, run_id, step) -> Iterator[dict]:
+    name, original, default_size, source = _load(spec, config.options)
+    size = tuple(config.input_size or default_size)
+    path = model_file(original)
+    base = {
+        "run_id": run_id,
+        "model": name,
+        "model_source": source,
+        "model_file": path,
+        "model_commit": git_commit(path),
+        "input_shape": "x".join(map(str, size)),
+        "device": str(device),
+        "dtype": config.dtype,
+        "channels_last": config.channels_last,
+        "compiled": config.compile,
+        "threads": env["env_threads"],
+        "min_time_s": config.min_time_s,
+        "peak_flops_per_s": peaks.flops_per_s if peaks else None,
+        "peak_bytes_per_s": peaks.bytes_per_s if peaks else None,
+        **env,
+    }
+
+    def record(batch: int, **values) -> dict:
+        return new_record(**{**base, **values, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "batch_size": batch})
+
+    carried: tuple[str, str] | None = None
+    if config.dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        carried = ("unsupported", f"{torch.cuda.get_device_name(device)} does not support bfloat16")
+    module = runner = None
+    home = next(iter([*original.parameters(), *original.buffers()]), None)
+    home = (home.device, home.dtype) if home is not None else None
+    try:
+        if carried is None:
+            try:
+                original.eval()
+                module = _to_device(original, device, dtype, config.channels_last)
+                runner = torch.compile(module) if config.compile else module
+            except Exception as exc:
+                status = classify_failure(exc, config.dtype)
+                message = f"moving the model to {device} in {config.dtype} failed: {first_line(exc)}"
+                carried = (status, message if status != "oom" else f"the model does not fit on {device}: {message}")
+                module = runner = None
+                _release(device)
+        for batch in batch_sizes:
+            step(f"{name} batch {batch}")
+            if carried is not None:
+                yield record(batch, status=carried[0], error=carried[1])
+                continue
+            rec = record(
+                batch,
+                **_measure_one(original, runner, module, name, size, batch, device, dtype, config, peaks, peaks_note),
+            )
+            if rec["status"] != "ok":
+                _release(device)
+                carried = carry_over(rec["status"], batch, rec["error"])
+            yield rec
+    finally:
+        module = runner = None
+        if isinstance(spec, nn.Module) and home is not None:  # the caller's model: put it back where it was
+            original.to(device=home[0], dtype=home[1])
+        _release(device)
+
+
+def _measure_one(original, runner, module, name, size, batch, device, dtype, config, peaks, peaks_note) -> dict:
+    out = _analysis(original, size, batch, config.dtype, name)
+    failure: tuple[str, str] | None = None
+    sampler = PowerSampler(device) if config.power else None
+    x = None
+    try:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn((batch, *size), generator=gen).to(device=device, dtype=dtype)
+        if config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def forward():
+            return runner(x)
+
+        with torch.inference_mode():
+            if sampler is not None:
+                sampler.start()
+            timing = measure(
+                forward,
+                device,
+                warmup_s=config.warmup_s,
+                min_time_s=config.min_time_s,
+                repeats=config.repeats,
+                on_timed=sampler.mark if sampler is not None else None,
+            )
+            samples = sampler.stop() if sampler is not None else []
+            if config.memory:
+                mem = measure_peak(forward, device, held_bytes(module), held_bytes(x))
+                out.update(
+                    memory_peak_bytes=mem.peak_bytes,
+                    memory_activation_peak_bytes=mem.activation_peak_bytes,
+                    memory_method=mem.method,
+                )
+    except Exception as exc:
+        failure = (classify_failure(exc, config.dtype), first_line(exc))
+    finally:
+        if sampler is not None:
+            sampler.close()
+        x = None
+    if failure is not None:
+        _release(device)
+        return {**out, "status": failure[0], "error": failure[1]}
+
+    s = timing.stats
+    out.update(
+        status="ok",
+        latency_median_s=s.median_s,
+        latency_p10_s=s.p10_s,
+        latency_p90_s=s.p90_s,
+        latency_mean_s=s.mean_s,
+        latency_min_s=s.min_s,
+        latency_max_s=s.max_s,
+        latency_cv=s.cv,
+        samples=s.samples,
+        iterations_per_sample=timing.iterations,
+        warmup_iterations=timing.warmup_iterations,
+        warmup_s=timing.warmup_s,
+        warmup_settled=timing.warmup_settled,
+        timer=timing.method,
+        throughput_ips=s.throughput(batch),
+    )
+    roof = roofline_fields(
+        out.get("flops"),
+        out.get("traffic_bytes"),
+        s.median_s,
+        peaks.flops_per_s if peaks else None,
+        peaks.bytes_per_s if peaks else None,
+    )
+    if peaks_note:
+        roof["roofline_note"] = "; ".join(n for n in (roof["roofline_note"], peaks_note) if n)
+    out.update(roof)
+    if sampler is None:
+        out["power_note"] = "power measurement off"
+    elif not sampler.available:
+        out["power_note"] = sampler.reason
+    else:
+        images = batch * timing.iterations * s.samples
+        out.update(power_summary(samples, timing.block_spans, images, sampler.counter_energy_j()))
+        if out.get("energy_j") is None:
+            out["power_note"] = "NVML gave no power samples during the timed runs"
+    return out

@@ -1,0 +1,73 @@
+"""Tiny models for the profile tests (also as tests.profile.models:NAME on the command line)."""
+
+import torch
+from torch import nn
+
+
+class TwoLayer(nn.Module):
+    input_size = (3, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv(x))
+
+
+class OomAbove(nn.Module):
+    """Raises CUDA's out-of-memory error for batches larger than ``limit``; counts its calls per batch."""
+
+    input_size = (3, 8, 8)
+
+    def __init__(self, limit=2):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.limit = limit
+        self.calls = {}
+
+    def forward(self, x):
+        b = x.shape[0]
+        self.calls[b] = self.calls.get(b, 0) + 1
+        if b > self.limit:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {b} GiB")
+        return self.conv(x)
+
+
+class NoHalf(nn.Module):
+    input_size = (3, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if x.dtype == torch.float16:
+            raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'")
+        return self.conv(x)
+
+
+class Broken(nn.Module):
+    input_size = (3, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        raise ValueError("shapes do not match")
+
+
+class CtrlC(nn.Module):
+    input_size = (3, 8, 8)
+
+    def __init__(self, at=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.at = at
+
+    def forward(self, x):
+        if x.shape[0] >= self.at:
+            raise KeyboardInterrupt
+        return self.conv(x)

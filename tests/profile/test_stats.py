@@ -1,0 +1,156 @@
+"""Statistics of timing samples, warm-up settling and iteration calibration: pure, exact."""
+
+import statistics
+
+import pytest
+
+from archcost.profile.stats import (
+    calibrate,
+    coefficient_of_variation,
+    iterations_for,
+    percentile,
+    settled,
+    spread,
+    summarize,
+)
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([1, 2, 3, 4, 5], 50, 3),
+        ([1, 2, 3, 4, 5], 0, 1),
+        ([1, 2, 3, 4, 5], 100, 5),
+        ([1, 2, 3, 4, 5], 10, 1 + 0.4 * (2 - 1)),  # position (5 - 1) * 0.10 = 0.4
+        ([1, 2, 3, 4, 5], 90, 4 + 0.6 * (5 - 4)),  # position (5 - 1) * 0.90 = 3.6
+        ([10, 0], 25, 0 + 0.25 * 10),  # unsorted input: position 0.25 between 0 and 10
+        ([7], 90, 7),
+    ],
+)
+def test_percentile_interpolates_linearly_like_numpy(values, q, expected):
+    assert percentile(values, q) == pytest.approx(expected)
+
+
+def test_percentile_matches_numpy_on_an_irregular_sample():
+    np = pytest.importorskip("numpy")
+    xs = [0.013, 0.011, 0.019, 0.012, 0.0125, 0.0111, 0.03]
+    for q in (10, 50, 90):
+        assert percentile(xs, q) == pytest.approx(float(np.percentile(xs, q)))
+
+
+def test_percentile_rejects_nonsense():
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_summary_of_samples():
+    xs = [0.010, 0.012, 0.011, 0.013, 0.014]
+    s = summarize(xs)
+    assert s.median_s == 0.012
+    assert s.p10_s == pytest.approx(0.010 + 0.4 * 0.001)  # sorted 10,11,12,13,14 ms; position 0.4
+    assert s.p90_s == pytest.approx(0.013 + 0.6 * 0.001)  # position 3.6
+    assert s.mean_s == pytest.approx(0.012)
+    assert (s.min_s, s.max_s, s.samples) == (0.010, 0.014, 5)
+    assert s.cv == pytest.approx(statistics.stdev(xs) / 0.012)
+    assert s.throughput(8) == pytest.approx(8 / 0.012)  # images per second = batch / median
+
+
+def test_coefficient_of_variation_of_one_or_constant_samples_is_zero():
+    assert coefficient_of_variation([0.5]) == 0
+    assert coefficient_of_variation([0.5, 0.5, 0.5]) == 0
+    assert coefficient_of_variation([1.0, 3.0]) == pytest.approx(statistics.stdev([1.0, 3.0]) / 2.0)
+
+
+def test_warm_up_settles_when_two_windows_agree():
+    slow_then_steady = [0.5, 0.2, 0.1] + [0.010] * 10
+    assert settled(slow_then_steady, window=5, tolerance=0.05)
+    still_falling = [0.020, 0.019, 0.018, 0.017, 0.016, 0.015, 0.014, 0.013, 0.012, 0.011]
+    assert not settled(still_falling, window=5)  # median 0.018 then 0.013: 28% apart
+    assert not settled([0.01] * 9, window=5)  # not two windows yet
+
+
+@pytest.mark.parametrize(
+    ("per_iter", "min_time", "expected"),
+    [
+        (0.001, 0.2, 200),  # 0.2 / 0.001
+        (0.003, 0.2, 67),  # ceil(66.67)
+        (0.5, 0.2, 1),  # one call already lasts longer than min-time
+        (0.0, 0.2, 1_000_000),  # an unmeasurably fast call: the cap
+        (0.001, 0.0, 1),
+    ],
+)
+def test_iterations_for(per_iter, min_time, expected):
+    assert iterations_for(per_iter, min_time) == expected
+
+
+def test_calibrate_reaches_min_time_with_a_fake_clock():
+    calls = []
+
+    def block(n):  # 1.5 ms per call, plus 0.1 ms fixed overhead per block
+        calls.append(n)
+        return 0.0015 * n + 0.0001
+
+    n, elapsed = calibrate(block, 0.2, first_guess=1)
+    assert elapsed >= 0.2
+    assert 0.0015 * n + 0.0001 == elapsed
+    assert n <= 1.1 * 0.2 / 0.0015 + 2  # does not overshoot by more than the 10% margin
+    assert calls[0] == 1 and len(calls) <= 4
+
+
+def test_calibrate_escapes_a_clock_that_reads_zero():
+    def block(n):  # a coarse clock: anything under 100 calls reads as 0 s
+        return 0.0 if n < 100 else n * 1e-4
+
+    n, elapsed = calibrate(block, 0.05)
+    assert elapsed >= 0.05 and n >= 500
+
+
+def test_calibrate_keeps_a_good_first_guess():
+    seen = []
+    n, _ = calibrate(lambda k: seen.append(k) or 0.01 * k, 0.2, first_guess=25)
+    assert (n, seen) == (25, [25])
+
+
+def test_spread_is_max_over_min():
+    assert spread([0.100, 0.105, 0.102]) == pytest.approx(0.105 / 0.100)
+
+
+def test_warm_up_excludes_the_first_call_and_stops_when_settled():
+    from archcost.profile.timing import warm_up
+
+    class FakeTimer:  # a first call of 10 s (compilation), then 0.2 s, 0.15 s, then a steady 0.1 s
+        def __init__(self):
+            self.now = 0.0
+            self.times = iter([10.0, 0.2, 0.15] + [0.1] * 1000)
+
+        def block(self, fn, n):
+            t = next(self.times)
+            self.now += t
+            return t
+
+    timer = FakeTimer()
+    times, ok = warm_up(lambda: None, timer, warmup_s=1.0, clock=lambda: timer.now)
+    assert ok and times[0] == 10.0  # the compilation did not use up the 1 s warm-up (nor its 5 s cap)
+    # 1 s after the first call needs 0.2 + 0.15 + 0.1 * k >= 1.0: k >= 7 steady calls (10 calls in all).
+    # Settled needs the medians of the last two windows of 5 to agree: at 10 calls the earlier window
+    # [10, 0.2, 0.15, 0.1, 0.1] has median 0.15 against 0.1; at 11 it is [0.2, 0.15, 0.1, 0.1, 0.1] -> 0.1.
+    assert len(times) == 11
+
+
+def test_warm_up_gives_up_on_settling_at_five_times_the_warm_up():
+    from archcost.profile.timing import warm_up
+
+    class Drifting:  # every call 10% slower than the last: never settles
+        def __init__(self):
+            self.now, self.t = 0.0, 0.01
+
+        def block(self, fn, n):
+            self.t *= 1.1
+            self.now += self.t
+            return self.t
+
+    timer = Drifting()
+    times, ok = warm_up(lambda: None, timer, warmup_s=0.5, clock=lambda: timer.now)
+    assert not ok and timer.now - times[0] >= 0.5 * 5
