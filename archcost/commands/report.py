@@ -1,0 +1,37 @@
+"""``archcost report --models ... --output DIR``: a self-contained report (markdown, HTML, PNG, CSV)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archcost.cli import EXIT_OK
+from archcost.errors import InputError
+
+
+def run(args: argparse.Namespace) -> int:
+    from archcost.report.document import build, write
+
+    folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} exists and is not a folder", "give a folder for --output")
+    if not folder.parent.is_dir():
+        raise InputError(f"cannot create {folder}: {folder.parent} does not exist", "create the parent folder first")
+    folder.mkdir(exist_ok=True)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise InputError("--models is empty", "e.g. --models resnet50,vgg16")
+    for path in write(build(models, folder, args.results, args.accuracy, args.device), folder):
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="a folder with tables and charts for a set of models (md, html, png, csv)")
+    p.add_argument("--models", required=True, help="comma-separated models")
+    p.add_argument("--results", help="profile results to include (JSON lines)")
+    p.add_argument("--accuracy", help="CSV model,top1[,top5] adding or overriding published accuracy")
+    p.add_argument("--device", help="with --results: the device to report")
+    p.add_argument("--output", required=True, help="the folder to write")
+    p.set_defaults(func=run)

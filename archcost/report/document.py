@@ -1,0 +1,164 @@
+"""``archcost report``: one folder with every table and chart for a set of models (markdown and HTML)."""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from archcost.report.files import write_atomic
+from archcost.units import format_bytes, format_count
+
+
+@dataclass
+class Document:
+    """The pieces of a report, in order: (title, text) sections, tables and figure files."""
+
+    title: str
+    blocks: list[tuple[str, object]] = field(default_factory=list)  # ("h2"|"p"|"table"|"img", payload)
+
+    def h2(self, text: str) -> None:
+        self.blocks.append(("h2", text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, df: pd.DataFrame) -> None:
+        self.blocks.append(("table", df))
+
+    def img(self, name: str, caption: str) -> None:
+        self.blocks.append(("img", (name, caption)))
+
+    def markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for kind, payload in self.blocks:
+            if kind == "h2":
+                out += [f"## {payload}", ""]
+            elif kind == "p":
+                out += [payload, ""]
+            elif kind == "table":
+                out += [payload.to_markdown(index=False), ""]
+            else:
+                out += [f"![{payload[1]}]({payload[0]})", "", f"*{payload[1]}*", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        out = [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{html.escape(self.title)}</title>",
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
+            "font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}"
+            "</style></head><body>",
+            f"<h1>{html.escape(self.title)}</h1>",
+        ]
+        for kind, payload in self.blocks:
+            if kind == "h2":
+                out.append(f"<h2>{html.escape(payload)}</h2>")
+            elif kind == "p":
+                out.append(f"<p>{html.escape(payload)}</p>")
+            elif kind == "table":
+                out.append(payload.to_html(index=False, escape=True))
+            else:
+                out.append(f"<figure><img src='{html.escape(payload[0])}'><figcaption>{html.escape(payload[1])}"
+                           "</figcaption></figure>")  # fmt: skip
+        out.append("</body></html>")
+        return "\n".join(out)
+
+
+def _save(fig, folder: Path, name: str) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130)
+    write_atomic(folder / name, buffer.getvalue())
+    return name
+
+
+def build(models: list[str], folder: str | Path, results: str | None = None, accuracy: str | None = None,
+          device: str | None = None) -> Document:  # fmt: skip
+    """Write the report's figures and CSVs into ``folder`` and return the document (not yet written)."""
+    from archcost.cost import analyze
+    from archcost.cost.memory import estimate
+    from archcost.models import load_model
+    from archcost.report import figures
+    from archcost.report.data import model_points, with_accuracy
+    from archcost.report.table import final_field, layer_frame, rf_text
+
+    folder = Path(folder)
+    doc = Document("archcost report")
+    doc.p(
+        "MACs: multiply-accumulates of conv/linear/matmul (papers' mult-adds); FLOPs: all floating-point "
+        "operations. Memory at float32, batch 1, decimal units. Accuracy: the zoo's published single-crop "
+        "top-1 with its source in the model's metadata."
+    )
+    rows, reports = [], {}
+    for spec in models:
+        loaded = load_model(spec)
+        report = analyze(loaded.module, loaded.input_size, name=loaded.name)
+        reports[loaded.name] = report
+        mem = estimate(report)
+        final = final_field(report)
+        rows.append({
+            "model": loaded.name, "input": "x".join(map(str, loaded.input_size)),
+            "params": format_count(report.totals["params"]), "MACs": format_count(report.totals["macs"]),
+            "FLOPs": format_count(report.totals["flops"]), "param mem": format_bytes(report.totals["param_bytes"]),
+            "peak activations": format_bytes(mem.inference_peak_activation_bytes),
+            "final RF": rf_text(final) if final else "", "uncosted ops": len(report.unsupported),
+        })  # fmt: skip
+        layer_frame(report).to_csv(folder / f"{loaded.name}.csv", index=False)
+    doc.h2("Comparison")
+    doc.table(pd.DataFrame(rows))
+    points = with_accuracy(model_points(models, accuracy))
+    for note in points.notes:
+        doc.p(f"Note: {note}.")
+    if not points.frame.empty:
+        points.frame.to_csv(folder / "models.csv", index=False)
+        doc.h2("Accuracy and cost")
+        for name, fn, caption in (
+            ("accuracy-vs-macs.png", figures.accuracy_vs_macs, "Top-1 against MACs; blob area: parameters"),
+            ("accuracy-density.png", figures.accuracy_density, "Top-1 per million parameters"),
+        ):
+            doc.img(_save(fn(points.frame), folder, name), caption)
+    if results:
+        from archcost.commands.plot import measured_frame
+
+        df = measured_frame(results, device, None)
+        df = df[df["model"].isin(reports)].reset_index(drop=True)
+        df.to_csv(folder / "measured.csv", index=False)
+        doc.h2(f"Measured on {df['device'].iloc[0]} ({df['env_device_name'].iloc[0]})")
+        doc.table(df[["model", "batch_size", "latency_ms", "throughput", "memory_mb"]].round(2))
+        for name, fn, caption in (
+            ("latency-vs-batch.png", figures.latency_vs_batch, "Median latency per batch against batch size"),
+            ("throughput-vs-batch.png", figures.throughput_vs_batch, "Images per second against batch size"),
+            ("memory-vs-batch.png", figures.memory_vs_batch, "Measured peak memory against batch size"),
+        ):
+            doc.img(_save(fn(df), folder, name), caption)
+        one = df[df["batch_size"] == df["batch_size"].min()].reset_index(drop=True)
+        if len(one) >= 2:
+            doc.img(_save(figures.macs_vs_latency(one), folder, "macs-vs-latency.png"),
+                    "Operations against measured latency, with a linear fit")  # fmt: skip
+            acc = one[one["top1"].notna()].reset_index(drop=True)
+            if len(acc) >= 2:
+                doc.img(_save(figures.accuracy_vs_throughput(acc), folder, "accuracy-vs-throughput.png"),
+                        "Top-1 against throughput; blob area: MACs; dashed: upper envelope")  # fmt: skip
+    doc.h2("Per-model cost, by top-level module")
+    for name, report in reports.items():
+        doc.p(f"{name}: input {'x'.join(map(str, report.input_shape))}; per-layer table in {name}.csv")
+        df = layer_frame(report, depth=1)
+        for col in ("params", "macs", "flops"):
+            df[col] = df[col].map(format_count)
+        for col in ("param_bytes", "activation_bytes"):
+            df[col] = df[col].map(format_bytes)
+        doc.table(df.drop(columns=["output_shape", "rf_text"]))
+    first = next(iter(reports.values()))
+    doc.img(
+        _save(figures.layers(first), folder, f"{first.model}-layers.png"),
+        f"{first.model}: parameters and MACs per layer",
+    )
+    return doc
+
+
+def write(doc: Document, folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    return [write_atomic(folder / "report.md", doc.markdown()), write_atomic(folder / "report.html", doc.html())]
