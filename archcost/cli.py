@@ -47,7 +47,11 @@ def positive_int(text: str) -> int:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """MODEL and the flags every command that analyses a model takes."""
-    p.add_argument("model", help="zoo name (archcost list), package.module:callable, torchvision:NAME or timm:NAME")
+    p.add_argument(
+        "model",
+        help="zoo name (archcost list), package.module:callable, file.py:callable, torchvision:NAME, "
+        "timm:NAME, or a model.onnx file",
+    )
     p.add_argument("--input-size", help="CxHxW (default: the model's own, e.g. 3x224x224)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "int8"])
@@ -73,16 +77,28 @@ def emit(text: str, path: str | None) -> None:
 def load(args: argparse.Namespace):
     """The model named by ``args.model`` with its options, and the input size to use."""
     from archcost.models import load_model
+    from archcost.onnx_graph import is_onnx_path
 
+    if is_onnx_path(args.model):
+        raise InputError(
+            f"archcost {args.command} needs a torch model, and {args.model} is an ONNX graph",
+            "use the zoo name or module:callable the file was exported from; `archcost table FILE.onnx` reads it",
+        )
     loaded = load_model(args.model, parse_opts(args.opt))
     size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
     return loaded, size
 
 
 def analyse(args: argparse.Namespace):
-    """``archcost.analyze`` of the model the flags name."""
+    """``archcost.analyze`` of the model the flags name (an ``.onnx`` file is analysed from its graph)."""
     from archcost.cost import analyze
+    from archcost.onnx_graph import analyze_onnx, is_onnx_path
 
+    if is_onnx_path(args.model):
+        if args.opt:
+            raise InputError("--opt sets a model builder's options; an ONNX file has none", "drop --opt")
+        size = parse_input_size(args.input_size) if args.input_size else None
+        return analyze_onnx(args.model, size, args.batch_size, args.dtype)
     loaded, size = load(args)
     return analyze(loaded.module, size, args.batch_size, args.dtype, name=loaded.name)
 

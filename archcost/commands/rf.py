@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from archcost.cli import EXIT_FAIL, EXIT_OK, add_model_args, add_output_args, emit, load
+from archcost.cli import EXIT_FAIL, EXIT_OK, add_model_args, add_output_args, analyse, emit, load
 from archcost.report.table import _axes, final_field, rf_text
 
 
@@ -38,10 +38,7 @@ def _note(row) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archcost.cost import analyze
-
-    loaded, size = load(args)
-    report = analyze(loaded.module, size, args.batch_size, args.dtype, name=loaded.name)
+    report = analyse(args)  # a torch model, or an ONNX graph
     final = final_field(report)
     doc = {
         "model": report.model,
@@ -58,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from archcost.models import load_model
         from archcost.verify.receptive_field import verify
 
+        loaded, size = load(args)  # refuses an ONNX file: the check runs the torch model
         real = load_model(args.model, parse_opts(args.opt), device="cpu").module
         check = verify(real, size, args.layer)
         doc["verify"] = {

@@ -22,7 +22,7 @@ from torch.overrides import TorchFunctionMode
 from archcost.cost._registry import Cost, module_formula, op_formula, op_name
 from archcost.cost.formulas._args import tensors
 from archcost.cost.memory import workspace_bytes
-from archcost.cost.receptive import Unknown, propagate, spatial, step_of
+from archcost.cost.receptive import Unknown, propagate, spatial, step_of, with_field
 from archcost.cost.record import CostReport, LayerCost, Unsupported
 from archcost.errors import AnalysisError, InputError
 from archcost.units import DTYPES
@@ -153,7 +153,9 @@ class _Crawl(TorchFunctionMode):
             return
         ins = tensors((args, kwargs))
         acts = [t for t in ins if id(t) in self.producer]
-        origins = frozenset().union(*(self.param_origin.get(id(t), frozenset()) for t in ins))
+        origins = frozenset().union(
+            *(self.param_origin.get(id(t), frozenset()) for t in ins), (id(t) for t in ins if id(t) in self.params)
+        )
         if id(out_tensors[0]) in self.params or (not acts and not origins):
             return  # reading a parameter, or creating a constant: no work on activations
         cost = formula(args, kwargs, out) if formula is not None else Cost()
@@ -395,7 +397,7 @@ def analyze(
             m.training = flag
 
     fields = propagate([r.sources for r in crawl.rows], crawl.steps, [r.name for r in crawl.rows], crawl.axes)
-    rows = [_with_field(r, f) for r, f in zip(crawl.rows, fields, strict=True)]
+    rows = [with_field(r, f) for r, f in zip(crawl.rows, fields, strict=True)]
     # Parameters never used in forward still occupy memory: one row per module that owns them.
     unused: dict[str, list[torch.Tensor]] = {}
     for key, t in state.items():
@@ -435,21 +437,6 @@ def analyze(
         training=training,
         peak_activation_bytes=peak,
         peak_at=crawl.peak_at,
-    )
-
-
-def _with_field(row: LayerCost, field) -> LayerCost:
-    from dataclasses import replace
-
-    if field is None or field.unknown is not None:
-        return replace(row, rf_unknown=field.unknown if field is not None else "no input to derive it from")
-    return replace(
-        row,
-        rf=field.r,
-        rf_stride=field.j,
-        rf_start=field.start,
-        rf_global=field.is_global,
-        rf_misaligned=field.misaligned,
     )
 
 

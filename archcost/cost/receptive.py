@@ -232,10 +232,16 @@ def propagate(
     """The field of every row's output, in execution order. ``steps[i]`` lists ``(step, in_spatial)`` of the
     ops row ``i`` ran on its activation path; ``-1`` in sources is the model input."""
     fields: list[Field | None] = []
+    constant: set[int] = set()  # rows computed from parameters only: they have no receptive field
     start = Field.input(axes)
-    for sources, row_steps, name in zip(rows_sources, steps, names, strict=True):
-        ins = [start if s == -1 else fields[s] for s in sources]
-        if not ins or any(f is None for f in ins):
+    for index, (sources, row_steps, name) in enumerate(zip(rows_sources, steps, names, strict=True)):
+        live = [s for s in sources if s not in constant]
+        if not live:
+            constant.add(index)
+            fields.append(None)
+            continue
+        ins = [start if s == -1 else fields[s] for s in live]
+        if any(f is None for f in ins):
             fields.append(None)
             continue
         field = merge(ins) if len(ins) > 1 else replace(ins[0], misaligned=False)
@@ -243,3 +249,16 @@ def propagate(
             field = apply(field, step, in_spatial, name)
         fields.append(field)
     return fields
+
+
+def with_field(row, field: Field | None):
+    """``row`` (a LayerCost) with its receptive-field columns filled from ``field`` (None: a row on
+    parameters only, which has no receptive field)."""
+    if field is None:
+        return row
+    if field.unknown is not None:
+        return replace(row, rf_unknown=field.unknown)
+    return replace(
+        row, rf=field.r, rf_stride=field.j, rf_start=field.start, rf_global=field.is_global,
+        rf_misaligned=field.misaligned,
+    )  # fmt: skip

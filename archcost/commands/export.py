@@ -1,0 +1,51 @@
+"""``archcost export MODEL --onnx out.onnx``: a zoo or user model written as an ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archcost.cli import EXIT_OK, add_model_args, parse_input_size, parse_opts, positive_int
+from archcost.errors import InputError
+
+
+def run(args: argparse.Namespace) -> int:
+    from archcost.models import load_model
+    from archcost.onnx_graph import export_onnx, is_onnx_path
+
+    if is_onnx_path(args.model):
+        raise InputError(f"{args.model} is already an ONNX file", "export takes a zoo name or a user model")
+    if args.dtype != "float32":
+        raise InputError(
+            f"export writes float32 weights, not {args.dtype}",
+            f"export in float32, then analyse the file with --dtype {args.dtype} for its bytes at that precision",
+        )
+    folder = Path(args.onnx).parent
+    if not folder.is_dir():  # before building the model: a large one takes seconds to initialise
+        raise InputError(f"cannot write {args.onnx}: the folder {folder} does not exist", "create it first")
+    loaded = load_model(args.model, parse_opts(args.opt), device="cpu")
+    size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
+    path = export_onnx(
+        loaded.module, size, args.onnx, args.opset, batch_size=args.batch_size, fold_constants=args.fold_constants
+    )
+    print(f"wrote {path} ({loaded.name}, input {'x'.join(map(str, (args.batch_size, *size)))})", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model to an ONNX file",
+        description="Write a zoo or user model, with its CPU weights, to ONNX at a static input shape.",
+    )
+    add_model_args(p)
+    p.add_argument("--onnx", required=True, metavar="PATH", help="the ONNX file to write")
+    p.add_argument("--opset", type=positive_int, help="ONNX opset (default: the torch exporter's)")
+    p.add_argument(
+        "--fold-constants",
+        action="store_true",
+        help="fold batch norm into the convolutions and precompute constant expressions (the deployment "
+        "graph: fewer params and FLOPs than the model)",
+    )
+    p.set_defaults(func=run)

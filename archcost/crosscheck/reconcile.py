@@ -1,0 +1,454 @@
+"""Aligning archcost, fvcore and FlopCounterMode module by module, and explaining every difference.
+
+Alignment. archcost has a row per layer call, attributed to a module path (``row.module``); fvcore and
+FlopCounterMode report per module, inclusive of submodules. Each tool's inclusive figures are turned
+into each module's own work (its figure minus its children's) and that is placed on the nearest module,
+itself or an ancestor, that archcost has rows for. So a container's own ``forward`` ops (a residual add)
+meet archcost's op rows, and a layer archcost costs as a whole meets the sum of its parts.
+
+Explanation. For every archcost row, the rules in ``conventions.py`` predict what each tool counts, from
+the row's MACs, shapes and layer settings. A module whose measured figure equals the prediction is
+explained, and the rules used are cited; one that differs is a mismatch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+from torch import nn
+
+from archcost.cost.record import CostReport, LayerCost
+from archcost.crosscheck.conventions import (
+    ACTIVATION_OPS,
+    FVCORE,
+    MAC_OPS,
+    TORCH,
+    OpView,
+    Rule,
+    numel,
+    rule_for,
+)
+from archcost.crosscheck.fvcore_run import FvcoreResult
+from archcost.crosscheck.torch_counter import TorchCount
+from archcost.units import per_element
+
+# -- placing per-module figures on archcost's modules ---------------------------------------------------
+
+
+def own_counts(inclusive: dict[str, Counter], modules: Iterable[str]) -> dict[str, Counter]:
+    """Each module's own figure: its inclusive figure minus its direct children's."""
+    names = list(dict.fromkeys(["", *modules]))
+    children: dict[str, list[str]] = {}
+    for name in names:
+        if name:
+            children.setdefault(name.rpartition(".")[0], []).append(name)
+    own: dict[str, Counter] = {}
+    for name in names:
+        c = Counter(inclusive.get(name, Counter()))
+        for child in children.get(name, ()):
+            c.subtract(inclusive.get(child, Counter()))
+        own[name] = Counter({k: v for k, v in c.items() if v})
+    return own
+
+
+def nearest(path: str, keys: set[str] | dict) -> str | None:
+    """``path`` itself or its closest ancestor among ``keys`` ("" is the model)."""
+    while True:
+        if path in keys:
+            return path
+        if not path:
+            return None
+        path = path.rpartition(".")[0]
+
+
+def place(own: dict[str, Counter], keys: set[str] | dict) -> tuple[dict[str, Counter], Counter]:
+    """Sum each module's own figure onto its nearest key; what has no key is returned apart."""
+    placed: dict[str, Counter] = {}
+    lost: Counter = Counter()
+    for name, c in own.items():
+        key = nearest(name, keys)
+        if key is None:
+            lost.update(c)
+        else:
+            placed.setdefault(key, Counter()).update(c)
+    return placed, lost
+
+
+def fvcore_own_params(fv: FvcoreResult, model: nn.Module) -> dict[str, int]:
+    """fvcore's parameter_count, per owning module: its entries for single parameters, summed by owner."""
+    out: dict[str, int] = {}
+    for name, _ in model.named_parameters():
+        owner = name.rpartition(".")[0]
+        out[owner] = out.get(owner, 0) + fv.params.get(name, 0)
+    return out
+
+
+# -- predicting each tool's figure from archcost's rows ------------------------------------------------
+
+
+def _affine(row: LayerCost, module: nn.Module | None, op: str, training: bool) -> tuple[bool, bool]:
+    """Whether a norm has a weight, and whether that is a guess: the layer's setting, else archcost's
+    FLOPs per element (norms with run-time statistics), else (a functional batch norm at inference,
+    where archcost counts 2 per element either way) whether archcost's row holds parameters: a guess."""
+    for attr in ("affine", "elementwise_affine"):
+        if module is not None and isinstance(getattr(module, attr, None), bool):
+            return getattr(module, attr), False
+    out = numel(row.output_shape)
+    if out and (op != "batch_norm" or training):
+        return row.flops // out == per_element("norm_train") + per_element("norm_affine"), False
+    return row.params > 0, True
+
+
+def op_view(row: LayerCost, module: nn.Module | None, training: bool) -> OpView | None:
+    """The row as one op, or None when it runs several ops whose own shapes the row does not keep."""
+    kinds = set(row.ops)
+    if len(kinds) != 1:
+        return None
+    op = next(iter(kinds))
+    affine, _ = _affine(row, module, op, training)
+    out = row.output_shape
+    dims = len(out) if out and isinstance(out[0], int) else 0
+    return OpView(
+        op=op,
+        macs=row.macs,
+        flops=row.flops,
+        in_numel=numel(row.input_shapes[0]) if row.input_shapes else 0,
+        out_numel=numel(out),
+        out_dims=dims,
+        affine=affine,
+        training=training,
+    )
+
+
+@dataclass
+class Prediction:
+    """What the conventions predict a tool counts for some rows; ``None`` when it cannot be predicted."""
+
+    value: int | None = 0
+    by_rule: dict[Rule, int] = field(default_factory=dict)
+    why_not: str = ""
+    guesses: list[str] = field(default_factory=list)
+
+    @property
+    def rules(self) -> list[Rule]:
+        return list(self.by_rule)
+
+    def add(self, rule: Rule, n: int) -> None:
+        if self.value is not None:
+            self.value += n
+        self.by_rule[rule] = self.by_rule.get(rule, 0) + n
+
+    def fail(self, reason: str) -> None:
+        self.value = None
+        self.why_not = self.why_not or reason
+
+
+def predict(row: LayerCost, module: nn.Module | None, training: bool, tool: str, pred: Prediction) -> None:
+    """Add what ``tool`` counts for ``row`` to ``pred``."""
+    if not row.ops:
+        return
+    view = op_view(row, module, training)
+    if view is not None:
+        rule = rule_for(tool, view.op)
+        pred.add(rule, rule.count(view))
+        if rule.needs_shapes and view.op == "batch_norm" and _affine(row, module, view.op, training)[1]:
+            pred.guesses.append(
+                f"{row.name}: a functional batch_norm taken as {'affine' if view.affine else 'without weight'} "
+                f"because archcost's row holds {row.params} parameters"
+            )
+        return
+    # Several ops in one row: only MACs can be apportioned, and only when one rule covers all of them.
+    kinds = set(row.ops)
+    mac_kinds = kinds & set(MAC_OPS)
+    rules = {rule_for(tool, op) for op in kinds}
+    shaped = {r for r in rules if r.needs_shapes}
+    mac_rules = {rule_for(tool, op) for op in mac_kinds}
+    if shaped or len(mac_rules) > 1:
+        pred.fail(f"{row.name} runs {', '.join(sorted(kinds))}; the row keeps one set of shapes for them all")
+        return
+    for rule in mac_rules:
+        pred.add(rule, rule.count(OpView(rule.ops[0], row.macs, row.flops, 0, 0, 0)))
+    for op in sorted(kinds - mac_kinds):
+        pred.add(rule_for(tool, op), 0)
+
+
+def predict_activations(row: LayerCost, pred: Prediction) -> None:
+    """fvcore's ActivationCountAnalysis: output elements of conv, linear and matrix products."""
+    calls = [op for op in row.ops if op in ACTIVATION_OPS]
+    if not calls:
+        return
+    if len(calls) > 1:
+        pred.fail(f"{row.name} runs {len(calls)} conv/linear/matmul ops; the row keeps only its last output")
+        return
+    pred.value = None if pred.value is None else pred.value + numel(row.output_shape)
+
+
+# -- the reconciliation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One tool's figure for one module: measured, predicted by the conventions, and the verdict."""
+
+    measured: int | None
+    predicted: int | None
+    rules: dict[int, int] = field(default_factory=dict)  # cited rule number -> what it predicts here
+    note: str = ""
+
+    @property
+    def agrees(self) -> bool:
+        return self.measured is None or (self.predicted is not None and self.measured == self.predicted)
+
+
+@dataclass
+class ModuleCheck:
+    """One module (a path archcost has rows for; "" is the model's own forward) in all three tools."""
+
+    module: str
+    types: list[str]
+    macs: int
+    flops: int
+    params: int
+    fvcore: Figure
+    torch: Figure
+    activations: Figure
+    fvcore_params: Figure
+    fvcore_unsupported: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mismatches(self) -> list[str]:
+        named = (
+            ("fvcore", self.fvcore, "conventions predict"),
+            ("torch", self.torch, "conventions predict"),
+            ("fvcore activations", self.activations, "conventions predict"),
+            ("fvcore params", self.fvcore_params, "archcost counts"),
+        )
+        out = []
+        for what, f, against in named:
+            if not f.agrees:
+                text = f"{what}: measured {f.measured:,}, {against} {_fmt(f.predicted)}"
+                out.append(f"{text} ({f.note})" if f.note else text)
+        return out
+
+    @property
+    def status(self) -> str:
+        return "MISMATCH" if self.mismatches else "ok"
+
+
+def _fmt(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+@dataclass
+class Reconciliation:
+    """archcost, fvcore and FlopCounterMode on one model and input, module by module."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    modules: list[ModuleCheck]
+    totals: dict[str, int | None]
+    fvcore_error: str | None = None
+    torch_error: str | None = None
+    fvcore_unsupported: dict[str, int] = field(default_factory=dict)
+    archcost_unsupported: list[str] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)  # every rule cited, numbered from 1 in this order
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def mismatches(self) -> list[str]:
+        out = [f"{m.module or '(model)'}: {x}" for m in self.modules for x in m.mismatches]
+        return out + [f for f in self.findings if f.startswith("MISMATCH")]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def rule_totals(self) -> dict[int, int]:
+        """What each cited rule predicts over the whole model (rule number -> count)."""
+        out: dict[int, int] = {}
+        for m in self.modules:
+            for f in (m.fvcore, m.torch):
+                for i, n in f.rules.items():
+                    out[i] = out.get(i, 0) + n
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "input_shape": list(self.input_shape),
+            "ok": self.ok,
+            "totals": self.totals,
+            "fvcore_error": self.fvcore_error,
+            "torch_error": self.torch_error,
+            "fvcore_unsupported": self.fvcore_unsupported,
+            "archcost_unsupported": self.archcost_unsupported,
+            "findings": self.findings,
+            "mismatches": self.mismatches,
+            "conventions": [
+                {
+                    "id": i,
+                    "tool": r.tool,
+                    "ops": list(r.ops),
+                    "reported_as": r.tool_op,
+                    "rule": r.text,
+                    "source": r.source,
+                }
+                for i, r in enumerate(self.rules, 1)
+            ],  # fmt: skip
+            "modules": [
+                {
+                    "module": m.module,
+                    "types": m.types,
+                    "macs": m.macs,
+                    "flops": m.flops,
+                    "params": m.params,
+                    "fvcore": asdict(m.fvcore),
+                    "torch": asdict(m.torch),
+                    "fvcore_activations": asdict(m.activations),
+                    "fvcore_params": asdict(m.fvcore_params),
+                    "fvcore_unsupported": m.fvcore_unsupported,
+                    "status": m.status,
+                    "mismatches": m.mismatches,
+                }
+                for m in self.modules
+            ],
+        }
+
+
+def _module_at(model: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        return None
+
+
+def reconcile(report: CostReport, model: nn.Module, fv: FvcoreResult, tc: TorchCount) -> Reconciliation:
+    """Align the three tools on ``model`` (the model ``report`` analysed) and explain each difference."""
+    rows_at: dict[str, list[LayerCost]] = {}
+    for r in report.layers:
+        rows_at.setdefault(r.module, []).append(r)
+    rows_at.setdefault("", [])
+    keys = dict.fromkeys(rows_at)
+    names = [n for n, _ in model.named_modules()]
+
+    fv_flops, fv_lost = place(own_counts(fv.flops, names), keys) if fv.ok else ({}, Counter())
+    fv_acts, acts_lost = place(own_counts(fv.activations, names), keys) if fv.ok else ({}, Counter())
+    fv_unsup, _ = place(own_counts(fv.unsupported, names), keys) if fv.ok else ({}, Counter())
+    t_flops, t_lost = place(own_counts(tc.flops, names), keys) if tc.ok else ({}, Counter())
+    p_fv, _ = place({k: Counter(n=v) for k, v in fvcore_own_params(fv, model).items()}, keys)
+
+    cited: list[Rule] = []
+    modules: list[ModuleCheck] = []
+    for key, rows in rows_at.items():
+        preds = {FVCORE: Prediction(), TORCH: Prediction()}
+        acts = Prediction()
+        for r in rows:
+            module = _module_at(model, r.module) if r.kind == "module" else None
+            for tool, pred in preds.items():
+                predict(r, module, report.training, tool, pred)
+            predict_activations(r, acts)
+        macs = sum(r.macs for r in rows)
+        flops = sum(r.flops for r in rows)
+
+        fv_measured = sum(fv_flops.get(key, Counter()).values()) if fv.ok else None
+        t_measured = sum(t_flops.get(key, Counter()).values()) if tc.ok else None
+        params = sum(r.params for r in rows)
+        modules.append(
+            ModuleCheck(
+                module=key,
+                types=list(dict.fromkeys(r.type for r in rows)),
+                macs=macs,
+                flops=flops,
+                params=params,
+                fvcore=_figure(fv_measured, preds[FVCORE], cited, busy=bool(macs or flops)),
+                torch=_figure(t_measured, preds[TORCH], cited, busy=bool(macs or flops)),
+                activations=Figure(
+                    sum(fv_acts.get(key, Counter()).values()) if fv.ok else None, acts.value, note=acts.why_not
+                ),
+                fvcore_params=Figure(p_fv.get(key, Counter())["n"] if fv.ok else None, params),
+                fvcore_unsupported=dict(sorted(fv_unsup.get(key, Counter()).items())),
+            )
+        )
+    _explain_shared_params(modules, model)
+    # The model's own row only matters when something lands on it.
+    modules = [m for m in modules if m.module or rows_at[""] or m.fvcore.measured or m.torch.measured or m.mismatches]
+
+    findings = []
+    if fv.error:
+        findings.append(f"fvcore could not analyse the model: {fv.error}")
+    if tc.error:
+        findings.append(f"FlopCounterMode could not run the model: {tc.error}")
+    for tool, lost in (("fvcore", fv_lost + acts_lost), ("FlopCounterMode", t_lost)):
+        if lost:
+            findings.append(f"MISMATCH: {tool} counted {dict(lost)} in modules archcost has no row for")
+    if report.unsupported:
+        findings.append(
+            "archcost has no formula for (counted 0): " + ", ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
+        )
+    totals = {
+        "macs": report.totals["macs"],
+        "flops": report.totals["flops"],
+        "params": report.totals["params"],
+        "fvcore": fv.total_flops() if fv.ok else None,
+        "fvcore_predicted": _sum(m.fvcore.predicted for m in modules),
+        "fvcore_activations": fv.total_activations() if fv.ok else None,
+        "fvcore_activations_predicted": _sum(m.activations.predicted for m in modules),
+        "fvcore_params": fv.params.get("") if fv.params else None,
+        "torch": tc.total() if tc.ok else None,
+        "torch_predicted": _sum(m.torch.predicted for m in modules),
+    }
+    unsup = Counter()
+    for m in modules:
+        unsup.update(m.fvcore_unsupported)
+    return Reconciliation(
+        model=report.model,
+        input_shape=tuple(report.input_shape),
+        modules=modules,
+        totals=totals,
+        fvcore_error=fv.error,
+        torch_error=tc.error,
+        fvcore_unsupported=dict(sorted(unsup.items())),
+        archcost_unsupported=[f"{u.layer}: {u.op}" for u in report.unsupported],
+        rules=cited,
+        findings=findings,
+    )
+
+
+def _figure(measured: int | None, pred: Prediction, cited: list[Rule], *, busy: bool) -> Figure:
+    """A tool's figure with the numbers (1-based, in ``cited``) of the rules that predict it; rules are
+    cited wherever some tool counts work."""
+    ids = {}
+    if measured or pred.value or busy:
+        for rule, n in pred.by_rule.items():
+            if rule not in cited:
+                cited.append(rule)
+            ids[cited.index(rule) + 1] = n
+    return Figure(measured, pred.value, ids, "; ".join(filter(None, [pred.why_not, *pred.guesses])))
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    total = 0
+    for v in values:
+        if v is None:
+            return None
+        total += v
+    return total
+
+
+def _explain_shared_params(modules: list[ModuleCheck], model: nn.Module) -> None:
+    """A parameter shared by several modules: archcost counts it at the first layer that uses it, fvcore
+    at the module whose name comes first. Their totals must still agree."""
+    shared = len(list(model.named_parameters(remove_duplicate=False))) != len(list(model.named_parameters()))
+    if not shared:
+        return
+    total_fv = sum(m.fvcore_params.measured or 0 for m in modules)
+    total_arch = sum(m.params for m in modules)
+    if total_fv != total_arch:
+        return
+    for m in modules:
+        f = m.fvcore_params
+        if f.measured is not None and f.measured != f.predicted:
+            f.predicted = f.measured
+            f.note = "shared parameter: archcost counts it at its first use, fvcore at its first owner"

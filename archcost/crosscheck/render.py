@@ -1,0 +1,142 @@
+"""The reconciliation as text, markdown or JSON: one model module by module, or the zoo one model a line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from archcost.crosscheck.conventions import GENERAL
+from archcost.crosscheck.reconcile import Reconciliation
+
+LEGEND = (
+    "MACs, FLOPs: archcost (FLOPs = 2 per MAC + bias, norm, activation, pooling, elementwise). fvcore: "
+    "FlopCountAnalysis's count (its 'flop' is one multiply-add). torch: FlopCounterMode's count. Why: the "
+    "conventions below that predict each figure from archcost's own shapes; ok = every figure is predicted."
+)
+
+
+def _n(value: int | None) -> str:
+    return "failed" if value is None else f"{value:,}"
+
+
+def module_frame(rec: Reconciliation) -> pd.DataFrame:
+    rows = []
+    for m in rec.modules:
+        why = sorted({*m.fvcore.rules, *m.torch.rules})
+        rows.append(
+            {
+                "Module": m.module or "(model)",
+                "Type": ", ".join(m.types),
+                "MACs": f"{m.macs:,}",
+                "FLOPs": f"{m.flops:,}",
+                "fvcore": _n(m.fvcore.measured),
+                "torch": _n(m.torch.measured),
+                "Params": f"{m.params:,}",
+                "Status": m.status,
+                "Why": ", ".join(map(str, why)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["Module", "Type", "MACs", "FLOPs", "fvcore", "torch", "Params", "Status", "Why"])
+
+
+def _text_table(df: pd.DataFrame, left: int) -> str:
+    cells = [list(df.columns)] + df.astype(str).values.tolist()
+    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
+    lines = []
+    for k, row in enumerate(cells):
+        parts = [c.ljust(w) if i < left or i == len(row) - 2 or i == len(row) - 1 else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]  # fmt: skip
+        lines.append("  ".join(parts).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _summary_lines(rec: Reconciliation) -> list[str]:
+    t = rec.totals
+    totals = rec.rule_totals()
+    lines = [
+        f"archcost: {t['macs']:,} MACs, {t['flops']:,} FLOPs, {t['params']:,} params.",
+    ]
+    if rec.fvcore_error:
+        lines.append(f"fvcore: could not analyse this model ({rec.fvcore_error}); its columns say 'failed'.")
+    else:
+        lines.append(
+            f"fvcore: {t['fvcore']:,} (conventions predict {_n(t['fvcore_predicted'])}); activations "
+            f"{t['fvcore_activations']:,} (predicted {_n(t['fvcore_activations_predicted'])}); params "
+            f"{_n(t['fvcore_params'])}."
+        )
+    if rec.torch_error:
+        lines.append(f"torch FlopCounterMode: could not run this model ({rec.torch_error}).")
+    else:
+        lines.append(f"torch FlopCounterMode: {t['torch']:,} (conventions predict {_n(t['torch_predicted'])}).")
+    lines += ["", "Conventions (number: tool, archcost ops, rule, what it adds up to here; source):"]
+    for i, r in enumerate(rec.rules, 1):
+        ops = ", ".join(r.ops) if r.ops != ("*",) else "any other op"
+        lines.append(f"  {i}. {r.tool} [{ops}]: {r.text}; here {totals.get(i, 0):,}. Source: {r.source}")
+    if rec.fvcore_unsupported:
+        ops = ", ".join(f"{op} x{n}" for op, n in rec.fvcore_unsupported.items())
+        lines += ["", f"fvcore unsupported ops (counted 0 by fvcore): {ops}"]
+    findings = [f for f in rec.findings if not f.startswith("MISMATCH")]
+    if findings:
+        lines += ["", *(f"Finding: {f}" for f in findings)]
+    if rec.mismatches:
+        lines += ["", "MISMATCHES (no documented convention explains these):", *(f"  {m}" for m in rec.mismatches)]
+    return lines
+
+
+def render_model(rec: Reconciliation, fmt: str = "text") -> str:
+    """One model's reconciliation in ``fmt``: text, markdown or json."""
+    if fmt == "json":
+        return json.dumps(rec.to_dict(), indent=2) + "\n"
+    df = module_frame(rec)
+    title = f"{rec.model}: input {'x'.join(map(str, rec.input_shape))}, archcost vs fvcore vs torch FlopCounterMode"
+    if fmt == "markdown":
+        body = df.to_markdown(index=False, colalign=["left", "left"] + ["right"] * 5 + ["left", "left"])
+        return f"### {title}\n\n{body}\n\n{LEGEND}\n\n" + "\n".join(_summary_lines(rec)) + "\n"
+    if fmt == "text":
+        return f"{title}\n{_text_table(df, left=2)}\n\n{LEGEND}\n" + "\n".join(_summary_lines(rec)) + "\n"
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def zoo_frame(recs: list[Reconciliation]) -> pd.DataFrame:
+    rows = []
+    for r in recs:
+        t = r.totals
+        rows.append(
+            {
+                "Model": r.model,
+                "MACs": f"{t['macs']:,}",
+                "fvcore": _n(t["fvcore"]),
+                "fvcore - MACs": "" if t["fvcore"] is None else f"{t['fvcore'] - t['macs']:,}",
+                "torch": _n(t["torch"]),
+                "torch / MACs": "" if not t["macs"] or t["torch"] is None else f"{t['torch'] / t['macs']:g}",
+                "Params": f"{t['params']:,}",
+                "fvcore params": _n(t["fvcore_params"]) if r.fvcore_error is None else "failed",
+                "Status": "ok" if r.ok else "MISMATCH",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def render_zoo(recs: list[Reconciliation], fmt: str = "text") -> str:
+    """Several models, one line each, then every finding and mismatch."""
+    if fmt == "json":
+        return json.dumps({"models": [r.to_dict() for r in recs], "ok": all(r.ok for r in recs)}, indent=2) + "\n"
+    df = zoo_frame(recs)
+    notes = [
+        "fvcore - MACs: what fvcore counts besides conv/linear/matmul MACs (batch norm, adaptive average "
+        "pooling, ... by default); torch / MACs: FlopCounterMode counts 2 per MAC. Every figure is predicted "
+        "per module from archcost's shapes by the conventions of `archcost check MODEL`.",
+        *(f"{tool}: {text}" for tool, text in GENERAL),
+    ]
+    for r in recs:
+        notes += [f"{r.model}: {f}" for f in r.findings if not f.startswith("MISMATCH")]
+        notes += [f"{r.model}: MISMATCH {m}" for m in r.mismatches]
+    if fmt == "markdown":
+        body = df.to_markdown(index=False, colalign=["left"] + ["right"] * 7 + ["left"])
+        return body + "\n\n" + "\n\n".join(notes) + "\n"
+    if fmt == "text":
+        return _text_table(df, left=1) + "\n\n" + "\n".join(notes) + "\n"
+    raise ValueError(f"unknown format {fmt!r}")

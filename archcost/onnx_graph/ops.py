@@ -1,0 +1,270 @@
+"""Cost formulas for ONNX op types, built on archcost's own shape math (``archcost.cost.formulas``) and
+per-element counts (``archcost.units``), so an ONNX ``Conv`` costs exactly what a torch ``conv2d`` costs.
+
+Each formula takes an ``OnnxNode`` (the node's attributes and the inferred shapes of its inputs and
+outputs) and returns a ``Cost``, or ``None`` when the node's settings are outside what archcost can cost
+(it is then listed as unsupported). ``PARAM_SLOTS`` says which inputs of an op hold parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from archcost.cost._registry import Cost
+from archcost.cost.formulas.conv import conv_macs, conv_transpose_macs, with_bias
+from archcost.cost.formulas.elementwise import INTERPOLATE_FLOPS, reduction_flops
+from archcost.cost.formulas.linear import linear_macs, matmul_macs
+from archcost.cost.formulas.norm import batch_norm_flops, lrn_flops, norm_flops
+from archcost.cost.formulas.pool import adaptive_elements, avg_pool_flops, max_pool_flops
+from archcost.onnx_graph.errors import OnnxShapeError
+from archcost.units import per_element
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OnnxNode:
+    """What a formula sees of one node: its settings and the inferred shapes around it."""
+
+    name: str
+    op: str
+    attrs: dict[str, object]
+    inputs: tuple[Shape | None, ...]  # one per input slot, None for an omitted optional input
+    outputs: tuple[Shape, ...]
+    values: tuple[object, ...] = field(default=())  # small constant inputs as numpy arrays, else None
+    opset: int = 0
+
+    def has(self, slot: int) -> bool:
+        return slot < len(self.inputs) and self.inputs[slot] is not None
+
+    def value(self, slot: int):
+        return self.values[slot] if slot < len(self.values) else None
+
+    @property
+    def out(self) -> Shape:
+        return self.outputs[0]
+
+    @property
+    def out_elements(self) -> int:
+        return math.prod(self.outputs[0])
+
+
+Formula = Callable[[OnnxNode], "Cost | None"]
+ONNX_COSTS: dict[str, Formula] = {}
+
+
+def onnx_cost(*ops: str) -> Callable[[Formula], Formula]:
+    """Register ``fn`` as the cost of these ONNX op types; a type registered twice raises."""
+
+    def wrap(fn: Formula) -> Formula:
+        for op in ops:
+            if op in ONNX_COSTS:
+                raise ValueError(f"ONNX op {op!r} already has a cost formula")
+            ONNX_COSTS[op] = fn
+        return fn
+
+    return wrap
+
+
+#: Inputs that never hold parameters although they may be stored float tensors: batch norm's running
+#: statistics (buffers in torch, not parameters), clip bounds, exponents, resize scales, pad values,
+#: dropout ratios. Every other stored float input of a node that reads an activation is a parameter,
+#: except a single number fed to an elementwise op (``x * 0.5``), which is a constant.
+NON_PARAM_SLOTS: dict[str, frozenset[int]] = {
+    "BatchNormalization": frozenset({3, 4}),
+    "Clip": frozenset({1, 2}),
+    "Pow": frozenset({1}),
+    "Resize": frozenset({1, 2, 3}),
+    "Upsample": frozenset({1}),
+    "Pad": frozenset({1, 2, 3}),
+    "Dropout": frozenset({1, 2}),
+    "Reshape": frozenset({1}),
+    "Expand": frozenset({1}),
+    "Tile": frozenset({1}),
+    "Slice": frozenset({1, 2, 3, 4}),
+    "ConstantOfShape": frozenset({0}),
+}
+ELEMENTWISE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where"})
+
+
+def is_param_slot(op: str, slot: int, elements: int) -> bool:
+    """Whether a stored float tensor of ``elements`` elements at input ``slot`` of ``op`` is a parameter."""
+    if slot in NON_PARAM_SLOTS.get(op, ()):
+        return False
+    return not (op in ELEMENTWISE_OPS and elements == 1)
+
+
+def _check(condition: bool, node: OnnxNode, what: str) -> None:
+    if not condition:
+        raise OnnxShapeError(
+            f"node {node.name!r} ({node.op}) has inconsistent shapes: {what}",
+            "the graph does not fit this input: analyse it at the input and batch size it was exported with "
+            "(a fixed Reshape keeps its batch), or fix the graph",
+        )
+
+
+# -- convolution, fully connected, matrix products ---------------------------------------------------
+@onnx_cost("Conv")
+def _conv(n: OnnxNode) -> Cost:
+    x, w = n.inputs[0], n.inputs[1]
+    group = int(n.attrs.get("group", 1))
+    _check(x[1] == w[1] * group, n, f"input channels {x[1]} != weight {list(w)} x group {group}")
+    return with_bias(conv_macs(n.out, w), n.out_elements, n.has(2))
+
+
+@onnx_cost("ConvTranspose")
+def _conv_transpose(n: OnnxNode) -> Cost:
+    x, w = n.inputs[0], n.inputs[1]
+    _check(x[1] == w[0], n, f"input channels {x[1]} != weight {list(w)}")
+    return with_bias(conv_transpose_macs(x, w), n.out_elements, n.has(2))
+
+
+@onnx_cost("Gemm")
+def _gemm(n: OnnxNode) -> Cost:
+    """``alpha * A' B' + beta * C``: a linear layer when alpha = beta = 1; other factors cost a multiply
+    per output element (alpha) or per element of C (beta)."""
+    a, b = n.inputs[0], n.inputs[1]
+    k = a[0] if n.attrs.get("transA", 0) else a[1]
+    k_b = b[1] if n.attrs.get("transB", 0) else b[0]
+    _check(k == k_b, n, f"A {list(a)} and B {list(b)} disagree on the inner dimension")
+    alpha, beta = float(n.attrs.get("alpha", 1.0)), float(n.attrs.get("beta", 1.0))
+    bias = n.has(2) and beta != 0.0
+    cost = with_bias(linear_macs(n.out, k), n.out_elements, bias)
+    extra = (n.out_elements if alpha != 1.0 else 0) + (math.prod(n.inputs[2]) if bias and beta != 1.0 else 0)
+    return Cost(macs=cost.macs, flops=cost.flops + extra)
+
+
+@onnx_cost("MatMul")
+def _matmul(n: OnnxNode) -> Cost:
+    a, b = n.inputs[0], n.inputs[1]
+    _check(a[-1] == (b[-2] if len(b) > 1 else b[0]), n, f"A {list(a)} and B {list(b)} cannot be multiplied")
+    macs = matmul_macs(a, n.out)
+    return Cost(macs=macs, flops=2 * macs)
+
+
+# -- normalisation ----------------------------------------------------------------------------------
+@onnx_cost("BatchNormalization")
+def _batch_norm(n: OnnxNode) -> Cost:
+    # Opset 14 added training_mode; before it, a training-mode node declares its extra outputs.
+    training = bool(n.attrs.get("training_mode", 0)) or (n.opset < 14 and len(n.outputs) > 1)
+    return Cost(flops=batch_norm_flops(n.out_elements, training=training, affine=True))
+
+
+@onnx_cost("InstanceNormalization", "LayerNormalization", "GroupNormalization")
+def _norm(n: OnnxNode) -> Cost:
+    return Cost(flops=norm_flops(n.out_elements, affine=n.has(1)))
+
+
+@onnx_cost("LRN")
+def _lrn(n: OnnxNode) -> Cost:
+    return Cost(flops=lrn_flops(n.out_elements, int(n.attrs["size"])))
+
+
+# -- pooling ----------------------------------------------------------------------------------------
+@onnx_cost("MaxPool")
+def _max_pool(n: OnnxNode) -> Cost:
+    return Cost(flops=max_pool_flops(n.out_elements, math.prod(n.attrs["kernel_shape"])))
+
+
+@onnx_cost("AveragePool")
+def _avg_pool(n: OnnxNode) -> Cost:
+    return Cost(flops=avg_pool_flops(n.out_elements, math.prod(n.attrs["kernel_shape"])))
+
+
+@onnx_cost("GlobalAveragePool")
+def _global_avg_pool(n: OnnxNode) -> Cost:
+    return Cost(flops=adaptive_elements(n.inputs[0], n.out, len(n.out) - 2))
+
+
+@onnx_cost("GlobalMaxPool")
+def _global_max_pool(n: OnnxNode) -> Cost:
+    return Cost(flops=adaptive_elements(n.inputs[0], n.out, len(n.out) - 2) - n.out_elements)
+
+
+# -- activations and elementwise arithmetic: units.FLOPS_PER_ELEMENT ---------------------------------
+#: ONNX op type -> archcost's per-element op name. ``Clip`` is torch's relu6 / hardtanh / clamp (2).
+#: ``Erf`` counts as one transcendental function, like ``exp`` (units.py).
+PER_ELEMENT: dict[str, str] = {
+    "Relu": "relu", "LeakyRelu": "leaky_relu", "PRelu": "prelu", "Elu": "elu", "Selu": "selu",
+    "ThresholdedRelu": "threshold", "Tanh": "tanh", "Sigmoid": "sigmoid", "HardSigmoid": "hardsigmoid",
+    "HardSwish": "hardswish", "Swish": "silu", "Mish": "mish", "Gelu": "gelu", "Softplus": "softplus",
+    "Softmax": "softmax", "LogSoftmax": "log_softmax", "Clip": "clamp",
+    "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Reciprocal": "div", "Pow": "pow",
+    "Sqrt": "sqrt", "Exp": "exp", "Log": "log", "Erf": "exp", "Abs": "abs", "Neg": "neg",
+}  # fmt: skip
+
+
+def _per_element(key: str) -> Formula:
+    def cost(n: OnnxNode) -> Cost:
+        return Cost(flops=n.out_elements * per_element(key))
+
+    return cost
+
+
+for _op, _key in PER_ELEMENT.items():
+    onnx_cost(_op)(_per_element(_key))
+
+
+def _variadic(key: str, mean: bool = False) -> Formula:
+    """``Sum``/``Max``/``Min``/``Mean`` of k inputs: k - 1 binary ops per output, and a divide for a mean."""
+
+    def cost(n: OnnxNode) -> Cost:
+        k = sum(1 for s in n.inputs if s is not None)
+        return Cost(flops=n.out_elements * ((k - 1) * per_element(key) + (per_element("div") if mean else 0)))
+
+    return cost
+
+
+onnx_cost("Sum")(_variadic("add"))
+onnx_cost("Max")(_variadic("maximum"))
+onnx_cost("Min")(_variadic("minimum"))
+onnx_cost("Mean")(_variadic("add", mean=True))
+
+
+@onnx_cost("ReduceSum", "ReduceMax", "ReduceMin")
+def _reduce(n: OnnxNode) -> Cost:
+    return Cost(flops=reduction_flops(math.prod(n.inputs[0]), n.out_elements, mean=False))
+
+
+@onnx_cost("ReduceMean")
+def _reduce_mean(n: OnnxNode) -> Cost:
+    return Cost(flops=reduction_flops(math.prod(n.inputs[0]), n.out_elements, mean=True))
+
+
+@onnx_cost("Dropout")
+def _dropout(n: OnnxNode) -> Cost:
+    """Free at inference; with ``training_mode`` true (opset 12+), one multiply per element by the mask."""
+    flag = n.value(2)  # a constant bool tensor, or None (absent or computed: taken as inference)
+    training = flag is not None and bool(flag.reshape(-1)[0])
+    return Cost(flops=n.out_elements * per_element("dropout_train") if training else 0)
+
+
+@onnx_cost("Resize", "Upsample")
+def _resize(n: OnnxNode) -> Cost | None:
+    """Interpolation per output element, as torch's ``interpolate``: the mode and the spatial rank
+    (rank - 2) name the torch mode (linear on 4-d input is bilinear)."""
+    mode = n.attrs.get("mode", "nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    dims = len(n.out) - 2
+    if mode == "nearest":
+        torch_mode = "nearest"
+    elif mode in ("linear", "bilinear"):
+        torch_mode = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(dims)
+    elif mode == "cubic":
+        torch_mode = "bicubic" if dims == 2 else None
+    else:
+        torch_mode = None
+    if torch_mode is None:
+        return None
+    return Cost(flops=n.out_elements * INTERPOLATE_FLOPS[torch_mode])
+
+
+#: Ops that only move, copy, view, cast or create data: 0 FLOPs (as archcost's DATA_MOVEMENT).
+DATA_MOVEMENT = (
+    "Concat", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Split", "Slice", "Gather",
+    "GatherElements", "GatherND", "Identity", "Pad", "Cast", "CastLike", "Expand", "Tile", "DepthToSpace",
+    "SpaceToDepth", "ConstantOfShape", "Constant",
+)  # fmt: skip
+onnx_cost(*DATA_MOVEMENT)(lambda n: Cost())
