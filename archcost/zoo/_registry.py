@@ -144,4 +144,5 @@ def get_model(name: str, *, device: str | torch.device | None = "meta", **option
         with torch.device(device):
             return entry.builder(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise ModelOptionError(f"cannot build {name} with {kwargs}: {exc}", "") from None
+        listed = ", ".join(f"{k}={v}" for k, v in accepted.items())
+        raise ModelOptionError(f"cannot build {name} with {kwargs}: {exc}", f"its options and defaults: {listed}") from None
