@@ -145,4 +145,6 @@ def get_model(name: str, *, device: str | torch.device | None = "meta", **option
             return entry.builder(**kwargs)
     except (ValueError, TypeError) as exc:
         listed = ", ".join(f"{k}={v}" for k, v in accepted.items())
-        raise ModelOptionError(f"cannot build {name} with {kwargs}: {exc}", f"its options and defaults: {listed}") from None
+        raise ModelOptionError(
+            f"cannot build {name} with {kwargs}: {exc}", f"its options and defaults: {listed}"
+        ) from None
