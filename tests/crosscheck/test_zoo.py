@@ -17,7 +17,13 @@ from archcost.zoo import get_meta, get_model, list_models
 FVCORE_MAC_OPS = ("conv", "linear", "matmul", "mm", "bmm", "addmm", "einsum")
 
 
-@pytest.mark.parametrize("name", list_models())
+#: run by default: one model per kind of graph (the rest are marked slow: real CPU weights and a
+#: traced forward for 70 models take minutes)
+FAST = ("lenet5", "alexnet", "resnet20_cifar", "googlenet", "mobilenet_v2", "densenet_bc_100_12_cifar",
+        "squeezenet1_1", "efficientnet_b0", "shufflenet_v2_x1_0")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in list_models()])
 def test_zoo_model_reconciles_with_fvcore_and_flop_counter(name):
     model = get_model(name, device="cpu")
     size = get_meta(name).input_size
