@@ -8,10 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from archcost.errors import ModelOptionError
 from archcost.zoo import get_meta, get_model
 from archcost.zoo.inception import bn_inception, inception_v3
-
-
-def n_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
+from tests.zoo.helpers import n_params
 
 
 def macs(m: nn.Module, shape: tuple[int, ...]) -> int:
@@ -64,9 +61,7 @@ def test_bn_inception_modules_match_the_table(row):
     assert out_shape(module, (cin, grid, grid)) == (width, out, out)
     # 1x1 and reduce convs on the input grid; in a stride-2 module the last conv of each branch
     # runs on the output grid.
-    expected = grid * grid * (cin * (n1 + r3 + rd + proj) + 9 * rd * nd) + out * out * (
-        9 * r3 * n3 + 9 * nd * nd
-    )
+    expected = grid * grid * (cin * (n1 + r3 + rd + proj) + 9 * rd * nd) + out * out * (9 * r3 * n3 + 9 * nd * nd)
     assert macs(module, (cin, grid, grid)) == expected
 
 
@@ -156,15 +151,34 @@ def test_inception_v3_macs():
             "Mixed_6b",  # 17x17 module, 7x7 factorised into 1x7 and 7x1 with 128 filters inside
             768,
             17,
-            17 * 17 * (768 * 192 + 768 * 128 + 7 * 128 * 128 + 7 * 128 * 192
-                       + 768 * 128 + 3 * 7 * 128 * 128 + 7 * 128 * 192 + 768 * 192),
+            17
+            * 17
+            * (
+                768 * 192
+                + 768 * 128
+                + 7 * 128 * 128
+                + 7 * 128 * 192
+                + 768 * 128
+                + 3 * 7 * 128 * 128
+                + 7 * 128 * 192
+                + 768 * 192
+            ),
         ),
         (
             "Mixed_7b",  # 8x8 module with expanded filter bank (Figure 7)
             1280,
             8,
-            8 * 8 * (1280 * 320 + 1280 * 384 + 2 * 3 * 384 * 384
-                     + 1280 * 448 + 9 * 448 * 384 + 2 * 3 * 384 * 384 + 1280 * 192),
+            8
+            * 8
+            * (
+                1280 * 320
+                + 1280 * 384
+                + 2 * 3 * 384 * 384
+                + 1280 * 448
+                + 9 * 448 * 384
+                + 2 * 3 * 384 * 384
+                + 1280 * 192
+            ),
         ),
     ],
 )

@@ -10,12 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from archcost.errors import ModelOptionError
 from archcost.zoo import get_meta, get_model
 from archcost.zoo.inception_v4 import ScaledResidual
+from tests.zoo.helpers import n_params
 
 NAMES = ["inception_v4", "inception_resnet_v1", "inception_resnet_v2"]
-
-
-def n_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 def macs(m: nn.Module, shape: tuple[int, ...]) -> int:
@@ -66,11 +63,16 @@ def test_inception_resnet_v1_params_against_facenet():
     m = model("inception_resnet_v1")
     body = n_params(m.features)
     c_block = n_params(m.features.inception_resnet_c1)
-    assert c_block == (
-        1792 * 192 + (1792 * 192 + 3 * 192 * 192 + 3 * 192 * 192)  # branches
-        + bn(192, 192, 192, 192)
-        + (384 * 1792 + 1792)  # "1x1 Conv (1792 Linear)" with bias
-    ) == 1_600_768
+    assert (
+        c_block
+        == (
+            1792 * 192
+            + (1792 * 192 + 3 * 192 * 192 + 3 * 192 * 192)  # branches
+            + bn(192, 192, 192, 192)
+            + (384 * 1792 + 1792)  # "1x1 Conv (1792 Linear)" with bias
+        )
+        == 1_600_768
+    )
     assert body + c_block == 22_564_096
     assert n_params(m) == body + 1792 * 1000 + 1000 == 22_756_328
 
@@ -128,9 +130,7 @@ def test_stem_of_figure_3():
     for layer in stem.children():
         x = layer(x)
         shapes.append(tuple(x.shape[1:]))
-    assert shapes == [
-        (32, 149, 149), (32, 147, 147), (64, 147, 147), (160, 73, 73), (192, 71, 71), (384, 35, 35)
-    ]
+    assert shapes == [(32, 149, 149), (32, 147, 147), (64, 147, 147), (160, 73, 73), (192, 71, 71), (384, 35, 35)]
 
 
 @pytest.mark.parametrize(
@@ -206,20 +206,50 @@ def test_inception_c_of_figure_6():
     "name, stage, cin, grid, branch_weights, concat",
     [
         # Figure 10: Inception-ResNet-A of v1, "1x1 Conv (256 Linear)"
-        ("inception_resnet_v1", "inception_resnet_a1", 256, 35,
-         256 * 32 + (256 * 32 + 9 * 32 * 32) + (256 * 32 + 9 * 32 * 32 + 9 * 32 * 32), 96),
+        (
+            "inception_resnet_v1",
+            "inception_resnet_a1",
+            256,
+            35,
+            256 * 32 + (256 * 32 + 9 * 32 * 32) + (256 * 32 + 9 * 32 * 32 + 9 * 32 * 32),
+            96,
+        ),
         # Figure 11: Inception-ResNet-B of v1, "1x1 Conv (896 Linear)"
-        ("inception_resnet_v1", "inception_resnet_b1", 896, 17,
-         896 * 128 + (896 * 128 + 7 * 128 * 128 + 7 * 128 * 128), 256),
+        (
+            "inception_resnet_v1",
+            "inception_resnet_b1",
+            896,
+            17,
+            896 * 128 + (896 * 128 + 7 * 128 * 128 + 7 * 128 * 128),
+            256,
+        ),
         # Figure 16: Inception-ResNet-A of v2 (restores 320 in the release, 384 in the paper)
-        ("inception_resnet_v2", "inception_resnet_a1", 320, 35,
-         320 * 32 + (320 * 32 + 9 * 32 * 32) + (320 * 32 + 9 * 32 * 48 + 9 * 48 * 64), 128),
+        (
+            "inception_resnet_v2",
+            "inception_resnet_a1",
+            320,
+            35,
+            320 * 32 + (320 * 32 + 9 * 32 * 32) + (320 * 32 + 9 * 32 * 48 + 9 * 48 * 64),
+            128,
+        ),
         # Figure 17: Inception-ResNet-B of v2 (restores 1088 in the release, "1154" in the paper)
-        ("inception_resnet_v2", "inception_resnet_b1", 1088, 17,
-         1088 * 192 + (1088 * 128 + 7 * 128 * 160 + 7 * 160 * 192), 384),
+        (
+            "inception_resnet_v2",
+            "inception_resnet_b1",
+            1088,
+            17,
+            1088 * 192 + (1088 * 128 + 7 * 128 * 160 + 7 * 160 * 192),
+            384,
+        ),
         # Figure 19: Inception-ResNet-C of v2 (restores 2080 in the release, "2048" in the paper)
-        ("inception_resnet_v2", "inception_resnet_c1", 2080, 8,
-         2080 * 192 + (2080 * 192 + 3 * 192 * 224 + 3 * 224 * 256), 448),
+        (
+            "inception_resnet_v2",
+            "inception_resnet_c1",
+            2080,
+            8,
+            2080 * 192 + (2080 * 192 + 3 * 192 * 224 + 3 * 224 * 256),
+            448,
+        ),
     ],
 )
 def test_residual_blocks(name, stage, cin, grid, branch_weights, concat):

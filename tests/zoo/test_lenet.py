@@ -2,33 +2,11 @@
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from archcost.errors import ModelOptionError
 from archcost.zoo import get_meta, get_model, list_models
 from archcost.zoo.lenet import C3_TABLE, ConnectionTableConv2d, EuclideanRBF, Subsampling
-
-
-def layer_costs(model, input_size):
-    """MACs of each named submodule (FlopCounterMode) and the number of units it outputs."""
-    units = {}
-    hooks = [
-        module.register_forward_hook(lambda m, i, o, name=name: units.__setitem__(name, o.numel()))
-        for name, module in model.named_modules()
-        if name
-    ]
-    try:
-        with FlopCounterMode(display=False) as counter:
-            model(torch.empty(1, *input_size, device="meta"))
-    finally:
-        for h in hooks:
-            h.remove()
-    macs = {k.partition(".")[2]: sum(v.values()) // 2 for k, v in counter.get_flop_counts().items()}
-    return macs, units
-
-
-def n_params(module):
-    return sum(p.numel() for p in module.parameters())
+from tests.zoo.helpers import layer_units, n_params
 
 
 def test_registered():
@@ -71,12 +49,12 @@ def test_layer_parameters(layer, expected):
 )
 def test_layer_connections(layer, expected):
     # A connection is one multiply-add of an output unit with one of its inputs, plus its bias.
-    macs, units = layer_costs(get_model("lenet5"), (1, 32, 32))
+    macs, units = layer_units(get_model("lenet5"), (1, 32, 32))
     assert macs[layer] + units[layer] == expected
 
 
 def test_total_connections():
-    macs, units = layer_costs(get_model("lenet5"), (1, 32, 32))
+    macs, units = layer_units(get_model("lenet5"), (1, 32, 32))
     with_bias = ["features.c1", "features.s2", "features.c3", "features.s4", "features.c5", "classifier.f6"]
     total = sum(macs[k] + units[k] for k in with_bias) + macs["classifier.output"]
     assert total == 340_908  # Sec. II-B
@@ -84,7 +62,7 @@ def test_total_connections():
 
 
 def test_total_macs():
-    macs, _ = layer_costs(get_model("lenet5"), (1, 32, 32))
+    macs, _ = layer_units(get_model("lenet5"), (1, 32, 32))
     assert macs[""] == (
         25 * 28 * 28 * 6  # C1
         + 4 * 14 * 14 * 6  # S2
@@ -113,7 +91,7 @@ def test_c3_connection_table_matches_table_i():
 
 
 def test_feature_map_sizes():
-    _, units = layer_costs(get_model("lenet5"), (1, 32, 32))
+    _, units = layer_units(get_model("lenet5"), (1, 32, 32))
     assert units["features.c1"] == 6 * 28 * 28
     assert units["features.s2"] == 6 * 14 * 14
     assert units["features.c3"] == 16 * 10 * 10

@@ -2,34 +2,12 @@
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from archcost.errors import ModelOptionError
 from archcost.zoo import get_meta, get_model, list_models
+from tests.zoo.helpers import layer_costs, n_params
 
 MODELS = ["overfeat_accurate", "overfeat_fast"]
-
-
-def layer_costs(model, input_size):
-    """MACs of each named submodule (FlopCounterMode) and the shape of what it outputs."""
-    shapes = {}
-    hooks = [
-        module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
-        for name, module in model.named_modules()
-        if name
-    ]
-    try:
-        with FlopCounterMode(display=False) as counter:
-            model(torch.empty(1, *input_size, device="meta"))
-    finally:
-        for h in hooks:
-            h.remove()
-    macs = {k.partition(".")[2]: sum(v.values()) // 2 for k, v in counter.get_flop_counts().items()}
-    return macs, shapes
-
-
-def n_params(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 def test_registered():
@@ -89,9 +67,7 @@ def test_parameter_count(name, exact):
     assert n_params(m) == pytest.approx(get_meta(name).params.value, rel=0.01)
 
 
-@pytest.mark.parametrize(
-    "name, exact", [("overfeat_fast", 2_801_403_904), ("overfeat_accurate", 5_355_446_784)]
-)
+@pytest.mark.parametrize("name, exact", [("overfeat_fast", 2_801_403_904), ("overfeat_accurate", 5_355_446_784)])
 def test_total_macs(name, exact):
     macs, _ = layer_costs(get_model(name), get_meta(name).input_size)
     assert macs[""] == exact

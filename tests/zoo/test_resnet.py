@@ -86,12 +86,8 @@ EXACT_MACS = {
     "resnet152": _bottleneck_macs((3, 8, 36, 3)),  # 11,282,415,616
     "wide_resnet50_2": _bottleneck_macs((3, 4, 6, 3), width=lambda c: 2 * c, stride_in_1x1=False),
     "resnext50_32x4d": _bottleneck_macs((3, 4, 6, 3), width=lambda c: 2 * c, groups=32, stride_in_1x1=False),
-    "resnext101_32x4d": _bottleneck_macs(
-        (3, 4, 23, 3), width=lambda c: 2 * c, groups=32, stride_in_1x1=False
-    ),
-    "resnext101_64x4d": _bottleneck_macs(
-        (3, 4, 23, 3), width=lambda c: 4 * c, groups=64, stride_in_1x1=False
-    ),
+    "resnext101_32x4d": _bottleneck_macs((3, 4, 23, 3), width=lambda c: 2 * c, groups=32, stride_in_1x1=False),
+    "resnext101_64x4d": _bottleneck_macs((3, 4, 23, 3), width=lambda c: 4 * c, groups=64, stride_in_1x1=False),
 }
 
 

@@ -108,9 +108,7 @@ def test_output_shape_on_meta(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("name", "options"), [(n, {}) for n in NAMES] + [("simpnet_slim_cifar", {"size": "600k"})]
-)
+@pytest.mark.parametrize(("name", "options"), [(n, {}) for n in NAMES] + [("simpnet_slim_cifar", {"size": "600k"})])
 def test_real_forward_cpu(name: str, options: dict) -> None:
     model = get_model(name, device="cpu", **options).eval()
     with torch.no_grad():

@@ -85,6 +85,7 @@ def test_table1_output_sizes_at_227() -> None:
 
 def _v1_0_macs(first: int, second: int, third: int, fourth: int) -> int:
     """Conv MACs of v1.0 given the spatial sizes of conv1, pool1, pool4 and pool8 outputs."""
+
     def fire(cin: int, s1: int, e: int, hw: int) -> int:
         return (cin * s1 + s1 * e + 3 * 3 * s1 * e) * hw * hw
 
