@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from archcost.bench.record import measured_records, model_entry, new_document
-from archcost.errors import InputError
+from archcost.errors import InputError, ModelLoadError, UnknownModelError
 
 #: Keyword arguments of ``archcost.profile.profile`` that ``bench`` passes through.
 PROFILE_KEYS = ("device", "batch_sizes", "threads", "warmup", "min_time", "repeats", "channels_last", "power")
@@ -21,6 +21,7 @@ def bench(
     options: dict | None = None,
     profile: dict | None = None,
     on_step: Callable[[str], None] | None = None,
+    skip_missing: bool = False,
 ) -> dict:
     """The bench document (``archcost.bench.record``) for ``models`` (MODEL arguments: zoo names,
     ``package.module:callable``, ``file.py:callable``, ``.onnx`` files).
@@ -30,7 +31,10 @@ def bench(
     ``archcost.profile.profile`` (``device``, ``batch_sizes`` (default: ``batch_size``), ``threads``,
     ``warmup``, ``min_time``, ``repeats``, ...); each model's records go to its ``measured`` list. On Ctrl-C
     during profiling, the document keeps what was measured and ``settings.profile.interrupted`` is true.
-    ``on_step`` is called with a short progress message before each model.
+    ``on_step`` is called with a short progress message before each model. ``skip_missing``: a model that
+    cannot be found or imported (``UnknownModelError``, ``ModelLoadError``: e.g. benching the base commit of a
+    pull request that adds the model) is left out and listed in ``settings.skipped`` with the reason; a model
+    that is found but fails its analysis still raises.
     """
     specs = list(models)
     if not specs:
@@ -42,10 +46,24 @@ def bench(
     if profile is not None and dtype not in PROFILE_DTYPES:
         raise InputError(f"--profile cannot run dtype {dtype}", f"profile with one of {', '.join(PROFILE_DTYPES)}")
     entries: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
     for spec in specs:
         if on_step:
             on_step(f"analysing {spec}")
-        entries[spec] = model_entry(spec, batch_size=batch_size, dtype=dtype, input_size=input_size, options=options)
+        try:
+            entries[spec] = model_entry(
+                spec, batch_size=batch_size, dtype=dtype, input_size=input_size, options=options
+            )
+        except (UnknownModelError, ModelLoadError) as exc:
+            if not skip_missing:
+                raise
+            skipped[spec] = exc.message
+            if on_step:
+                on_step(f"skipped {spec}: {exc.message}")
+    if not entries:
+        raise InputError(
+            f"none of the models could be loaded: {'; '.join(skipped.values())}", "check the MODEL arguments"
+        )
     settings = {
         "batch_size": batch_size,
         "dtype": dtype,
@@ -53,6 +71,8 @@ def bench(
         "options": {k: str(v) for k, v in sorted(options.items())},
         "profile": None,
     }
+    if skipped:
+        settings["skipped"] = skipped
     if profile is not None:
         kwargs = {k: v for k, v in profile.items() if k in PROFILE_KEYS and v is not None}
         unknown = set(profile) - set(PROFILE_KEYS)

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         options=parse_opts(args.opt),
         profile=profile,
         on_step=step,
+        skip_missing=args.skip_missing,
     )
     if args.output:
         write_bench(doc, args.output)
@@ -107,5 +108,11 @@ def add_parser(sub) -> None:
     g.add_argument("--min-time", type=_seconds, default=0.2, help="seconds per sample at least (default 0.2)")
     g.add_argument("--repeats", type=positive_int, default=10, help="samples per measurement (default 10)")
     g.add_argument("--no-power", action="store_true", help="do not sample NVML power")
+    p.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="leave out (and list in the file) models that cannot be found or imported, e.g. on the base commit of "
+        "a pull request that adds them",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=run)

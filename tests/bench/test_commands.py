@@ -90,6 +90,25 @@ def test_a_change_between_commits_fails_ci(capsys, tmp_path, monkeypatch):
     assert "(2 unchanged figure(s) of 1 model(s) not shown)" in md  # receptive field, unsupported ops
 
 
+def test_a_model_the_base_lacks_is_added(capsys, tmp_path, monkeypatch):
+    """--skip-missing on the base commit: a model the pull request adds is listed as added, not an error."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "nets.py").write_text(NETS_PY.format(width=4))
+    monkeypatch.chdir(tmp_path / "base")
+    code, _, err = run(capsys, "bench", "nets.py:build", "nets.py:build_new", "--output", tmp_path / "x.json")
+    assert code == 2 and "build_new" in err  # without the flag: an error
+    bench_file(capsys, tmp_path / "base.json", "nets.py:build", "nets.py:build_new", extra=("--skip-missing",))
+    base = read_bench(tmp_path / "base.json")
+    assert list(base["models"]) == ["nets.py:build"]
+    assert "build_new" in base["settings"]["skipped"]["nets.py:build_new"]
+    (tmp_path / "base" / "nets.py").write_text(NETS_PY.format(width=4) + "\nbuild_new = build\n")
+    bench_file(capsys, tmp_path / "head.json", "nets.py:build", "nets.py:build_new")
+    code, out, _ = run(capsys, "compare", tmp_path / "base.json", tmp_path / "head.json", "--fail-on", "macs>0%")
+    assert code == 0 and "Models added in" in out and "nets.py:build_new" in out
+    code, _, err = run(capsys, "bench", "nets.py:nothing", "--skip-missing", "--output", tmp_path / "y.json")
+    assert code == 2 and "none of the models could be loaded" in err
+
+
 @pytest.mark.parametrize(
     ("damage", "says"),
     [
@@ -246,3 +265,22 @@ def test_baseline_is_current_for_lenet5():
         ["lenet5", "alexnet", "vgg16", "resnet50", "googlenet", "mobilenet_v1", "densenet121", "squeezenet1_0"]
     )
     assert baseline["models"]["lenet5"] == model_entry("lenet5")
+
+
+def test_bench_an_onnx_file(capsys, tmp_path, monkeypatch):
+    """An ONNX file is costed from its graph (archcost.onnx_graph): the same figures as the torch model."""
+    from archcost.onnx_graph import export_onnx
+    from tests.bench.models import ConvNet
+
+    onnx_path = export_onnx(ConvNet(), (3, 8, 8), tmp_path / "convnet.onnx")
+    calls = []
+    monkeypatch.setitem(sys.modules, "archcost.profile", fake_profile(0.010, calls=calls))
+    path = bench_file(capsys, tmp_path / "o.json", onnx_path, NET, extra=("--profile",))
+    doc = read_bench(path)
+    onnx_entry, torch_entry = doc["models"][str(onnx_path)], doc["models"][NET]
+    assert onnx_entry["source"] == "onnx" and onnx_entry["input_shape"] == [1, 3, 8, 8]
+    for key in ("params", "macs", "flops", "param_bytes"):
+        assert onnx_entry["analytic"][key] == torch_entry["analytic"][key]
+    assert onnx_entry["analytic"]["macs"] == 27 * 4 * 6 * 6
+    assert onnx_entry["measured"] == [] and "not measured" in onnx_entry["measured_note"]
+    assert [c[0] for c in calls] == [NET]  # only the torch model was profiled
