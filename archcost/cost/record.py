@@ -129,7 +129,7 @@ class CostReport:
         if depth < 1:
             raise ValueError("depth must be at least 1")
         groups: dict[str, dict] = {}
-        for r in self.layers:
+        for index, r in enumerate(self.layers):
             parts = r.module.split(".") if r.module else []
             if len(parts) >= depth:
                 key = ".".join(parts[:depth])
@@ -137,6 +137,7 @@ class CostReport:
                 key = r.name.split("#")[0]
             g = groups.setdefault(key, {"name": key, "layers": 0, **{f: 0 for f in TOTAL_FIELDS}})
             g["layers"] += 1
+            g["last_row"] = index  # the group's output is its last row's
             for f in TOTAL_FIELDS:
                 g[f] += getattr(r, f)
         return pd.DataFrame(list(groups.values()))

@@ -69,8 +69,9 @@ def layer_frame(report: CostReport, depth: int | None = None) -> pd.DataFrame:
     else:
         df = report.rollup(depth)
         df.insert(1, "type", df.pop("layers").map(lambda n: f"{n} layers"))
-        df.insert(2, "output_shape", [()] * len(df))
-        df["rf_text"] = ""
+        last = df.pop("last_row")
+        df.insert(2, "output_shape", [report.layers[i].output_shape for i in last])
+        df["rf_text"] = [rf_text(report.layers[i]) for i in last]
     totals = {"name": "Total", "type": "", "output_shape": (), **report.totals, "rf_text": ""}
     return pd.concat([df, pd.DataFrame([totals])], ignore_index=True)
 
@@ -140,8 +141,9 @@ def _memory_line(report: CostReport) -> str:
     m = estimate(report, "adam")
     return (
         f"Memory: peak activations {format_bytes(m.inference_peak_activation_bytes)} (input included, at "
-        f"{m.peak_layer}); inference total {format_bytes(m.inference_total_bytes)}; training with Adam "
-        f"about {format_bytes(m.training_total_bytes)} (params, grads, 2 Adam states, saved activations)."
+        f"{m.peak_layer}); inference total {format_bytes(m.inference_total_bytes)}; a training step with Adam "
+        f"about {format_bytes(m.training_total_bytes)} (params + the larger of saved activations + grads, "
+        "and grads + 2 Adam states)."
     )
 
 
