@@ -168,10 +168,13 @@ def receptive_field(report: CostReport) -> Figure:
 # -- charts from measured results -----------------------------------------------------------------
 def _per_model_lines(df: pd.DataFrame, y: str, title: str, ylabel: str, logy: bool = False) -> Figure:
     fig, ax = _new(title, "batch size", ylabel)
+    seen: dict[str, int] = {}  # models drawn per family: the family's colour, a different line and marker
     for model, group in df.groupby("model", sort=True):
         group = group.sort_values("batch_size")
-        ax.plot(group["batch_size"], group[y], marker="o", label=model, color=family_colour(group["family"].iloc[0]),
-                gid=f"model:{model}")  # fmt: skip
+        family = group["family"].iloc[0]
+        k = seen[family] = seen.get(family, -1) + 1
+        ax.plot(group["batch_size"], group[y], marker="os^Dv"[k % 5], linestyle=("-", "--", ":", "-.")[k % 4],
+                label=model, color=family_colour(family), gid=f"model:{model}")  # fmt: skip
     ax.set_xscale("log", base=2)
     if logy:
         ax.set_yscale("log")
@@ -230,13 +233,15 @@ def memory_vs_params(df: pd.DataFrame) -> Figure:
 
 def macs_vs_latency(df: pd.DataFrame) -> Figure:
     """MACs against measured latency, with a linear fit and R² (does operation count predict time?)."""
-    fig, ax = _new("Operations against inference time", "median latency (ms)", "GMACs per batch")
+    fig, ax = _new("Operations against inference time", "median latency (ms, log scale)", "GMACs per batch (log scale)")
     x, y = df["latency_ms"].tolist(), (df["macs"] * df["batch_size"] / 1e9).tolist()
     ax.scatter(x, y, c=[family_colour(f) for f in df["family"]], gid="models")
     for xi, yi, m in zip(x, y, df["model"], strict=True):
         _label(ax, xi, yi, m)
     if len(x) >= 2:
-        fig.fit = _fit(ax, x, y)
+        fig.fit = _fit(ax, x, y)  # fitted on the linear values; drawn on log axes for legibility
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.legend(fontsize=8)
     return fig
 
