@@ -67,8 +67,20 @@ def _legend_by_family(ax, families) -> None:
     ax.legend(handles=handles, title="family", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
+#: above this many points, charts name families in a legend instead of labelling every point
+MAX_LABELS = 20
+
+
 def _label(ax, x, y, text) -> None:
     ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+
+
+def _label_points(ax, xs, ys, names, families) -> None:
+    if len(names) <= MAX_LABELS:
+        for x, y, name in zip(xs, ys, names, strict=True):
+            _label(ax, x, y, name)
+    else:
+        _legend_by_family(ax, families)
 
 
 def accuracy_vs_macs(df: pd.DataFrame) -> Figure:
@@ -213,8 +225,11 @@ def _fit(ax, x, y, logx=False) -> tuple[float, float, float]:
     ss_res = float(np.sum((np.asarray(y) - pred) ** 2))
     ss_tot = float(np.sum((np.asarray(y) - np.mean(y)) ** 2)) or 1.0
     r2 = 1 - ss_res / ss_tot
-    xs = np.linspace(min(x), max(x), 50)
-    ax.plot(xs, a * xs + b, color="black", linestyle="--", linewidth=1, label=f"linear fit, R² = {r2:.3f}", gid="fit")
+    xs = np.linspace(min(x), max(x), 200)
+    ys = a * xs + b
+    keep = ys > 0  # drawn where positive, so the line shows on log axes too
+    ax.plot(xs[keep], ys[keep], color="black", linestyle="--", linewidth=1, label=f"linear fit, R² = {r2:.3f}",
+            gid="fit")  # fmt: skip
     return a, b, r2
 
 
@@ -223,11 +238,12 @@ def memory_vs_params(df: pd.DataFrame) -> Figure:
     fig, ax = _new("Memory against parameters", "parameters (millions)", "measured peak memory (MB)")
     x, y = (df["params"] / 1e6).tolist(), df["memory_mb"].tolist()
     ax.scatter(x, y, c=[family_colour(f) for f in df["family"]], gid="models")
-    for xi, yi, m in zip(x, y, df["model"], strict=True):
-        _label(ax, xi, yi, m)
     if len(x) >= 2:
         fig.fit = _fit(ax, x, y)
-    ax.legend(fontsize=8)
+        fit_legend = ax.legend(fontsize=8, loc="lower right")
+    _label_points(ax, x, y, df["model"].tolist(), df["family"])
+    if len(x) >= 2 and len(x) > MAX_LABELS:
+        ax.add_artist(fit_legend)
     return fig
 
 
@@ -236,13 +252,14 @@ def macs_vs_latency(df: pd.DataFrame) -> Figure:
     fig, ax = _new("Operations against inference time", "median latency (ms, log scale)", "GMACs per batch (log scale)")
     x, y = df["latency_ms"].tolist(), (df["macs"] * df["batch_size"] / 1e9).tolist()
     ax.scatter(x, y, c=[family_colour(f) for f in df["family"]], gid="models")
-    for xi, yi, m in zip(x, y, df["model"], strict=True):
-        _label(ax, xi, yi, m)
     if len(x) >= 2:
         fig.fit = _fit(ax, x, y)  # fitted on the linear values; drawn on log axes for legibility
+        fit_legend = ax.legend(fontsize=8, loc="lower right")
+    _label_points(ax, x, y, df["model"].tolist(), df["family"])
+    if len(x) >= 2 and len(x) > MAX_LABELS:
+        ax.add_artist(fit_legend)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.legend(fontsize=8)
     return fig
 
 
