@@ -233,31 +233,29 @@ def _fit(ax, x, y, logx=False) -> tuple[float, float, float]:
     return a, b, r2
 
 
-def memory_vs_params(df: pd.DataFrame) -> Figure:
-    """Measured memory against parameter count, with a linear fit."""
-    fig, ax = _new("Memory against parameters", "parameters (millions)", "measured peak memory (MB)")
-    x, y = (df["params"] / 1e6).tolist(), df["memory_mb"].tolist()
+def _scatter_with_fit(df: pd.DataFrame, x: list, y: list, fig: Figure, ax) -> Figure:
+    """Models as points (family colours), a least-squares line with its R² (``fig.fit``), and labels."""
     ax.scatter(x, y, c=[family_colour(f) for f in df["family"]], gid="models")
     if len(x) >= 2:
         fig.fit = _fit(ax, x, y)
         fit_legend = ax.legend(fontsize=8, loc="lower right")
     _label_points(ax, x, y, df["model"].tolist(), df["family"])
-    if len(x) >= 2 and len(x) > MAX_LABELS:
+    if len(x) > MAX_LABELS:  # the family legend replaced the fit's: put it back
         ax.add_artist(fit_legend)
     return fig
 
 
+def memory_vs_params(df: pd.DataFrame) -> Figure:
+    """Measured memory against parameter count, with a linear fit."""
+    fig, ax = _new("Memory against parameters", "parameters (millions)", "measured peak memory (MB)")
+    return _scatter_with_fit(df, (df["params"] / 1e6).tolist(), df["memory_mb"].tolist(), fig, ax)
+
+
 def macs_vs_latency(df: pd.DataFrame) -> Figure:
-    """MACs against measured latency, with a linear fit and R² (does operation count predict time?)."""
+    """MACs against measured latency, with a linear fit and R² (does operation count predict time?).
+    The fit is on the linear values; the axes are logarithmic so that small and large models both show."""
     fig, ax = _new("Operations against inference time", "median latency (ms, log scale)", "GMACs per batch (log scale)")
-    x, y = df["latency_ms"].tolist(), (df["macs"] * df["batch_size"] / 1e9).tolist()
-    ax.scatter(x, y, c=[family_colour(f) for f in df["family"]], gid="models")
-    if len(x) >= 2:
-        fig.fit = _fit(ax, x, y)  # fitted on the linear values; drawn on log axes for legibility
-        fit_legend = ax.legend(fontsize=8, loc="lower right")
-    _label_points(ax, x, y, df["model"].tolist(), df["family"])
-    if len(x) >= 2 and len(x) > MAX_LABELS:
-        ax.add_artist(fit_legend)
+    _scatter_with_fit(df, df["latency_ms"].tolist(), (df["macs"] * df["batch_size"] / 1e9).tolist(), fig, ax)
     ax.set_xscale("log")
     ax.set_yscale("log")
     return fig
