@@ -153,7 +153,7 @@ def main() -> None:
         )
     lines += [
         "",
-        'fvcore\'s total counts one "flop" per multiply-accumulate of conv and linear (archcost\'s MACs), '
+        "fvcore's total counts one \"flop\" per multiply-accumulate of conv and linear (archcost's MACs), "
         "plus, by default, batch norm (2 per element with an affine transform) and adaptive average pooling "
         "(1 per input element). The last column checks that this accounts for the whole difference, using "
         "archcost's own per-layer shapes.",

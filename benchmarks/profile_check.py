@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from _report import write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "performance.md"
 MARKER = "<!-- other benchmarks below -->"
@@ -124,19 +126,8 @@ def section(model: str, agree: dict, rep: dict, args: argparse.Namespace, load: 
     )
 
 
-def write_section(text: str, path: Path = REPORT) -> None:
-    """Replace this script's section below the marker, or append it there; the text above is never touched."""
-    content = path.read_text() if path.exists() else f"# archcost performance\n\n{MARKER}\n"
-    if MARKER not in content:
-        content = content.rstrip("\n") + f"\n\n{MARKER}\n"
-    head, _, tail = content.partition(MARKER)
-    if BEGIN in tail and END in tail:
-        before, _, rest = tail.partition(BEGIN)
-        _, _, after = rest.partition(END)
-        tail = before + text + after
-    else:
-        tail = tail.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(head + MARKER + tail)
+def write_section_here(text: str, path: Path = REPORT) -> None:
+    write_section(text, BEGIN, END, path)
 
 
 def main() -> int:
@@ -162,7 +153,7 @@ def main() -> int:
     if args.no_write:
         print(text)
     else:
-        write_section(text)
+        write_section_here(text)
         print(f"wrote {REPORT.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from _report import write_section  # noqa: E402  (benchmarks/ is the script's folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "performance.md"
 MARKER = "<!-- other benchmarks below -->"
@@ -207,19 +209,8 @@ def section(results: dict, args: argparse.Namespace, versions: dict, torch_rss: 
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = REPORT) -> None:
-    """Put ``text`` below the marker, replacing this script's earlier section; nothing else changes."""
-    content = path.read_text() if path.exists() else f"# archcost performance\n\n{MARKER}\n"
-    if MARKER not in content:
-        content = content.rstrip("\n") + f"\n\n{MARKER}\n"
-    head, _, tail = content.partition(MARKER)
-    if BEGIN in tail and END in tail:
-        before, _, rest = tail.partition(BEGIN)
-        _, _, after = rest.partition(END)
-        tail = before + text + after
-    else:
-        tail = tail.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(head + MARKER + tail)
+def write_section_here(text: str, path: Path = REPORT) -> None:
+    write_section(text, BEGIN, END, path)
 
 
 def main() -> int:
@@ -257,7 +248,7 @@ def main() -> int:
     text = section(results, args, versions, torch_rss, load)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section_here(text)
         print(f"wrote {REPORT.relative_to(ROOT)}", file=sys.stderr)
     failed = [k for k, v in results.items() for runs in v.values() for r in runs if "error" in r]
     return 1 if args.smoke and failed else 0

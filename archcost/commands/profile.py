@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archcost.cli import EXIT_FAIL, EXIT_OK, emit, parse_input_size, parse_opts, positive_int
-
-EXIT_INTERRUPTED = 130
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0 seconds")
-    return value
+from archcost.cli import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    emit,
+    parse_input_size,
+    parse_opts,
+    positive_int,
+    seconds,
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +68,8 @@ def add_parser(sub) -> None:
     p.add_argument("--channels-last", action="store_true", help="model and input in channels-last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (compilation is in the warm-up)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own)")
-    p.add_argument("--warmup", type=_seconds, default=1.0, help="seconds of warm-up at least (default 1)")
-    p.add_argument("--min-time", type=_seconds, default=0.2, help="seconds per sample at least (default 0.2)")
+    p.add_argument("--warmup", type=seconds, default=1.0, help="seconds of warm-up at least (default 1)")
+    p.add_argument("--min-time", type=seconds, default=0.2, help="seconds per sample at least (default 0.2)")
     p.add_argument("--repeats", type=positive_int, default=10, help="samples per measurement (default 10)")
     p.add_argument("--input-size", help="CxHxW (default: the model's own)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
