@@ -163,7 +163,12 @@ def step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], out
         stride = arg(args, kwargs, 2, "stride", None)
         s = k if stride is None or stride == [] or stride == () else _tuple(stride, n)
         dil = arg(args, kwargs, 4, "dilation", 1) if name.startswith("max") else 1
-        return Window(k, s, _tuple(arg(args, kwargs, 3, "padding", 0), n), _tuple(dil, n, 1))
+        pad = _tuple(arg(args, kwargs, 3, "padding", 0), n)
+        if all(o == 1 for o in spatial_out) and all(
+            ki + 2 * pi >= i for ki, pi, i in zip(k, pad, spatial_in, strict=True)
+        ):
+            return COLLAPSE  # one window over the whole map (GoogLeNet's 7x7 average pool): global pooling
+        return Window(k, s, pad, _tuple(dil, n, 1))
     if name.startswith(("adaptive_avg_pool", "adaptive_max_pool")):
         if all(o == 1 for o in spatial_out):
             return COLLAPSE

@@ -38,6 +38,12 @@ def node_step(node: onnx.NodeProto, in_shape: tuple[int, ...], out_shape: tuple[
             for i in range(n):
                 total = max((out_shape[2 + i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 - in_shape[2 + i], 0)
                 pads[i] = total // 2 if auto == "SAME_UPPER" else total - total // 2
+        if (
+            op != "Conv"
+            and all(o == 1 for o in out_shape[-n:])
+            and all(k[i] + pads[i] + pads[n + i] >= in_shape[2 + i] for i in range(n))
+        ):
+            return COLLAPSE  # one window over the whole map: global pooling
         return Window(k, s, tuple(float(p) for p in pads[:n]), d)
     if op in ("GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax", "ReduceSum"):
         if op.startswith("Global") or len(out_shape) < len(in_shape) or tuple(out_shape[-n:]) != tuple(in_shape[-n:]):
@@ -67,7 +73,10 @@ def node_step(node: onnx.NodeProto, in_shape: tuple[int, ...], out_shape: tuple[
         rank = len(pads) // 2
         return Window((1,) * n, (1,) * n, tuple(float(p) for p in pads[rank - n : rank]), (1,) * n)
     if op == "Slice":
-        return _slice(in_shape, n, values)
+        step = _slice(in_shape, n, values)
+        if isinstance(step, Unknown) and tuple(in_shape[-n:]) == tuple(out_shape[-n:]):
+            return POINTWISE  # bounds computed at run time, map size unchanged: a slice of channels
+        return step
     return Unknown(op)
 
 
