@@ -6,7 +6,7 @@ import argparse
 import json
 
 from archcost.cli import EXIT_FAIL, EXIT_OK, add_model_args, add_output_args, analyse, emit, load
-from archcost.report.table import _axes, final_field, rf_text
+from archcost.report.table import axes_text, final_field, rf_text
 
 
 def _rows(report) -> list[dict]:
@@ -21,8 +21,8 @@ def _rows(report) -> list[dict]:
                 "name": r.name,
                 "type": r.type,
                 "rf": text,
-                "jump": _axes(r.rf_stride) if r.rf_stride else "",
-                "start": _axes(r.rf_start) if r.rf_start else "",
+                "jump": axes_text(r.rf_stride) if r.rf_stride else "",
+                "start": axes_text(r.rf_start) if r.rf_start else "",
                 "note": "merges misaligned paths"
                 if r.rf_misaligned
                 else (r.rf_unknown and f"stopped by {r.rf_unknown}") or "",
@@ -85,8 +85,8 @@ def _render(doc: dict, fmt: str) -> str:
     final = doc["final"]
     if final:
         lines.append(
-            f"Final: {_axes(final['rf'])} pixels at {final['layer']} (jump {_axes(final['jump'])}, "
-            f"centre of the first unit at {_axes(final['start'])}); layers after it see the whole input."
+            f"Final: {axes_text(final['rf'])} pixels at {final['layer']} (jump {axes_text(final['jump'])}, "
+            f"centre of the first unit at {axes_text(final['start'])}); layers after it see the whole input."
         )
     if doc["unknown_from"]:
         lines.append(f"Unknown from {doc['unknown_from']} on: archcost does not know that op's geometry.")
@@ -95,8 +95,8 @@ def _render(doc: dict, fmt: str) -> str:
         verdict = "agree" if v["agrees"] else "DISAGREE"
         lines.append(
             f"Verify at {v['layer']} on a {'x'.join(map(str, v['input_size']))} input: analytic "
-            f"{_axes(v['analytic_rf'])} centred at {_axes(v['analytic_centre'])}, gradient support "
-            f"{_axes(v['empirical_rf'])} centred at {_axes(v['empirical_centre'])}: {verdict}."
+            f"{axes_text(v['analytic_rf'])} centred at {axes_text(v['analytic_centre'])}, gradient support "
+            f"{axes_text(v['empirical_rf'])} centred at {axes_text(v['empirical_centre'])}: {verdict}."
         )
     return "\n".join(lines) + "\n"
 

@@ -79,7 +79,7 @@ def fvcore_columns(report: CostReport, model: nn.Module, fv: FvcoreResult, depth
     return pd.DataFrame(cols).astype("Int64")
 
 
-def _footer(fv: FvcoreResult) -> list[str]:
+def _fvcore_footer(fv: FvcoreResult) -> list[str]:
     if not fv.ok:
         return [f"fvcore could not analyse this model: {fv.error}"]
     lines = [LEGEND]
@@ -111,17 +111,17 @@ def render_with_fvcore(
         return json.dumps(doc, sort_keys=True, indent=2) + "\n"
     if fmt == "csv":
         df = table.layer_frame(report, depth)
-        df["output_shape"] = df["output_shape"].map(table._shape_text)
+        df["output_shape"] = df["output_shape"].map(table.shape_text)
         return pd.concat([df, extra], axis=1).to_csv(index=False)
-    human = table._human(report, depth)
+    human = table.human_frame(report, depth)
     for col, header in COLUMNS.items():
         human[header] = [("" if pd.isna(v) else format_count(int(v))) for v in extra[col]]
-    footer = table._footer(report) + _footer(fv)
+    footer = table.footer_lines(report) + _fvcore_footer(fv)
     if fmt == "markdown":
         body = human.to_markdown(index=False, colalign=["left"] * 3 + ["right"] * (len(human.columns) - 3))
         return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
     if fmt == "text":
-        return f"{report.model}\n{table._text_table(human, left=3)}\n\n" + "\n".join(footer) + "\n"
+        return f"{report.model}\n{table.text_table(human, left=3)}\n\n" + "\n".join(footer) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
 

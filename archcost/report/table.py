@@ -10,20 +10,20 @@ from archcost.cost.record import TOTAL_FIELDS, CostReport
 from archcost.units import format_bytes, format_count
 
 
-def _shape_text(shape) -> str:
+def shape_text(shape) -> str:
     """(1, 64, 56, 56) -> '1x64x56x56'; several outputs joined by ', '; no shape -> ''."""
     if not shape:
         return ""
     if isinstance(shape[0], int):
         return "x".join(map(str, shape))
-    return ", ".join(_shape_text(s) for s in shape)
+    return ", ".join(shape_text(s) for s in shape)
 
 
 #: Column -> (header, formatter) of the human-readable table.
 _COLUMNS = {
     "name": ("Layer", str),
     "type": ("Type", str),
-    "output_shape": ("Output shape", lambda s: _shape_text(s)),
+    "output_shape": ("Output shape", lambda s: shape_text(s)),
     "params": ("Params", format_count),
     "macs": ("MACs", format_count),
     "flops": ("FLOPs", format_count),
@@ -41,10 +41,10 @@ def rf_text(row) -> str:
         return ""
     if row.rf_global:
         return "global"
-    return _axes(row.rf) + (" !" if row.rf_misaligned else "")
+    return axes_text(row.rf) + (" !" if row.rf_misaligned else "")
 
 
-def _axes(values) -> str:
+def axes_text(values) -> str:
     """(212.0, 212.0) -> '212'; (1311.0, 1183.0) -> '1311x1183'."""
     texts = [f"{v:g}" for v in values]
     return texts[0] if len(set(texts)) == 1 else "x".join(texts)
@@ -76,7 +76,7 @@ def layer_frame(report: CostReport, depth: int | None = None) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame([totals])], ignore_index=True)
 
 
-def _human(report: CostReport, depth: int | None) -> pd.DataFrame:
+def human_frame(report: CostReport, depth: int | None) -> pd.DataFrame:
     df = layer_frame(report, depth)
     out = pd.DataFrame({header: df[col].map(fmt) for col, (header, fmt) in _COLUMNS.items()})
     marks = ["" if ok else " (?)" for ok in _supported_flags(report, depth, len(df))]
@@ -90,7 +90,7 @@ def _supported_flags(report: CostReport, depth: int | None, n: int) -> list[bool
     return [r.supported for r in report.layers] + [True]
 
 
-def _footer(report: CostReport) -> list[str]:
+def footer_lines(report: CostReport) -> list[str]:
     t = report.totals
     lines = [
         f"Input {'x'.join(map(str, report.input_shape))} {report.dtype}, "
@@ -105,7 +105,7 @@ def _footer(report: CostReport) -> list[str]:
         lines.insert(
             1,
             f"Receptive field of the last spatial layer ({final.name}): {rf_text(final)} pixels, "
-            f"jump {_axes(final.rf_stride)}.",
+            f"jump {axes_text(final.rf_stride)}.",
         )
     stopped = next((r for r in report.layers if r.rf_unknown is not None), None)
     if stopped is not None:
@@ -117,7 +117,7 @@ def _footer(report: CostReport) -> list[str]:
     return lines
 
 
-def _text_table(df: pd.DataFrame, left: int) -> str:
+def text_table(df: pd.DataFrame, left: int) -> str:
     """Columns padded to width: the first ``left`` columns flush left, numbers flush right."""
     cells = [list(df.columns)] + df.astype(str).values.tolist()
     widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
@@ -153,15 +153,15 @@ def render(report: CostReport, fmt: str = "text", depth: int | None = None) -> s
         return json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"
     if fmt == "csv":
         df = layer_frame(report, depth)
-        df["output_shape"] = df["output_shape"].map(_shape_text)
+        df["output_shape"] = df["output_shape"].map(shape_text)
         return df.to_csv(index=False)
-    human = _human(report, depth)
+    human = human_frame(report, depth)
     if fmt == "markdown":
         body = human.to_markdown(index=False, colalign=["left", "left", "left"] + ["right"] * 6)
-        return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(_footer(report)) + "\n"
+        return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer_lines(report)) + "\n"
     if fmt == "text":
-        body = _text_table(human, left=3)
-        return f"{report.model}\n{body}\n\n" + "\n".join(_footer(report)) + "\n"
+        body = text_table(human, left=3)
+        return f"{report.model}\n{body}\n\n" + "\n".join(footer_lines(report)) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
 
