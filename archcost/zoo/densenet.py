@@ -200,12 +200,8 @@ def densenet264(*, num_classes: int = 1000, growth_rate: int = 32) -> nn.Module:
         input_size=(3, 32, 32),
         num_classes=10,
         dataset="CIFAR-10",
-        params=Published(
-            0.8e6, "Huang et al. 2017, Table 2 and the authors' README: DenseNet-BC (L=100, k=12), 0.8 M"
-        ),
-        top1=Published(
-            95.49, "Huang et al. 2017, Table 2 and README: C10+ error 4.51 % (standard augmentation)"
-        ),
+        params=Published(0.8e6, "Huang et al. 2017, Table 2 and the authors' README: DenseNet-BC (L=100, k=12), 0.8 M"),
+        top1=Published(95.49, "Huang et al. 2017, Table 2 and README: C10+ error 4.51 % (standard augmentation)"),
     )
 )
 def densenet_bc_100_12_cifar(*, num_classes: int = 10, growth_rate: int = 12) -> nn.Module:

@@ -14,9 +14,7 @@ _PAPER = "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networ
 _BN_EPS = 1e-3  # the TF reference's batch-norm epsilon (torchvision uses it too); irrelevant to cost
 
 
-def _conv_bn_act(
-    cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act: bool = True
-) -> nn.Sequential:
+def _conv_bn_act(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act: bool = True) -> nn.Sequential:
     layers: OrderedDict[str, nn.Module] = OrderedDict(
         conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         bn=nn.BatchNorm2d(cout, eps=_BN_EPS),
@@ -101,9 +99,7 @@ class EfficientNet(nn.Module):
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
-        self.classifier = nn.Sequential(
-            OrderedDict(dropout=nn.Dropout(dropout), fc=nn.Linear(1280, num_classes))
-        )
+        self.classifier = nn.Sequential(OrderedDict(dropout=nn.Dropout(dropout), fc=nn.Linear(1280, num_classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.flatten(self.avgpool(self.features(x))))

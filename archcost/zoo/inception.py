@@ -11,9 +11,7 @@ from torch import nn
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
-_BN_PAPER = (
-    "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift"
-)
+_BN_PAPER = "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate Shift"
 _V3_PAPER = "Rethinking the Inception Architecture for Computer Vision"
 
 
@@ -37,9 +35,7 @@ class ConvBNReLU(nn.Sequential):
     ) -> None:
         super().__init__(
             OrderedDict(
-                conv=nn.Conv2d(
-                    in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
-                ),
+                conv=nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False),
                 bn=nn.BatchNorm2d(out_channels, eps=eps),
                 relu=nn.ReLU(inplace=True),
             )
@@ -67,9 +63,7 @@ def _check_num_classes(num_classes: int) -> None:
 
 def _head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
     """Global average pool, (dropout,) linear: the classifier every Inception ends with."""
-    layers: OrderedDict[str, nn.Module] = OrderedDict(
-        avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(1)
-    )
+    layers: OrderedDict[str, nn.Module] = OrderedDict(avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(1))
     if dropout > 0:
         layers["dropout"] = nn.Dropout(dropout)
     layers["fc"] = nn.Linear(in_features, num_classes)
@@ -95,11 +89,7 @@ def _bn_module(
 
     Columns: #1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, Pool + proj.
     """
-    pool_layer = (
-        nn.AvgPool2d(3, stride=1, padding=1)
-        if pool == "avg"
-        else nn.MaxPool2d(3, stride=1, padding=1)
-    )
+    pool_layer = nn.AvgPool2d(3, stride=1, padding=1) if pool == "avg" else nn.MaxPool2d(3, stride=1, padding=1)
     return FilterConcat(
         branch1x1=ConvBNReLU(cin, n1x1, 1),
         branch3x3=nn.Sequential(ConvBNReLU(cin, n3x3red, 1), ConvBNReLU(n3x3red, n3x3, 3, padding=1)),
@@ -115,9 +105,7 @@ def _bn_module(
 def _bn_reduction(cin: int, n3x3red: int, n3x3: int, ndblred: int, ndbl: int) -> FilterConcat:
     """Modules 3c and 4e: stride-2 convolutions and a max pool "+ pass through" before the concat."""
     return FilterConcat(
-        branch3x3=nn.Sequential(
-            ConvBNReLU(cin, n3x3red, 1), ConvBNReLU(n3x3red, n3x3, 3, stride=2, padding=1)
-        ),
+        branch3x3=nn.Sequential(ConvBNReLU(cin, n3x3red, 1), ConvBNReLU(n3x3red, n3x3, 3, stride=2, padding=1)),
         branch3x3dbl=nn.Sequential(
             ConvBNReLU(cin, ndblred, 1),
             ConvBNReLU(ndblred, ndbl, 3, padding=1),
@@ -184,12 +172,8 @@ class BNInception(nn.Module):
             "Szegedy et al. 2016 (Rethinking the Inception Architecture), Table 3, BN-Inception row, "
             "'Cost Bn Ops' 2.0 (multiply-adds)",
         ),
-        top1=Published(
-            74.8, "Ioffe & Szegedy 2015, Figure 4, 'BN-Inception single crop' top-1 error 25.2%"
-        ),
-        top5=Published(
-            92.18, "Ioffe & Szegedy 2015, Figure 4, 'BN-Inception single crop' top-5 error 7.82%"
-        ),
+        top1=Published(74.8, "Ioffe & Szegedy 2015, Figure 4, 'BN-Inception single crop' top-1 error 25.2%"),
+        top5=Published(92.18, "Ioffe & Szegedy 2015, Figure 4, 'BN-Inception single crop' top-5 error 7.82%"),
         notes="Inception-v2 / BN-Inception; 1x1 convs of every module included, BN after every conv.",
     )
 )
@@ -258,9 +242,7 @@ def _v3_reduction_35_to_17(cin: int) -> FilterConcat:
     """Mixed_6a: 35x35x288 -> 17x17x768 grid reduction (Figure 10 of the paper)."""
     return FilterConcat(
         branch3x3=_v3_conv(cin, 384, 3, stride=2),
-        branch3x3dbl=nn.Sequential(
-            _v3_conv(cin, 64, 1), _v3_conv(64, 96, 3, padding=1), _v3_conv(96, 96, 3, stride=2)
-        ),
+        branch3x3dbl=nn.Sequential(_v3_conv(cin, 64, 1), _v3_conv(64, 96, 3, padding=1), _v3_conv(96, 96, 3, stride=2)),
         branch_pool=nn.MaxPool2d(3, stride=2),
     )
 
@@ -388,12 +370,8 @@ class InceptionV3(nn.Module):
             "torchvision Inception_V3_Weights.IMAGENET1K_V1 metadata, 5.713 'GFLOPS' (which are GMACs). "
             "The paper gives 4.8 Bn ops (Table 3) and '5 billion multiply-adds' (abstract)",
         ),
-        top1=Published(
-            78.8, "Szegedy et al. 2016, Table 3, Inception-v3 (BN-auxiliary row), top-1 error 21.2%"
-        ),
-        top5=Published(
-            94.4, "Szegedy et al. 2016, Table 3, Inception-v3 (BN-auxiliary row), top-5 error 5.6%"
-        ),
+        top1=Published(78.8, "Szegedy et al. 2016, Table 3, Inception-v3 (BN-auxiliary row), top-1 error 21.2%"),
+        top5=Published(94.4, "Szegedy et al. 2016, Table 3, Inception-v3 (BN-auxiliary row), top-5 error 5.6%"),
         notes="Released (TF-slim / torchvision) architecture; the paper's Table 1 differs in the stem.",
     )
 )

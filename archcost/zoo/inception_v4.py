@@ -52,9 +52,7 @@ def _stem_v4() -> nn.Sequential:
             ),
             mixed_4a=FilterConcat(  # 71 x 71 x 192
                 branch0=nn.Sequential(_c(160, 64), _conv(64, 96, 3)),
-                branch1=nn.Sequential(
-                    _c(160, 64), _c(64, 64, (1, 7)), _c(64, 64, (7, 1)), _conv(64, 96, 3)
-                ),
+                branch1=nn.Sequential(_c(160, 64), _c(64, 64, (1, 7)), _c(64, 64, (7, 1)), _conv(64, 96, 3)),
             ),
             mixed_5a=FilterConcat(  # 35 x 35 x 384
                 conv=_conv(192, 192, 3, stride=2), maxpool=nn.MaxPool2d(3, stride=2)
@@ -107,9 +105,7 @@ def _reduction_b_v4() -> FilterConcat:
     """Figure 8: 17x17x1024 -> 8x8x1536."""
     return FilterConcat(
         branch0=nn.Sequential(_c(1024, 192), _conv(192, 192, 3, stride=2)),
-        branch1=nn.Sequential(
-            _c(1024, 256), _c(256, 256, (1, 7)), _c(256, 320, (7, 1)), _conv(320, 320, 3, stride=2)
-        ),
+        branch1=nn.Sequential(_c(1024, 256), _c(256, 256, (1, 7)), _c(256, 320, (7, 1)), _conv(320, 320, 3, stride=2)),
         branch_pool=nn.MaxPool2d(3, stride=2),
     )
 
@@ -124,9 +120,7 @@ def _inception_c() -> FilterConcat:
     return FilterConcat(
         branch0=_c(1536, 256),
         branch1=nn.Sequential(_c(1536, 384), _split(384, 256)),
-        branch2=nn.Sequential(
-            _c(1536, 384), _c(384, 448, (3, 1)), _c(448, 512, (1, 3)), _split(512, 256)
-        ),
+        branch2=nn.Sequential(_c(1536, 384), _c(384, 448, (3, 1)), _c(448, 512, (1, 3)), _split(512, 256)),
         branch_pool=nn.Sequential(_avg_pool_same(), _c(1536, 256)),
     )
 
@@ -440,8 +434,6 @@ def inception_resnet_v2(*, num_classes: int = 1000) -> nn.Module:
     features["reduction_a"] = _reduction_a(320, 256, 256, 384, 384)  # 17 x 17 x 1088
     features.update(_numbered("inception_resnet_b", 20, lambda i: _resnet_v2_b(_SCALE_B)))
     features["reduction_b"] = _reduction_b_resnet(1088, (384, 288, 320, 288))  # 8 x 8 x 2080
-    features.update(
-        _numbered("inception_resnet_c", 10, lambda i: _resnet_v2_c(_SCALE_C if i < 10 else 1.0, i < 10))
-    )
+    features.update(_numbered("inception_resnet_c", 10, lambda i: _resnet_v2_c(_SCALE_C if i < 10 else 1.0, i < 10)))
     features["conv_7b"] = _c(2080, 1536)  # 8 x 8 x 1536
     return InceptionNet(features, 1536, num_classes)

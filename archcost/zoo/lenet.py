@@ -185,9 +185,7 @@ class LeNet5(nn.Module):
             "trainable parameters (the paper's '60,000 trainable free parameters', Sec. II-B) plus the "
             "10 x 84 hand-set RBF parameter vectors",
         ),
-        top1=Published(
-            99.05, "LeCun et al. 1998, Sec. III-C / Fig. 14: 0.95% test error on MNIST without distortions"
-        ),
+        top1=Published(99.05, "LeCun et al. 1998, Sec. III-C / Fig. 14: 0.95% test error on MNIST without distortions"),
         notes=(
             "The paper counts 340,908 connections (C1 122,304, S2 5,880, C3 151,600, S4 2,000, "
             "C5 48,120, F6 10,164, output 840): multiply-adds plus one bias per unit. "

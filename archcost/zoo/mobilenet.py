@@ -254,9 +254,7 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
-        self.classifier = nn.Sequential(
-            OrderedDict(dropout=nn.Dropout(dropout), fc=nn.Linear(last, num_classes))
-        )
+        self.classifier = nn.Sequential(OrderedDict(dropout=nn.Dropout(dropout), fc=nn.Linear(last, num_classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.flatten(self.avgpool(self.features(x))))

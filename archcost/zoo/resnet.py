@@ -59,9 +59,7 @@ class BasicBlock(nn.Module):
         self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
-        self.shortcut = (
-            _projection(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
-        )
+        self.shortcut = _projection(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,9 +97,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.shortcut = (
-            _projection(in_channels, out_channels, stride)
-            if stride != 1 or in_channels != out_channels
-            else None
+            _projection(in_channels, out_channels, stride) if stride != 1 or in_channels != out_channels else None
         )
         self.relu = nn.ReLU(inplace=True)
 
@@ -311,9 +307,7 @@ def wide_resnet50_2(*, num_classes: int = 1000) -> nn.Module:
     """WRN-50-2-bottleneck: ResNet-50 with every bottleneck's inner (1x1 -> 3x3) width doubled; the outer
     widths (256 .. 2048) are unchanged. Trained with fb.resnet.torch-based code, so the stride sits in the
     3x3 convolution and the stem pool is padded (as in torchvision's wide_resnet50_2)."""
-    return _bottleneck_resnet(
-        (3, 4, 6, 3), num_classes, width_per_group=128, stride_in_1x1=False, pool_padding=1
-    )
+    return _bottleneck_resnet((3, 4, 6, 3), num_classes, width_per_group=128, stride_in_1x1=False, pool_padding=1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -374,9 +368,7 @@ def resnext101_32x4d(*, num_classes: int = 1000) -> nn.Module:
         paper=_RESNEXT_PAPER,
         year=2017,
         params=Published(83_455_272, "exact count of torchvision resnext101_64x4d (num_params 83455272)"),
-        macs=Published(
-            15.46e9, "torchvision ResNeXt101_64X4D_Weights: 'GFLOPS' 15.46 (counts multiply-adds)"
-        ),
+        macs=Published(15.46e9, "torchvision ResNeXt101_64X4D_Weights: 'GFLOPS' 15.46 (counts multiply-adds)"),
         notes="Xie et al. 2017 (Table 4) give no count, only that it has ~2x the FLOPs of ResNet-101.",
     )
 )

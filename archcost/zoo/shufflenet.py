@@ -33,9 +33,7 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
-def _conv_bn(
-    cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True
-) -> nn.Sequential:
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, relu: bool = True) -> nn.Sequential:
     layers: OrderedDict[str, nn.Module] = OrderedDict(
         conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         bn=nn.BatchNorm2d(cout),
@@ -91,9 +89,7 @@ class ShuffleV2Block(nn.Module):
 
 
 class ShuffleNetV2(nn.Module):
-    def __init__(
-        self, *, stage_repeats: tuple[int, ...], channels: tuple[int, ...], num_classes: int
-    ) -> None:
+    def __init__(self, *, stage_repeats: tuple[int, ...], channels: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         c0 = channels[0]
         self.conv1 = _conv_bn(3, c0, 3, 2)

@@ -13,9 +13,7 @@ from torch import nn
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
-_PAPER_SIMPLENET = (
-    "Lets keep it simple, Using simple architectures to outperform deeper and more complex architectures"
-)
+_PAPER_SIMPLENET = "Lets keep it simple, Using simple architectures to outperform deeper and more complex architectures"
 _PAPER_SIMPNET = "Towards Principled Design of Deep Convolutional Networks: Introducing SimpNet"
 _SIMPLENET_REF = (
     "github.com/Coderx7/SimpleNet, SimpNet_V1/Benchmarks Results/CIFAR10/"
@@ -163,8 +161,7 @@ def _simpnet(widths: tuple[int, ...], drops: tuple[float, ...] | None, num_class
         dataset="CIFAR-10",
         params=Published(5.4e6, "Hasanpour et al. 2018, top CIFAR-10/100 results (5.4 M); SimpNet README"),
         top1=Published(95.49, f"Hasanpour et al. 2018, CIFAR-10 (SimpNet, 5.4 M); {_SIMPNET_REF} README"),
-        notes="Built from SimpNetV2/Architectures/CIFAR10/5Mil/test.prototxt: 5,478,223 parameters "
-        "with BN.",
+        notes="Built from SimpNetV2/Architectures/CIFAR10/5Mil/test.prototxt: 5,478,223 parameters with BN.",
     )
 )
 def simpnet_cifar(*, num_classes: int = 10) -> nn.Module:

@@ -38,9 +38,7 @@ class Fire(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.squeeze_relu(self.squeeze(x))
-        out = torch.cat(
-            [self.expand1x1_relu(self.expand1x1(s)), self.expand3x3_relu(self.expand3x3(s))], 1
-        )
+        out = torch.cat([self.expand1x1_relu(self.expand1x1(s)), self.expand3x3_relu(self.expand3x3(s))], 1)
         if self.simple_bypass:
             out = out + x
         elif self.bypass is not None:
