@@ -122,3 +122,64 @@ def test_report_command_writes_a_self_contained_folder(tmp_path, capsys):
         assert f"({image})" in md and f"src='{image}'" in html
     assert (out / "resnet50.csv").read_text().startswith("name,type")
     assert main(["report", "--models", "alexnet", "--output", str(tmp_path / "no" / "dir")]) == 2
+
+
+def _results_file(tmp_path, power: bool):
+    """A results file as `archcost profile --append` writes it, with hand-set measurements."""
+    from archcost.profile.results import SCHEMA
+
+    lines = []
+    for model, macs, params, base in (("resnet50", 4.1e9, 25.6e6, 0.040), ("mobilenet_v2", 0.3e9, 3.5e6, 0.012)):
+        for batch in (1, 2, 4):
+            latency = base * batch * 0.9
+            lines.append(json.dumps({
+                "schema": SCHEMA, "model": model, "device": "cpu", "env_device_name": "test cpu", "status": "ok",
+                "batch_size": batch, "latency_median_s": latency, "throughput_ips": batch / latency,
+                "memory_peak_bytes": (params * 4 + batch * 20e6), "macs": macs * batch, "params": params,
+                "flops": 2 * macs * batch, "achieved_flops_per_s": 2 * macs * batch / latency,
+                "arithmetic_intensity": 20.0 + batch, "peak_flops_per_s": 1e11, "peak_bytes_per_s": 1e10,
+                "power_mean_w": 50.0 + batch if power else None,
+                "energy_per_image_j": (50.0 + batch) * latency / batch if power else None,
+            }))  # fmt: skip
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", __import__("archcost.commands.plot", fromlist=["KINDS"]).KINDS)
+def test_every_plot_kind_renders_from_the_cli(kind, tmp_path, capsys):
+    results = _results_file(tmp_path, power=True)
+    out = tmp_path / f"{kind}.png"
+    argv = ["plot", kind, "--output", str(out), "--results", str(results), "--models", "resnet50,mobilenet_v2"]
+    if kind in ("layers", "rf"):
+        argv = ["plot", kind, "resnet20_cifar", "--output", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert out.stat().st_size > 5000  # a real picture, not an empty canvas
+
+
+def test_measured_charts_draw_one_line_or_point_per_model(tmp_path):
+    from archcost.commands.plot import measured_frame
+
+    df = measured_frame(str(_results_file(tmp_path, power=False)), None, None)
+    fig = figures.throughput_vs_batch(df)
+    assert {line.get_gid() for line in fig.axes[0].lines} == {"model:resnet50", "model:mobilenet_v2"}
+    assert fig.axes[0].get_ylabel() == "images per second"
+    one = measured_frame(str(_results_file(tmp_path, power=False)), None, 1)
+    roof = figures.roofline(one, 1e11, 1e10)
+    assert _scatter_count(roof) == 2 and roof.axes[0].get_xscale() == "log"
+
+
+def test_power_charts_need_power_data(tmp_path, capsys):
+    results = _results_file(tmp_path, power=False)
+    code = main(["plot", "power-vs-batch", "--results", str(results), "--output", str(tmp_path / "p.png")])
+    assert code == 2 and "no power data" in capsys.readouterr().err
+
+
+def test_results_from_two_devices_are_not_mixed(tmp_path, capsys):
+    path = _results_file(tmp_path, power=False)
+    text = path.read_text()
+    path.write_text(text + text.replace('"device": "cpu"', '"device": "cuda:0"'))
+    code = main(["plot", "latency-vs-batch", "--results", str(path), "--output", str(tmp_path / "l.png")])
+    assert code == 2 and "several devices" in capsys.readouterr().err
+    assert main(["plot", "latency-vs-batch", "--results", str(path), "--device", "cpu",
+                 "--output", str(tmp_path / "l.png")]) == 0  # fmt: skip
