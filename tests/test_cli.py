@@ -155,3 +155,15 @@ def test_subprocess_has_no_traceback_and_right_exit_code():
     proc = subprocess.run([sys.executable, "-m", "archcost.cli", "table", "vgg61"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown model 'vgg61'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_list_the_zoo(capsys):
+    code, out, _ = run(capsys, "list", "--format", "json")
+    models = json.loads(out)
+    assert code == 0 and len(models) >= 70
+    r50 = next(m for m in models if m["name"] == "resnet50")
+    assert (r50["family"], r50["params"], r50["input_size"]) == ("resnet", 25_557_032, "3x224x224")
+    code, out, _ = run(capsys, "list", "--family", "mobilenet")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("name") and set(lines[1]) <= {"-", " "}
+    assert all(line.split()[1] == "mobilenet" for line in lines[2:])

@@ -117,15 +117,16 @@ def footer_lines(report: CostReport) -> list[str]:
     return lines
 
 
-def text_table(df: pd.DataFrame, left: int) -> str:
-    """Columns padded to width: the first ``left`` columns flush left, numbers flush right."""
+def text_table(df: pd.DataFrame, left: int, totals: bool = True) -> str:
+    """Columns padded to width: the first ``left`` columns flush left, numbers flush right; a rule under
+    the header, and above the last row when it holds ``totals``."""
     cells = [list(df.columns)] + df.astype(str).values.tolist()
     widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
     lines = []
     for k, row in enumerate(cells):
         parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(parts).rstrip())
-        if k == 0 or k == len(cells) - 2:
+        if k == 0 or (totals and k == len(cells) - 2):
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -46,4 +46,6 @@ def render_frame(df: pd.DataFrame, fmt: str) -> str:
     )
     if fmt == "markdown":
         return human.to_markdown(index=False) + "\n"
-    return human.to_string(index=False) + "\n"
+    from archcost.report.table import text_table
+
+    return text_table(human.astype(str), left=2, totals=False) + "\n"
