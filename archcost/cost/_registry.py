@@ -46,6 +46,9 @@ def register_cost(*keys: str | type[nn.Module]) -> Callable:
     """Register the decorated formula for each op name or module class in ``keys``."""
     if not keys:
         raise TypeError("register_cost needs at least one op name or nn.Module class")
+    for key in keys:
+        if not isinstance(key, str) and not (isinstance(key, type) and issubclass(key, nn.Module)):
+            raise TypeError(f"register_cost keys are op names or nn.Module classes, not {key!r}")
 
     def wrap(fn: Callable) -> Callable:
         for key in keys:
@@ -53,12 +56,10 @@ def register_cost(*keys: str | type[nn.Module]) -> Callable:
                 if key in _OPS:
                     raise ValueError(f"a cost for op {key!r} is already registered")
                 _OPS[key] = fn
-            elif isinstance(key, type) and issubclass(key, nn.Module):
+            else:
                 if key in _MODULES:
                     raise ValueError(f"a cost for {key.__name__} is already registered")
                 _MODULES[key] = fn
-            else:
-                raise TypeError(f"register_cost keys are op names or nn.Module classes, not {key!r}")
         return fn
 
     return wrap
