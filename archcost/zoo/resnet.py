@@ -21,7 +21,7 @@ and pads the stem max pool by one; we build them that way (it is also what torch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -50,16 +50,20 @@ def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequenti
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions (Fig. 5 left); the first carries the stride."""
+    """Two 3x3 convolutions (Fig. 5 left); the first carries the stride. ``shortcut`` builds the path
+    taken where the shape changes: option B's projection here, option A's zero padding on CIFAR."""
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, channels: int, stride: int = 1, *, shortcut: Callable[..., nn.Module] | None = None
+    ) -> None:
         super().__init__()
+        shortcut = shortcut or _projection
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
-        self.shortcut = _projection(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
+        self.shortcut = shortcut(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

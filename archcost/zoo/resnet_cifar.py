@@ -11,6 +11,7 @@ from torch import nn
 
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
+from archcost.zoo.resnet import BasicBlock
 
 _PAPER = "Deep Residual Learning for Image Recognition"
 _PREACT_PAPER = "Identity Mappings in Deep Residual Networks"
@@ -47,27 +48,11 @@ class ZeroPadShortcut(nn.Module):
 # ResNet-{20, 32, 44, 56, 110, 1202} (He et al. 2015, section 4.2)
 
 
-class CifarBasicBlock(nn.Module):
+class CifarBasicBlock(BasicBlock):
     """Post-activation basic block: conv-BN-ReLU-conv-BN, add the option A shortcut, ReLU."""
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu1 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-        self.shortcut = (
-            ZeroPadShortcut(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
-        )
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.shortcut is None else self.shortcut(x)
-        out = self.relu1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out = out + identity
-        return self.relu(out)
+        super().__init__(in_channels, channels, stride, shortcut=ZeroPadShortcut)
 
 
 class CifarResNet(nn.Module):
