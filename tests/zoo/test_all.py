@@ -46,3 +46,23 @@ def test_registering_a_name_twice_raises():
 
     with pytest.raises(ValueError, match="already registered"):
         register_model(get_meta("resnet50"))(resnet50)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_zero_classes_is_refused(name):
+    from archcost.errors import ModelOptionError
+
+    with pytest.raises(ModelOptionError):
+        get_model(name, num_classes=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_real_forward_on_cpu(name):
+    """Every model runs for real, with real weights, at batch 1 and its default input."""
+    meta = get_meta(name)
+    model = get_model(name, device="cpu").eval()
+    with torch.no_grad():
+        y = model(torch.randn(1, *meta.input_size))
+    assert y.shape == (1, meta.num_classes)
+    assert torch.isfinite(y).all()
