@@ -169,7 +169,7 @@ def test_rollup_adds_children_into_their_ancestor():
 def test_meta_shape_rules_match_torch():
     """The crawler computes a few ops' meta outputs by their shape rule (to avoid torch's slow first
     call); each must give what torch's own meta kernel gives, in place ops must return their input."""
-    from archcost.cost.analyze import _META_SHAPE
+    from archcost.cost.meta_shapes import META_SHAPE as _META_SHAPE
 
     a = torch.empty(2, 3, 4, 4, device="meta")
     b = torch.empty(3, 1, 1, device="meta", dtype=torch.float16)
