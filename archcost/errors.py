@@ -35,3 +35,14 @@ class InputError(ArchcostError):
 
 class AnalysisError(ArchcostError):
     """The model's forward failed during analysis; the message names the layer and the shapes."""
+
+
+class InternalError(ArchcostError):
+    """A failure inside archcost itself (a cost formula, the crawler): archcost's bug, not the user's. Exit 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(
+            message, hint or "this is a bug in archcost, not in your model: please report it with the model and command"
+        )
