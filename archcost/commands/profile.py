@@ -19,7 +19,13 @@ from archcost.cli import (
 
 def run(args: argparse.Namespace) -> int:
     from archcost.profile import profile, render
+    from archcost.profile.sweep import check_writable
 
+    # Before anything is measured: a typo in a folder must not throw away a sweep.
+    if args.output:
+        check_writable(args.output, "--output file")
+    if args.append:
+        check_writable(args.append, "--append results file")
     df = profile(
         args.models,
         device=args.device,
@@ -36,11 +42,15 @@ def run(args: argparse.Namespace) -> int:
         roofline=not args.no_roofline,
         recalibrate=args.recalibrate,
         power=not args.no_power,
+        layers=args.layers,
         results_file=args.append,
         progress=not args.quiet and sys.stderr.isatty(),
     )
     if len(df):
         emit(render(df, args.format), args.output)
+    for r in df.to_dict(orient="records") if args.format != "text" or args.output else []:  # text shows them
+        for warning in r.get("warnings") or []:
+            print(f"archcost: warning: {r['model']} at batch {r['batch_size']}: {warning}", file=sys.stderr)
     if args.append and len(df):
         print(f"appended {len(df)} record(s) to {args.append}", file=sys.stderr)
     if df.attrs.get("interrupted"):
@@ -73,6 +83,11 @@ def add_parser(sub) -> None:
     p.add_argument("--repeats", type=positive_int, default=10, help="samples per measurement (default 10)")
     p.add_argument("--input-size", help="CxHxW (default: the model's own)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    p.add_argument(
+        "--layers",
+        action="store_true",
+        help="also time every layer of the cost table with torch.profiler (csv: one row per layer)",
+    )
     p.add_argument("--format", default="text", choices=["text", "json", "csv"])
     p.add_argument("--output", help="write to this file instead of standard output")
     p.add_argument("--append", metavar="FILE", help="also append every record, as measured, to this JSON-lines file")

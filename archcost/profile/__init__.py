@@ -13,10 +13,25 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from archcost.profile.results import FIELDS, SCHEMA, append_records, read_results, render, to_dataframe
-from archcost.profile.sweep import ProfileConfig, iter_profile, parse_batch_sizes, validate_models
+from archcost.profile.results import (
+    FIELDS,
+    SCHEMA,
+    append_records,
+    layers_frame,
+    read_results,
+    render,
+    to_dataframe,
+)
+from archcost.profile.sweep import (
+    ProfileConfig,
+    check_config,
+    check_writable,
+    iter_profile,
+    parse_batch_sizes,
+    validate_models,
+)
 
-__all__ = ["FIELDS", "SCHEMA", "ProfileConfig", "iter_profile", "profile", "read_results", "render"]
+__all__ = ["FIELDS", "SCHEMA", "ProfileConfig", "iter_profile", "layers_frame", "profile", "read_results", "render"]
 
 
 def profile(
@@ -37,6 +52,7 @@ def profile(
     recalibrate: bool = False,
     power: bool = True,
     memory: bool = True,
+    layers: bool = False,
     results_file: str | Path | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -49,10 +65,19 @@ def profile(
     efficiency against the device's measured peaks. Out-of-memory, unsupported dtypes and forwards that
     raise are rows with ``status`` ``oom`` / ``unsupported`` / ``error``, never exceptions.
 
-    ``results_file``: also append every row, as it is measured, to this JSON-lines file.
+    ``layers``: also time every layer of the cost table under ``torch.profiler`` (``archcost.profile.layers``):
+    each row gains ``layers`` (name, type, macs, flops, bytes, time_s, time_share, flops_per_s,
+    arithmetic_intensity, percent_of_peak, bound) and how they add up (``layer_time_sum_ratio``,
+    ``profiler_overhead``); ``layers_frame(df)`` flattens them to one row per layer.
+
+    Every ``ok`` row has ``flags`` (``cv_high``, ``warmup_unsettled``, ``peaks_stale``, ``layer_sum_off``)
+    and ``warnings``, one sentence each saying what to do.
+
+    ``results_file``: also append every row, as it is measured, to this JSON-lines file (its folder is
+    checked before anything is measured: ``InputError``).
     ``progress``: show a tqdm bar on standard error. On Ctrl-C the rows measured so far are returned with
-    ``df.attrs["interrupted"] = True``. A model passed as a module is moved to ``device`` and ``dtype`` while
-    it is measured and moved back afterwards.
+    ``df.attrs["interrupted"] = True``. A model passed as a module is measured on a deep copy: the caller's
+    module (weights, buffers, attributes, ``training`` flags, dtype, device) is never changed.
     """
     if isinstance(models, (str, nn.Module)):
         models = [models]
@@ -73,7 +98,11 @@ def profile(
         recalibrate=recalibrate,
         power=power,
         memory=memory,
+        layers=layers,
     )
+    check_config(config)
+    if results_file is not None:
+        check_writable(results_file, "results file")
     validate_models(models, config.options)
     records: list[dict] = []
     interrupted = False

@@ -85,8 +85,23 @@ FIELDS = (
     "traffic_bytes",
     "analysis_note",
     *ROOFLINE_FIELDS,
+    "peaks_measured_at",
     *POWER_FIELDS,
     "power_note",
+    # trust: what should not be taken at face value (sweep.FLAGS), each with a sentence in warnings
+    "flags",
+    "warnings",
+    # per layer (profile --layers): rows of layers.LAYER_FIELDS, and how they add up
+    "layers",
+    "layer_time_sum_s",
+    "layer_time_sum_ratio",
+    "layer_unattributed_s",
+    "layer_iterations",
+    "layer_clock",
+    "profiled_latency_median_s",
+    "profiler_overhead",
+    "layers_unmatched",
+    "layers_note",
     *ENV_FIELDS,
 )
 
@@ -107,9 +122,16 @@ def to_dataframe(records: Iterable[dict]) -> pd.DataFrame:
 
 
 def _clean(value):
-    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        value = value.item()
+    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers (inside lists and dicts too)."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):  # an array of several values
+            value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -201,6 +223,7 @@ def text_table(df: pd.DataFrame) -> str:
         rows.append(
             {
                 "model": r["model"],
+                "input": r["input_shape"] or "",
                 "batch": r["batch_size"],
                 "status": r["status"],
                 "median ms": _ms(r["latency_median_s"]),
@@ -240,6 +263,11 @@ def text_table(df: pd.DataFrame) -> str:
             "act. peak = input + the most the forward allocated (measured), act. est. = the analytic estimate of it "
             "(archcost.cost.memory), peak mem = act. peak + weights and buffers"
         )
+        if any(r.get("flags") for r in records):
+            lines.append("")
+            for r in records:
+                for w in r.get("warnings") or []:
+                    lines.append(f"WARNING {r['model']}@{r['batch_size']}: {w}")
         notes = {}
         for r in records:
             for key in ("error", "power_note", "roofline_note", "memory_estimate_note", "analysis_note"):
@@ -247,7 +275,78 @@ def text_table(df: pd.DataFrame) -> str:
                     notes.setdefault(f"{key.replace('_', ' ')}: {r[key]}", []).append(f"{r['model']}@{r['batch_size']}")
         for note, where in notes.items():
             lines.append(f"{note} ({', '.join(where[:6])}{', ...' if len(where) > 6 else ''})")
+        for r in records:
+            if r.get("layers"):
+                lines += ["", *layers_text(r)]
+            elif r.get("layers_note"):
+                lines += ["", f"{r['model']}@{r['batch_size']}: {r['layers_note']}"]
     return "\n".join(lines) + "\n"
+
+
+#: The record fields repeated on every row of ``layers_frame``.
+LAYER_KEYS = ("model", "batch_size", "input_shape", "device", "dtype", "threads", "latency_median_s")
+
+
+def layers_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``layers`` of every record flattened: one row per layer, with the record's ``LAYER_KEYS`` in front."""
+    from archcost.profile.layers import LAYER_FIELDS
+
+    rows = []
+    for r in df.to_dict(orient="records"):
+        for layer in _none(r.get("layers")) or []:
+            rows.append({**{k: _none(r.get(k)) for k in LAYER_KEYS}, **{k: layer.get(k) for k in LAYER_FIELDS}})
+    return pd.DataFrame(rows, columns=[*LAYER_KEYS, *LAYER_FIELDS])
+
+
+def layers_text(r: dict) -> list[str]:
+    """The per-layer table of one record, and how the layer times add up against the median latency."""
+    from archcost.units import format_bytes, format_count
+
+    def count(v):
+        return "" if v is None else format_count(v)
+
+    rows = [
+        {
+            "layer": x["name"],
+            "type": x["type"],
+            "MACs": count(x["macs"]),
+            "FLOPs": count(x["flops"]),
+            "bytes": "" if x["bytes"] is None else format_bytes(x["bytes"]),
+            "ms": _ms(x["time_s"]),
+            "share %": _num(None if x["time_share"] is None else 100 * x["time_share"], ".1f"),
+            "FLOP/s": count(x["flops_per_s"]),
+            "% peak": _num(x.get("percent_of_peak"), ".1f"),
+            "FLOP/B": _num(x["arithmetic_intensity"], ".1f"),
+            "bound": x["bound"] or "",
+        }
+        for x in r["layers"]
+    ]
+    head = (
+        f"{r['model']}, input {r['batch_size']}x{r['input_shape']}, {r['dtype']}, {r['device']}, "
+        f"{r['threads']} threads: time per layer (torch.profiler, {r['layer_clock']}, median of "
+        f"{r['layer_iterations']} profiled forwards)"
+    )
+    lines = [head, pd.DataFrame(rows).to_string(index=False)]
+    ratio = r.get("layer_time_sum_ratio")
+    lines.append(
+        f"layers add up to {_ms(r['layer_time_sum_s'])} ms = "
+        f"{_num(None if ratio is None else 100 * ratio, '.1f')}% of the median latency "
+        f"{_ms(r['latency_median_s'])} ms measured without the profiler in the same run; "
+        f"time between layers (Python, ops without a row): {_ms(r['layer_unattributed_s'])} ms per forward; "
+        f"profiler overhead: a profiled forward took {_ms(r['profiled_latency_median_s'])} ms "
+        f"({_num(None if r['profiler_overhead'] is None else 100 * r['profiler_overhead'], '+.1f')}%)"
+    )
+    lines.append(
+        "bytes = inputs read + parameters read + output written; share = the layer's time / the layers' sum; "
+        "FLOP/s = FLOPs / time; FLOP/B = FLOPs / bytes; bound against the device's measured roofline"
+    )
+    if r.get("layers_unmatched"):
+        names = r["layers_unmatched"]
+        lines.append(
+            f"no profiler event matched {len(names)} row(s), left empty: {', '.join(names[:8])}"
+            + (", ..." if len(names) > 8 else "")
+        )
+    return lines
 
 
 def render(df: pd.DataFrame, fmt: str) -> str:
@@ -258,5 +357,10 @@ def render(df: pd.DataFrame, fmt: str) -> str:
     if fmt == "jsonl":
         return "".join(record_json(r) + "\n" for r in records)
     if fmt == "csv":
-        return df.to_csv(index=False)
+        if any(_none(v) for v in df.get("layers", [])):
+            return layers_frame(df).to_csv(index=False)  # --layers: one row per layer
+        flat = df.copy()  # every field, lists joined by ';' (no layers here: those come one row each above)
+        for key in ("flags", "warnings", "layers_unmatched"):
+            flat[key] = [";".join(v) if isinstance(v, (list, tuple)) else v for v in flat[key]]
+        return flat.to_csv(index=False)
     return text_table(df)

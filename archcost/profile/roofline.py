@@ -56,20 +56,21 @@ def bound(intensity: float, peak_flops_per_s: float, peak_bytes_per_s: float) ->
     return "compute" if intensity >= ridge_point(peak_flops_per_s, peak_bytes_per_s) else "memory"
 
 
-def layer_traffic_bytes(layers, element_bytes: int) -> int:
-    """Bytes a forward moves if no layer's data stays in cache: per layer, its inputs read, its
-    parameters read and its output written (``LayerCost`` rows: ``input_shapes``, ``param_bytes``,
-    ``activation_bytes``). A lower-is-better-cache model, so the intensity it gives is a lower bound.
+def row_traffic_bytes(row, element_bytes: int) -> int:
+    """Bytes one layer moves if nothing stays in cache: its inputs read (``input_shapes`` x ``element_bytes``),
+    its parameters read (``param_bytes``) and its output written (``activation_bytes``) (a ``LayerCost`` row).
     """
     import math
 
-    total = 0
-    for r in layers:
-        inputs = sum(
-            math.prod(s) for s in r.input_shapes if isinstance(s, tuple) and all(isinstance(d, int) for d in s)
-        )
-        total += inputs * element_bytes + r.param_bytes + r.activation_bytes
-    return total
+    inputs = sum(math.prod(s) for s in row.input_shapes if isinstance(s, tuple) and all(isinstance(d, int) for d in s))
+    return inputs * element_bytes + row.param_bytes + row.activation_bytes
+
+
+def layer_traffic_bytes(layers, element_bytes: int) -> int:
+    """Bytes a forward moves if no layer's data stays in cache: the sum of ``row_traffic_bytes`` over the rows.
+    A lower-is-better-cache model, so the intensity it gives is a lower bound.
+    """
+    return sum(row_traffic_bytes(r, element_bytes) for r in layers)
 
 
 def roofline_fields(
@@ -100,7 +101,16 @@ def roofline_fields(
         missing.append("device peaks")
     if missing:
         out["roofline_note"] = "missing " + ", ".join(missing)
+    if out["percent_of_peak"] is not None and out["percent_of_peak"] > 100:
+        out["roofline_note"] = "; ".join(n for n in (out["roofline_note"], STALE_PEAKS) if n)
     return out
+
+
+#: Said wherever a measured FLOP/s is above the device's peak FLOP/s.
+STALE_PEAKS = (
+    "% peak above 100: the cached device peaks are stale (measured on a busy machine, another setting, or a "
+    "different clock); measure them again with --recalibrate (archcost.profile(..., recalibrate=True))"
+)
 
 
 # -- measured peaks -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ records are yielded one at a time, so a caller that stops early (Ctrl-C) keeps a
 
 from __future__ import annotations
 
+import copy
 import gc
 import re
 import time
@@ -51,6 +52,13 @@ class ProfileConfig:
     recalibrate: bool = False
     power: bool = True
     memory: bool = True
+    layers: bool = False
+
+
+#: A record's ``flags`` when a figure should not be trusted as it is (each comes with a sentence in ``warnings``).
+FLAGS = ("cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off")
+CV_LIMIT = 0.10  # coefficient of variation above which the latency is flagged
+LAYER_SUM_TOLERANCE = 0.15  # layer times must add up to the median latency within this fraction
 
 
 # -- pure decisions ---------------------------------------------------------------------------------------
@@ -156,15 +164,16 @@ def _to_device(module: nn.Module, device: torch.device, dtype: torch.dtype, chan
     return module
 
 
-def _analysis(module: nn.Module, size: tuple[int, ...], batch: int, dtype: str, name: str) -> dict:
-    """Analytic FLOPs, traffic and memory estimate for one batch size (meta device: costs no memory)."""
+def _analysis(module: nn.Module, size: tuple[int, ...], batch: int, dtype: str, name: str) -> tuple[dict, object]:
+    """Analytic FLOPs, traffic and memory estimate for one batch size (meta device: costs no memory), and the
+    ``CostReport`` (None when the analysis failed)."""
     from archcost.cost import analyze
 
     out: dict = {}
     try:
         report = analyze(module, size, batch, dtype, name=name)
     except ArchcostError as exc:
-        return {"analysis_note": f"analysis failed: {exc.message}", "memory_estimate_note": "no analysis"}
+        return {"analysis_note": f"analysis failed: {exc.message}", "memory_estimate_note": "no analysis"}, None
     totals = report.totals
     out["params"], out["macs"], out["flops"] = totals["params"], totals["macs"], totals["flops"]
     out["traffic_bytes"] = layer_traffic_bytes(report.layers, torch.empty((), dtype=DTYPES[dtype]).element_size())
@@ -175,12 +184,12 @@ def _analysis(module: nn.Module, size: tuple[int, ...], batch: int, dtype: str, 
         from archcost.cost.memory import inference_peak_bytes
     except ImportError:
         out["memory_estimate_note"] = "archcost.cost.memory is not available in this version"
-        return out
+        return out, report
     try:
         out["memory_estimate_bytes"] = int(inference_peak_bytes(report))
     except Exception as exc:  # the estimate is a comparison column: its failure must not stop a measurement
         out["memory_estimate_note"] = f"estimate failed: {first_line(exc)}"
-    return out
+    return out, report
 
 
 def _load(spec, options: dict):
@@ -203,13 +212,31 @@ def validate_models(models: Sequence, options: dict) -> None:
             load_model(str(spec), options, device="meta")
 
 
-def iter_profile(
-    models: Sequence,
-    config: ProfileConfig,
-    *,
-    on_step: Callable[[str], None] | None = None,
-) -> Iterator[dict]:
-    """Yield one record per model and batch size, as each is measured (see ``results.FIELDS``)."""
+def check_writable(path, what: str = "output") -> None:
+    """Raise ``InputError`` now if ``path`` could not be written later: a missing folder, a folder in its
+    place, no permission. Called before anything is measured, so a typo never throws away a sweep."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(
+            f"cannot write the {what} {path}: the folder {folder} does not exist",
+            "create it first, or fix the path (nothing was measured)",
+        )
+    if path.is_dir():
+        raise InputError(f"cannot write the {what} {path}: it is a folder", "give a file name (nothing was measured)")
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise InputError(
+            f"cannot write the {what} {path}: permission denied on {target}",
+            "choose a path you can write (nothing was measured)",
+        )
+
+
+def check_config(config: ProfileConfig) -> None:
+    """Raise ``InputError`` for settings that cannot be measured, before anything runs."""
     if config.dtype not in PROFILE_DTYPES:
         raise InputError(f"dtype {config.dtype!r} cannot be profiled", f"use one of {', '.join(PROFILE_DTYPES)}")
     for name, value in (("warmup", config.warmup_s), ("min-time", config.min_time_s)):
@@ -219,6 +246,35 @@ def iter_profile(
         raise InputError(f"--repeats {config.repeats} must be >= 1", "give at least one sample")
     if config.threads is not None and config.threads < 1:
         raise InputError(f"--threads {config.threads} must be >= 1", "give a thread count >= 1")
+    if config.layers and config.compile:
+        raise InputError(
+            "--layers times the eager model's layers, and --compile fuses them into kernels no layer owns",
+            "drop --compile to time the layers, or drop --layers to time the compiled model",
+        )
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every (model, configuration) measurement of one sweep shares: the resolved device and settings."""
+
+    config: ProfileConfig
+    device: torch.device
+    batch_sizes: tuple[int, ...]
+    dtype: torch.dtype
+    env: dict
+    peaks: DevicePeaks | None
+    peaks_note: str | None
+    run_id: str
+
+
+def iter_profile(
+    models: Sequence,
+    config: ProfileConfig,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> Iterator[dict]:
+    """Yield one record per model and batch size, as each is measured (see ``results.FIELDS``)."""
+    check_config(config)
     device = resolve_device(config.device)
     batch_sizes = parse_batch_sizes(config.batch_sizes)
     dtype = DTYPES[config.dtype]
@@ -244,20 +300,39 @@ def iter_profile(
             peaks_note = peaks.note
         else:
             peaks_note = "roofline off"
-        run_id = uuid.uuid4().hex[:12]
+        ctx = RunContext(config, device, tuple(batch_sizes), dtype, env, peaks, peaks_note, uuid.uuid4().hex[:12])
         for spec in models:
-            yield from _profile_model(spec, config, device, batch_sizes, dtype, env, peaks, peaks_note, run_id, step)
+            yield from profile_model(spec, ctx, step)
     finally:
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_benchmark
 
 
-def _profile_model(spec, config, device, batch_sizes, dtype, env, peaks, peaks_note, run_id, step) -> Iterator[dict]:
+def working_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of the caller's module to measure on, so that nothing of theirs changes (weights, dtype,
+    device, memory format, ``training`` flags, tensors that forward caches on the module)."""
+    try:
+        return copy.deepcopy(module)
+    except Exception as exc:
+        raise InputError(
+            f"cannot copy {type(module).__name__} to measure it ({first_line(exc)}); archcost measures a copy so "
+            "that your model is never changed",
+            "make the module deep-copyable, or pass it as a model spec (package.module:callable) to build it fresh",
+        ) from None
+
+
+def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda text: None) -> Iterator[dict]:
+    """The records of one model (a spec or an ``nn.Module``) at each batch size of ``ctx``, as measured.
+
+    This is the unit of work of a sweep: it needs nothing but its arguments, and a module passed in is
+    measured on a deep copy (``working_copy``), never changed.
+    """
+    config, device, dtype, peaks = ctx.config, ctx.device, ctx.dtype, ctx.peaks
     name, original, default_size, source = _load(spec, config.options)
     size = tuple(config.input_size or default_size)
     path = model_file(original)
     base = {
-        "run_id": run_id,
+        "run_id": ctx.run_id,
         "model": name,
         "model_source": source,
         "model_file": path,
@@ -267,11 +342,12 @@ def _profile_model(spec, config, device, batch_sizes, dtype, env, peaks, peaks_n
         "dtype": config.dtype,
         "channels_last": config.channels_last,
         "compiled": config.compile,
-        "threads": env["env_threads"],
+        "threads": ctx.env["env_threads"],
         "min_time_s": config.min_time_s,
         "peak_flops_per_s": peaks.flops_per_s if peaks else None,
         "peak_bytes_per_s": peaks.bytes_per_s if peaks else None,
-        **env,
+        "peaks_measured_at": peaks.measured_at if peaks else None,
+        **ctx.env,
     }
 
     def record(batch: int, **values) -> dict:
@@ -281,45 +357,77 @@ def _profile_model(spec, config, device, batch_sizes, dtype, env, peaks, peaks_n
     if config.dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         carried = ("unsupported", f"{torch.cuda.get_device_name(device)} does not support bfloat16")
     module = runner = None
-    home = next(iter([*original.parameters(), *original.buffers()]), None)
-    home = (home.device, home.dtype) if home is not None else None
     try:
         if carried is None:
             try:
-                original.eval()
-                module = _to_device(original, device, dtype, config.channels_last)
+                work = working_copy(original) if isinstance(spec, nn.Module) else original
+                work.eval()
+                module = _to_device(work, device, dtype, config.channels_last)
                 runner = torch.compile(module) if config.compile else module
+            except ArchcostError:
+                raise
             except Exception as exc:
                 status = classify_failure(exc, config.dtype)
                 message = f"moving the model to {device} in {config.dtype} failed: {first_line(exc)}"
                 carried = (status, message if status != "oom" else f"the model does not fit on {device}: {message}")
                 module = runner = None
                 _release(device)
-        for batch in batch_sizes:
+        for batch in ctx.batch_sizes:
             step(f"{name} batch {batch}")
             if carried is not None:
                 yield record(batch, status=carried[0], error=carried[1])
                 continue
-            rec = record(
-                batch,
-                **_measure_one(original, runner, module, name, size, batch, device, dtype, config, peaks, peaks_note),
-            )
+            rec = record(batch, **measure_one(runner, module, name, size, batch, ctx))
             if rec["status"] != "ok":
                 _release(device)
                 carried = carry_over(rec["status"], batch, rec["error"])
             yield rec
     finally:
-        module = runner = None
-        if isinstance(spec, nn.Module) and home is not None:  # the caller's model: put it back where it was
-            original.to(device=home[0], dtype=home[1])
+        module = runner = work = None
         _release(device)
 
 
-def _measure_one(original, runner, module, name, size, batch, device, dtype, config, peaks, peaks_note) -> dict:
-    out = _analysis(original, size, batch, config.dtype, name)
+def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
+    """The ``flags`` of a measured record and one sentence each saying what to do (``FLAGS``)."""
+    flags, warnings = [], []
+    cv = out.get("latency_cv")
+    if cv is not None and cv > CV_LIMIT:
+        flags.append("cv_high")
+        warnings.append(
+            f"latency CV {100 * cv:.0f}% is over {100 * CV_LIMIT:.0f}%: the samples disagree (a busy machine, "
+            "frequency scaling); close other work, use --threads below the core count, or raise --min-time"
+        )
+    if out.get("warmup_settled") is False:
+        flags.append("warmup_unsettled")
+        warnings.append("warm-up did not settle (the last single calls still changed by more than 5%); raise --warmup")
+    pct = out.get("percent_of_peak")
+    layer_pct = [r["percent_of_peak"] for r in out.get("layers") or [] if r.get("percent_of_peak") is not None]
+    if (pct is not None and pct > 100) or any(p > 100 for p in layer_pct):
+        from archcost.profile.roofline import STALE_PEAKS
+
+        flags.append("peaks_stale")
+        where = "the model" if pct is not None and pct > 100 else "a layer"
+        warnings.append(f"{where} ran above the cached peak FLOP/s: {STALE_PEAKS}")
+    ratio = out.get("layer_time_sum_ratio")
+    if ratio is not None and abs(ratio - 1) > LAYER_SUM_TOLERANCE:
+        flags.append("layer_sum_off")
+        warnings.append(
+            f"the layer times add up to {100 * ratio:.0f}% of the median latency (more than "
+            f"{100 * LAYER_SUM_TOLERANCE:.0f}% off): the profiler's overhead or time between layers dominates "
+            "a model this small; read the shares, not the absolute layer times"
+        )
+    return flags, warnings
+
+
+def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
+    """Time one batch size of an already placed model; the record's measured fields (never raises for the
+    model's own failures: they are ``status`` and ``error``)."""
+    config, device, dtype, peaks, peaks_note = ctx.config, ctx.device, ctx.dtype, ctx.peaks, ctx.peaks_note
+    out, report = _analysis(module, size, batch, config.dtype, name)
     failure: tuple[str, str] | None = None
     sampler = PowerSampler(device) if config.power else None
     x = None
+    layer_timing = None
     try:
         gen = torch.Generator().manual_seed(0)
         x = torch.randn((batch, *size), generator=gen).to(device=device, dtype=dtype)
@@ -348,6 +456,11 @@ def _measure_one(original, runner, module, name, size, batch, device, dtype, con
                     memory_activation_peak_bytes=mem.activation_peak_bytes,
                     memory_method=mem.method,
                 )
+            if config.layers and report is not None:
+                from archcost.profile.layers import profiled_iterations, time_layers
+
+                n = profiled_iterations(timing.stats.median_s, config.repeats, config.min_time_s)
+                layer_timing = time_layers(module, forward, report.layers, device, n)
     except Exception as exc:
         failure = (classify_failure(exc, config.dtype), first_line(exc))
     finally:
@@ -386,6 +499,22 @@ def _measure_one(original, runner, module, name, size, batch, device, dtype, con
     if peaks_note:
         roof["roofline_note"] = "; ".join(n for n in (roof["roofline_note"], peaks_note) if n)
     out.update(roof)
+    if config.layers:
+        if layer_timing is None:
+            out["layers_note"] = "no layer times: " + (out.get("analysis_note") or "the analysis failed")
+        else:
+            from archcost.profile.layers import layer_rows, summary
+
+            element = torch.empty((), dtype=dtype).element_size()
+            rows = layer_rows(
+                report.layers,
+                layer_timing,
+                element,
+                peaks.flops_per_s if peaks else None,
+                peaks.bytes_per_s if peaks else None,
+            )
+            out["layers"] = rows
+            out.update(summary(layer_timing, rows, s.median_s))
     if sampler is None:
         out["power_note"] = "power measurement off"
     elif not sampler.available:
@@ -395,4 +524,5 @@ def _measure_one(original, runner, module, name, size, batch, device, dtype, con
         out.update(power_summary(samples, timing.block_spans, images, sampler.counter_energy_j()))
         if out.get("energy_j") is None:
             out["power_note"] = "NVML gave no power samples during the timed runs"
+    out["flags"], out["warnings"] = flags_and_warnings(out)
     return out
