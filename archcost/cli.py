@@ -12,16 +12,35 @@ from archcost.errors import ArchcostError, InputError
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def parse_input_size(text: str) -> tuple[int, ...]:
-    """'3x224x224' (or '3,224,224') -> (3, 224, 224); '224' -> (3, 224, 224)."""
-    parts = text.lower().replace(",", "x").split("x")
+def parse_input_size(text: str | Sequence[str]):
+    """One or more ``--input-size`` values -> what ``archcost.analyze`` takes as ``input_size``.
+
+    '3x224x224' (or '3,224,224') -> (3, 224, 224); '224' -> (3, 224, 224); a single plain shape stays a
+    tuple. Several values, a dtype prefix ('int64:77', 'bool:1x77') or a keyword name ('mask=bool:77')
+    give a list of ``InputSpec``, one per input (see ``archcost.cost.inputs``).
+    """
+    from archcost.cost.inputs import parse_spec
+
+    texts = [text] if isinstance(text, str) else list(text)
+    specs = [parse_spec(t) for t in texts]
+    if len(specs) == 1 and specs[0].dtype is None and specs[0].name is None:
+        return specs[0].shape
+    return specs
+
+
+def byte_size(text: str) -> int:
+    """A flag's amount of memory: '24GB', '512MB', '16GiB', '1e9' -> bytes (decimal units, as printed)."""
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    units |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    clean = text.strip().upper().replace(" ", "")
+    number = clean.rstrip("KMGTIB")
     try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise InputError(f"malformed input size {text!r}", "write it as CxHxW, e.g. 3x224x224") from None
-    if any(d <= 0 for d in dims):
-        raise InputError(f"input size {text!r} has a zero or negative dimension", "every size must be >= 1")
-    return (3, dims[0], dims[0]) if len(dims) == 1 else dims
+        value = float(number) * units[clean[len(number) :]]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of memory: write it like 24GB or 512MB") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 bytes")
+    return int(value)
 
 
 def parse_opts(items: Sequence[str] | None) -> dict[str, str]:
@@ -63,10 +82,34 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         help="zoo name (archcost list), package.module:callable, file.py:callable, torchvision:NAME, "
         "timm:NAME, or a model.onnx file",
     )
-    p.add_argument("--input-size", help="CxHxW (default: the model's own, e.g. 3x224x224)")
+    p.add_argument(
+        "--input-size",
+        action="append",
+        metavar="[NAME=][DTYPE:]SHAPE",
+        help="CxHxW (default: the model's own, e.g. 3x224x224); repeat it for each positional input "
+        "(--input-size 3x16x16 --input-size 3x32x32); a dtype prefix for non-float inputs (int64:77, bool:1x77); "
+        "NAME= for a keyword input (mask=bool:77)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "int8"])
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+
+
+def add_analysis_args(p: argparse.ArgumentParser) -> None:
+    """Where ``archcost.analyze`` runs: meta, CPU, or meta with a CPU fallback for forwards that need data."""
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "meta", "cpu"],
+        help="analyse on the meta device (shapes only), on the CPU (real tensors), or auto (default): meta, "
+        "and the CPU when forward needs values (.item(), masks, NMS)",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=byte_size,
+        metavar="SIZE",
+        help="refuse a CPU analysis estimated to need more (e.g. 16GB; default a quarter of the RAM)",
+    )
 
 
 def add_output_args(p: argparse.ArgumentParser, formats: Sequence[str] = ("text", "markdown", "csv", "json")) -> None:
@@ -103,15 +146,25 @@ def load(args: argparse.Namespace):
 def analyse(args: argparse.Namespace):
     """``archcost.analyze`` of the model the flags name (an ``.onnx`` file is analysed from its graph)."""
     from archcost.cost import analyze
-    from archcost.onnx_graph import analyze_onnx, is_onnx_path
+    from archcost.onnx_graph import is_onnx_path
 
     if is_onnx_path(args.model):
+        from archcost.onnx_graph import analyze_onnx  # needs the onnx package, imported only for .onnx files
+
         if args.opt:
             raise InputError("--opt sets a model builder's options; an ONNX file has none", "drop --opt")
         size = parse_input_size(args.input_size) if args.input_size else None
         return analyze_onnx(args.model, size, args.batch_size, args.dtype)
     loaded, size = load(args)
-    return analyze(loaded.module, size, args.batch_size, args.dtype, name=loaded.name)
+    return analyze(
+        loaded.module,
+        size,
+        args.batch_size,
+        args.dtype,
+        name=loaded.name,
+        device=getattr(args, "device", "auto"),
+        max_memory=getattr(args, "max_memory", None),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from archcost.cli import EXIT_FAIL, EXIT_OK, add_model_args, add_output_args, analyse, emit, load
+from archcost.cli import EXIT_FAIL, EXIT_OK, add_analysis_args, add_model_args, add_output_args, analyse, emit, load
 from archcost.report.table import axes_text, final_field, rf_text
 
 
@@ -104,6 +104,7 @@ def _render(doc: dict, fmt: str) -> str:
 def add_parser(sub) -> None:
     p = sub.add_parser("rf", help="receptive field growth, layer by layer (--verify: check it by gradients)")
     add_model_args(p)
+    add_analysis_args(p)
     p.add_argument("--verify", action="store_true", help="check the analytic field by a gradient's support")
     p.add_argument("--layer", help="with --verify: the layer to check (default: the last spatial module)")
     add_output_args(p, ("text", "markdown", "csv", "json"))

@@ -11,14 +11,19 @@ Nothing is computed on real data, so the cost of analysis does not depend on bat
 
 from __future__ import annotations
 
+import math
+import os
+
 import torch
 from torch import nn
 
 from archcost.cost.crawl import Crawl, shape_of, storage_key
+from archcost.cost.inputs import InputSpec, check_signature, describe_spec, input_specs, make_tensor
 from archcost.cost.receptive import propagate, with_field
 from archcost.cost.record import CostReport, LayerCost
-from archcost.errors import AnalysisError, InputError
-from archcost.units import DTYPES
+from archcost.cost.untouched import has_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
+from archcost.errors import AnalysisError, InputError, InternalError
+from archcost.units import DTYPES, format_bytes
 
 
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -30,105 +35,331 @@ def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
         raise InputError(f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPES)}") from None
 
 
+DEVICES = ("auto", "meta", "cpu")
+
+
 def analyze(
     model: nn.Module,
-    input_size: tuple[int, ...] = (3, 224, 224),
+    input_size: object = None,
     batch_size: int = 1,
     dtype: torch.dtype | str = torch.float32,
     *,
+    inputs: object = None,
+    kwargs: dict | None = None,
     name: str | None = None,
     training: bool = False,
+    device: str = "auto",
+    max_memory: int | None = None,
 ) -> CostReport:
-    """Per-layer params, MACs, FLOPs and bytes of ``model`` on an input of ``(batch_size, *input_size)``.
+    """Per-layer params, MACs, FLOPs and bytes of ``model`` on its inputs.
 
-    Runs on the meta device: nothing is computed, however large the batch or image. The model is left
-    as it was: parameters untouched, hooks removed, ``training`` flags restored, even if forward raises.
-    ``training=True`` analyses the training-mode forward (batch statistics, active dropout).
+    Inputs (see ``archcost.cost.inputs``): ``input_size`` is one shape without the batch (default
+    ``(3, 224, 224)``), a ``(dtype, shape)`` pair or spec string (``"int64:77"``), or a list of those, one
+    per positional input; ``inputs=`` takes example tensors (a tensor, a tuple, or a dict of keyword
+    inputs; their shapes include the batch); ``kwargs=`` passes keyword inputs (tensors or plain values).
+    Floating inputs and parameters take ``dtype``; ``batch_size`` is prepended to every shape.
+
+    Where it runs: on the meta device (nothing computed, however large the batch or image). A forward that
+    needs values (``.item()``, ``bool(tensor)``, ``.tolist()``, mask indexing, ``nonzero``, NMS, a tensor
+    made on the CPU inside forward) is analysed again on the CPU with real tensors (the model's weights,
+    seeded random floats, zero integers, or the values of ``inputs=``) when ``device="auto"`` (the
+    default); ``device="cpu"`` always runs there, ``device="meta"`` never. ``report.analysed_on`` and
+    ``report.analysed_on_because`` say which and why; a CPU run needing more than ``max_memory`` bytes
+    (default: a quarter of the machine's RAM), estimated from the meta pass, is refused.
+
+    The model is left as it was: parameters, buffers, attributes cached by forward, ``training`` flags,
+    dtype and device, even if forward raises. ``nn.DataParallel`` / ``DistributedDataParallel`` are
+    unwrapped; lazy modules are materialised on a private copy. ``training=True`` analyses the
+    training-mode forward (batch statistics, active dropout).
+
+    Raises ``InputError`` (bad inputs, TorchScript, a CPU run over the memory limit), ``AnalysisError``
+    (forward failed; the message names the layer, op and shapes) and ``InternalError`` (archcost's bug).
     """
     dtype = _parse_dtype(dtype)
-    if batch_size < 1 or any(int(s) < 1 for s in input_size):
-        raise InputError(
-            f"sizes must be positive, got batch {batch_size} and input {tuple(input_size)}",
-            "give a batch size >= 1 and an input size like 3x224x224",
-        )
+    if device not in DEVICES:
+        raise InputError(f"unknown analysis device {device!r}", f"use one of {', '.join(DEVICES)}")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}", "give a batch size >= 1")
+    specs, plain = input_specs(input_size, inputs, kwargs)
+    model = unwrap(model)
+    refuse_torchscript(model)
+    check_signature(model, specs, plain)
     # float dtypes apply to parameters; int8 is a storage format: analyse in float32, bytes at 1 each.
     compute_dtype = dtype if dtype.is_floating_point else torch.float32
-    state: dict[str, torch.Tensor] = {}
-    for key, t in [*model.named_parameters(), *model.named_buffers()]:
-        target = compute_dtype if t.is_floating_point() else t.dtype
-        state[key] = torch.empty(t.shape, device="meta", dtype=target)  # not empty_like: it imports sympy
-    param_names = {k for k, _ in model.named_parameters()}
-    params = {id(t): t for k, t in state.items() if k in param_names}
-    crawl = Crawl(params, axes=len(input_size) - 1)
-    x = torch.empty((batch_size, *input_size), device="meta", dtype=compute_dtype)
-    crawl.producer[id(x)] = -1
-    crawl.storage_row[storage_key(x)] = -1
-    crawl.track(x)
+    target = model
+    if has_lazy(model):
+        target = lazy_copy(model)
+        _materialise(target, specs, plain, batch_size, compute_dtype, training)
+    run = _Run(target, specs, plain, batch_size, compute_dtype, training)
 
-    flags = {m: m.training for m in model.modules()}
-    handles = []
+    because = None
+    if device != "cpu":
+        try:
+            crawl, out = run.forward("meta")
+        except _Failed as failed:
+            if not failed.needs_data:
+                raise failed.error(run) from failed.cause
+            if device == "meta":
+                raise AnalysisError(
+                    f"the forward needs real data: {failed.reason}",
+                    "analyse on the CPU: --device cpu or --device auto (the default); in Python device='cpu'",
+                ) from failed.cause
+            because = failed.reason
+            _check_memory(run.cpu_bytes(failed.crawl.peak), max_memory)
+    if device == "cpu" or because is not None:
+        if because is None:
+            because = "asked for (device='cpu')"
+            _check_memory(run.cpu_bytes(0), max_memory)
+        try:
+            crawl, out = run.forward("cpu")
+        except _Failed as failed:
+            raise failed.error(run) from failed.cause
+    return _report(
+        run,
+        crawl,
+        out,
+        model_name=name or type(model).__name__,
+        dtype=dtype,
+        on="cpu" if because else "meta",
+        because=because,
+    )
+
+
+class _Failed(Exception):
+    """Forward raised during an analysis run: the cause, where, and whether values were what it needed."""
+
+    def __init__(self, cause: BaseException, crawl: Crawl, device: str) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.crawl = crawl
+        text = str(cause).strip()
+        self.detail = text.splitlines()[0] if text else type(cause).__name__
+        self.needs_data = device == "meta" and (
+            isinstance(cause, NotImplementedError) or "meta" in text.lower() or _op(crawl) in _NEEDS_DATA
+        )
+        frame = crawl.stack[-1] if crawl.stack else None
+        if frame is None:
+            where = "forward"
+        else:
+            where = (
+                f"{frame.path} ({type(frame.module).__name__})"
+                if frame.path
+                else f"{type(frame.module).__name__}.forward"
+            )
+        op = _op(crawl)
+        self.reason = f"{_op_label(op)} in {where}" if op else f"{self.detail} in {where}"
+
+    def error(self, run: _Run) -> Exception:
+        if isinstance(self.cause, InternalError):
+            return self.cause
+        return AnalysisError(f"the forward pass failed in {self.crawl.failure_site()}: {self.detail}", run.hint())
+
+
+#: ops whose result needs the tensor's values (they cannot run on meta tensors).
+_NEEDS_DATA = {"item", "bool", "tolist", "nonzero", "numpy", "float", "int", "index", "len", "masked_select"}
+
+
+def _op(crawl: Crawl) -> str | None:
+    return crawl.failed_op[0] if crawl.failed_op else None
+
+
+def _op_label(op: str) -> str:
+    return {"bool": "bool(tensor)", "getitem": "indexing (tensor[mask])", "len": "len(tensor)"}.get(
+        op, f"Tensor.{op}()" if op in {"item", "tolist", "numpy", "nonzero"} else f"{op}()"
+    )
+
+
+class _Run:
+    """One model, its inputs and settings; ``forward(device)`` crawls it on meta or on the CPU."""
+
+    def __init__(self, model, specs, plain, batch_size, dtype, training) -> None:
+        self.model, self.specs, self.plain = model, specs, plain
+        self.batch_size, self.dtype, self.training = batch_size, dtype, training
+        self.param_names = {k for k, _ in model.named_parameters()}
+        self.state: dict[str, torch.Tensor] = {}
+        self.axes = _spatial_axes(specs)
+
+    def tensors(self, device: str) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(0) if device == "cpu" else None
+        made = [make_tensor(s, self.batch_size, self.dtype, device, generator) for s in self.specs]
+        args = [t for s, t in zip(self.specs, made, strict=True) if s.name is None]
+        kwargs = {s.name: t for s, t in zip(self.specs, made, strict=True) if s.name is not None}
+        return args, kwargs
+
+    def forward(self, device: str) -> tuple[Crawl, object]:
+        self.state = _state(self.model, device, self.dtype)
+        params = {id(t): t for k, t in self.state.items() if k in self.param_names}
+        crawl = Crawl(params, axes=self.axes)
+        args, kwargs = self.tensors(device)
+        for t in [*args, *kwargs.values()]:
+            crawl.producer[id(t)] = -1
+            crawl.storage_row[storage_key(t)] = -1
+            crawl.track(t)
+        self.first = (args or list(kwargs.values()))[0]
+        handles = []
+        try:
+            with private_state(self.model, device):
+                self.model.train(self.training)
+                for path, m in self.model.named_modules():
+                    handles.append(m.register_forward_pre_hook(crawl.pre_hook(path), with_kwargs=True, prepend=True))
+                    handles.append(m.register_forward_hook(crawl.post_hook, with_kwargs=True))
+                with torch.no_grad(), crawl:
+                    out = torch.func.functional_call(
+                        self.model, self.state, tuple(args), {**kwargs, **self.plain}, tie_weights=True, strict=False
+                    )
+        except Exception as exc:
+            raise _Failed(exc, crawl, device) from exc
+        finally:
+            for h in handles:
+                h.remove()
+        return crawl, out
+
+    def cpu_bytes(self, activation_peak: int) -> int:
+        """Memory a CPU run needs: parameters and buffers at the analysis dtype, the inputs, and the
+        activation peak the meta pass saw before it stopped."""
+        size = torch.empty((), dtype=self.dtype).element_size()
+        weights = sum(t.numel() * (size if t.is_floating_point() else t.element_size()) for t in _tensors(self.model))
+        ins = sum(math.prod(s.full_shape(self.batch_size)) * size for s in self.specs)
+        return weights + ins + activation_peak
+
+    def hint(self) -> str:
+        given = ", ".join(describe_spec(s) for s in self.specs)
+        shapes = ", ".join(f"{s.full_shape(self.batch_size)}" for s in self.specs)
+        text = f"check the inputs: --input-size {given} was understood as shape {shapes} (batch first)"
+        first = _first_layer(self.model)
+        if first:
+            text += f"; {first}"
+        return text
+
+
+def _spatial_axes(specs: list[InputSpec]) -> int:
+    """Spatial axes of the first input (receptive fields follow it): CxHxW -> 2; token ids -> 0."""
+    first = specs[0]
+    if first.example is not None:
+        return max(first.example.dim() - 2, 0)
+    return max(len(first.shape) - 1, 0) if first.dtype is None or first.dtype.is_floating_point else 0
+
+
+def _first_layer(model: nn.Module) -> str:
+    """What the model's first layer expects, for error hints."""
+    for path, m in model.named_modules():
+        for attr, what in (("in_channels", "input channels"), ("in_features", "input features")):
+            value = getattr(m, attr, None)
+            if isinstance(value, int):
+                return f"its first layer {path or type(m).__name__} ({type(m).__name__}) expects {value} {what}"
+        if isinstance(m, nn.Embedding):
+            return f"its first layer {path} is an embedding of {m.num_embeddings} tokens: give int64:LENGTH"
+    return ""
+
+
+def _tensors(model: nn.Module) -> list[torch.Tensor]:
+    return [*model.parameters(), *model.buffers()]
+
+
+def _state(model: nn.Module, device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The parameters and buffers forward runs with: empty on meta; on the CPU copies of the model's own
+    values (random normals where the model itself is on meta), never the caller's tensors."""
+    state: dict[str, torch.Tensor] = {}
+    generator = torch.Generator().manual_seed(0)
+    for key, t in [*model.named_parameters(), *model.named_buffers()]:
+        target = dtype if t.is_floating_point() else t.dtype
+        if device == "meta":
+            state[key] = torch.empty(t.shape, device="meta", dtype=target)  # not empty_like: it imports sympy
+        elif t.device.type == "meta":
+            state[key] = (
+                torch.randn(t.shape, generator=generator).to(target) * 0.02
+                if target.is_floating_point
+                else torch.zeros(t.shape, dtype=target)
+            )
+        else:
+            state[key] = t.detach().to("cpu", target, copy=True)
+    return state
+
+
+def _materialise(model: nn.Module, specs, plain, batch_size, dtype, training) -> None:
+    """Run one forward of the private lazy copy on meta so its lazy layers take their shapes."""
+    args, kwargs = _Run(model, specs, plain, batch_size, dtype, training).tensors("meta")
     try:
-        model.train(training)
-        for path, m in model.named_modules():
-            handles.append(m.register_forward_pre_hook(crawl.pre_hook(path), with_kwargs=True))
-            handles.append(m.register_forward_hook(crawl.post_hook, with_kwargs=True))
-        with torch.no_grad(), crawl:
-            out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
+        with torch.no_grad(), private_state(model, "meta"):
+            model.train(training)
+            model(*args, **kwargs, **plain)
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AnalysisError(
-            f"the forward pass failed in {crawl.failure_site()}: {detail}",
-            f"check the input size (given {list(x.shape)}) and that forward runs without real data "
-            "(no .item() or data-dependent branches)",
+            f"the lazy modules could not take their shapes from the inputs given: {detail}",
+            "check the input size, or run one forward of the model on real data before analysing it",
         ) from exc
-    finally:
-        for h in handles:
-            h.remove()
-        for m, flag in flags.items():
-            m.training = flag
 
+
+def _check_memory(needed: int, limit: int | None) -> None:
+    if limit is None:
+        limit = default_max_memory()
+    if needed > limit:
+        raise InputError(
+            f"analysing on the CPU would need about {format_bytes(needed)}, over the limit of {format_bytes(limit)}",
+            "raise the limit with --max-memory (e.g. --max-memory 32GB; Python: max_memory=bytes), "
+            "or give a smaller batch or input",
+        )
+
+
+def default_max_memory() -> int:
+    """A quarter of the machine's RAM: the default limit of a CPU analysis."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 4 * 10**9
+
+
+def _report(run: _Run, crawl: Crawl, out, *, model_name: str, dtype: torch.dtype, on: str, because) -> CostReport:
     fields = propagate([r.sources for r in crawl.rows], crawl.steps, [r.name for r in crawl.rows], crawl.axes)
     rows = [with_field(r, f) for r, f in zip(crawl.rows, fields, strict=True)]
-    # Parameters never used in forward still occupy memory: one row per module that owns them.
-    unused: dict[str, list[torch.Tensor]] = {}
-    for key, t in state.items():
-        if key in param_names and id(t) not in crawl.counted:
-            crawl.counted.add(id(t))
-            unused.setdefault(key.rpartition(".")[0], []).append(t)
-    for path, ts in unused.items():
-        rows.append(
-            LayerCost(
-                name=path or "(model)",
-                type="unused parameters",
-                module=path,
-                kind="module",
-                depth=path.count(".") + 1 if path else 0,
-                input_shapes=(),
-                output_shape=(),
-                params=sum(t.numel() for t in ts),
-                macs=0,
-                flops=0,
-                param_bytes=sum(t.numel() * t.element_size() for t in ts),
-                activation_bytes=0,
-            )
-        )
+    rows += _unused_rows(run, crawl)
     peak = crawl.peak
     if not dtype.is_floating_point:  # bytes at the storage dtype
         scale = torch.empty((), dtype=dtype).element_size()
-        base = torch.empty((), dtype=compute_dtype).element_size()
+        base = torch.empty((), dtype=run.dtype).element_size()
         rows = [_rescale(r, scale, base) for r in rows]
         peak = peak * scale // base
     return CostReport(
-        model=name or type(model).__name__,
-        input_shape=tuple(x.shape),
+        model=model_name,
+        input_shape=tuple(run.first.shape),
         dtype=str(dtype).removeprefix("torch."),
         layers=rows,
         output_shape=shape_of(out),
         unsupported=crawl.unsupported,
-        training=training,
+        training=run.training,
         peak_activation_bytes=peak,
         peak_at=crawl.peak_at,
+        input_shapes=[s.describe(run.batch_size, run.dtype) for s in run.specs],
+        analysed_on=on,
+        analysed_on_because=because,
     )
+
+
+def _unused_rows(run: _Run, crawl: Crawl) -> list[LayerCost]:
+    """Parameters never used in forward still occupy memory: one row per module that owns them."""
+    unused: dict[str, list[torch.Tensor]] = {}
+    for key, t in run.state.items():
+        if key in run.param_names and id(t) not in crawl.counted:
+            crawl.counted.add(id(t))
+            unused.setdefault(key.rpartition(".")[0], []).append(t)
+    return [
+        LayerCost(
+            name=path or "(model)",
+            type="unused parameters",
+            module=path,
+            kind="module",
+            depth=path.count(".") + 1 if path else 0,
+            input_shapes=(),
+            output_shape=(),
+            params=sum(t.numel() for t in ts),
+            macs=0,
+            flops=0,
+            param_bytes=sum(t.numel() * t.element_size() for t in ts),
+            activation_bytes=0,
+        )
+        for path, ts in unused.items()
+    ]
 
 
 def _rescale(row: LayerCost, scale: int, base: int) -> LayerCost:

@@ -12,6 +12,8 @@ Shape = tuple[int, ...]
 
 #: The numeric columns that add up over rows.
 TOTAL_FIELDS = ("params", "macs", "flops", "param_bytes", "activation_bytes")
+#: Per-row training figures, totalled in training mode only.
+TRAINING_FIELDS = ("backward_macs", "backward_flops", "optimizer_flops")
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,16 @@ class LayerCost:
     rf_global: bool = False  # every unit sees the whole input map
     rf_misaligned: bool = False  # merged paths whose fields are not aligned
     rf_unknown: str | None = None  # the layer whose geometry stopped the derivation
+    # training mode only (archcost.cost.training); None in an inference analysis and left out of its JSON
+    backward_macs: int | None = None  # gradient of the input where needed + gradient of the weights
+    backward_flops: int | None = None
+    optimizer_flops: int | None = None  # one optimizer step on the parameters this row counted
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        for key in TRAINING_FIELDS:
+            if d[key] is None:
+                del d[key]
         d["input_shapes"] = [list(s) for s in self.input_shapes]
         d["output_shape"] = _listify(self.output_shape)
         d["ops"] = list(self.ops)
@@ -93,16 +102,32 @@ class CostReport:
     #: real lifetimes in the forward code; None where unknown (e.g. a graph file)
     peak_activation_bytes: int | None = None
     peak_at: str = ""
+    #: every input forward received: ``{"name": keyword or None, "shape": [batch, ...], "dtype": "float32"}``
+    input_shapes: list[dict] = field(default_factory=list)
+    #: "meta" (shapes only) or "cpu" (real tensors: the forward needed values), and why it ran on the CPU
+    analysed_on: str = "meta"
+    analysed_on_because: str | None = None
+    #: training mode only (archcost.cost.training): the optimizer costed, the peak bytes of one training
+    #: step and its parts; None in an inference analysis and left out of its JSON
+    optimizer: str | None = None
+    training_peak_bytes: int | None = None
+    training_memory: dict | None = None
 
     @property
     def totals(self) -> dict[str, int]:
-        return {f: sum(getattr(r, f) for r in self.layers) for f in TOTAL_FIELDS}
+        totals = {f: sum(getattr(r, f) for r in self.layers) for f in TOTAL_FIELDS}
+        if self.optimizer is not None:
+            totals.update({f: sum(getattr(r, f) or 0 for r in self.layers) for f in TRAINING_FIELDS})
+        return totals
 
     def to_dict(self) -> dict:
         """The JSON document of ``archcost table --format json`` (keys sorted when dumped)."""
         return {
             "model": self.model,
-            "input_shape": list(self.input_shape),
+            **({"input_shape": list(self.input_shape)} if len(self.input_shapes) <= 1 else {}),
+            "input_shapes": self.input_shapes or [{"name": None, "shape": list(self.input_shape), "dtype": self.dtype}],
+            "analysed_on": self.analysed_on,
+            "analysed_on_because": self.analysed_on_because,
             "dtype": self.dtype,
             "training": self.training,
             "output_shape": _listify(self.output_shape),
@@ -110,7 +135,16 @@ class CostReport:
             "totals": self.totals,
             "unsupported": [asdict(u) for u in self.unsupported],
             "peak_activation_bytes": self.peak_activation_bytes,
-        }
+        } | (
+            {
+                "mode": "train",
+                "optimizer": self.optimizer,
+                "training_peak_bytes": self.training_peak_bytes,
+                "training_memory": self.training_memory,
+            }
+            if self.optimizer is not None
+            else {}
+        )
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per layer; numeric columns stay numeric."""

@@ -90,16 +90,31 @@ def _supported_flags(report: CostReport, depth: int | None, n: int) -> list[bool
     return [r.supported for r in report.layers] + [True]
 
 
+def _inputs_text(report: CostReport) -> str:
+    """'Input 1x3x224x224 float32', or every input with its name and dtype when there are several."""
+    ins = report.input_shapes
+    if len(ins) <= 1 and (not ins or ins[0]["dtype"] == report.dtype):
+        return f"Input {'x'.join(map(str, report.input_shape))} {report.dtype}"
+    parts = [f"{i['name'] + '=' if i['name'] else ''}{'x'.join(map(str, i['shape']))} {i['dtype']}" for i in ins]
+    return f"Input{'s' if len(parts) > 1 else ''} {', '.join(parts)}; parameters {report.dtype}"
+
+
 def footer_lines(report: CostReport) -> list[str]:
     t = report.totals
     lines = [
-        f"Input {'x'.join(map(str, report.input_shape))} {report.dtype}, "
+        f"{_inputs_text(report)}, "
         f"{'training' if report.training else 'inference'}: {format_count(t['params'])} params, "
         f"{format_count(t['macs'])} MACs, {format_count(t['flops'])} FLOPs, "
         f"{format_bytes(t['param_bytes'])} of parameters.",
         _memory_line(report),
         LEGEND,
     ]
+    if report.analysed_on != "meta":
+        lines.insert(
+            1,
+            f"Analysed on the {report.analysed_on} with real tensors: {report.analysed_on_because}. "
+            "The figures are for this input's data: other data may take other branches.",
+        )
     final = final_field(report)
     if final is not None:
         lines.insert(
