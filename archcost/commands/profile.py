@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         recalibrate=args.recalibrate,
         power=not args.no_power,
         layers=args.layers,
+        isolate=args.isolate,
         results_file=args.append,
         progress=not args.quiet and sys.stderr.isatty(),
     )
@@ -87,6 +88,11 @@ def add_parser(sub) -> None:
         "--layers",
         action="store_true",
         help="also time every layer of the cost table with torch.profiler (csv: one row per layer)",
+    )
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="measure each model in a fresh process, as a plain timing script would (see README)",
     )
     p.add_argument("--format", default="text", choices=["text", "json", "csv"])
     p.add_argument("--output", help="write to this file instead of standard output")

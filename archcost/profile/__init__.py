@@ -53,6 +53,7 @@ def profile(
     power: bool = True,
     memory: bool = True,
     layers: bool = False,
+    isolate: bool = False,
     results_file: str | Path | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -72,6 +73,9 @@ def profile(
 
     Every ``ok`` row has ``flags`` (``cv_high``, ``warmup_unsettled``, ``peaks_stale``, ``layer_sum_off``)
     and ``warnings``, one sentence each saying what to do.
+
+    ``isolate``: measure each model in a fresh Python process (model specs only), as a user's own timing
+    script would: a CPU latency depends on what the measuring process did before (``archcost.profile.isolated``).
 
     ``results_file``: also append every row, as it is measured, to this JSON-lines file (its folder is
     checked before anything is measured: ``InputError``).
@@ -99,11 +103,12 @@ def profile(
         power=power,
         memory=memory,
         layers=layers,
+        isolate=isolate,
     )
     check_config(config)
     if results_file is not None:
         check_writable(results_file, "results file")
-    validate_models(models, config.options)
+    validate_models(models, config.options, isolate=isolate)
     records: list[dict] = []
     interrupted = False
     bar = None

@@ -245,12 +245,76 @@ def measure_peaks(
     )
 
 
-def device_peaks(device, dtype, key: str, *, recalibrate: bool = False, **sizes) -> DevicePeaks:
-    """The cached peaks for ``key``, measured (and cached) the first time or when ``recalibrate``."""
+def measure_peaks_isolated(device, dtype, key: str, *, threads: int | None = None, **sizes) -> DevicePeaks:
+    """``measure_peaks`` in a fresh Python process (``python -m archcost.profile.roofline``).
+
+    Why: the calibration allocates and frees 16 MB matrices and a 256 MB buffer; in the measuring process
+    that moves glibc's dynamic mmap threshold and so changes how every later tensor is allocated, which
+    changed the model's CPU latency after a first (calibrating) run against later (cached) runs (see
+    benchmarks/profile_check.py). In its own process it leaves the measuring process as it was. If the child
+    fails, the peaks are measured here, and ``note`` says so.
+    """
+    import subprocess
+
+    import torch
+
+    request = {
+        "device": str(device),
+        "dtype": str(dtype).replace("torch.", ""),
+        "key": key,
+        "threads": threads,
+        "sizes": sizes,
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "archcost.profile.roofline"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode == 0:
+            return DevicePeaks(**json.loads(done.stdout.strip().splitlines()[-1]))
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    except (OSError, subprocess.SubprocessError, ValueError, TypeError, IndexError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    peaks = measure_peaks(torch.device(device), dtype, key, **sizes)
+    note = f"peaks measured in the profiling process (the calibration process failed: {why})"
+    return DevicePeaks(**{**peaks.to_dict(), "note": "; ".join(n for n in (peaks.note, note) if n)})
+
+
+def device_peaks(
+    device, dtype, key: str, *, recalibrate: bool = False, isolated: bool = False, threads: int | None = None, **sizes
+) -> DevicePeaks:
+    """The cached peaks for ``key``, measured (and cached) the first time or when ``recalibrate``.
+
+    ``isolated``: measure them in a separate process (``measure_peaks_isolated``) with ``threads`` threads.
+    """
     if not recalibrate:
         cached = load_cached(key)
         if cached is not None:
             return cached
-    peaks = measure_peaks(device, dtype, key, **sizes)
+    if isolated:
+        peaks = measure_peaks_isolated(device, dtype, key, threads=threads, **sizes)
+    else:
+        peaks = measure_peaks(device, dtype, key, **sizes)
     store(peaks)
     return peaks
+
+
+def _child() -> int:
+    """``python -m archcost.profile.roofline``: read a request (JSON) on stdin, print the peaks as JSON."""
+    import torch
+
+    request = json.loads(sys.stdin.read())
+    if request.get("threads"):
+        torch.set_num_threads(int(request["threads"]))
+    dtype = getattr(torch, request["dtype"])
+    peaks = measure_peaks(torch.device(request["device"]), dtype, request["key"], **request.get("sizes", {}))
+    print(json.dumps(peaks.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child())

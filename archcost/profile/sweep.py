@@ -53,6 +53,7 @@ class ProfileConfig:
     power: bool = True
     memory: bool = True
     layers: bool = False
+    isolate: bool = False  # each model in a fresh process (archcost.profile.isolated)
 
 
 #: A record's ``flags`` when a figure should not be trusted as it is (each comes with a sentence in ``warnings``).
@@ -203,11 +204,17 @@ def _load(spec, options: dict):
     return loaded.name, loaded.module, loaded.input_size, loaded.source
 
 
-def validate_models(models: Sequence, options: dict) -> None:
+def validate_models(models: Sequence, options: dict, *, isolate: bool = False) -> None:
     """Fail before measuring anything if a model name or option is wrong (built on the meta device)."""
     from archcost.models import load_model
 
     for spec in models:
+        if isolate and isinstance(spec, nn.Module):
+            raise InputError(
+                f"isolate=True measures each model in a fresh process, which cannot receive the module object "
+                f"{type(spec).__name__}",
+                "give the model as a spec (zoo name, package.module:callable or file.py:callable)",
+            )
         if not isinstance(spec, nn.Module):
             load_model(str(spec), options, device="meta")
 
@@ -296,13 +303,18 @@ def iter_profile(
         if config.roofline:
             step("measuring device peaks (cached after the first run)")
             key = peaks_key(env["env_device_name"], str(device), config.dtype, threads, torch.__version__)
-            peaks = device_peaks(device, dtype, key, recalibrate=config.recalibrate)
+            peaks = device_peaks(device, dtype, key, recalibrate=config.recalibrate, isolated=True, threads=threads)
             peaks_note = peaks.note
         else:
             peaks_note = "roofline off"
         ctx = RunContext(config, device, tuple(batch_sizes), dtype, env, peaks, peaks_note, uuid.uuid4().hex[:12])
         for spec in models:
-            yield from profile_model(spec, ctx, step)
+            if config.isolate:
+                from archcost.profile.isolated import profile_model_isolated
+
+                yield from profile_model_isolated(spec, ctx, step)
+            else:
+                yield from profile_model(spec, ctx, step)
     finally:
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_benchmark

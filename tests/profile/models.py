@@ -71,3 +71,18 @@ class CtrlC(nn.Module):
         if x.shape[0] >= self.at:
             raise KeyboardInterrupt
         return self.conv(x)
+
+
+class Crashes(nn.Module):
+    """Ends its process in forward, as a segfault in a kernel would (for --isolate)."""
+
+    input_size = (3, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        import os
+
+        os._exit(3)

@@ -105,3 +105,18 @@ def test_peaks_key_separates_threads_on_the_cpu_only():
     assert roofline.peaks_key("A100", "cuda:0", "float16", 2, "2.13") == roofline.peaks_key(
         "A100", "cuda:1", "float16", 8, "2.13"
     )
+
+
+@pytest.mark.slow
+def test_peaks_are_measured_in_a_separate_process(tmp_path, monkeypatch):
+    """The calibration's big allocations must not happen in the measuring process (they change its allocator)."""
+    monkeypatch.setenv("ARCHCOST_CACHE_DIR", str(tmp_path))
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("measured in the profiling process")
+
+    monkeypatch.setattr(roofline, "measure_peaks", not_here)
+    p = device_peaks(
+        "cpu", torch.float32, "iso", isolated=True, threads=1, gemm_n=64, copy_bytes=10**6, min_time_s=0.01
+    )
+    assert p.key == "iso" and p.flops_per_s > 0 and p.bytes_per_s > 0 and p.gemm_n == 64 and p.note is None

@@ -159,3 +159,25 @@ def test_cli_checks_output_paths_first(capsys, tmp_path, flag, monkeypatch):
     code = main(["profile", "tests.profile.models:TwoLayer", flag, str(tmp_path / "typo" / "out.json")])
     out, err = capsys.readouterr()
     assert code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+# -- --isolate: each model in a fresh process ---------------------------------------------------------------
+
+
+def test_isolate_measures_in_a_fresh_process_and_survives_a_crash():
+    df = profile(
+        ["tests.profile.models:TwoLayer", "tests.profile.models:Crashes"], isolate=True, batch_sizes="1,2", **FAST
+    )
+    assert list(zip(df["model"], df["batch_size"], df["status"], strict=True)) == [
+        ("TwoLayer", 1, "ok"),
+        ("TwoLayer", 2, "ok"),
+        ("tests.profile.models:Crashes", 1, "error"),
+        ("tests.profile.models:Crashes", 2, "error"),
+    ]
+    assert df["latency_median_s"][0] > 0 and df["macs"][0] == 3 * 3 * 3 * 8 * 8 * 4
+    assert "exited with code 3" in df["error"][2]
+
+
+def test_isolate_needs_a_spec_not_a_module():
+    with pytest.raises(InputError, match="fresh process"):
+        profile(Caching(), isolate=True, **FAST)

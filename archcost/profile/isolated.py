@@ -1,0 +1,123 @@
+"""``profile(..., isolate=True)`` / ``archcost profile --isolate``: each model measured in a fresh Python process.
+
+A CPU latency depends on the state of the process that measures it: what it allocated and freed before
+(glibc moves its mmap threshold after a large free, so later tensors come from the heap or from fresh
+pages), which libraries it imported, which models ran before. A fresh process per model is what a user's
+own timing script is, so ``--isolate`` reproduces it; benchmarks/profile_check.py measures the difference.
+
+The parent sends the model spec and settings as JSON on the child's standard input; the child
+(``python -m archcost.profile.isolated``) runs ``sweep.profile_model`` and prints one JSON record per line as
+each is measured, so a crash or Ctrl-C loses only what was not finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+from archcost.profile.results import new_record, record_json
+
+
+def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda text: None) -> Iterator[dict]:
+    """The records of ``sweep.profile_model(spec, ctx)``, measured in a child process."""
+    config = dataclasses.asdict(ctx.config)
+    config["batch_sizes"] = list(ctx.batch_sizes)
+    config["device"] = str(ctx.device)
+    config["isolate"] = False
+    request = {
+        "spec": str(spec),
+        "config": config,
+        "run_id": ctx.run_id,
+        "peaks": ctx.peaks.to_dict() if ctx.peaks else None,
+        "peaks_note": ctx.peaks_note,
+    }
+    step(f"{spec}: starting a fresh process")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "archcost.profile.isolated"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    done: set[int] = set()
+    name = str(spec)
+    try:
+        child.stdin.write(json.dumps(request))
+        child.stdin.close()
+        for line in child.stdout:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            name = rec.get("model") or name
+            done.add(rec.get("batch_size"))
+            step(f"{name} batch {rec.get('batch_size')} (isolated)")
+            yield new_record(**{k: v for k, v in rec.items() if k != "schema"})
+        code = child.wait()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    if code == 130:
+        raise KeyboardInterrupt
+    if code != 0:
+        why = (child.stderr.read().strip().splitlines() or ["no message"])[-1]
+        for batch in ctx.batch_sizes:
+            if batch not in done:
+                yield new_record(
+                    model=name,
+                    batch_size=batch,
+                    device=str(ctx.device),
+                    dtype=ctx.config.dtype,
+                    run_id=ctx.run_id,
+                    status="error",
+                    error=f"the measuring process exited with code {code}: {why}",
+                )
+
+
+def _child() -> int:
+    import torch
+
+    from archcost.errors import ArchcostError
+    from archcost.profile.environment import environment
+    from archcost.profile.roofline import DevicePeaks
+    from archcost.profile.sweep import ProfileConfig, RunContext, profile_model
+    from archcost.units import DTYPES
+
+    request = json.loads(sys.stdin.read())
+    config = ProfileConfig(**request["config"])
+    device = torch.device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    cudnn_benchmark = None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        cudnn_benchmark = True
+    env = environment(device, threads=torch.get_num_threads(), dtype=config.dtype, cudnn_benchmark=cudnn_benchmark)
+    peaks = DevicePeaks(**request["peaks"]) if request["peaks"] else None
+    ctx = RunContext(
+        config,
+        device,
+        tuple(config.batch_sizes),
+        DTYPES[config.dtype],
+        env,
+        peaks,
+        request["peaks_note"],
+        request["run_id"],
+    )
+    try:
+        for rec in profile_model(request["spec"], ctx):
+            sys.stdout.write(record_json(rec) + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 130
+    except ArchcostError as exc:
+        print(f"{exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child())
