@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from archcost.errors import InputError
+
 
 @dataclass
 class FvcoreResult:
@@ -72,9 +74,17 @@ def run_fvcore(model: nn.Module, input_shape: tuple[int, ...], *, seed: int = 0)
     The handles are exactly fvcore's defaults (``FlopCountAnalysis``'s and ``ActivationCountAnalysis``'s
     ``_DEFAULT_SUPPORTED_OPS``), combined so that the model is traced once instead of twice.
     """
-    from fvcore.nn import FlopCountAnalysis, parameter_count
-    from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACT_OPS
-    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_OPS
+    try:
+        from fvcore.nn import FlopCountAnalysis, parameter_count
+        from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACT_OPS
+        from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_OPS
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] != "fvcore":
+            raise
+        raise InputError(
+            "fvcore's figures (archcost check, table --fvcore) need the fvcore package, which is not installed",
+            "pip install fvcore",
+        ) from None
 
     result = FvcoreResult(params=dict(parameter_count(model)))
     result.params.setdefault("", 0)
