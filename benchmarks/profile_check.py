@@ -1,15 +1,23 @@
-"""Is archcost's latency right? Two checks, written to reports/performance.md below the marker line.
+"""Can a user trust `archcost profile`'s latency? Three checks, written to reports/performance.md (its section).
 
-1. Agreement: in one process, archcost's median latency of MODEL at batch 1 on the CPU against
-   ``torch.utils.benchmark.Timer(...).blocked_autorange()`` on the same model, input, threads and
-   inference mode; the two alternate ``--rounds`` times and the ratio of their medians must be within 10%.
-2. Repeatability: ``--runs`` separate ``archcost profile MODEL --device cpu --batch-sizes 1`` processes
-   (default settings); the spread max/min of their medians must be under 1.10.
+1. **Plain process.** The same model (benchmarks/plain_models.py, plain torch) timed by separate processes,
+   taking turns round after round (the order rotates each round): a plain ``torch.utils.benchmark`` process
+   (imports torch and the model file, nothing else) and variants of it that each add ONE thing archcost's
+   process does or did (imported libraries, a large allocation freed before timing as the device-peak
+   calibration did, flush-denormal, archcost's 1 s warm-up, no inference mode), against
+   ``archcost profile`` as a user runs it (peaks from the cache), with ``--recalibrate`` (calibrating before
+   timing) and with ``--isolate``. Per variant: the median over rounds of each process's median latency,
+   its ratio to the plain process, and minor page faults per forward (``getrusage``) where the process is
+   ours. Target: archcost within 10% of the plain process.
+2. **Layer sum.** ``archcost profile --layers`` processes in the same rounds: the layers' times add up to the
+   run's median latency within 15%; the profiler's overhead is reported.
+3. **Repeatability.** The spread (max / min) of the ``archcost profile`` processes' medians; target under 1.10.
 
-Run it on an idle machine (the load average is recorded):
+Run it on a quiet machine (the load average is recorded); it takes about 5 minutes at the defaults:
 
-    python benchmarks/profile_check.py                      # resnet18, 3 rounds, 5 runs; writes the report
-    python benchmarks/profile_check.py --smoke --no-write   # seconds-long check that the script works
+    python benchmarks/profile_check.py                      # ResNet-18, batch 1, CPU, 1 thread, 5 rounds
+    python benchmarks/profile_check.py --threads 2 --rounds 7
+    python benchmarks/profile_check.py --smoke --no-write   # a few seconds: checks the script works
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,132 +37,213 @@ from _report import write_section  # noqa: E402  (benchmarks/ is the script's fo
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "performance.md"
-MARKER = "<!-- other benchmarks below -->"
+MODELS = Path(__file__).resolve().parent / "plain_models.py"
 BEGIN, END = "<!-- profile_check: begin -->", "<!-- profile_check: end -->"
 
+#: variant -> what it adds to the plain process (plain_* run in this script's child mode).
+PLAIN = {
+    "plain": "torch + the model file only; Timer.blocked_autorange in torch.inference_mode()",
+    "plain_imports": "+ import archcost, archcost.profile and the CLI (pandas, numpy, ...)",
+    "plain_bigfree": "+ 3 x 16 MB matrices and a 256 MB buffer allocated and freed first "
+    "(what the device-peak calibration did in archcost's process)",
+    "plain_ftz": "+ torch.set_flush_denormal(True)",
+    "plain_warm": "+ 1 s of forwards before the Timer (archcost's warm-up)",
+    "plain_grad": "without torch.inference_mode() (autograd records the forward)",
+}
+ARCHCOST = {
+    "archcost": "archcost profile (device peaks from the cache)",
+    "archcost_recalibrate": "archcost profile --recalibrate (peaks measured before timing, in a separate process)",
+    "archcost_isolate": "archcost profile --isolate (the model measured in a fresh child process)",
+    "archcost_layers": "archcost profile --layers (latency of the same run as the layer times)",
+}
 
-def agreement(model_name: str, rounds: int, warmup: float, min_time: float, repeats: int, timer_min_run: float) -> dict:
-    """archcost.profile and torch.utils.benchmark on the same module and input, alternating."""
+
+# -- child mode: one plain process ---------------------------------------------------------------------------
+
+
+def child(variant: str, factory: str, threads: int, device: str, min_run: float) -> dict:
+    import importlib.util
+    import resource
+
     import torch
     from torch.utils.benchmark import Timer
 
-    import archcost
-    from archcost.profile import profile
-
-    model = archcost.get_model(model_name, device="cpu").eval()
-    size = archcost.get_meta(model_name).input_size
-    x = torch.randn((1, *size), generator=torch.Generator().manual_seed(0))
-    threads = torch.get_num_threads()
-    ours, theirs = [], []
-    for _ in range(rounds):
-        df = profile(
-            model,
-            device="cpu",
-            batch_sizes=[1],
-            warmup=warmup,
-            min_time=min_time,
-            repeats=repeats,
-            input_size=size,
-            roofline=False,
-            power=False,
-            memory=False,
-        )
-        ours.append(float(df["latency_median_s"][0]))
+    torch.set_num_threads(threads)
+    if variant == "plain_imports":
+        import archcost  # noqa: F401
+        import archcost.commands.profile  # noqa: F401
+        import archcost.profile.sweep  # noqa: F401
+    if variant == "plain_bigfree":
+        a, b, c = (torch.randn(2048, 2048) for _ in range(3))
+        torch.mm(a, b, out=c)
+        big = torch.empty(64 * 10**6, dtype=torch.float32).uniform_()
+        del a, b, c, big
+    if variant == "plain_ftz":
+        torch.set_flush_denormal(True)
+    spec = importlib.util.spec_from_file_location("plain_models", MODELS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = getattr(mod, factory)().eval().to(device)
+    x = torch.randn((1, *model.input_size), generator=torch.Generator().manual_seed(0)).to(device)
+    grad = variant == "plain_grad"
+    with torch.inference_mode(not grad):
+        if variant == "plain_warm":
+            end = time.perf_counter() + 1.0
+            while time.perf_counter() < end:
+                model(x)
         timer = Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
-        with torch.inference_mode():
-            timer.timeit(3)  # its own short warm-up
-            theirs.append(timer.blocked_autorange(min_run_time=timer_min_run).median)
-    a, b = statistics.median(ours), statistics.median(theirs)
+        timer.timeit(3)
+        median = timer.blocked_autorange(min_run_time=min_run).median
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            model(x)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
+    return {"median_s": median, "faults_per_forward": faults}
+
+
+# -- the parent -----------------------------------------------------------------------------------------------
+
+
+def run_variant(variant: str, args, cache: str) -> dict:
+    env = {**os.environ, "ARCHCOST_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+    if variant in PLAIN:
+        cmd = [sys.executable, __file__, "--child", variant, "--factory", args.factory]
+        cmd += ["--threads", str(args.threads), "--device", args.device, "--min-run", str(args.min_run)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, cwd=ROOT).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    cmd = [sys.executable, "-m", "archcost.cli", "profile", f"{MODELS}:{args.factory}", "--device", args.device]
+    cmd += ["--threads", str(args.threads), "--format", "json", "--quiet", "--no-power", *args.archcost_flags]
+    cmd += {"archcost_recalibrate": ["--recalibrate"], "archcost_isolate": ["--isolate"]}.get(variant, [])
+    if variant == "archcost_layers":
+        cmd += ["--layers"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    r = json.loads(done.stdout)[0]
     return {
-        "archcost": ours,
-        "timer": theirs,
-        "archcost_median": a,
-        "timer_median": b,
-        "ratio": a / b,
-        "threads": threads,
+        "median_s": r["latency_median_s"],
+        "cv": r["latency_cv"],
+        "flags": r.get("flags") or [],
+        "layer_time_sum_ratio": r.get("layer_time_sum_ratio"),
+        "profiler_overhead": r.get("profiler_overhead"),
+        "layer_unattributed_s": r.get("layer_unattributed_s"),
     }
 
 
-def repeatability(model_name: str, runs: int, extra: list[str]) -> dict:
-    medians = []
-    for _ in range(runs):
-        cmd = [sys.executable, "-m", "archcost.cli", "profile", model_name, "--device", "cpu", "--batch-sizes", "1"]
-        cmd += ["--format", "json", "--quiet", *extra]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout
-        medians.append(json.loads(out)[0]["latency_median_s"])
-    return {"medians": medians, "spread": max(medians) / min(medians)}
+def measure(args) -> dict:
+    variants = [*PLAIN, *ARCHCOST]
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory() as cache:
+        # the first archcost run calibrates and caches the peaks; not counted
+        run_variant("archcost", args, cache)
+        for r in range(args.rounds):
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
+            for v in order:
+                results[v].append(run_variant(v, args, cache))
+                print(f"round {r + 1}/{args.rounds} {v}: {results[v][-1]['median_s'] * 1e3:.2f} ms", file=sys.stderr)
+    return results
 
 
-def section(model: str, agree: dict, rep: dict, args: argparse.Namespace, load: tuple, seconds: float) -> str:
+def summarise(results: dict) -> dict:
+    plain = statistics.median(x["median_s"] for x in results["plain"])
+    out = {}
+    for v, runs in results.items():
+        medians = [x["median_s"] for x in runs]
+        m = statistics.median(medians)
+        faults = [x["faults_per_forward"] for x in runs if "faults_per_forward" in x]
+        out[v] = {
+            "median_s": m,
+            "runs": medians,
+            "ratio": m / plain,
+            "spread": max(medians) / min(medians),
+            "faults": statistics.median(faults) if faults else None,
+        }
+    layers = results["archcost_layers"]
+    out["layer_sum_ratio"] = statistics.median(x["layer_time_sum_ratio"] for x in layers)
+    out["layer_sum_ratios"] = [x["layer_time_sum_ratio"] for x in layers]
+    out["profiler_overhead"] = statistics.median(x["profiler_overhead"] for x in layers)
+    out["flags"] = sorted({f for runs in results.values() for x in runs for f in x.get("flags", [])})
+    return out
+
+
+def section(s: dict, args, load: tuple, seconds: float) -> str:
     import torch
 
-    ms = [f"{v * 1e3:.2f}" for v in rep["medians"]]
-    ok_agree = abs(agree["ratio"] - 1) < 0.10
-    ok_rep = rep["spread"] < 1.10
-    settings = "default settings" if not args.smoke else "smoke settings (not a measurement)"
-    return "\n".join(
-        [
-            BEGIN,
-            "## `archcost profile`: latency against torch.utils.benchmark, and run-to-run spread",
-            "",
-            f"Generated by `python benchmarks/profile_check.py` ({settings}) on {platform.machine()} with "
-            f"{agree['threads']} threads, torch {torch.__version__}, Python {platform.python_version()}; "
-            f"load average before the run {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (1, 5, 15 min); "
-            f"{seconds:.0f} s in all.",
-            "",
-            f"**Agreement.** {model}, batch 1, float32, CPU, one process, the same module and input: "
-            f"archcost's median over {len(agree['archcost'])} rounds against "
-            "`torch.utils.benchmark.Timer(...).blocked_autorange()` (in inference mode, same thread count), "
-            "the two alternating.",
-            "",
-            "| | median latency ms | rounds (ms) |",
-            "| --- | ---: | --- |",
-            f"| archcost | {agree['archcost_median'] * 1e3:.2f} | "
-            + ", ".join(f"{v * 1e3:.2f}" for v in agree["archcost"])
-            + " |",
-            f"| torch.utils.benchmark | {agree['timer_median'] * 1e3:.2f} | "
-            + ", ".join(f"{v * 1e3:.2f}" for v in agree["timer"])
-            + " |",
-            "",
-            f"Ratio archcost / Timer: **{agree['ratio']:.3f}** (target within 10%: "
-            f"{'met' if ok_agree else 'NOT met'}).",
-            "",
-            f"**Repeatability.** {len(ms)} separate `archcost profile {model} --device cpu --batch-sizes 1` "
-            f"processes: medians {', '.join(ms)} ms; spread max/min **{rep['spread']:.3f}** "
-            f"(target under 1.10: {'met' if ok_rep else 'NOT met'}).",
-            END,
-        ]
-    )
+    def ms(v):
+        return f"{v * 1e3:.2f}"
 
-
-def write_section_here(text: str, path: Path = REPORT) -> None:
-    write_section(text, BEGIN, END, path)
+    a = s["archcost"]
+    ok_plain = abs(a["ratio"] - 1) <= 0.10
+    ok_isolate = abs(s["archcost_isolate"]["ratio"] - 1) <= 0.10
+    ok_layers = abs(s["layer_sum_ratio"] - 1) <= 0.15
+    ok_rep = a["spread"] < 1.10
+    settings = "smoke settings, not a measurement" if args.smoke else f"{args.rounds} rounds"
+    lines = [
+        BEGIN,
+        "## `archcost profile`: against a plain process, layer sum, repeatability",
+        "",
+        f"Generated by `{' '.join(['python benchmarks/profile_check.py', *sys.argv[1:]])}`"
+        + f" ({settings}) on {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, Python "
+        f"{platform.python_version()}; model `{args.factory}` of benchmarks/plain_models.py, batch 1, float32, "
+        f"{args.device}, {args.threads} thread(s); load average before the run {load[0]:.2f}, {load[1]:.2f}, "
+        f"{load[2]:.2f} (1, 5, 15 min); {seconds:.0f} s in all. Every row is a separate process per round; the "
+        "processes take turns, the order rotating each round.",
+        "",
+        "| process | median ms | per round (ms) | / plain | spread max/min | page faults per forward |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for v, what in {**PLAIN, **ARCHCOST}.items():
+        r = s[v]
+        faults = "" if r["faults"] is None else f"{r['faults']:.0f}"
+        lines.append(
+            f"| `{v}`: {what} | {ms(r['median_s'])} | {', '.join(ms(x) for x in r['runs'])} | "
+            f"{r['ratio']:.3f} | {r['spread']:.3f} | {faults} |"
+        )
+    lines += [
+        "",
+        f"**archcost against the plain process: {a['ratio']:.3f}** (target within 10%: "
+        f"{'met' if ok_plain else 'NOT met'}); with `--isolate`: {s['archcost_isolate']['ratio']:.3f} "
+        f"({'met' if ok_isolate else 'NOT met'}). Each `plain_*` row changes one thing of the plain process: "
+        "its ratio is that cause's effect.",
+        "",
+        f"**Layer sum.** `--layers`: the layer times add up to **{s['layer_sum_ratio']:.3f}** of the same run's "
+        f"median latency (per round: {', '.join(f'{x:.3f}' for x in s['layer_sum_ratios'])}; target within "
+        f"15%: {'met' if ok_layers else 'NOT met'}); the profiled forwards took "
+        f"{100 * s['profiler_overhead']:+.1f}% longer than unprofiled ones.",
+        "",
+        f"**Repeatability.** `archcost profile` processes: spread max/min **{a['spread']:.3f}** (target under "
+        f"1.10: {'met' if ok_rep else 'NOT met'}). Flags raised by archcost's runs: "
+        f"{', '.join(s['flags']) or 'none'}.",
+        END,
+    ]
+    return "\n".join(lines)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="resnet18")
-    p.add_argument("--rounds", type=int, default=3, help="alternations of archcost and Timer (default 3)")
-    p.add_argument("--runs", type=int, default=5, help="separate CLI runs for the spread (default 5)")
+    p.add_argument("--factory", default="resnet18", help="a function of benchmarks/plain_models.py")
+    p.add_argument("--threads", type=int, default=1, help="torch threads in every process (default 1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of all processes (default 5)")
+    p.add_argument("--min-run", type=float, default=2.0, help="Timer.blocked_autorange min_run_time (default 2)")
     p.add_argument("--smoke", action="store_true", help="tiny settings: checks the script runs, measures nothing")
     p.add_argument("--no-write", action="store_true", help="print the section instead of writing the report")
+    p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.factory, args.threads, args.device, args.min_run)))
+        return 0
+    args.archcost_flags = []
     if args.smoke:
-        args.model, args.rounds, args.runs = "lenet5", 1, 2
-        timing = {"warmup": 0.0, "min_time": 0.01, "repeats": 3, "timer_min_run": 0.05}
-        extra = ["--warmup", "0", "--min-time", "0.01", "--repeats", "3"]
-    else:
-        timing = {"warmup": 1.0, "min_time": 0.2, "repeats": 10, "timer_min_run": 2.0}  # archcost's defaults
-        extra = []
+        args.factory, args.rounds, args.min_run = "small", 1, 0.05
+        args.archcost_flags = ["--warmup", "0", "--min-time", "0.01", "--repeats", "3"]
     load = os.getloadavg()
     start = time.perf_counter()
-    agree = agreement(args.model, args.rounds, **timing)
-    rep = repeatability(args.model, args.runs, extra)
-    text = section(args.model, agree, rep, args, load, time.perf_counter() - start)
+    text = section(summarise(measure(args)), args, load, time.perf_counter() - start)
     if args.no_write:
         print(text)
     else:
-        write_section_here(text)
+        write_section(text, BEGIN, END, REPORT)
         print(f"wrote {REPORT.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
