@@ -15,7 +15,8 @@ MEASURED = (
     "accuracy-vs-throughput", "latency-vs-batch", "throughput-vs-batch", "power-vs-batch", "energy-per-image",
     "memory-vs-batch", "memory-vs-params", "macs-vs-latency", "roofline",
 )  # fmt: skip
-KINDS = ANALYTIC + PER_MODEL + MEASURED
+LAYER_MEASURED = ("layer-time", "layer-roofline")  # archcost.report.layer_figures: profile --layers records
+KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED
 
 #: profile result fields -> the chart columns, with the unit change.
 _RENAMES = {
@@ -69,6 +70,10 @@ def figure(args: argparse.Namespace):
     from archcost.report.data import model_points, read_accuracy, with_accuracy
 
     notes: list[str] = []
+    if args.kind in LAYER_MEASURED:
+        from archcost.report.layer_figures import figure_for
+
+        return figure_for(args.kind, args.results, args.model, args.batch_size, args.device), notes
     if args.kind in PER_MODEL:
         from archcost.cli import analyse
 
