@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from archcost.cost.untouched import private_state
 from archcost.errors import InputError
 
 
@@ -99,7 +100,7 @@ def run_fvcore(model: nn.Module, input_shape: tuple[int, ...], *, seed: int = 0)
         model.eval()
         analysis = FlopCountAnalysis(model, x).set_op_handle(**handles)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-        with torch.no_grad():
+        with torch.no_grad(), private_state(model, "cpu"):  # attributes forward caches are put back
             counts = analysis.by_module_and_operator()
         unsupported = {name: Counter(analysis.unsupported_ops(name)) for name in counts}
     except Exception as exc:  # fvcore's trace failed: report it, keep archcost's figures

@@ -53,6 +53,8 @@ def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    from archcost.cost.untouched import private_state
+
     state = {
         k: torch.empty(t.shape, device="meta", dtype=t.dtype)
         for k, t in [*model.named_parameters(), *model.named_buffers()]
@@ -62,7 +64,7 @@ def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training
     result = TorchCount()
     try:
         model.train(training)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
+        with FlopCounterMode(display=False) as counter, torch.no_grad(), private_state(model, "meta"):
             torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
     except Exception as exc:
         result.error = one_line(exc)
