@@ -59,7 +59,54 @@ FLOPS_PER_ELEMENT: dict[str, tuple[int, str]] = {
     ),
     "norm_affine": (2, "scale by gamma, add beta"),
     "dropout_train": (1, "multiply by the scaled mask"),
+    "transcendental": (
+        1,
+        "one transcendental function: sin, cos, tan, their inverses and hyperbolics, atan2, erf, erfc, erfinv, "
+        "exp2, expm1, log2, log10, log1p",
+    ),
+    "rounding": (1, "one rounding or sign function: floor, ceil, round, trunc, frac, sign"),
+    "comparison": (1, "one comparison: eq, ne, lt, le, gt, ge, isnan, isinf, isfinite, clamp_min, clamp_max"),
+    "logical": (1, "one logical or bitwise operation: logical_and, logical_or, logical_xor, logical_not"),
+    "addcmul": (3, "input + value * t1 * t2: two multiplies, one add"),
+    "addcdiv": (3, "input + value * t1 / t2: divide, multiply, add"),
+    "lerp": (3, "start + weight * (end - start): subtract, multiply, add"),
+    "complex_add": (2, "complex add or subtract: real and imaginary parts"),
+    "complex_mul": (6, "complex multiply (a+bi)(c+di): 4 multiplies, 2 adds"),
+    "complex_div": (11, "complex divide: c^2+d^2 (3), the two cross sums (6), two divides (2)"),
+    "attention_scale": (1, "attention, per score: multiply by the scale (1/sqrt(head dim) by default)"),
+    "attention_mask": (1, "attention, per score: add a float mask, or select by a boolean or causal mask"),
+    "rms_norm": (
+        3,
+        "per element: square, accumulate, multiply by 1/rms (the mean, eps and rsqrt per group are not counted "
+        "per element); a weight adds 1 more",
+    ),
+    "vector_norm_p2": (2, "2-norm, per input element: square, accumulate (the root per output replaces one add)"),
+    "vector_norm_p": (3, "p-norm for other p, per input element: abs, power, accumulate (root per output)"),
+    "vector_norm_p1": (2, "1-norm, inf-norm or 0-norm, per input element: abs (or compare), accumulate"),
+    "var": (
+        4,
+        "variance, per input element: mean (add), subtract the mean, square, accumulate; the two divides per "
+        "group replace the two missing adds",
+    ),
+    "cumsum": (1, "cumulative sum or product: one add (multiply) per element after the first of each line"),
+    "lstm_cell": (
+        19,
+        "LSTM, per hidden unit and step, besides the matrix products and biases: add the input and hidden "
+        "projections (4 gates), 3 sigmoids (3 each), 2 tanh, c = f*c + i*g (3), h = o*tanh(c) (1)",
+    ),
+    "gru_cell": (
+        15,
+        "GRU, per hidden unit and step, besides the matrix products and biases: add r and z projections (2), "
+        "2 sigmoids (3 each), n = tanh(in + r*hn) (3), h = (1-z)*n + z*h (4)",
+    ),
+    "rnn_cell": (2, "Elman RNN, per hidden unit and step: add the two projections, tanh or relu"),
+    "grid_coordinate": (2, "grid_sample, per grid coordinate: scale and shift from [-1, 1] to pixels"),
 }
+
+#: FLOPs of one complex FFT of N points, in units of N log2 N: the radix-2 Cooley-Tukey count that FFTW's
+#: benchmarks use to report speed ("mflops = 5 N log2(N) / time", https://www.fftw.org/speed/method.html).
+#: A transform of real input (rfft) or to real output (irfft) counts half.
+FFT_FLOPS_PER_N_LOG2_N = 5
 
 #: Bytes per element of the dtypes the CLI accepts.
 DTYPES: dict[str, torch.dtype] = {

@@ -16,7 +16,7 @@ class OpaqueLayer(nn.Module):
         self.weight = nn.Parameter(torch.zeros(4, 4))
 
     def forward(self, x):
-        return torch.cumsum(x, dim=-1)  # stands for the kernel; archcost has no formula for cumsum
+        return torch.cumsum(x, dim=-1)  # stands for the kernel; the module formula costs the call
 
 
 class OpaqueChild(OpaqueLayer):

@@ -1,6 +1,9 @@
-"""Elementwise arithmetic (residual adds, gating multiplies), reductions, and resampling."""
+"""Elementwise arithmetic (residual adds, gating multiplies), transcendental functions, comparisons, complex
+arithmetic, reductions, and resampling."""
 
 from __future__ import annotations
+
+import torch
 
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg, out_numel, tensors
@@ -12,19 +15,50 @@ _ELEMENTWISE = (
     "maximum", "minimum",
 )  # fmt: skip
 
+#: op -> the FLOPS_PER_ELEMENT entry it is counted by.
+_ALIASES = {
+    "true_divide": "div", "clip": "clamp", "square": "mul", "multiply": "mul", "divide": "div", "subtract": "sub",
+    "negative": "neg", "absolute": "abs", "rsub": "sub", "float_power": "pow", "fmax": "maximum", "fmin": "minimum",
+    "floor_divide": "div", "floordiv": "div", "mod": "div", "remainder": "div", "fmod": "div", "reciprocal": "div",
+    "positive": "comparison",
+    "sin": "transcendental", "cos": "transcendental", "tan": "transcendental", "asin": "transcendental",
+    "acos": "transcendental", "atan": "transcendental", "arcsin": "transcendental", "arccos": "transcendental",
+    "arctan": "transcendental", "sinh": "transcendental", "cosh": "transcendental", "asinh": "transcendental",
+    "acosh": "transcendental", "atanh": "transcendental", "arcsinh": "transcendental", "arccosh": "transcendental",
+    "arctanh": "transcendental", "atan2": "transcendental", "arctan2": "transcendental", "erf": "transcendental",
+    "erfc": "transcendental", "erfinv": "transcendental", "exp2": "transcendental", "expm1": "transcendental",
+    "log2": "transcendental", "log10": "transcendental", "log1p": "transcendental", "lgamma": "transcendental",
+    "digamma": "transcendental", "sinc": "transcendental", "angle": "transcendental", "logit": "transcendental",
+    "floor": "rounding", "ceil": "rounding", "round": "rounding", "trunc": "rounding", "fix": "rounding",
+    "frac": "rounding", "sign": "rounding", "sgn": "rounding", "signbit": "rounding",
+    "eq": "comparison", "ne": "comparison", "lt": "comparison", "le": "comparison", "gt": "comparison",
+    "ge": "comparison", "greater": "comparison", "greater_equal": "comparison", "less": "comparison",
+    "less_equal": "comparison", "not_equal": "comparison", "isnan": "comparison", "isinf": "comparison",
+    "isfinite": "comparison", "isposinf": "comparison", "isneginf": "comparison", "isclose": "comparison",
+    "clamp_min": "comparison", "clamp_max": "comparison", "bernoulli": "comparison", "nan_to_num": "comparison",
+    "logical_and": "logical", "logical_or": "logical", "logical_xor": "logical", "logical_not": "logical",
+    "bitwise_and": "logical", "bitwise_or": "logical", "bitwise_xor": "logical", "bitwise_not": "logical",
+    "and": "logical", "or": "logical", "xor": "logical", "invert": "logical",
+    "addcmul": "addcmul", "addcdiv": "addcdiv", "lerp": "lerp",
+}  # fmt: skip
+
+#: Real op -> the complex-arithmetic entry used when the output is complex.
+_COMPLEX = {"add": "complex_add", "sub": "complex_add", "mul": "complex_mul", "div": "complex_div"}
+
 
 def _per_element(op: str):
     def cost(args: tuple, kwargs: dict, out) -> Cost:
-        return Cost(flops=out_numel(out) * per_element(op))
+        outs = tensors(out)
+        key = _COMPLEX.get(op, op) if outs and outs[0].is_complex() else op
+        return Cost(flops=out_numel(out) * per_element(key))
 
     return cost
 
 
 for _op in _ELEMENTWISE:
     register_cost(_op)(_per_element(_op))
-register_cost("true_divide")(_per_element("div"))
-register_cost("clip")(_per_element("clamp"))
-register_cost("square")(_per_element("mul"))
+for _op, _key in _ALIASES.items():
+    register_cost(_op)(_per_element(_key))
 
 
 def reduction_flops(in_elements: int, out_elements: int, *, mean: bool) -> int:
@@ -32,15 +66,16 @@ def reduction_flops(in_elements: int, out_elements: int, *, mean: bool) -> int:
     return in_elements - out_elements + (out_elements if mean else 0)
 
 
-@register_cost("sum", "amax", "amin", "max", "min", "logsumexp")
+@register_cost("sum", "amax", "amin", "max", "min", "logsumexp", "prod", "nansum", "all", "any", "aminmax")
 def _reduce(args: tuple, kwargs: dict, out) -> Cost:
     x = arg(args, kwargs, 0, "input")
-    if len(tensors(x)) != 1:  # torch.max(a, b) is elementwise
+    other = arg(args, kwargs, 1, "other")
+    if isinstance(other, torch.Tensor):  # torch.max(a, b) is elementwise
         return Cost(flops=out_numel(out))
     return Cost(flops=reduction_flops(x.numel(), out_numel(out[0] if isinstance(out, tuple) else out), mean=False))
 
 
-@register_cost("mean")
+@register_cost("mean", "nanmean")
 def _mean(args: tuple, kwargs: dict, out) -> Cost:
     x = arg(args, kwargs, 0, "input")
     return Cost(flops=reduction_flops(x.numel(), out_numel(out), mean=True))
@@ -59,22 +94,3 @@ def _interpolate(args: tuple, kwargs: dict, out) -> Cost:
         x = arg(args, kwargs, 0, "input")
         return Cost(flops=adaptive_elements(tuple(x.shape), tuple(out.shape), x.dim() - 2))
     return Cost(flops=out.numel() * INTERPOLATE_FLOPS[mode])
-
-
-def _free(args: tuple, kwargs: dict, out) -> Cost:
-    """Data movement and views: no arithmetic."""
-    return Cost()
-
-
-#: Ops that only move, copy, view or create data.
-DATA_MOVEMENT = (
-    "cat", "concat", "concatenate", "stack", "flatten", "unflatten", "view", "view_as", "reshape",
-    "permute", "transpose", "t", "contiguous", "getitem", "setitem", "squeeze", "unsqueeze", "expand",
-    "expand_as", "chunk", "split", "tensor_split", "unbind", "narrow", "select", "index_select",
-    "pad", "clone", "to", "float", "half", "bfloat16", "double", "type", "type_as", "detach", "repeat",
-    "roll", "flip", "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "zeros", "ones", "empty",
-    "full", "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones", "new_empty",
-    "new_full", "arange", "identity", "gather", "masked_fill", "fill", "zero", "copy", "movedim",
-    "swapaxes", "as_strided", "one_hot",
-)  # fmt: skip
-register_cost(*DATA_MOVEMENT)(_free)

@@ -41,17 +41,40 @@ def _bilinear(args: tuple, kwargs: dict, out) -> Cost:
     return with_bias(macs, out.numel(), bias is not None)
 
 
-@register_cost("matmul", "mm", "bmm")
+@register_cost("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")
 def _matmul(args: tuple, kwargs: dict, out) -> Cost:
+    """Any rank: 1-D @ 1-D is a dot product (``n`` MACs), matrix @ vector ``m * n``, batched products
+    broadcast; the contracted dimension is always the last of the first operand."""
     a = arg(args, kwargs, 0, "input")
     macs = matmul_macs(tuple(a.shape), tuple(out.shape))
     return Cost(macs=macs, flops=2 * macs)
 
 
-@register_cost("addmm", "baddbmm")
+def _scaled_sum(macs: int, out_elements: int) -> Cost:
+    """``beta * input + alpha * product``: 2 FLOPs per MAC plus one add per output element (the default
+    alpha = beta = 1 needs no multiply), like a bias."""
+    return with_bias(macs, out_elements, True)
+
+
+@register_cost("addmm", "addmv", "baddbmm")
 def _addmm(args: tuple, kwargs: dict, out) -> Cost:
-    a = arg(args, kwargs, 1, "mat1" if len(args) < 2 else "batch1")
+    """``input + mat1 @ mat2`` (addmm), ``input + mat @ vec`` (addmv), ``input + batch1 @ batch2`` (baddbmm)."""
+    a = arg(args, kwargs, 1, "mat1")
     if a is None:
-        a = kwargs.get("batch1")
-    macs = matmul_macs(tuple(a.shape), tuple(out.shape))
-    return with_bias(macs, out.numel(), True)
+        a = kwargs.get("batch1", kwargs.get("mat"))
+    return _scaled_sum(matmul_macs(tuple(a.shape), tuple(out.shape)), out.numel())
+
+
+@register_cost("addbmm")
+def _addbmm(args: tuple, kwargs: dict, out) -> Cost:
+    """``input + sum_b batch1[b] @ batch2[b]``: the sum over the batch is part of the contraction, so each
+    output element takes ``b * m`` MACs."""
+    b1 = arg(args, kwargs, 1, "batch1")
+    return _scaled_sum(out.numel() * b1.shape[0] * b1.shape[-1], out.numel())
+
+
+@register_cost("outer", "ger")
+def _outer(args: tuple, kwargs: dict, out) -> Cost:
+    """An outer product multiplies without accumulating: one multiply per output element, no MACs (as
+    torch runs it: a broadcast ``mul``)."""
+    return Cost(flops=out.numel())

@@ -51,3 +51,14 @@ def _instance_norm(args: tuple, kwargs: dict, out) -> Cost:
 @register_cost("local_response_norm")
 def _lrn(args: tuple, kwargs: dict, out) -> Cost:
     return Cost(flops=lrn_flops(out.numel(), int(arg(args, kwargs, 1, "size"))))
+
+
+def rms_norm_flops(elements: int, *, weight: bool) -> int:
+    """RMS norm, ``x / sqrt(mean(x^2) + eps) * weight``: 3 per element (``units``'s ``rms_norm``), plus one
+    multiply per element for the weight."""
+    return elements * (per_element("rms_norm") + (per_element("mul") if weight else 0))
+
+
+@register_cost("rms_norm")
+def _rms_norm(args: tuple, kwargs: dict, out) -> Cost:
+    return Cost(flops=rms_norm_flops(out.numel(), weight=arg(args, kwargs, 2, "weight") is not None))
