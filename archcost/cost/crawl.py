@@ -9,6 +9,7 @@ also follows the real Python lifetimes of the tensors forward makes, for the act
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,12 +18,13 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from archcost.cost._registry import Cost, module_formula, op_formula, op_name
+from archcost.cost._registry import Cost, NotCostable, apply_formula, module_formula, op_formula, op_name
 from archcost.cost.formulas._args import tensors
 from archcost.cost.memory import workspace_bytes
 from archcost.cost.meta_shapes import META_SHAPE
 from archcost.cost.receptive import Unknown, spatial, step_of
 from archcost.cost.record import LayerCost, Unsupported
+from archcost.errors import InternalError
 
 
 @dataclass
@@ -82,6 +84,9 @@ class Crawl(TorchFunctionMode):
         def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             inside_covered = any(f.covered for f in self.stack)
             covered = not inside_covered and (
+        self.covers: list[_Cover] = []  # decomposed functions in progress outside covered modules
+        self.leaf_ops = 0  # ops seen so far (a decomposed function that adds none is a leaf)
+        self.reasons: dict[str, str] = {}  # op -> why it could not be costed, where a formula said so
                 module_formula(module) is not None or next(module.children(), None) is None
             )
             inputs = tensors((args, kwargs))
@@ -94,7 +99,13 @@ class Crawl(TorchFunctionMode):
         if not frame.covered:
             return
         formula = module_formula(module)
-        cost = formula(module, tuple(frame.inputs), out) if formula is not None else frame.cost
+        try:
+            cost = formula(module, tuple(frame.inputs), out) if formula is not None else frame.cost
+        except Exception as exc:  # a module formula that raises is archcost's bug, not the user's input
+            raise InternalError(
+                f"the cost formula for layer {frame.path or '(model)'} ({type(module).__name__}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         own = [p for p in module.parameters() if id(p) in self.params]
         self._add_row(
             base=frame.path or type(module).__name__,
@@ -114,55 +125,110 @@ class Crawl(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         try:
-            shortcut = META_SHAPE.get(op_name(func))
+            shortcut = META_SHAPE.get(name)
             out = shortcut(func, *args, **kwargs) if shortcut is not None else func(*args, **kwargs)
         except Exception:
-            self.failed_op = (op_name(func), [tuple(t.shape) for t in tensors((args, kwargs))])
+        name = op_name(func)
+        if _redispatch is not None and op_formula(name) is None and _composite(func):
+            return self._decompose(name, func, types, args, kwargs)
+            self.failed_op = (name, [tuple(t.shape) for t in tensors((args, kwargs))])
             raise
         out_tensors = tensors(out)
         if out_tensors:
-            self._on_op(op_name(func), args, kwargs, out, out_tensors)
+            self._on_op(name, args, kwargs, out, out_tensors)
         return out
 
     def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list) -> None:
         frame = self.stack[-1] if self.stack else None
         covering = next((f for f in self.stack if f.covered), None)
-        self.where = covering.path if covering is not None else f"{frame.path}/{name}" if frame and frame.path else name
+        here = self.covers[0].name if self.covers else name
+        self.where = covering.path if covering is not None else f"{frame.path}/{here}" if frame and frame.path else here
+    def _decompose(self, name: str, func, types, args: tuple, kwargs: dict):
+        """Run a torch function implemented in Python on top of other torch functions (``F.normalize``,
+        ``F.multi_head_attention_forward``, ``Tensor.norm``, a user's helper that goes through
+        ``handle_torch_function``) with this mode active inside it, so the ops it runs are seen and costed.
+        Inside a covered module they add to its row; elsewhere they add up to one row for the call, whose
+        ``ops`` name them. A function that runs no torch op through the mode is a leaf without a formula."""
+        cover = None
+        if not any(f.covered for f in self.stack) and not self.covers:
+            frame = self.stack[-1] if self.stack else None
+            ins = tensors((args, kwargs))
+            acts = [t for t in ins if id(t) in self.producer]
+            cover = _Cover(name, frame.path if frame else "", acts, {id(t) for t in acts}, origins=self._origins(ins))
+            self.covers.append(cover)
+        seen = self.leaf_ops
+        try:
+            with self:
+                out = _redispatch(func, types, args, kwargs)
+        finally:
+            if cover is not None:
+                self.covers.pop()
+        out_tensors = tensors(out)
+        if not out_tensors:
+            return out
+        if self.leaf_ops == seen:  # nothing inside reached torch through the mode: no formula, no parts
+            self._on_op(name, args, kwargs, out, out_tensors)
+        elif cover is not None:
+            self._cover_row(cover, out, out_tensors)
+        return out
+
+    def _origins(self, ins: list) -> frozenset[int]:
+        """Parameters the tensors ``ins`` are, or were computed from."""
+        return frozenset().union(
+            *(self.param_origin.get(id(t), frozenset()) for t in ins), (id(t) for t in ins if id(t) in self.params)
+        )
+
+    def _cost(self, name: str, formula, args: tuple, kwargs: dict, out: object, unsupported: list) -> Cost:
+        """The op's cost by its formula; no formula, or one that says this call cannot be costed: listed in
+        ``unsupported`` and 0. A formula that fails is archcost's bug (``InternalError``)."""
+        if formula is None:
+            unsupported.append(name)
+            return Cost()
+        try:
+            return apply_formula(name, formula, args, kwargs, out)
+        except NotCostable as why:
+            self.reasons[name] = f"{name}: {why}"
+            unsupported.append(name)
+            return Cost()
+
         for t in out_tensors:
+        self.leaf_ops += 1
             if id(t) not in self.params:
                 self.track(t)
         self._workspace(name, out_tensors)
         formula = op_formula(name)
-        if not any(t.is_floating_point() for t in out_tensors):
-            formula = _integer_op  # integer bookkeeping (num_batches_tracked += 1, indices): no FLOPs
-        covered = next((f for f in self.stack if f.covered), None)
-        if covered is not None:
-            on_path = [t for t in tensors((args, kwargs)) if id(t) in covered.act_ids]
-            if on_path:
-                covered.steps.append(self._step(name, args, kwargs, on_path[0], out_tensors[0]))
-                covered.act_ids.update(id(t) for t in out_tensors)
-            if module_formula(covered.module) is None:
-                covered.ops.append(name)
-                if formula is None:
-                    covered.unsupported.append(name)
-                else:
-                    covered.cost = covered.cost + formula(args, kwargs, out)
-            return
         ins = tensors((args, kwargs))
+        origins = self._origins(ins)
+        covered = next((f for f in self.stack if f.covered), None)
+        cover = covered if covered is not None else self.covers[0] if self.covers else None
+        if cover is not None:
+            on_path = [t for t in ins if id(t) in cover.act_ids]
+            if on_path:
+                cover.steps.append(self._step(name, args, kwargs, on_path[0], out_tensors[0]))
+                cover.act_ids.update(id(t) for t in out_tensors)
+            elif not origins and not any(id(t) in self.producer for t in ins):
+                return  # bookkeeping on buffers or constants (num_batches_tracked += 1): not the model's data
+            else:
+                for t in out_tensors:  # work on parameters (e.g. standardising a weight): follow it
+                    self.param_origin[id(t)] = origins
+            if isinstance(cover, _Cover):
+                cover.origins |= origins
+            elif module_formula(cover.module) is not None:
+                return  # the module's own formula costs the whole call
+            cover.ops.append(name)
+            cover.cost = cover.cost + self._cost(name, formula, args, kwargs, out, cover.unsupported)
+            return
         acts = [t for t in ins if id(t) in self.producer]
-        origins = frozenset().union(
-            *(self.param_origin.get(id(t), frozenset()) for t in ins), (id(t) for t in ins if id(t) in self.params)
-        )
         if id(out_tensors[0]) in self.params or (not acts and not origins):
             return  # reading a parameter, or creating a constant: no work on activations
-        cost = formula(args, kwargs, out) if formula is not None else Cost()
+        unsupported: list[str] = []
+        cost = self._cost(name, formula, args, kwargs, out, unsupported)
         if not acts:
             # Work on parameters only (e.g. building a weight): follow it, row only if it costs.
             for t in out_tensors:
                 self.param_origin[id(t)] = origins
-            if formula is not None and cost == Cost():
+            if not unsupported and cost == Cost():
                 return
-        frame = self.stack[-1] if self.stack else None
         path = frame.path if frame else ""
         self._add_row(
             base=f"{path}/{name}" if path else name,
@@ -174,13 +240,36 @@ class Crawl(TorchFunctionMode):
             cost=cost,
             param_ids=set(origins),
             ops=(name,),
-            unsupported=[] if formula is not None else [name],
+            unsupported=unsupported,
             steps=[self._step(name, args, kwargs, acts[0], out_tensors[0])] if acts else [],
         )
 
     def _step(self, name: str, args: tuple, kwargs: dict, x: torch.Tensor, out: torch.Tensor) -> tuple:
         shape = tuple(x.shape)
         return step_of(name, args, kwargs, shape, tuple(out.shape), self.axes), spatial(shape, self.axes)
+
+    def _cover_row(self, cover: _Cover, out: object, out_tensors: list) -> None:
+        """The row of a decomposed function called outside any covered module: the sum of its parts."""
+        if not cover.inputs and not cover.origins:
+            return  # computed from constants only
+        if not cover.inputs:
+            for t in out_tensors:
+                self.param_origin[id(t)] = cover.origins
+            if not cover.unsupported and cover.cost == Cost():
+                return
+        self._add_row(
+            base=f"{cover.path}/{cover.name}" if cover.path else cover.name,
+            type_=cover.name,
+            module=cover.path,
+            kind="op",
+            inputs=cover.inputs,
+            out=out,
+            cost=cover.cost,
+            param_ids=set(cover.origins),
+            ops=tuple(cover.ops),
+            unsupported=cover.unsupported,
+            steps=cover.steps,
+        )
 
     # -- rows -----------------------------------------------------------------------------------
     def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps):
@@ -214,7 +303,7 @@ class Crawl(TorchFunctionMode):
             )
         )
         for op in dict.fromkeys(unsupported):
-            self.unsupported.append(Unsupported(name, op, f"no cost formula for op {op!r}"))
+            self.unsupported.append(Unsupported(name, op, self.reasons.get(op, f"no cost formula for op {op!r}")))
         self.steps.append(list(steps))
         for t in outs:
             self.producer[id(t)] = index
@@ -264,5 +353,28 @@ class Crawl(TorchFunctionMode):
         return where
 
 
-def _integer_op(args: tuple, kwargs: dict, out: object) -> Cost:
-    return Cost()
+@dataclass
+class _Cover:
+    """A decomposed function called outside any covered module: its parts add up to one row."""
+
+    name: str
+    path: str
+    inputs: list[torch.Tensor]  # activations among its arguments
+    act_ids: set[int]  # tensors on the path from them
+    cost: Cost = Cost()
+    ops: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    origins: frozenset[int] = frozenset()
+
+
+def _composite(func) -> bool:
+    """A torch function written in Python (its body calls other torch functions), not a C++ builtin."""
+    return inspect.isfunction(func) or inspect.ismethod(func)
+
+
+#: torch's "skip one level of __torch_function__ and call the function" (``torch.overrides.redispatch_function``
+#: from torch 2.13; its C++ core before that). None on older torch: composites are then leaves.
+_redispatch = getattr(torch.overrides, "redispatch_function", None) or getattr(
+    torch._C, "_skip_one_hop_torch_function", None
+)
