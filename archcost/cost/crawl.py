@@ -78,15 +78,15 @@ class Crawl(TorchFunctionMode):
         self.where = "(input)"
         self.names: Counter[str] = Counter()
         self.failed_op: tuple[str, list] | None = None
+        self.covers: list[_Cover] = []  # decomposed functions in progress outside covered modules
+        self.leaf_ops = 0  # ops seen so far (a decomposed function that adds none is a leaf)
+        self.reasons: dict[str, str] = {}  # op -> why it could not be costed, where a formula said so
 
     # -- module hooks ---------------------------------------------------------------------------
     def pre_hook(self, path: str):
         def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             inside_covered = any(f.covered for f in self.stack)
             covered = not inside_covered and (
-        self.covers: list[_Cover] = []  # decomposed functions in progress outside covered modules
-        self.leaf_ops = 0  # ops seen so far (a decomposed function that adds none is a leaf)
-        self.reasons: dict[str, str] = {}  # op -> why it could not be costed, where a formula said so
                 module_formula(module) is not None or next(module.children(), None) is None
             )
             inputs = tensors((args, kwargs))
@@ -124,13 +124,13 @@ class Crawl(TorchFunctionMode):
     # -- ops ------------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        name = op_name(func)
+        if _redispatch is not None and op_formula(name) is None and _composite(func):
+            return self._decompose(name, func, types, args, kwargs)
         try:
             shortcut = META_SHAPE.get(name)
             out = shortcut(func, *args, **kwargs) if shortcut is not None else func(*args, **kwargs)
         except Exception:
-        name = op_name(func)
-        if _redispatch is not None and op_formula(name) is None and _composite(func):
-            return self._decompose(name, func, types, args, kwargs)
             self.failed_op = (name, [tuple(t.shape) for t in tensors((args, kwargs))])
             raise
         out_tensors = tensors(out)
@@ -138,11 +138,6 @@ class Crawl(TorchFunctionMode):
             self._on_op(name, args, kwargs, out, out_tensors)
         return out
 
-    def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list) -> None:
-        frame = self.stack[-1] if self.stack else None
-        covering = next((f for f in self.stack if f.covered), None)
-        here = self.covers[0].name if self.covers else name
-        self.where = covering.path if covering is not None else f"{frame.path}/{here}" if frame and frame.path else here
     def _decompose(self, name: str, func, types, args: tuple, kwargs: dict):
         """Run a torch function implemented in Python on top of other torch functions (``F.normalize``,
         ``F.multi_head_attention_forward``, ``Tensor.norm``, a user's helper that goes through
@@ -191,8 +186,13 @@ class Crawl(TorchFunctionMode):
             unsupported.append(name)
             return Cost()
 
-        for t in out_tensors:
+    def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list) -> None:
         self.leaf_ops += 1
+        frame = self.stack[-1] if self.stack else None
+        covering = next((f for f in self.stack if f.covered), None)
+        here = self.covers[0].name if self.covers else name
+        self.where = covering.path if covering is not None else f"{frame.path}/{here}" if frame and frame.path else here
+        for t in out_tensors:
             if id(t) not in self.params:
                 self.track(t)
         self._workspace(name, out_tensors)
@@ -244,10 +244,6 @@ class Crawl(TorchFunctionMode):
             steps=[self._step(name, args, kwargs, acts[0], out_tensors[0])] if acts else [],
         )
 
-    def _step(self, name: str, args: tuple, kwargs: dict, x: torch.Tensor, out: torch.Tensor) -> tuple:
-        shape = tuple(x.shape)
-        return step_of(name, args, kwargs, shape, tuple(out.shape), self.axes), spatial(shape, self.axes)
-
     def _cover_row(self, cover: _Cover, out: object, out_tensors: list) -> None:
         """The row of a decomposed function called outside any covered module: the sum of its parts."""
         if not cover.inputs and not cover.origins:
@@ -270,6 +266,10 @@ class Crawl(TorchFunctionMode):
             unsupported=cover.unsupported,
             steps=cover.steps,
         )
+
+    def _step(self, name: str, args: tuple, kwargs: dict, x: torch.Tensor, out: torch.Tensor) -> tuple:
+        shape = tuple(x.shape)
+        return step_of(name, args, kwargs, shape, tuple(out.shape), self.axes), spatial(shape, self.axes)
 
     # -- rows -----------------------------------------------------------------------------------
     def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps):
