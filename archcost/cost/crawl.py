@@ -47,6 +47,12 @@ def storage_key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
+def _is_leaf(module: nn.Module) -> bool:
+    """No children, or only the ``parametrizations`` that compute its weights (weight_norm, spectral_norm):
+    such a layer is one row, its re-parametrised weights counted on it."""
+    return all(name == "parametrizations" for name, _ in module.named_children())
+
+
 def shape_of(value: object):
     ts = tensors(value)
     if len(ts) == 1 and isinstance(value, torch.Tensor):
@@ -86,9 +92,7 @@ class Crawl(TorchFunctionMode):
     def pre_hook(self, path: str):
         def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             inside_covered = any(f.covered for f in self.stack)
-            covered = not inside_covered and (
-                module_formula(module) is not None or next(module.children(), None) is None
-            )
+            covered = not inside_covered and (module_formula(module) is not None or _is_leaf(module))
             inputs = tensors((args, kwargs))
             self.stack.append(_Frame(module, path, inputs, covered, act_ids={id(t) for t in inputs}))
 

@@ -317,3 +317,25 @@ def test_cli_subprocess_data_dependent_footer_says_cpu():
     )
     assert proc.returncode == 0, proc.stderr
     assert "Analysed on the cpu with real tensors: Tensor.item()" in proc.stdout
+
+
+class BrokenFormulaLayer(nn.Module):
+    """A layer whose registered formula raises: archcost's own bug, exit 1, never "check the input size"."""
+
+    def forward(self, x):
+        return x * 2
+
+
+def test_a_failing_formula_is_archcosts_bug(capsys):
+    from archcost import register_cost
+    from archcost.errors import InternalError
+
+    @register_cost(BrokenFormulaLayer)
+    def _broken(module, inputs, out):
+        raise ZeroDivisionError("a formula bug")
+
+    with pytest.raises(InternalError, match="BrokenFormulaLayer"):
+        analyze(nn.Sequential(BrokenFormulaLayer()), (3, 4, 4))
+    assert main(["table", "tests.cost.test_inputs:BrokenFormulaLayer", "--input-size", "3x4x4"]) == 1
+    err = capsys.readouterr().err
+    assert "bug in archcost" in err and "check the input" not in err
