@@ -215,6 +215,9 @@ def backward_op_cost(name: str, args: tuple, kwargs: dict, out: object) -> Cost 
         return Cost(0, grad_out.numel() * (1 + window))  # divide by the window, add into each of its inputs
     if name in ("_adaptive_avg_pool2d_backward", "_adaptive_avg_pool3d_backward"):
         return Cost(0, args[0].numel() + numel_out)  # divide each output's gradient, add into each input
+    if name == "index_put":  # indexing's backward: scatter the gradient; accumulate=True adds each value
+        accumulate = args[3] if len(args) > 3 else kwargs.get("accumulate", False)
+        return Cost(0, _numel(args[2]) if accumulate else 0)
     if name in BACKWARD_FLOPS_PER_ELEMENT:
         per, on, _ = BACKWARD_FLOPS_PER_ELEMENT[name]
         return Cost(0, per * (numel_out if on == "out" else _numel(args[0])))
@@ -589,4 +592,90 @@ def training_peak_bytes(
     foreach: bool = False,
 ) -> int:
     """Peak bytes of one training step (``simulate_step``, memory only)."""
-    return simulate_step(model, input_size, batch_size, dtype, optimizer=optimizer, foreach=foreach, cost=False).peak_bytes
+    sim = simulate_step(model, input_size, batch_size, dtype, optimizer=optimizer, foreach=foreach, cost=False)
+    return sim.peak_bytes
+
+
+# -- the largest batch that fits ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MaxBatch:
+    batch_size: int
+    memory_limit_bytes: int
+    estimated_peak_bytes: int  # at batch_size
+    next_peak_bytes: int  # at batch_size + 1: over the limit
+    evaluations: int
+
+
+def max_batch(peak: Callable[[int], int], limit: int, *, cap: int = 1 << 24) -> MaxBatch:
+    """The largest batch size ``n`` with ``peak(n) <= limit`` (``peak``: bytes at a batch size, increasing).
+
+    The peak is a sum of tensor sizes that are each constant or proportional to the batch, taken at the
+    worst moment, so it is convex in the batch size: the line through ``peak(1)`` and ``peak(2)`` is a lower
+    bound beyond 2, and where it crosses the limit bounds the answer from above. Bisection between a size
+    that fits and one that does not finds it; the answer is confirmed by ``peak(n + 1) > limit``.
+    Raises ``InputError`` when one sample does not fit (with both figures).
+    """
+    seen: dict[int, int] = {}
+
+    def p(n: int) -> int:
+        if n not in seen:
+            seen[n] = peak(n)
+        return seen[n]
+
+    if p(1) > limit:
+        raise InputError(
+            f"one sample needs an estimated {p(1):,} bytes ({p(1) / 1e9:.3f} GB), over the limit of {limit:,} bytes",
+            "raise --memory, or choose a smaller input size or a lower-precision --dtype",
+        )
+    lo, hi = 1, None  # lo fits; hi (when known) does not
+    if p(2) <= limit:
+        lo = 2
+        slope = p(2) - p(1)
+        if slope > 0:
+            guess = min(1 + (limit - p(1)) // slope, cap)
+            if p(guess) <= limit:
+                lo = guess
+            else:
+                hi = guess
+            if hi is None and p(guess + 1) > limit:
+                hi = guess + 1
+    else:
+        hi = 2
+    while hi is None:  # the bound failed (the peak is not convex here): grow until a size does not fit
+        nxt = min(lo * 2, cap + 1)
+        if nxt > cap:
+            hi = cap + 1
+            break
+        if p(nxt) <= limit:
+            lo = nxt
+        else:
+            hi = nxt
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if p(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return MaxBatch(lo, limit, p(lo), p(lo + 1) if lo + 1 <= cap else p(lo), len(seen))
+
+
+def estimated_peak(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int,
+    dtype: torch.dtype | str = torch.float32,
+    *,
+    mode: str = "train",
+    optimizer: str = "adam",
+    foreach: bool = False,
+) -> int:
+    """Estimated peak bytes at ``batch_size``: a training step (``simulate_step``) or an inference forward
+    (parameters + ``analyze``'s peak of live activations, input included)."""
+    if mode == "train":
+        return simulate_step(
+            model, input_size, batch_size, dtype, optimizer=optimizer, foreach=foreach, cost=False
+        ).peak_bytes
+    from archcost.cost.analyze import analyze
+    from archcost.cost.memory import estimate
+
+    return estimate(analyze(model, input_size, batch_size, dtype, device="meta")).inference_total_bytes
