@@ -425,8 +425,9 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
         flags.append("layer_sum_off")
         warnings.append(
             f"the layer times add up to {100 * ratio:.0f}% of the median latency (more than "
-            f"{100 * LAYER_SUM_TOLERANCE:.0f}% off): the profiler's overhead or time between layers dominates "
-            "a model this small; read the shares, not the absolute layer times"
+            f"{100 * LAYER_SUM_TOLERANCE:.0f}% off): time between layers (Python), the profiler's overhead "
+            "(large against a model of a few ms) or a busy machine (see the CV); read the shares, not the "
+            "absolute layer times (layer_unattributed_s and profiler_overhead say which)"
         )
     return flags, warnings
 

@@ -137,7 +137,10 @@ def layer_roofline(r: dict) -> Figure:
     if any(x["flops_per_s"] > peak_f for x in pts):
         from archcost.profile.roofline import STALE_PEAKS
 
-        warnings.append(f"a layer is drawn above the roof: {STALE_PEAKS}")
+        ax.text(0.01, 0.99, "points above the roof: the cached peaks are stale; rerun with --recalibrate",
+                transform=ax.transAxes, va="top", fontsize=7, color="#c44e52")  # fmt: skip
+        if "peaks_stale" not in _list(r.get("flags")):
+            warnings.append(f"a layer is drawn above the roof: {STALE_PEAKS}")
     fig.warnings = list(dict.fromkeys(warnings))
     return fig
 
