@@ -27,6 +27,18 @@ def _batch_norm_meta(func, input, running_mean, running_var, weight=None, bias=N
     return input.new_empty(input.shape)
 
 
+def broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> torch.Size:
+    """NumPy broadcasting of two shapes (``torch.broadcast_shapes`` imports sympy on its first call).
+    Raises ValueError where they do not broadcast."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x, y = (a[-i] if i <= len(a) else 1), (b[-i] if i <= len(b) else 1)
+        if x != y and 1 not in (x, y):
+            raise ValueError(f"shapes {a} and {b} do not broadcast")
+        out.append(y if x == 1 else x)
+    return torch.Size(reversed(out))
+
+
 def _elementwise_meta(func, a, b, *args, **kwargs):
     """``a + b`` (and -, *, /, in place or not) on meta tensors, by broadcasting. torch's meta path goes
     through a primitive reference whose first call imports torch._dynamo (about 1 s)."""
@@ -35,8 +47,8 @@ def _elementwise_meta(func, a, b, *args, **kwargs):
     ):
         return func(a, b, *args, **kwargs)
     try:
-        shape = torch.broadcast_shapes(a.shape, b.shape if isinstance(b, torch.Tensor) else ())
-    except RuntimeError:
+        shape = broadcast(tuple(a.shape), tuple(b.shape) if isinstance(b, torch.Tensor) else ())
+    except ValueError:
         return func(a, b, *args, **kwargs)  # torch's own error
     name = getattr(func, "__name__", "")
     if name.endswith("_") and not name.endswith("__") or name.startswith("__i"):  # in place: returns a
@@ -67,3 +79,160 @@ META_SHAPE = {
     "sub": _elementwise_meta,
     "mul": _elementwise_meta,
 }
+
+
+def _tuple(value, dims: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * dims
+    value = tuple(value)
+    return value * dims if len(value) == 1 else value
+
+
+def _window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """Output length of a sliding window (convolution or pooling) along one axis: torch's formula,
+    ``floor((size + 2p - d(k - 1) - 1) / s) + 1``, and with ``ceil_mode`` the last window must start inside
+    the input or its left padding."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _conv_meta(func, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """``F.conv{1,2,3}d`` on meta tensors by torch's shape formula. torch's meta path checks its
+    arguments with ``torch._check``, whose first call imports sympy (about 0.3 s of every first analysis)."""
+    dims = weight.dim() - 2 if isinstance(weight, torch.Tensor) else -1
+    if (
+        not isinstance(input, torch.Tensor)
+        or input.device.type != "meta"
+        or dims < 1
+        or input.dim() != dims + 2
+        or input.shape[1] != weight.shape[1] * groups
+        or (bias is not None and bias.shape != (weight.shape[0],))
+    ):
+        return func(input, weight, bias, stride, padding, dilation, groups)  # real data, or torch's error
+    kernel = tuple(weight.shape[2:])
+    s, d = _tuple(stride, dims), _tuple(dilation, dims)
+    if isinstance(padding, str):
+        if padding == "same" and any(v != 1 for v in s):
+            return func(input, weight, bias, stride, padding, dilation, groups)
+        out = tuple(input.shape[2:]) if padding == "same" else None
+        p = (0,) * dims
+    else:
+        p, out = _tuple(padding, dims), None
+    if out is None:
+        out = tuple(
+            _window_out(n, k, si, pi, di, False)
+            for n, k, si, pi, di in zip(input.shape[2:], kernel, s, p, d, strict=True)
+        )
+    if min(out) < 1:
+        return func(input, weight, bias, stride, padding, dilation, groups)
+    return input.new_empty((input.shape[0], weight.shape[0], *out))
+
+
+def _pool_meta(dims: int, kind: str):
+    """``F.max_pool{n}d`` / ``F.avg_pool{n}d`` on meta tensors by torch's shape formula (torch's meta
+    path imports sympy through ``torch._check`` on its first call)."""
+
+    names = (
+        ("dilation", "ceil_mode", "return_indices")
+        if kind == "max"
+        else ("ceil_mode", "count_include_pad", "divisor_override")
+    )
+
+    def rule(func, input, kernel_size, stride=None, padding=0, *rest, **kwargs):
+        given = dict(zip(names, rest, strict=False)) | kwargs
+        if (
+            not isinstance(input, torch.Tensor)
+            or input.device.type != "meta"
+            or input.dim() != dims + 2
+            or not set(given) <= set(names)
+        ):
+            return func(input, kernel_size, stride, padding, *rest, **kwargs)
+        dilation, ceil, indices = given.get("dilation", 1), given.get("ceil_mode", False), given.get("return_indices")
+        k = _tuple(kernel_size, dims)
+        s = _tuple(stride, dims) if stride not in (None, [], ()) else k
+        p, d = _tuple(padding, dims), _tuple(dilation, dims)
+        if any(2 * pi > ki for pi, ki in zip(p, k, strict=True)):
+            return func(input, kernel_size, stride, padding, *rest, **kwargs)  # torch's error
+        out = tuple(
+            _window_out(n, ki, si, pi, di, bool(ceil))
+            for n, ki, si, pi, di in zip(input.shape[2:], k, s, p, d, strict=True)
+        )
+        if min(out) < 1:
+            return func(input, kernel_size, stride, padding, *rest, **kwargs)
+        values = input.new_empty((*input.shape[:2], *out))
+        return (values, torch.empty(values.shape, dtype=torch.int64, device="meta")) if indices else values
+
+    return rule
+
+
+META_SHAPE.update({f"conv{n}d": _conv_meta for n in (1, 2, 3)})
+META_SHAPE.update({f"max_pool{n}d": _pool_meta(n, "max") for n in (1, 2, 3)})
+META_SHAPE.update({f"avg_pool{n}d": _pool_meta(n, "avg") for n in (1, 2, 3)})
+
+
+def _same_shape_meta(func, input, *args, **kwargs):
+    """An op whose output has its input's shape (local response norm): on meta, that shape directly.
+    torch's implementation runs elementwise ops whose meta path imports torch._dynamo (about 1 s)."""
+    if not isinstance(input, torch.Tensor) or input.device.type != "meta" or input.dim() < 3:
+        return func(input, *args, **kwargs)
+    return input.new_empty(input.shape)
+
+
+META_SHAPE["local_response_norm"] = _same_shape_meta
+
+
+def _cat_meta(func, tensors, dim=0, *args, **kwargs):
+    """``torch.cat`` of meta tensors: sizes add along ``dim``, every other size must agree. torch's meta
+    path goes through a decomposition whose first call imports torch._dynamo (about 1 s)."""
+    ts = list(tensors) if isinstance(tensors, (list, tuple)) else None
+    if (
+        not ts
+        or args
+        or kwargs
+        or not all(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in ts)
+        or len({t.dim() for t in ts}) != 1
+        or ts[0].dim() == 0
+        or not isinstance(dim, int)
+    ):
+        return func(tensors, dim, *args, **kwargs)
+    axis = dim % ts[0].dim()
+    rest = {tuple(s for i, s in enumerate(t.shape) if i != axis) for t in ts}
+    if len(rest) != 1 or len({t.dtype for t in ts}) != 1:
+        return func(tensors, dim, *args, **kwargs)  # torch's error, or its type promotion
+    shape = list(ts[0].shape)
+    shape[axis] = sum(t.shape[axis] for t in ts)
+    return torch.empty(shape, dtype=ts[0].dtype, device="meta")
+
+
+META_SHAPE.update({"cat": _cat_meta, "concat": _cat_meta, "concatenate": _cat_meta})
+
+
+_UNARY = (
+    "relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "celu", "silu", "mish", "gelu", "sigmoid", "tanh",
+    "hardsigmoid", "hardswish", "softplus", "threshold", "dropout", "dropout1d", "dropout2d", "dropout3d",
+    "alpha_dropout", "feature_alpha_dropout", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "erf",
+)  # fmt: skip
+
+
+def _unary_meta(func, input, *args, **kwargs):
+    """A shape-preserving unary op (activation, dropout) on a meta tensor: an in-place call returns its
+    input, any other a new tensor of its shape and dtype. torch's meta paths of several of these go
+    through references whose first call imports torch._dynamo (about 1 s)."""
+    if not isinstance(input, torch.Tensor) or input.device.type != "meta" or not input.is_floating_point():
+        return func(input, *args, **kwargs)
+    if any(isinstance(a, torch.Tensor) for a in [*args, *kwargs.values()]) or "out" in kwargs:
+        return func(input, *args, **kwargs)  # prelu's weight, threshold's tensors: torch's own path
+    name = getattr(func, "__name__", "")
+    if (
+        (name.endswith("_") and not name.endswith("__"))
+        or kwargs.get("inplace") is True
+        or any(a is True for a in args)
+    ):
+        return input
+    return input.new_empty(input.shape)
+
+
+META_SHAPE.update({op: _unary_meta for op in _UNARY})
