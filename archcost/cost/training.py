@@ -402,6 +402,11 @@ def simulate_step(
         dtype = DTYPES[dtype]
     if not dtype.is_floating_point:
         raise InputError(f"a training step needs a floating-point dtype, not {dtype}", "use float32 or bfloat16")
+    if not isinstance(input_size, (tuple, list)) or not all(isinstance(s, int) for s in input_size):
+        raise InputError(
+            f"the training step takes one input shape without the batch, like (3, 224, 224); got {input_size!r}",
+            "several inputs, dtypes or keyword inputs are analysed for inference only for now",
+        )
     if batch_size < 1 or any(int(s) < 1 for s in input_size):
         raise InputError(
             f"sizes must be positive, got batch {batch_size} and input {tuple(input_size)}",
