@@ -182,8 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the commands load
+        print("archcost: interrupted while starting", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         return args.func(args)
     except ArchcostError as exc:

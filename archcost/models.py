@@ -61,7 +61,8 @@ def _build(factory, options: dict, device: str, what: str) -> nn.Module:
         raise ModelLoadError(f"{what} raised {type(exc).__name__}: {exc}", "fix the model's constructor") from None
     if not isinstance(model, nn.Module):
         raise ModelLoadError(
-            f"{what} returned a {type(model).__name__}, not a torch.nn.Module",
+            f"{what} returned {'an' if type(model).__name__[0] in 'aeiouAEIOU' else 'a'} {type(model).__name__}, "
+            "not a torch.nn.Module",
             "point to a class or function that returns an nn.Module",
         )
     return model
@@ -100,7 +101,8 @@ def _import_path(spec: str, options: dict, device: str) -> LoadedModel:
         model = _build(factory, options, device, spec)
     else:
         raise ModelLoadError(
-            f"{spec} is a {type(factory).__name__}, not callable",
+            f"{spec} is {'an' if type(factory).__name__[0] in 'aeiouAEIOU' else 'a'} {type(factory).__name__}, "
+            "not callable",
             "point to a class or function that returns an nn.Module",
         )
     size = getattr(model, "input_size", None) or getattr(factory, "input_size", None) or DEFAULT_INPUT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from archcost.cli import EXIT_OK, parse_opts
@@ -31,10 +32,13 @@ _RENAMES = {
 
 def measured_frame(path: str, device: str | None, batch_size: int | None):
     """Profile results as the charts want them: one device, ok records, family and accuracy attached."""
-    from archcost.profile.results import read_results
+    from archcost.profile.results import ResultsFileWarning, read_results
     from archcost.zoo import get_meta, list_models
 
-    df = read_results(path)
+    with warnings.catch_warnings():  # a skipped broken line is said once, as a note, by the command
+        warnings.simplefilter("ignore", ResultsFileWarning)
+        df = read_results(path)
+    skipped = list(df.attrs.get("warnings", []))
     df = df[df["status"] == "ok"]
     if device:
         df = df[df["device"] == device]
@@ -52,10 +56,35 @@ def measured_frame(path: str, device: str | None, batch_size: int | None):
     df = df.assign(
         family=[get_meta(m).family if m in zoo else "user" for m in df["model"]],
         top1=[get_meta(m).top1.value if m in zoo and get_meta(m).top1 else None for m in df["model"]],
+        dataset=[get_meta(m).dataset if m in zoo else None for m in df["model"]],
+        input_size=df["input_shape"],
     )
     for src, (dst, scale) in _RENAMES.items():
         df[dst] = df[src] * scale
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df.attrs["warnings"] = skipped
+    return df
+
+
+def _same_dataset(df, dataset: str | None):
+    """Measured rows with an accuracy on ``dataset``, and notes naming the rows left out (never drawn at
+    zero) and the models whose dataset is not known (not in the zoo, no dataset in the accuracy file)."""
+    notes = []
+    missing = df[df["top1"].isna()]["model"].unique().tolist()
+    if missing:
+        notes.append(f"no published accuracy, left out: {', '.join(missing)} (add them with --accuracy FILE)")
+    df = df[df["top1"].notna()]
+    unknown = df[df["dataset"].isna()]["model"].unique().tolist()
+    if unknown:
+        notes.append(f"not zoo models, so their dataset is not known, drawn as {dataset} top-1: {', '.join(unknown)} "
+                     "(add a dataset column to the accuracy file if that is wrong)")  # fmt: skip
+    df = df.assign(dataset=df["dataset"].fillna(dataset or "ImageNet"))
+    if dataset:
+        other = df[df["dataset"] != dataset]
+        for model, ds in dict(zip(other["model"], other["dataset"], strict=True)).items():
+            notes.append(f"{model} left out: its accuracy is on {ds}, not {dataset}")
+        df = df[df["dataset"] == dataset]
+    return df.reset_index(drop=True), notes
 
 
 def _models(args) -> list[str]:
@@ -79,8 +108,8 @@ def figure(args: argparse.Namespace):
 
         if not args.model:
             raise InputError(f"plot {args.kind} needs a MODEL", f"e.g. archcost plot {args.kind} alexnet")
-        args.input_size, args.batch_size, args.dtype = args.input_size, 1, "float32"
-        report = analyse(args)
+        # plot's --device picks measured results; the analysis itself runs where analyse() decides
+        report = analyse(argparse.Namespace(**{**vars(args), "batch_size": 1, "dtype": "float32", "device": "auto"}))
         return (figures.layers if args.kind == "layers" else figures.receptive_field)(report), notes
     if args.kind in ANALYTIC:
         points = with_accuracy(model_points(_models(args), args.accuracy, args.dataset))
@@ -93,19 +122,20 @@ def figure(args: argparse.Namespace):
         raise InputError(f"plot {args.kind} draws measured results", "give --results FILE from `archcost profile`")
     per_batch = args.kind in ("accuracy-vs-throughput", "memory-vs-params", "macs-vs-latency", "roofline")
     df = measured_frame(args.results, args.device, (args.batch_size or 1) if per_batch else None)
+    notes += df.attrs.get("warnings", [])
     if args.models:
         wanted = set(_models(args))
         df = df[df["model"].isin(wanted)].reset_index(drop=True)
     if args.accuracy:
         extra = read_accuracy(args.accuracy)
-        df["top1"] = [extra.get(m, {}).get("top1", t) for m, t in zip(df["model"], df["top1"], strict=True)]
+        for column in ("top1", "dataset"):
+            df[column] = [extra.get(m, {}).get(column) or v for m, v in zip(df["model"], df[column], strict=True)]
     if df.empty:
         raise InputError("no measured model left to plot", "check --models, --device and --batch-size")
     if args.kind == "accuracy-vs-throughput":
-        missing = df[df["top1"].isna()]["model"].tolist()
-        if missing:
-            notes.append(f"no published accuracy, left out: {', '.join(missing)} (add them with --accuracy FILE)")
-        df = df[df["top1"].notna()].reset_index(drop=True)
+        df, notes = _same_dataset(df, args.dataset)
+        if df.empty:
+            raise InputError("no measured model with a known accuracy to plot", "; ".join(notes))
         return figures.accuracy_vs_throughput(df), notes
     if args.kind == "power-vs-batch" or args.kind == "energy-per-image":
         column = "power_w" if args.kind == "power-vs-batch" else "energy_j_per_image"
@@ -123,7 +153,7 @@ def figure(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from archcost.report.files import write_atomic
+    from archcost.files import write_atomic
 
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -136,7 +166,11 @@ def run(args: argparse.Namespace) -> int:
     write_atomic(out, buffer.getvalue())
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {out}", file=sys.stderr)
+    warnings = getattr(fig, "warnings", [])
+    for warning in warnings:
+        print(f"archcost: warning: {warning}", file=sys.stderr)
+    count = f" with {len(warnings)} warning(s): the chart cannot show all it claims" if warnings else ""
+    print(f"wrote {out}{count}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -146,7 +180,7 @@ def add_parser(sub) -> None:
     p.add_argument("model", nargs="?", help="for `layers` and `rf`: the model")
     p.add_argument("--models", help="comma-separated models (zoo names, import paths)")
     p.add_argument("--results", help="profile results (JSON lines from `archcost profile --append`)")
-    p.add_argument("--accuracy", help="CSV model,top1[,top5] adding or overriding published accuracy")
+    p.add_argument("--accuracy", help="CSV model,top1[,top5][,dataset] adding or overriding published accuracy")
     p.add_argument("--dataset", default="ImageNet", help="accuracy charts compare models of this dataset")
     p.add_argument("--device", help="with --results: the device to draw (cpu, cuda:0)")
     p.add_argument("--batch-size", type=int, help="with --results: the batch size for per-model charts (default 1)")

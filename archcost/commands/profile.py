@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.append and len(df):
         print(f"appended {len(df)} record(s) to {args.append}", file=sys.stderr)
     if df.attrs.get("interrupted"):
-        print(f"archcost: interrupted: wrote the {len(df)} measurement(s) finished before Ctrl-C", file=sys.stderr)
+        done = f"wrote the {len(df)} measurement(s) finished before Ctrl-C" if len(df) else "nothing measured yet"
+        print(f"archcost: interrupted: {done}", file=sys.stderr)
         return EXIT_INTERRUPTED
     errors = df[df["status"] == "error"]
     if len(errors):

@@ -112,6 +112,8 @@ class CostReport:
     optimizer: str | None = None
     training_peak_bytes: int | None = None
     training_memory: dict | None = None
+    #: what a reader of the figures must know (e.g. an ONNX file's folded batch norm); in JSON when any
+    notes: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -135,6 +137,7 @@ class CostReport:
             "totals": self.totals,
             "unsupported": [asdict(u) for u in self.unsupported],
             "peak_activation_bytes": self.peak_activation_bytes,
+            **({"notes": self.notes} if self.notes else {}),
         } | (
             {
                 "mode": "train",

@@ -216,6 +216,13 @@ class ModuleCheck:
     activations: Figure
     fvcore_params: Figure
     fvcore_unsupported: dict[str, int] = field(default_factory=dict)
+    rows: list[str] = field(default_factory=list)  # archcost's row names here, as `archcost table` shows them
+
+    @property
+    def label(self) -> str:
+        """The name `archcost table` gives this module's one row (``conv2_x.0/add`` for the residual add a
+        block's forward runs), else the module path ("(model)" for the model's own forward)."""
+        return self.rows[0] if len(self.rows) == 1 else self.module or "(model)"
 
     @property
     def mismatches(self) -> list[str]:
@@ -258,7 +265,7 @@ class Reconciliation:
 
     @property
     def mismatches(self) -> list[str]:
-        out = [f"{m.module or '(model)'}: {x}" for m in self.modules for x in m.mismatches]
+        out = [f"{m.label}: {x}" for m in self.modules for x in m.mismatches]
         return out + [f for f in self.findings if f.startswith("MISMATCH")]
 
     @property
@@ -300,6 +307,7 @@ class Reconciliation:
             "modules": [
                 {
                     "module": m.module,
+                    "rows": m.rows,
                     "types": m.types,
                     "macs": m.macs,
                     "flops": m.flops,
@@ -369,6 +377,7 @@ def reconcile(report: CostReport, model: nn.Module, fv: FvcoreResult, tc: TorchC
                 ),
                 fvcore_params=Figure(p_fv.get(key, Counter())["n"] if fv.ok else None, params),
                 fvcore_unsupported=dict(sorted(fv_unsup.get(key, Counter()).items())),
+                rows=[r.name for r in rows],
             )
         )
     _explain_shared_params(modules, model)

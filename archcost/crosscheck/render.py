@@ -26,7 +26,7 @@ def module_frame(rec: Reconciliation) -> pd.DataFrame:
         why = sorted({*m.fvcore.rules, *m.torch.rules})
         rows.append(
             {
-                "Module": m.module or "(model)",
+                "Module": m.label,
                 "Type": ", ".join(m.types),
                 "MACs": f"{m.macs:,}",
                 "FLOPs": f"{m.flops:,}",

@@ -28,6 +28,7 @@ from pathlib import Path
 import onnx
 
 from archcost.cost._registry import Cost
+from archcost.cost.memory import liveness_peak
 from archcost.cost.receptive import propagate, spatial, with_field
 from archcost.cost.record import CostReport, LayerCost, Unsupported
 from archcost.errors import InputError
@@ -71,14 +72,35 @@ def analyze_onnx(
     fields = propagate([r.sources for r in walk.rows], walk.steps, [r.name for r in walk.rows], walk.axes)
     walk.rows = [with_field(r, f) for r, f in zip(walk.rows, fields, strict=True)]
     outs = [walk.shape(o) for o in graph.outputs]
-    return CostReport(
+    report = CostReport(
         model=name or path.stem,
         input_shape=first,
         dtype=key,
         layers=walk.rows,
         output_shape=outs[0] if len(outs) == 1 else tuple(outs),
         unsupported=walk.unsupported,
+        notes=graph.notes + folded_batch_norm_note(graph.model),
     )
+    # A graph runtime frees a tensor after its last consumer: the rows' liveness is the graph's peak.
+    report.peak_activation_bytes, report.peak_at = liveness_peak(report)
+    return report
+
+
+def folded_batch_norm_note(model: onnx.ModelProto) -> list[str]:
+    """A note when batch norm was most likely folded into the convolutions at export: Conv weights that
+    are not the model's parameters but constants the exporter computed (torch's exporter names those
+    ``onnx::Conv_N``; parameters keep their state-dict names) in a graph without BatchNormalization."""
+    nodes = model.graph.node
+    if any(n.op_type == "BatchNormalization" for n in nodes):
+        return []
+    computed = [n for n in nodes if n.op_type == "Conv" and len(n.input) > 1 and n.input[1].startswith("onnx::")]
+    if not computed:
+        return []
+    return [
+        f"{len(computed)} convolution(s) have weights computed at export ({computed[0].input[1]}, ...) and the "
+        "graph has no BatchNormalization: batch norm was most likely folded into them (an export with constant "
+        "folding), so params and FLOPs are the deployment graph's, fewer than the torch model's"
+    ]
 
 
 class _Walk:

@@ -7,7 +7,7 @@ are handed to ``onnx.shape_inference`` as typed graph inputs rather than as data
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
@@ -61,6 +61,8 @@ class InferredGraph:
     inputs: list[str]  # the real graph inputs (not initializers), in order
     input_shapes: dict[str, tuple[int, ...]]
     outputs: list[str]
+    #: what a reader of the figures must know about the file (e.g. analysed at another batch than exported)
+    notes: list[str] = field(default_factory=list)
 
 
 def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, dict[str, Stored]]:
@@ -180,7 +182,14 @@ def infer(
     inputs = [i.name for i in graph.input if i.name not in stored]
     if not inputs:
         raise OnnxShapeError(f"{source} has no graph input", "an ONNX model to analyse needs an input")
+    declared = {i.name: _declared_batch(i) for i in graph.input if i.name in inputs}
     input_shapes = _set_input_shapes(graph, inputs, input_size, batch_size, source)
+    notes = [
+        f"{source} declares its input {name!r} at batch {n} (exported so); the figures are for batch {batch_size}, "
+        f"as --batch-size says: give --batch-size {n} for the file's own"
+        for name, n in declared.items()
+        if n is not None and n != batch_size
+    ]
     del graph.value_info[:]
     for out in graph.output:  # declared output shapes may belong to another input size
         if out.type.HasField("tensor_type"):
@@ -222,7 +231,17 @@ def infer(
         inputs=inputs,
         input_shapes=input_shapes,
         outputs=[o.name for o in model.graph.output],
+        notes=notes,
     )
+
+
+def _declared_batch(value: onnx.ValueInfoProto) -> int | None:
+    """The fixed first dimension the file gives an input, or None where it is dynamic or absent."""
+    tt = value.type.tensor_type
+    if not tt.HasField("shape") or not tt.shape.dim:
+        return None
+    first = tt.shape.dim[0]
+    return first.dim_value if first.HasField("dim_value") and first.dim_value > 0 else None
 
 
 def _value_shapes(g: onnx.GraphProto) -> tuple[dict[str, tuple], dict[str, int]]:

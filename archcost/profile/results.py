@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -147,7 +148,14 @@ def append_records(path: str | Path, records: Iterable[dict]) -> int:
     if not path.parent.is_dir():
         raise InputError(f"cannot write {path}: the folder {path.parent} does not exist", "create it first")
     n = 0
+    cut = False  # a killed run cut the last line: the next record must not be glued to it
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as fh:
+            fh.seek(-1, 2)
+            cut = fh.read(1) != b"\n"
     with path.open("a", encoding="utf-8") as fh:
+        if cut:
+            fh.write("\n")
         for r in records:
             fh.write(record_json(r) + "\n")
             n += 1
@@ -158,11 +166,15 @@ def append_records(path: str | Path, records: Iterable[dict]) -> int:
 def read_results(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
     """Records from one or more JSON-lines results files (or ``--format json`` arrays) as one DataFrame.
 
-    Fields a record lacks are ``None``; a record of another schema raises ``InputError``.
+    Fields a record lacks are ``None``; a record of another schema raises ``InputError``. A line that is
+    not a complete record (the last line of a run killed while writing it) is skipped: every complete
+    record is read, and a ``ResultsFileWarning`` (also in ``df.attrs["warnings"]``) names the file and the
+    line number.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    records = []
+    records: list[dict] = []
+    problems: list[str] = []
     for path in paths:
         path = Path(path)
         try:
@@ -172,23 +184,55 @@ def read_results(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
                 f"cannot read results file {path}: {exc.strerror}", "give a file archcost profile wrote"
             ) from None
         stripped = text.lstrip()
-        try:
-            items = (
-                json.loads(stripped)
-                if stripped.startswith("[")
-                else [json.loads(line) for line in text.splitlines() if line.strip()]
-            )
-        except ValueError as exc:
-            raise InputError(f"{path} is not JSON lines: {exc}", "give a file archcost profile wrote") from None
-        for i, item in enumerate(items, 1):
+        if stripped.startswith("["):
+            try:
+                items = list(enumerate(json.loads(stripped), 1))
+            except ValueError as exc:
+                raise InputError(f"{path} is not JSON: {exc}", "give a file archcost profile wrote") from None
+            where = "record"
+        else:
+            items, where = _json_lines(path, text, problems), "line"
+        for i, item in items:
             if not isinstance(item, dict) or item.get("schema") != SCHEMA:
                 got = item.get("schema") if isinstance(item, dict) else type(item).__name__
                 raise InputError(
-                    f"{path}, record {i}: schema {got!r}, expected {SCHEMA!r}",
+                    f"{path}, {where} {i}: schema {got!r}, expected {SCHEMA!r}",
                     "give a results file written by archcost profile",
                 )
             records.append(item)
-    return to_dataframe(records)
+    df = to_dataframe(records)
+    df.attrs["warnings"] = problems
+    for problem in problems:
+        warnings.warn(problem, ResultsFileWarning, stacklevel=2)
+    return df
+
+
+class ResultsFileWarning(UserWarning):
+    """A line of a results file that is not a complete record (a run killed while writing it) was skipped."""
+
+
+def _json_lines(path: Path, text: str, problems: list[str]) -> list[tuple[int, object]]:
+    """(line number, record) for every line that parses; a line that does not is skipped with a message
+    naming its line number in ``problems``. No complete record at all raises ``InputError``."""
+    items, broken = [], []
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            items.append((number, json.loads(line)))
+        except ValueError as exc:
+            broken.append((number, exc.msg, exc.colno))
+    if broken and not items:
+        number, msg, col = broken[0]
+        raise InputError(
+            f"{path} is not JSON lines: line {number}, column {col}: {msg}", "give a file archcost profile wrote"
+        )
+    last = max((n for n, line in enumerate(lines, 1) if line.strip()), default=0)
+    for number, msg, col in broken:
+        cause = "cut short (a run killed while writing it?)" if number == last else "not a JSON record"
+        problems.append(f"{path}:{number}: skipped, the line is {cause}: {msg} at column {col}")
+    return items
 
 
 # -- output ---------------------------------------------------------------------------------------------

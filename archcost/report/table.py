@@ -68,7 +68,7 @@ def layer_frame(report: CostReport, depth: int | None = None) -> pd.DataFrame:
         df = df[list(_COLUMNS)]
     else:
         df = report.rollup(depth)
-        df.insert(1, "type", df.pop("layers").map(lambda n: f"{n} layers"))
+        df.insert(1, "type", df.pop("layers").map(lambda n: f"{n} layer" + ("" if n == 1 else "s")))
         last = df.pop("last_row")
         df.insert(2, "output_shape", [report.layers[i].output_shape for i in last])
         df["rf_text"] = [rf_text(report.layers[i]) for i in last]
@@ -129,6 +129,7 @@ def footer_lines(report: CostReport) -> list[str]:
         lines.append(
             "Not costed (counted as 0, marked (?)): " + "; ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
         )
+    lines += [f"Note: {note}." for note in report.notes]
     return lines
 
 

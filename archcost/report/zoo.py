@@ -34,6 +34,10 @@ def zoo_frame(family: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "family", "year", "input_size", "params", "macs", "top1", "dataset"])
 
 
+#: names and words flush left, numbers flush right
+_ALIGN = ("left", "left", "right", "left", "right", "right", "right", "left")
+
+
 def render_frame(df: pd.DataFrame, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(df.to_dict(orient="records"), sort_keys=True, indent=2) + "\n"
@@ -45,7 +49,8 @@ def render_frame(df: pd.DataFrame, fmt: str) -> str:
         top1=df["top1"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
     )
     if fmt == "markdown":
-        return human.to_markdown(index=False) + "\n"
+        # the cells are already formatted: tabulate must not re-parse "77.0" into 77 beside 76.4
+        return human.to_markdown(index=False, disable_numparse=True, colalign=_ALIGN) + "\n"
     from archcost.report.table import text_table
 
     return text_table(human.astype(str), left=2, totals=False) + "\n"

@@ -120,7 +120,8 @@ def _coerce(value: object, default: object, key: str, model: str) -> object:
     except ValueError:
         raise ModelOptionError(
             f"option {key}={value!r} of {model} is not a valid {type(default).__name__}",
-            f"give {key} a {type(default).__name__}, e.g. {key}={default}",
+            f"give {key} {'an' if type(default).__name__[0] in 'aeiou' else 'a'} {type(default).__name__}, "
+            f"e.g. {key}={default}",
         ) from None
     return value
 
