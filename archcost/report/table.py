@@ -126,11 +126,26 @@ def footer_lines(report: CostReport) -> list[str]:
     if stopped is not None:
         lines.insert(1, f"Receptive field unknown from {stopped.rf_unknown} on.")
     if report.unsupported:
-        lines.append(
-            "Not costed (counted as 0, marked (?)): " + "; ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
-        )
+        lines.append(not_costed_line(report))
     lines += [f"Note: {note}." for note in report.notes]
     return lines
+
+
+def not_costed_line(report: CostReport) -> str:
+    """The last line of a table with uncosted ops: which ops, where, and that the totals are lower bounds."""
+    where: dict[str, list[str]] = {}
+    for u in report.unsupported:
+        where.setdefault(u.op, []).append(u.layer)
+    parts = []
+    for op, layers in where.items():
+        shown = ", ".join(layers[:3]) + (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
+        reason = next((u.reason for u in report.unsupported if u.op == op), "")
+        why = "" if reason.startswith("no cost formula") else f"; {reason}"
+        parts.append(f"{op} (in {shown}{why})")
+    return (
+        f"Not costed, counted as 0 and marked (?): {'; '.join(parts)}. The totals above are lower bounds "
+        "(--strict makes this an error)."
+    )
 
 
 def text_table(df: pd.DataFrame, left: int, totals: bool = True) -> str:

@@ -42,10 +42,14 @@ def _affine_grid(args: tuple, kwargs: dict, out) -> Cost:
 def _embedding_bag(args: tuple, kwargs: dict, out) -> Cost:
     """Bags of looked-up rows reduced by sum, mean or max: ``(rows - bags) * D`` adds (or comparisons),
     a divide per output for mean, a multiply per looked-up element for ``per_sample_weights``."""
-    weight = arg(args, kwargs, 0, "weight")
-    indices = arg(args, kwargs, 1, "indices")
-    mode = arg(args, kwargs, 4, "mode", 0)
-    per_sample = arg(args, kwargs, 7, "per_sample_weights")
+    # F.embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode="mean", sparse,
+    #                 per_sample_weights, ...); torch.embedding_bag(weight, indices, offsets, scale_grad_by_freq,
+    #                 mode=0, sparse, per_sample_weights, ...) with mode 0 sum, 1 mean, 2 max
+    functional = not arg(args, kwargs, 0, "input").is_floating_point()
+    weight = arg(args, kwargs, 1, "weight") if functional else arg(args, kwargs, 0, "weight")
+    indices = arg(args, kwargs, 0, "input") if functional else arg(args, kwargs, 1, "indices")
+    mode = arg(args, kwargs, 6, "mode", "mean") if functional else arg(args, kwargs, 4, "mode", 0)
+    per_sample = arg(args, kwargs, 8 if functional else 6, "per_sample_weights")
     result = out[0] if isinstance(out, tuple) else out
     d = weight.shape[-1]
     bags = result.numel() // d
