@@ -38,7 +38,7 @@ def main() -> int:
 
     import archcost
     from archcost.profile import profile, render
-    from archcost.report.files import write_atomic
+    from archcost.files import write_atomic
 
     models = args.models.split(",") if args.models else archcost.list_models()
     if args.smoke:

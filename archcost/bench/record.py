@@ -245,7 +245,7 @@ def dumps(doc: dict) -> str:
 
 def write_bench(doc: dict, path: str | Path) -> Path:
     """Check ``doc`` against the schema and write it atomically to ``path``."""
-    from archcost.report.files import write_atomic
+    from archcost.files import write_atomic
 
     validate(doc, str(path))
     return write_atomic(path, dumps(doc))

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from archcost.errors import InputError
+from archcost.files import atomic_path
 from archcost.onnx_graph.errors import OnnxExportError
 
 #: Protobuf cannot hold a file over 2 GB; larger models need ONNX external data, which is not written.
@@ -79,17 +79,16 @@ def export_onnx(
         )
     dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
     x = torch.zeros((batch_size, *input_size), dtype=dtype)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=folder)
-    os.close(fd)
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
-        with _onnx_lrn(model), warnings.catch_warnings(), torch.no_grad():
+        # the exporter writes a temp file beside `path` (mode from the umask), moved into place only when whole
+        with atomic_path(path, suffix=".onnx") as tmp, _onnx_lrn(model), warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's deprecation notices; errors still raise
             torch.onnx.export(
                 model,
                 (x,),
-                tmp,
+                str(tmp),
                 dynamo=False,
                 opset_version=opset,
                 do_constant_folding=fold_constants,
@@ -97,7 +96,6 @@ def export_onnx(
                 input_names=["input"],
                 output_names=["output"],
             )
-        os.replace(tmp, path)
     except InputError:
         raise
     except Exception as exc:
@@ -107,7 +105,6 @@ def export_onnx(
             "check that the model runs on this input size; ops without an ONNX form cannot be exported",
         ) from exc
     finally:
-        Path(tmp).unlink(missing_ok=True)
         for m, flag in flags.items():
             m.training = flag
     return path

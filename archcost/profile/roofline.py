@@ -3,8 +3,10 @@
 The peaks are measured, not looked up: a large matrix multiply in the chosen dtype gives the achieved
 FLOP/s (2 * n^3 FLOPs per n x n product), a large tensor copy the achieved bytes/s (each element read once
 and written once: 2 * nbytes per copy). They are cached per device, dtype, thread count and torch version
-in the user's cache directory (``$ARCHCOST_CACHE_DIR``, else ``$XDG_CACHE_HOME/archcost``, else
-``~/.cache/archcost``; ``%LOCALAPPDATA%\\archcost`` on Windows, ``~/Library/Caches/archcost`` on macOS).
+in the user's cache directory (``$ARCHCOST_CACHE_DIR``, else ``platformdirs.user_cache_dir("archcost")``:
+``$XDG_CACHE_HOME/archcost`` or ``~/.cache/archcost`` on Linux, ``~/Library/Caches/archcost`` on macOS,
+``%LOCALAPPDATA%\\archcost\\Cache`` on Windows), in ``peaks.json``; a ``filelock`` lock file beside it makes
+each read-modify-write whole, so processes calibrating at once lose no entry.
 
 The arithmetic (achieved FLOP/s, percent of peak, arithmetic intensity, ridge point, bound) is pure.
 """
@@ -131,15 +133,13 @@ class DevicePeaks:
 
 
 def cache_dir() -> Path:
-    """The user's cache directory for archcost."""
+    """The user's cache directory for archcost: ``$ARCHCOST_CACHE_DIR`` if set, else platformdirs' user cache
+    directory for "archcost" (which follows ``$XDG_CACHE_HOME`` on Linux)."""
     if os.environ.get("ARCHCOST_CACHE_DIR"):
         return Path(os.environ["ARCHCOST_CACHE_DIR"])
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "archcost"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "archcost"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "archcost"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("archcost", appauthor=False))
 
 
 def peaks_key(device_name: str, device: str, dtype: str, threads: int | None, torch_version: str) -> str:
@@ -168,16 +168,25 @@ def load_cached(key: str) -> DevicePeaks | None:
         return None
 
 
+#: How long ``store`` waits for another process's write of the cache before giving up on caching.
+LOCK_TIMEOUT_S = 30.0
+
+
 def store(peaks: DevicePeaks) -> None:
-    """Add ``peaks`` to the cache file (atomically; a cache that cannot be written is not an error)."""
+    """Add ``peaks`` to the cache file: read, add, write atomically, all under a ``filelock.FileLock`` on
+    ``peaks.json.lock`` so that two processes storing at once both keep their entry. A cache that cannot be
+    written (read-only home, lock held over ``LOCK_TIMEOUT_S``) is not an error: it only saves time."""
     path = cache_dir() / "peaks.json"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = _read_cache(path)
-        data.setdefault("peaks", {})[peaks.key] = peaks.to_dict()
-        from archcost.report.files import write_atomic
+        from filelock import FileLock
 
-        write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+        from archcost.files import write_atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_name(path.name + ".lock"), timeout=LOCK_TIMEOUT_S):
+            data = _read_cache(path)
+            data.setdefault("peaks", {})[peaks.key] = peaks.to_dict()
+            write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
     except Exception:  # noqa: S110 - the cache only saves time: a read-only home must not stop a measurement
         pass
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from archcost.report.files import write_atomic
+from archcost.files import write_atomic
 from archcost.units import format_bytes, format_count
 
 
@@ -106,14 +106,14 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
             "peak activations": format_bytes(mem.inference_peak_activation_bytes),
             "final RF": rf_text(final) if final else "", "uncosted ops": len(report.unsupported),
         })  # fmt: skip
-        layer_frame(report).to_csv(folder / f"{loaded.name}.csv", index=False)
+        write_atomic(folder / f"{loaded.name}.csv", layer_frame(report).to_csv(index=False))
     doc.h2("Comparison")
     doc.table(pd.DataFrame(rows))
     points = with_accuracy(model_points(models, accuracy))
     for note in points.notes:
         doc.p(f"Note: {note}.")
     if not points.frame.empty:
-        points.frame.to_csv(folder / "models.csv", index=False)
+        write_atomic(folder / "models.csv", points.frame.to_csv(index=False))
         doc.h2("Accuracy and cost")
         for name, fn, caption in (
             ("accuracy-vs-macs.png", figures.accuracy_vs_macs, "Top-1 against MACs; blob area: parameters"),
@@ -125,7 +125,7 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
 
         df = measured_frame(results, device, None)
         df = df[df["model"].isin(reports)].reset_index(drop=True)
-        df.to_csv(folder / "measured.csv", index=False)
+        write_atomic(folder / "measured.csv", df.to_csv(index=False))
         doc.h2(f"Measured on {df['device'].iloc[0]} ({df['env_device_name'].iloc[0]})")
         doc.table(df[["model", "batch_size", "latency_ms", "throughput", "memory_mb"]].round(2))
         for name, fn, caption in (
