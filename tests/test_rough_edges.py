@@ -1,0 +1,178 @@
+"""The rough edges a new user hit outside the charts (issue 20), one test each."""
+
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from torch import nn
+
+from archcost.cli import main
+from archcost.errors import InputError
+from archcost.profile.results import SCHEMA, ResultsFileWarning, append_records, new_record, read_results
+
+
+def _record(model: str, batch: int = 1) -> str:
+    record = {"schema": SCHEMA, "model": model, "device": "cpu", "status": "ok", "batch_size": batch}
+    return json.dumps(record | {"latency_median_s": 0.01 * batch, "throughput_ips": 100.0, "macs": 1e9, "params": 1e6})
+
+
+# -- a results file cut by a killed run -----------------------------------------------------------------
+def test_a_cut_last_line_loses_only_that_line_and_names_it(tmp_path):
+    path = tmp_path / "r.jsonl"
+    good = [_record("resnet18", b) for b in (1, 2, 4, 8, 16, 32, 64, 128)]
+    path.write_text("\n".join(good) + "\n" + _record("vgg16")[:120])  # line 9 cut mid-record
+    with pytest.warns(ResultsFileWarning, match=r"r\.jsonl:9: skipped, the line is cut short"):
+        df = read_results(path)
+    assert list(df["batch_size"]) == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert len(df.attrs["warnings"]) == 1
+
+
+def test_a_broken_line_inside_the_file_is_named_by_its_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(_record("a") + "\n\n" + "{not json\n" + _record("b") + "\n")
+    with pytest.warns(ResultsFileWarning, match=r":3: skipped, the line is not a JSON record"):
+        assert list(read_results(path)["model"]) == ["a", "b"]
+    path.write_text("{not json\n")
+    with pytest.raises(InputError, match="line 1, column 2"):
+        read_results(path)
+
+
+def test_appending_after_a_cut_line_starts_a_new_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(_record("a") + "\n" + _record("b")[:50])
+    append_records(path, [new_record(model="c", batch_size=1, status="ok", device="cpu")])
+    with pytest.warns(ResultsFileWarning, match=":2: "):
+        assert list(read_results(path)["model"]) == ["a", "c"]  # c is not glued to the cut line
+
+
+def test_plot_reads_a_cut_file_and_says_which_line_it_skipped(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(_record("resnet18", b) for b in (1, 2)) + "\n" + _record("resnet18", 4)[:99])
+    assert main(["plot", "latency-vs-batch", "--results", str(path), "--output", str(tmp_path / "l.png")]) == 0
+    assert "r.jsonl:3: skipped, the line is cut short" in capsys.readouterr().err
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "done, message",
+    [(0, "interrupted: nothing measured yet"), (2, "interrupted: wrote the 2 measurement(s) finished before Ctrl-C")],
+)
+def test_ctrl_c_says_what_was_written(done, message, monkeypatch, capsys):
+    from archcost.profile.results import to_dataframe
+
+    def interrupted(*args, **kwargs):
+        df = to_dataframe([new_record(model="resnet18", batch_size=b, status="ok") for b in range(1, done + 1)])
+        df.attrs["interrupted"] = True
+        return df
+
+    monkeypatch.setattr(importlib.import_module("archcost.profile"), "profile", interrupted)
+    assert main(["profile", "resnet18", "--device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    assert message in err and "wrote the 0" not in err
+
+
+@pytest.mark.skipif(shutil.which("archcost") is None, reason="the archcost script is not installed")
+def test_ctrl_c_while_starting_prints_no_traceback():
+    proc = subprocess.Popen(["archcost", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ARCHCOST_DEBUG": ""})  # fmt: skip
+    time.sleep(0.6)  # torch takes seconds to import: the signal lands while archcost starts
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert proc.returncode in (130, -signal.SIGINT) and "archcost: interrupted" in err
+
+
+# -- words and numbers ----------------------------------------------------------------------------------
+def test_list_markdown_gives_every_accuracy_one_decimal(capsys):
+    assert main(["list", "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    top1 = [line.strip("|").split("|")[header.index("top1")].strip() for line in lines[2:]]
+    values = [v for v in top1 if v]
+    assert values and all(len(v.split(".")[1]) == 1 for v in values), values  # 77.0 beside 76.4, never 77
+
+
+def test_an_int_not_a_int(tmp_path, capsys):
+    assert main(["table", "resnet18", "--opt", "num_classes=ten"]) == 2
+    assert "give num_classes an int" in capsys.readouterr().err
+    (tmp_path / "nets.py").write_text("def build():\n    return 3\n")
+    assert main(["table", f"{tmp_path / 'nets.py'}:build"]) == 2
+    assert "returned an int, not a torch.nn.Module" in capsys.readouterr().err
+
+
+def test_one_layer_not_one_layers(capsys):
+    assert main(["table", "resnet18", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 layer " in out and "1 layers" not in out and "layers" in out  # conv2_x: 12 layers
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x) + x  # the residual add runs in the block's own forward
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = _Block()
+
+    def forward(self, x):
+        return self.block(x)
+
+
+def test_check_names_the_residual_add_as_table_does():
+    from archcost.cost import analyze
+    from archcost.crosscheck import check_model
+    from archcost.crosscheck.render import module_frame
+
+    table_names = [r.name for r in analyze(_Net(), (4, 8, 8)).layers]
+    assert "block/add" in table_names
+    rec = check_model(_Net(), (4, 8, 8))
+    shown = list(module_frame(rec)["Module"])
+    assert "block/add" in shown and "block" not in shown
+    assert set(shown) <= set(table_names) | {"(model)"}
+    assert next(m for m in rec.to_dict()["modules"] if m["module"] == "block")["rows"] == ["block/add"]
+
+
+# -- ONNX -----------------------------------------------------------------------------------------------
+class _ConvBN(nn.Sequential):
+    def __init__(self) -> None:
+        super().__init__(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 1))
+
+
+def test_onnx_json_has_the_peak_the_text_footer_shows(tmp_path, capsys):
+    from archcost.cost.memory import liveness_peak
+    from archcost.onnx_graph import analyze_onnx, export_onnx
+
+    path = export_onnx(_ConvBN(), (3, 16, 16), tmp_path / "m.onnx")
+    report = analyze_onnx(path)
+    assert report.peak_activation_bytes == liveness_peak(report)[0] > 3 * 16 * 16 * 4  # more than the input
+    assert main(["table", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["peak_activation_bytes"] == report.peak_activation_bytes and "notes" not in doc
+
+
+def test_onnx_notes_for_folded_batch_norm_and_another_batch(tmp_path, capsys):
+    from archcost.onnx_graph import analyze_onnx, export_onnx
+
+    folded = export_onnx(_ConvBN(), (3, 16, 16), tmp_path / "f.onnx", fold_constants=True, batch_size=8)
+    report = analyze_onnx(folded)
+    assert report.input_shape[0] == 1
+    assert any("batch norm was most likely folded" in n for n in report.notes)
+    assert any("at batch 8" in n and "--batch-size 8" in n for n in report.notes)
+    assert not any("batch 8" in n for n in analyze_onnx(folded, batch_size=8).notes)
+    assert main(["table", str(folded)]) == 0
+    assert "Note: 1 convolution(s) have weights computed at export" in capsys.readouterr().out
+    kept = export_onnx(_ConvBN(), (3, 16, 16), tmp_path / "k.onnx")
+    assert analyze_onnx(kept).notes == []
+    no_bn = export_onnx(nn.Sequential(nn.Conv2d(3, 4, 3)), (3, 8, 8), tmp_path / "n.onnx", fold_constants=True)
+    assert analyze_onnx(no_bn).notes == []  # folding with no batch norm to fold changes nothing
