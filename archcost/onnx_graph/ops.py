@@ -13,11 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from archcost.cost._registry import Cost
+from archcost.cost.formulas.attention import sdpa_cost
 from archcost.cost.formulas.conv import conv_macs, conv_transpose_macs, with_bias
+from archcost.cost.formulas.einsum import einsum_cost, torch_path
 from archcost.cost.formulas.elementwise import INTERPOLATE_FLOPS, reduction_flops
 from archcost.cost.formulas.linear import linear_macs, matmul_macs
 from archcost.cost.formulas.norm import batch_norm_flops, lrn_flops, norm_flops
 from archcost.cost.formulas.pool import adaptive_elements, avg_pool_flops, max_pool_flops
+from archcost.cost.formulas.recurrent import recurrent_cost
 from archcost.onnx_graph.errors import OnnxShapeError
 from archcost.units import per_element
 
@@ -85,6 +88,12 @@ NON_PARAM_SLOTS: dict[str, frozenset[int]] = {
     "Tile": frozenset({1}),
     "Slice": frozenset({1, 2, 3, 4}),
     "ConstantOfShape": frozenset({0}),
+    # recurrent layers: sequence lengths and initial states are inputs, not parameters
+    "LSTM": frozenset({4, 5, 6}),
+    "GRU": frozenset({4, 5}),
+    "RNN": frozenset({4, 5}),
+    # attention: the mask and the cached keys and values
+    "Attention": frozenset({3, 4, 5}),
 }
 ELEMENTWISE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where"})
 
@@ -268,3 +277,63 @@ DATA_MOVEMENT = (
     "SpaceToDepth", "ConstantOfShape", "Constant",
 )  # fmt: skip
 onnx_cost(*DATA_MOVEMENT)(lambda n: Cost())
+
+
+# -- attention, einsum, recurrent layers: the torch formulas (archcost.cost.formulas) ------------------
+def _attr_str(value: object, default: str) -> str:
+    if value is None:
+        return default
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@onnx_cost("Einsum")
+def _einsum(n: OnnxNode) -> Cost:
+    """The contractions torch would run for the same equation (``formulas.einsum``)."""
+    equation = _attr_str(n.attrs.get("equation"), "")
+    shapes = [s for s in n.inputs if s is not None]
+    return einsum_cost(equation, shapes, torch_path(equation, shapes))
+
+
+@onnx_cost("Attention")
+def _attention(n: OnnxNode) -> Cost | None:
+    """ONNX ``Attention`` (opset 23): Q, K, V of rank 4 ``(B, heads, L, E)``, or rank 3 ``(B, L, heads * E)``
+    with ``q_num_heads``/``kv_num_heads``; costed as ``scaled_dot_product_attention``. Without cached keys
+    only (``past_key``/``past_value`` lengthen K and V: their length is then the output's ``present_key``)."""
+    q, k, v = n.inputs[0], n.inputs[1], n.inputs[2]
+    if len(q) == 3:
+        hq, hkv = int(n.attrs.get("q_num_heads", 0)), int(n.attrs.get("kv_num_heads", 0))
+        if not hq or not hkv:
+            return None
+        q = (q[0], hq, q[1], q[2] // hq)
+        k = (k[0], hkv, k[1], k[2] // hkv)
+        v = (v[0], hkv, v[1], v[2] // hkv)
+    if n.has(4) and len(n.outputs) > 1:
+        k = (*k[:-2], n.outputs[1][-2], k[-1])  # present_key: past + new keys
+    masked = n.has(3) or bool(n.attrs.get("is_causal", 0))
+    return sdpa_cost(tuple(q), tuple(k), tuple(v), masked=masked)
+
+
+def _recurrent(kind: str, gates: int) -> Formula:
+    """ONNX ``LSTM``/``GRU``/``RNN``: one layer, forward, reverse or bidirectional. ``X`` is
+    ``(seq, batch, input)`` (``layout`` 1: batch first), ``W`` ``(dirs, gates * H, input)``, ``R``
+    ``(dirs, gates * H, H)``, ``B`` ``(dirs, 2 * gates * H)``; the same count as torch's layers. An LSTM's
+    peepholes (``P``) add a multiply and an add per gate that reads the cell, 3 per hidden unit."""
+
+    def cost(n: OnnxNode) -> Cost:
+        x, w, r = n.inputs[0], n.inputs[1], n.inputs[2]
+        dirs, hidden = w[0], w[1] // gates
+        positions = x[0] * x[1]
+        weights = [tuple(w[1:]), tuple(r[1:])] * dirs
+        if n.has(3):
+            weights += [(n.inputs[3][1],)] * dirs
+        c = recurrent_cost(kind, positions, weights, hidden=hidden, layers_directions=dirs)
+        if kind == "lstm" and n.has(7):
+            c = c + Cost(flops=positions * dirs * 3 * hidden * 2)
+        return c
+
+    return cost
+
+
+onnx_cost("LSTM")(_recurrent("lstm", 4))
+onnx_cost("GRU")(_recurrent("gru", 3))
+onnx_cost("RNN")(_recurrent("rnn_tanh", 1))
