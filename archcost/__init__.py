@@ -1,29 +1,42 @@
-"""archcost: what a convolutional network costs, layer by layer, and why."""
+"""archcost: what a convolutional network costs, layer by layer, and why.
 
-try:
-    from archcost.cost import CostReport, LayerCost, analyze, register_cost
-    from archcost.profile import profile  # the function; its package stays importable as archcost.profile.*
-    from archcost.zoo import ModelMeta, Published, get_meta, get_model, list_models, register_model
-except KeyboardInterrupt:  # Ctrl-C while torch loads, before the command's own handler exists: no traceback
-    import sys as _sys
+The public API is imported on first use (PEP 562), so ``archcost --help`` and ``import archcost`` do not
+load torch, pandas or matplotlib until a function that needs them is called.
+"""
 
-    if _sys.argv and _sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] in ("archcost", "archcost.exe"):
-        _sys.stderr.write("archcost: interrupted while starting\n")
-        raise SystemExit(130) from None
-    raise
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CostReport",
-    "LayerCost",
-    "ModelMeta",
-    "Published",
-    "analyze",
-    "get_meta",
-    "get_model",
-    "list_models",
-    "profile",
-    "register_cost",
-    "register_model",
-]
+#: public name -> the module that defines it
+_PUBLIC = {
+    "CostReport": "archcost.cost.record",
+    "LayerCost": "archcost.cost.record",
+    "analyze": "archcost.cost.analysis",
+    "register_cost": "archcost.cost._registry",
+    "summary": "archcost.report.summary",
+    "profile": "archcost.profile",
+    "ModelMeta": "archcost.zoo",
+    "Published": "archcost.zoo",
+    "get_meta": "archcost.zoo",
+    "get_model": "archcost.zoo",
+    "list_models": "archcost.zoo",
+    "register_model": "archcost.zoo",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archcost' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

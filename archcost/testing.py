@@ -47,9 +47,9 @@ def _show(value: float, unit: str) -> str:
 def _size(input_size) -> tuple[int, ...] | None:
     if input_size is None or isinstance(input_size, (tuple, list)):
         return tuple(int(d) for d in input_size) if input_size is not None else None
-    from archcost.cli import parse_input_size
+    from archcost.cost.inputs import parse_shape
 
-    return parse_input_size(str(input_size))
+    return parse_shape(str(input_size))
 
 
 def cost_figures(report: CostReport) -> dict[str, float | None]:

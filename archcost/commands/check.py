@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archcost.cli import EXIT_FAIL, EXIT_OK, emit, parse_input_size, parse_opts, positive_int
+from archcost.commands._common import EXIT_FAIL, EXIT_OK, emit, parse_input_size, parse_opts, positive_int
 from archcost.errors import InputError
 
 

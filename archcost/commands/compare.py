@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from archcost.cli import EXIT_FAIL, EXIT_OK, emit
+from archcost.commands._common import EXIT_FAIL, EXIT_OK, emit
 
 
 def run(args: argparse.Namespace) -> int:

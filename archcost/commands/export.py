@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.cli import EXIT_OK, add_model_args, parse_input_size, parse_opts, positive_int
+from archcost.commands._common import EXIT_OK, add_model_args, parse_input_size, parse_opts, positive_int
 from archcost.errors import InputError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from archcost.cli import EXIT_OK, add_output_args, emit
+from archcost.commands._common import EXIT_OK, add_output_args, emit
 from archcost.errors import InputError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from archcost.cli import EXIT_OK, byte_size, emit, load
+from archcost.commands._common import EXIT_OK, byte_size, emit, load
 from archcost.errors import InputError
 
 
@@ -72,7 +72,7 @@ def _device(spec: str):
 def _verify(size, batch: int, args: argparse.Namespace, device) -> int:
     import torch
 
-    from archcost.cli import parse_opts
+    from archcost.commands._common import parse_opts
     from archcost.models import load_model
     from archcost.profile.train_step import measured_inference_peak, measured_training_peak
     from archcost.units import DTYPES
@@ -109,7 +109,7 @@ def add_parser(sub) -> None:
 
 def train_report(args: argparse.Namespace):
     """``archcost table --mode train``: the training-mode analysis of the flagged model with its training figures."""
-    from archcost.cost.analyze import analyze
+    from archcost.cost.analysis import analyze
     from archcost.cost.training import analyze_training, optimizer_rule
 
     optimizer_rule(args.optimizer)

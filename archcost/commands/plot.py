@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from archcost.cli import EXIT_OK, parse_opts
+from archcost.commands._common import EXIT_OK, parse_opts
 from archcost.errors import InputError
 
 ANALYTIC = ("accuracy-vs-macs", "accuracy-bar", "accuracy-density")
@@ -104,7 +104,7 @@ def figure(args: argparse.Namespace):
 
         return figure_for(args.kind, args.results, args.model, args.batch_size, args.device), notes
     if args.kind in PER_MODEL:
-        from archcost.cli import analyse
+        from archcost.commands._common import analyse
 
         if not args.model:
             raise InputError(f"plot {args.kind} needs a MODEL", f"e.g. archcost plot {args.kind} alexnet")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archcost.cli import (
+from archcost.commands._common import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.cli import EXIT_OK
+from archcost.commands._common import EXIT_OK
 from archcost.errors import InputError
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
-from archcost.cli import EXIT_FAIL, EXIT_OK, add_analysis_args, add_model_args, add_output_args, analyse, emit, load
-from archcost.report.table import axes_text, final_field, rf_text
+from archcost.commands._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    add_analysis_args,
+    add_model_args,
+    add_output_args,
+    analyse,
+    emit,
+    load,
+)
 
 
 def _rows(report) -> list[dict]:
+    from archcost.report.table import axes_text, rf_text
+
     rows, previous = [], None
     for r in report.layers:
         text = rf_text(r)
@@ -38,6 +48,8 @@ def _note(row) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from archcost.report.table import final_field
+
     report = analyse(args)  # a torch model, or an ONNX graph
     final = final_field(report)
     doc = {
@@ -51,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     }
     code = EXIT_OK
     if args.verify:
-        from archcost.cli import parse_opts
+        from archcost.commands._common import parse_opts
         from archcost.models import load_model
         from archcost.verify.receptive_field import verify
 
@@ -73,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _render(doc: dict, fmt: str) -> str:
+    from archcost.report.table import axes_text
+
     if fmt == "json":
         return json.dumps(doc, sort_keys=True, indent=2) + "\n"
     import pandas as pd

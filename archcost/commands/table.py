@@ -3,26 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from archcost.cli import EXIT_OK, add_model_args, add_output_args, analyse, emit, positive_int
+from archcost.commands._common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    add_analysis_args,
+    add_model_args,
+    add_output_args,
+    analyse,
+    emit,
+    parse_input_size,
+    parse_opts,
+    positive_int,
+)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.fvcore:  # fvcore's per-module figures beside archcost's (archcost.crosscheck)
-        from archcost.crosscheck.table import table_from_args
+        from archcost.crosscheck.table import fvcore_table
+        from archcost.models import load_model
 
-        emit(table_from_args(args), args.output)
+        loaded = load_model(args.model, parse_opts(args.opt), device="cpu")  # fvcore traces real tensors
+        size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
+        table = fvcore_table(loaded.module, size, args.batch_size, args.dtype, name=loaded.name, fmt=args.format,
+                             depth=args.depth)  # fmt: skip
+        emit(table, args.output)
         return EXIT_OK
-    from archcost.report.table import render
+    from archcost.report.table import not_costed_line, render
 
-    emit(render(analyse(args), args.format, args.depth), args.output)
+    if args.mode == "train":  # forward, backward and optimizer work per layer (archcost.cost.training)
+        from archcost.commands.maxbatch import train_report
+        from archcost.report.training import render_training
+
+        report = train_report(args)
+        emit(render_training(report, args.format), args.output)
+    else:
+        report = analyse(args)
+        emit(render(report, args.format, args.depth), args.output)
+    if args.strict and report.unsupported:
+        print(f"archcost table --strict: {not_costed_line(report)}", file=sys.stderr)
+        return EXIT_FAIL
     return EXIT_OK
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("table", help="per-layer params, MACs, FLOPs and memory")
     add_model_args(p)
+    add_analysis_args(p)
     p.add_argument("--depth", type=positive_int, help="roll layers up to this depth of the module tree")
     p.add_argument("--fvcore", action="store_true", help="add fvcore's flop, activation and parameter counts")
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 when any op could not be costed (the totals are lower bounds)"
+    )
+    p.add_argument("--mode", default="infer", choices=["infer", "train"], help="train: add backward and optimizer work")
+    p.add_argument("--optimizer", default="adam", help="with --mode train: sgd, momentum, adam (default) or adamw")
     add_output_args(p)
     p.set_defaults(func=run)

@@ -4,7 +4,7 @@ A leaf module (no children), or a module with a registered module formula, becom
 the sum of the ops it ran; ops called directly in a non-leaf module's ``forward`` (residual adds,
 concatenations, ``torch.flatten``) become rows of their own, attributed to that module. The crawler
 also follows the real Python lifetimes of the tensors forward makes, for the activation-memory peak.
-``analyze.py`` sets it up and turns what it recorded into a ``CostReport``.
+``analysis.py`` sets it up and turns what it recorded into a ``CostReport``.
 """
 
 from __future__ import annotations

@@ -580,7 +580,7 @@ def analyze_training(
     ``training_peak_bytes``. ``report``: an existing training-mode analysis of the same model and input."""
     optimizer_rule(optimizer)
     if report is None:
-        from archcost.cost.analyze import analyze
+        from archcost.cost.analysis import analyze
 
         report = analyze(model, input_size, batch_size, dtype, name=name, training=True)
     sim = simulate_step(model, input_size, batch_size, dtype, optimizer=optimizer)
@@ -680,7 +680,7 @@ def estimated_peak(
         return simulate_step(
             model, input_size, batch_size, dtype, optimizer=optimizer, foreach=foreach, cost=False
         ).peak_bytes
-    from archcost.cost.analyze import analyze
+    from archcost.cost.analysis import analyze
     from archcost.cost.memory import estimate
 
     return estimate(analyze(model, input_size, batch_size, dtype, device="meta")).inference_total_bytes

@@ -125,16 +125,21 @@ def render_with_fvcore(
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def table_from_args(args) -> str:
-    """What ``archcost table MODEL --fvcore`` prints: the model is built on the CPU (fvcore traces real
-    tensors), archcost analyses it on the meta device, fvcore traces it at the same batch and input."""
-    from archcost.cli import parse_input_size, parse_opts
+def fvcore_table(
+    module,
+    input_size: tuple[int, ...],
+    batch_size: int = 1,
+    dtype: str = "float32",
+    *,
+    name: str | None = None,
+    fmt: str = "text",
+    depth: int | None = None,
+) -> str:
+    """What ``archcost table MODEL --fvcore`` prints: archcost analyses ``module`` on the meta device and
+    fvcore traces it (with real CPU weights) at the same batch and input size."""
     from archcost.cost import analyze
     from archcost.crosscheck.fvcore_run import run_fvcore
-    from archcost.models import load_model
 
-    loaded = load_model(args.model, parse_opts(args.opt), device="cpu")
-    size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
-    report = analyze(loaded.module, size, args.batch_size, args.dtype, name=loaded.name)
-    fv = run_fvcore(loaded.module, (args.batch_size, *size))
-    return render_with_fvcore(report, loaded.module, fv, args.format, args.depth)
+    report = analyze(module, input_size, batch_size, dtype, name=name)
+    fv = run_fvcore(module, (batch_size, *input_size))
+    return render_with_fvcore(report, module, fv, fmt, depth)
