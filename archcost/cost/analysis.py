@@ -50,6 +50,8 @@ def analyze(
     training: bool = False,
     device: str = "auto",
     max_memory: int | None = None,
+    mode: str = "infer",
+    optimizer: str = "adam",
 ) -> CostReport:
     """Per-layer params, MACs, FLOPs and bytes of ``model`` on its inputs.
 
@@ -72,10 +74,17 @@ def analyze(
     unwrapped; lazy modules are materialised on a private copy. ``training=True`` analyses the
     training-mode forward (batch statistics, active dropout).
 
+    ``mode="train"``: the training-mode forward, plus per row the backward MACs/FLOPs (from autograd's real
+    backward on meta tensors) and the ``optimizer``'s FLOPs (sgd, momentum, adam, adamw), and the peak bytes
+    of a training step (``archcost.cost.training``; one input shape only).
+
     Raises ``InputError`` (bad inputs, TorchScript, a CPU run over the memory limit), ``AnalysisError``
     (forward failed; the message names the layer, op and shapes) and ``InternalError`` (archcost's bug).
     """
     dtype = _parse_dtype(dtype)
+    if mode not in ("infer", "train"):
+        raise InputError(f"unknown mode {mode!r}", "use mode='infer' (the forward) or 'train' (+ backward, optimizer)")
+    training = training or mode == "train"
     if device not in DEVICES:
         raise InputError(f"unknown analysis device {device!r}", f"use one of {', '.join(DEVICES)}")
     if batch_size < 1:
@@ -114,15 +123,16 @@ def analyze(
             crawl, out = run.forward("cpu")
         except _Failed as failed:
             raise failed.error(run) from failed.cause
-    return _report(
-        run,
-        crawl,
-        out,
-        model_name=name or type(model).__name__,
-        dtype=dtype,
-        on="cpu" if because else "meta",
+    report = _report(
+        run, crawl, out, model_name=name or type(model).__name__, dtype=dtype, on="cpu" if because else "meta",
         because=because,
-    )
+    )  # fmt: skip
+    if mode == "train":
+        from archcost.cost.training import analyze_training
+
+        size = tuple(report.input_shape[1:]) if len(specs) == 1 and specs[0].example is None else input_size
+        return analyze_training(model, size, batch_size, dtype, name=name, optimizer=optimizer, report=report)
+    return report
 
 
 class _Failed(Exception):
@@ -273,6 +283,8 @@ def _state(model: nn.Module, device: str, dtype: torch.dtype) -> dict[str, torch
             )
         else:
             state[key] = t.detach().to("cpu", target, copy=True)
+        if t.requires_grad:  # as the model has it: rows count trainable and frozen parameters from this
+            state[key].requires_grad_(True)
     return state
 
 
@@ -353,6 +365,7 @@ def _unused_rows(run: _Run, crawl: Crawl) -> list[LayerCost]:
             input_shapes=(),
             output_shape=(),
             params=sum(t.numel() for t in ts),
+            trainable_params=sum(t.numel() for t in ts if t.requires_grad),
             macs=0,
             flops=0,
             param_bytes=sum(t.numel() * t.element_size() for t in ts),

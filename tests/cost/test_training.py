@@ -147,3 +147,14 @@ def test_inference_json_has_no_training_keys_and_training_json_has_them():
     assert train["mode"] == "train" and train["optimizer"] == "adam"
     assert {"backward_macs", "backward_flops", "optimizer_flops"} <= set(train["totals"])
     assert train["training_peak_bytes"] > train["training_memory"]["param_bytes"] * 4
+
+
+def test_analyze_mode_train_is_the_training_analysis():
+    from archcost import analyze, get_model
+    from archcost.cost.training import analyze_training
+
+    model = get_model("resnet20_cifar")
+    via_mode = analyze(model, (3, 32, 32), mode="train", optimizer="sgd")
+    direct = analyze_training(model, (3, 32, 32), optimizer="sgd")
+    assert via_mode.totals == direct.totals and via_mode.training_peak_bytes == direct.training_peak_bytes
+    assert via_mode.totals["optimizer_flops"] == 2 * via_mode.totals["params"]  # SGD: w -= lr * g, 2 per parameter
