@@ -264,6 +264,30 @@ def _overlap(box: np.ndarray, boxes: np.ndarray) -> float:
     return float(np.sum(w * h))
 
 
+#: lines a label should not sit on: the Pareto frontier, the upper envelope, a fit
+_AVOIDED_LINES = ("frontier", "envelope", "fit")
+
+
+def _line_boxes(ax, step: float = 4.0) -> list[np.ndarray]:
+    """Small boxes every ``step`` pixels along the lines labels should keep off (as drawn: steps too)."""
+    from matplotlib.cbook import pts_to_poststep
+
+    boxes = []
+    for line in ax.lines:
+        if line.get_gid() not in _AVOIDED_LINES or len(line.get_xdata()) < 2:
+            continue
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        if line.get_drawstyle() == "steps-post":
+            x, y = pts_to_poststep(x, y)
+        xy = ax.transData.transform(np.column_stack([x, y]))
+        for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:], strict=True):
+            n = max(1, int(math.hypot(x1 - x0, y1 - y0) / step))
+            for t in np.linspace(0, 1, n + 1):
+                px, py = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+                boxes.append(np.array([px - 1, py - 1, px + 1, py + 1]))
+    return boxes
+
+
 def _place_labels(fig: Figure, ax, x, y, texts: list[str], sizes=None, fontsize: float = 7) -> list:
     """Label every point where its label overlaps no other label, point, blob or legend inside the axes.
 
@@ -293,6 +317,7 @@ def _place_labels(fig: Figure, ax, x, y, texts: list[str], sizes=None, fontsize:
             box = artist.get_window_extent(renderer)
             if box.overlaps(frame):
                 occupied.append(np.array([box.x0, box.y0, box.x1, box.y1]))
+    occupied += _line_boxes(ax)
     halo = {"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.5}  # readable over lines and grid
     labels = [ax.text(0, 0, t, fontsize=fontsize, zorder=4, bbox=halo, gid="label") for t in texts]
     sizes_px = []
@@ -524,7 +549,7 @@ def energy_per_image(df: pd.DataFrame) -> Figure:
 
 def memory_vs_batch(df: pd.DataFrame) -> Figure:
     """Measured peak memory against batch size, one line per model (Canziani & Culurciello, Fig. 6)."""
-    return _per_model_lines(df, "memory_mb", "Memory against batch size", "peak memory (MB)")
+    return _per_model_lines(df, "memory_mb", "Memory against batch size", "peak memory (MB, log scale)", True)
 
 
 #: fewest points a fit is drawn through: two points always lie on a line (R² = 1 says nothing)

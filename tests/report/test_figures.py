@@ -171,7 +171,7 @@ def test_measured_charts_draw_one_line_or_point_per_model(tmp_path):
     df = measured_frame(str(_results_file(tmp_path, power=False)), None, None)
     fig = figures.throughput_vs_batch(df)
     assert {line.get_gid() for line in fig.axes[0].lines} == {"model:resnet50", "model:mobilenet_v2"}
-    assert fig.axes[0].get_ylabel() == "images per second"
+    assert fig.axes[0].get_ylabel() == "images per second (log scale)"
     one = measured_frame(str(_results_file(tmp_path, power=False)), None, 1)
     roof = figures.roofline(one, 1e11, 1e10)
     assert _scatter_count(roof) == 2 and roof.axes[0].get_xscale() == "log"
