@@ -46,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
         isolate=args.isolate,
         results_file=args.append,
         progress=not args.quiet and sys.stderr.isatty(),
+        resume=args.resume,
+        executor="ray" if args.ray is not None else "local",
+        address=args.ray or None,
     )
+    if df.attrs.get("skipped"):
+        print(f"resume: {df.attrs['skipped']} measurement(s) already in {args.append}, not run again", file=sys.stderr)
     if len(df):
         emit(render(df, args.format), args.output)
     for r in df.to_dict(orient="records") if args.format != "text" or args.output else []:  # text shows them
@@ -98,6 +103,19 @@ def add_parser(sub) -> None:
     p.add_argument("--format", default="text", choices=["text", "json", "csv"])
     p.add_argument("--output", help="write to this file instead of standard output")
     p.add_argument("--append", metavar="FILE", help="also append every record, as measured, to this JSON-lines file")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --append: skip each (model, device, dtype, batch, mode) the file already has a record of",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run each model as a Ray task (pip install 'archcost[ray]'): ray://HEAD:10001, HEAD:6379, auto, local; "
+        "no ADDRESS: RAY_ADDRESS or a local cluster. CPU tasks need --threads",
+    )
     p.add_argument("--no-power", action="store_true", help="do not sample NVML power")
     p.add_argument("--no-roofline", action="store_true", help="skip the device-peak calibration and roofline fields")
     p.add_argument("--recalibrate", action="store_true", help="measure the device peaks again, ignoring the cache")

@@ -6,6 +6,7 @@ columns are ``archcost.profile.results.FIELDS``). ``archcost profile`` on the co
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
+from archcost.errors import InputError
 from archcost.profile.results import (
     FIELDS,
     SCHEMA,
@@ -56,6 +58,9 @@ def profile(
     isolate: bool = False,
     results_file: str | Path | None = None,
     progress: bool = False,
+    resume: bool = False,
+    executor: str = "local",
+    address: str | None = None,
 ) -> pd.DataFrame:
     """Time ``models`` (zoo names, ``package.module:callable`` / ``file.py:callable`` specs, or modules)
     at each batch size on ``device`` and return one DataFrame row per model and batch size.
@@ -82,7 +87,27 @@ def profile(
     ``progress``: show a tqdm bar on standard error. On Ctrl-C the rows measured so far are returned with
     ``df.attrs["interrupted"] = True``. A model passed as a module is measured on a deep copy: the caller's
     module (weights, buffers, attributes, ``training`` flags, dtype, device) is never changed.
+
+    ``resume``: measure only the (model, device, dtype, batch size, mode) that ``results_file`` has no
+    record of (``archcost.profile.resume``); ``df.attrs["skipped"]`` counts the rest.
+
+    ``executor="ray"``: each model is one task on a Ray cluster (``archcost.profile.distributed``; needs
+    ``pip install "archcost[ray]"``), at ``address`` (``ray://HEAD:10001``, ``HEAD:6379``, ``auto``, ``local``;
+    None: ``RAY_ADDRESS``, the cluster last started here, else a new local one; a process that already called
+    ``ray.init`` keeps its cluster). CUDA tasks ask for one GPU, CPU tasks for ``threads`` CPUs (required).
+    Records arrive as each batch size is measured and are written here, by this process only; every record
+    names its worker (``env_host``, ``env_ray_node``). Ray missing, a malformed or unreachable address, or a
+    device no node has: ``InputError`` before anything is measured.
     """
+    if executor not in ("local", "ray"):
+        raise InputError(f"unknown executor {executor!r}", "use executor='local' or executor='ray'")
+    if address is not None and executor != "ray":
+        raise InputError("an address is for executor='ray' (archcost profile --ray ADDRESS)", "add executor='ray'")
+    if resume and results_file is None:
+        raise InputError(
+            "resume skips what the results file already holds, and no results file was given",
+            "add --append FILE (results_file=...) with --resume",
+        )
     if isinstance(models, (str, nn.Module)):
         models = [models]
     models = list(models)
@@ -108,26 +133,66 @@ def profile(
     check_config(config)
     if results_file is not None:
         check_writable(results_file, "results file")
-    validate_models(models, config.options, isolate=isolate)
+    if executor == "ray":
+        from archcost.profile import distributed
+
+        distributed.import_ray()  # Ray missing: say which extra to install, before anything else
+    validate_models(models, config.options, isolate=isolate and executor == "local")
+    session = distributed.connect(address) if executor == "ray" else None
     records: list[dict] = []
     interrupted = False
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(models) * len(config.batch_sizes), file=sys.stderr, unit="run", leave=False)
+    skipped = 0
     try:
-        for rec in iter_profile(models, config, on_step=bar.set_description if bar else None):
-            records.append(rec)
-            if results_file is not None:
-                append_records(results_file, [rec])
-            if bar:
-                bar.update(1)
+        names = None
+        todo = [tuple(config.batch_sizes)] * len(models)
+        if session is not None or resume:
+            from archcost.profile.resume import model_name
+
+            names = [model_name(spec, config.options) for spec in models]
+        if session is not None:
+            device, _ = distributed.task_device(config.device, config.threads, session.node_resources())
+        else:
+            from archcost.profile.sweep import resolve_device
+
+            device = str(resolve_device(config.device))
+        if resume:
+            from archcost.profile.resume import recorded_keys, remaining
+
+            mode = getattr(config, "mode", None)
+            todo = remaining(names, device, config.dtype, mode, config.batch_sizes, recorded_keys(results_file))
+        skipped = len(models) * len(config.batch_sizes) - sum(map(len, todo))
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sum(map(len, todo)), file=sys.stderr, unit="run", leave=False)
+        if session is not None:
+            import uuid
+
+            source = distributed.ray_records(session, models, names, config, todo, uuid.uuid4().hex[:12])
+        else:
+            step = bar.set_description if bar else None
+            source = iter_profile(models, config, on_step=step, model_batch_sizes=todo if resume else None)
+        with contextlib.closing(source):
+            for rec in source:
+                records.append(rec)
+                if results_file is not None:
+                    append_records(results_file, [rec])
+                if bar:
+                    if session is not None:
+                        bar.set_description(f"{rec['model']} batch {rec['batch_size']} on {rec.get('env_host')}")
+                    bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         if bar:
             bar.close()
+        if session is not None:
+            session.close()
+    if session is not None:  # records arrive as they finish; show them in the order asked for
+        order = {name: i for i, name in reversed(list(enumerate(names)))}
+        records.sort(key=lambda r: (order.get(r["model"], len(order)), r["batch_size"]))
     df = to_dataframe(records)
     df.attrs["interrupted"] = interrupted
+    df.attrs["skipped"] = skipped
     return df

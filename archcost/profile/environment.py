@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import platform
+import socket
 import subprocess
 from pathlib import Path
 
@@ -88,4 +89,5 @@ def environment(device: torch.device, *, threads: int, dtype: str, cudnn_benchma
         "env_archcost": _archcost_version(),
         "env_python": platform.python_version(),
         "env_platform": platform.platform(),
+        "env_host": socket.gethostname(),
     }

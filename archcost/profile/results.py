@@ -38,6 +38,8 @@ ENV_FIELDS = (
     "env_archcost",
     "env_python",
     "env_platform",
+    "env_host",  # the machine that measured (socket.gethostname())
+    "env_ray_node",  # with --ray: the Ray node id of the worker
 )
 
 FIELDS = (

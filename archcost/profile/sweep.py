@@ -9,6 +9,7 @@ records are yielded one at a time, so a caller that stops early (Ctrl-C) keeps a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import re
 import time
@@ -279,8 +280,12 @@ def iter_profile(
     config: ProfileConfig,
     *,
     on_step: Callable[[str], None] | None = None,
+    model_batch_sizes: Sequence[Sequence[int]] | None = None,
 ) -> Iterator[dict]:
-    """Yield one record per model and batch size, as each is measured (see ``results.FIELDS``)."""
+    """Yield one record per model and batch size, as each is measured (see ``results.FIELDS``).
+
+    ``model_batch_sizes``: per model (parallel to ``models``), the sizes to measure instead of ``config``'s (a
+    resumed sweep measures only what its results file lacks); a model with none is not loaded."""
     check_config(config)
     device = resolve_device(config.device)
     batch_sizes = parse_batch_sizes(config.batch_sizes)
@@ -308,13 +313,18 @@ def iter_profile(
         else:
             peaks_note = "roofline off"
         ctx = RunContext(config, device, tuple(batch_sizes), dtype, env, peaks, peaks_note, uuid.uuid4().hex[:12])
-        for spec in models:
+        for i, spec in enumerate(models):
+            run = ctx
+            if model_batch_sizes is not None:
+                if not model_batch_sizes[i]:
+                    continue
+                run = dataclasses.replace(ctx, batch_sizes=tuple(parse_batch_sizes(model_batch_sizes[i])))
             if config.isolate:
                 from archcost.profile.isolated import profile_model_isolated
 
-                yield from profile_model_isolated(spec, ctx, step)
+                yield from profile_model_isolated(spec, run, step)
             else:
-                yield from profile_model(spec, ctx, step)
+                yield from profile_model(spec, run, step)
     finally:
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_benchmark
