@@ -146,6 +146,14 @@ _RESHAPES = frozenset("view view_as reshape flatten unflatten permute transpose 
 _REDUCTIONS = frozenset("mean sum amax amin max min logsumexp".split())
 
 
+def _elementwise(name: str) -> bool:
+    """An op costed per output element (transcendental, comparison, rounding, logical, addcmul, ...): each
+    output unit sees the same position of its inputs."""
+    from archcost.cost.formulas.elementwise import _ALIASES
+
+    return name in _ALIASES
+
+
 def step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], out_shape: tuple[int, ...], axes: int):
     """The geometry of op ``name`` on an input of ``in_shape`` with ``axes`` spatial (trailing) dims."""
     n = axes
@@ -176,7 +184,7 @@ def step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], out
             k = tuple(i // o for i, o in zip(spatial_in, spatial_out, strict=True))
             return Window(k, k, (0.0,) * n, (1,) * n)
         return Unknown(f"{name} with windows of unequal size ({spatial_in} -> {spatial_out})")
-    if name in _POINTWISE:
+    if name in _POINTWISE or _elementwise(name):
         if (
             name in ("cat", "concat", "concatenate", "stack")
             and _dim(args, kwargs, 1, len(out_shape)) >= len(out_shape) - n

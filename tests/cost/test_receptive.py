@@ -117,3 +117,22 @@ def test_gradient_support_equals_analytic_field(name, layer):
 def test_gradient_support_at_the_last_spatial_layer(name):
     check = verify(archcost.get_model(name, device="cpu"), archcost.get_meta(name).input_size)
     assert check.agrees, check
+
+
+def test_elementwise_ops_costed_per_element_keep_the_field():
+    """sin, comparisons and other per-element ops map each unit to the same position: 3x3 then 3x3 -> 5."""
+    import torch
+    from torch import nn
+
+    from archcost.cost import analyze
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.d = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3)
+
+        def forward(self, x):
+            return self.d(torch.sin(self.c(x)) * (x[:, :1, 1:-1, 1:-1] > 0))
+
+    rows = analyze(M(), (3, 16, 16)).layers
+    assert rows[-1].rf == (5.0, 5.0) and rows[-1].rf_unknown is None
