@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         power=not args.no_power,
         layers=args.layers,
         isolate=args.isolate,
+        mode=args.mode,
+        optimizer=args.optimizer,
+        amp=args.amp,
         results_file=args.append,
         progress=not args.quiet and sys.stderr.isatty(),
         resume=args.resume,
@@ -99,6 +102,18 @@ def add_parser(sub) -> None:
         "--isolate",
         action="store_true",
         help="measure each model in a fresh process, as a plain timing script would (see README)",
+    )
+    p.add_argument(
+        "--mode",
+        default="infer",
+        choices=["infer", "train"],
+        help="infer (default): time a forward; train: time a training step (forward, loss, backward, optimizer step)",
+    )
+    p.add_argument("--optimizer", default="adam", help="with --mode train: sgd, momentum, adam (default) or adamw")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="with --mode train: autocast mixed precision (float16 on CUDA, bfloat16 on the CPU; float32 weights)",
     )
     p.add_argument("--format", default="text", choices=["text", "json", "csv"])
     p.add_argument("--output", help="write to this file instead of standard output")

@@ -56,6 +56,9 @@ def profile(
     memory: bool = True,
     layers: bool = False,
     isolate: bool = False,
+    mode: str = "infer",
+    optimizer: str = "adam",
+    amp: bool = False,
     results_file: str | Path | None = None,
     progress: bool = False,
     resume: bool = False,
@@ -81,6 +84,13 @@ def profile(
 
     ``isolate``: measure each model in a fresh Python process (model specs only), as a user's own timing
     script would: a CPU latency depends on what the measuring process did before (``archcost.profile.isolated``).
+
+    ``mode="train"``: time a training step instead of a forward (``archcost.profile.train_step``): forward
+    and a loss on random targets, backward, ``optimizer`` step (sgd, momentum, adam, adamw), with the same
+    warm-up and statistics; rows add ``forward_median_s``, ``backward_median_s``, ``optimizer_median_s``
+    (``latency_median_s`` is the whole step), ``memory_peak_bytes`` is the first step's measured peak and
+    ``memory_estimate_bytes`` its estimate (``archcost.cost.training``). ``amp``: autocast (float16 on
+    CUDA with a ``GradScaler``, bfloat16 on the CPU; float32 weights). Every row has ``mode``.
 
     ``results_file``: also append every row, as it is measured, to this JSON-lines file (its folder is
     checked before anything is measured: ``InputError``).
@@ -129,6 +139,9 @@ def profile(
         memory=memory,
         layers=layers,
         isolate=isolate,
+        mode=mode,
+        optimizer=optimizer,
+        amp=amp,
     )
     check_config(config)
     if results_file is not None:
@@ -137,7 +150,7 @@ def profile(
         from archcost.profile import distributed
 
         distributed.import_ray()  # Ray missing: say which extra to install, before anything else
-    validate_models(models, config.options, isolate=isolate and executor == "local")
+    validate_models(models, config.options, isolate=isolate and executor == "local", mode=mode)
     session = distributed.connect(address) if executor == "ray" else None
     records: list[dict] = []
     interrupted = False

@@ -56,11 +56,19 @@ FIELDS = (
     "dtype",
     "channels_last",
     "compiled",
+    # what was timed: "infer" (a forward) or "train" (a step: forward, loss, backward, optimizer step); with
+    # model, device, dtype and batch_size it identifies a measurement (resume.record_key)
+    "mode",
+    "optimizer",  # mode "train": sgd, momentum, adam or adamw
+    "amp",  # mode "train": autocast (float16 on CUDA, bfloat16 on the CPU)
     "threads",
     "status",
     "error",
     # timing
-    "latency_median_s",
+    "latency_median_s",  # mode "train": the whole step
+    "forward_median_s",  # mode "train": the step's phases (archcost.profile.train_step)
+    "backward_median_s",
+    "optimizer_median_s",
     "latency_p10_s",
     "latency_p90_s",
     "latency_mean_s",
@@ -256,6 +264,18 @@ def _num(v, fmt: str) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
+def _phases(r: dict, train: bool) -> dict:
+    """The mode and a training step's phase medians, as columns of the text table (only when some record trains)."""
+    if not train:
+        return {}
+    return {
+        "mode": r.get("mode") or "infer",
+        "fwd ms": _ms(r.get("forward_median_s")),
+        "bwd ms": _ms(r.get("backward_median_s")),
+        "opt ms": _ms(r.get("optimizer_median_s")),
+    }
+
+
 def text_table(df: pd.DataFrame) -> str:
     """A human table: one line per record, and the environment and notes once below it."""
     from archcost.units import format_bytes, format_count
@@ -265,6 +285,7 @@ def text_table(df: pd.DataFrame) -> str:
 
     rows = []
     records = [{k: _none(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+    train = any(r.get("mode") == "train" for r in records)
     for r in records:
         rows.append(
             {
@@ -273,6 +294,7 @@ def text_table(df: pd.DataFrame) -> str:
                 "batch": r["batch_size"],
                 "status": r["status"],
                 "median ms": _ms(r["latency_median_s"]),
+                **_phases(r, train),
                 "p10 ms": _ms(r["latency_p10_s"]),
                 "p90 ms": _ms(r["latency_p90_s"]),
                 "CV %": _num(None if r["latency_cv"] is None else 100 * r["latency_cv"], ".1f"),
@@ -309,6 +331,12 @@ def text_table(df: pd.DataFrame) -> str:
             "act. peak = input + the most the forward allocated (measured), act. est. = the analytic estimate of it "
             "(archcost.cost.memory), peak mem = act. peak + weights and buffers"
         )
+        if train:
+            lines.append(
+                "mode train: median = one training step (fwd ms: forward and loss, bwd ms: backward, opt ms: "
+                "optimizer step and zero_grad); peak mem = the first step's measured peak, act. est. = "
+                "archcost.cost.training's estimate of that whole peak (weights, gradients and optimizer state included)"
+            )
         if any(r.get("flags") for r in records):
             lines.append("")
             for r in records:

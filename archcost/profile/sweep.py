@@ -55,6 +55,9 @@ class ProfileConfig:
     memory: bool = True
     layers: bool = False
     isolate: bool = False  # each model in a fresh process (archcost.profile.isolated)
+    mode: str = "infer"  # "train": a timed training step (archcost.profile.train_step)
+    optimizer: str = "adam"  # mode "train" only
+    amp: bool = False  # mode "train" only: autocast (float16 on CUDA, bfloat16 on the CPU)
 
 
 #: A record's ``flags`` when a figure should not be trusted as it is (each comes with a sentence in ``warnings``).
@@ -205,8 +208,9 @@ def _load(spec, options: dict):
     return loaded.name, loaded.module, loaded.input_size, loaded.source
 
 
-def validate_models(models: Sequence, options: dict, *, isolate: bool = False) -> None:
-    """Fail before measuring anything if a model name or option is wrong (built on the meta device)."""
+def validate_models(models: Sequence, options: dict, *, isolate: bool = False, mode: str = "infer") -> None:
+    """Fail before measuring anything if a model name or option is wrong (built on the meta device), or, in
+    mode "train", if a model has no trainable parameter."""
     from archcost.models import load_model
 
     for spec in models:
@@ -216,8 +220,11 @@ def validate_models(models: Sequence, options: dict, *, isolate: bool = False) -
                 f"{type(spec).__name__}",
                 "give the model as a spec (zoo name, package.module:callable or file.py:callable)",
             )
-        if not isinstance(spec, nn.Module):
-            load_model(str(spec), options, device="meta")
+        module = spec if isinstance(spec, nn.Module) else load_model(str(spec), options, device="meta").module
+        if mode == "train":
+            from archcost.profile.train_step import require_trainable
+
+            require_trainable(module)
 
 
 def check_writable(path, what: str = "output") -> None:
@@ -254,6 +261,14 @@ def check_config(config: ProfileConfig) -> None:
         raise InputError(f"--repeats {config.repeats} must be >= 1", "give at least one sample")
     if config.threads is not None and config.threads < 1:
         raise InputError(f"--threads {config.threads} must be >= 1", "give a thread count >= 1")
+    if config.mode not in ("infer", "train"):
+        raise InputError(f"unknown mode {config.mode!r}", "use infer (the default) or train")
+    if config.mode == "train":
+        from archcost.profile.train_step import check_train_config
+
+        check_train_config(config)
+    elif config.amp:
+        raise InputError("--amp is for --mode train", "add --mode train, or time inference with --dtype float16")
     if config.layers and config.compile:
         raise InputError(
             "--layers times the eager model's layers, and --compile fuses them into kernels no layer owns",
@@ -364,6 +379,9 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
         "dtype": config.dtype,
         "channels_last": config.channels_last,
         "compiled": config.compile,
+        "mode": config.mode,
+        "optimizer": config.optimizer if config.mode == "train" else None,
+        "amp": config.amp if config.mode == "train" else None,
         "threads": ctx.env["env_threads"],
         "min_time_s": config.min_time_s,
         "peak_flops_per_s": peaks.flops_per_s if peaks else None,
@@ -383,7 +401,7 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
         if carried is None:
             try:
                 work = working_copy(original) if isinstance(spec, nn.Module) else original
-                work.eval()
+                work.train(config.mode == "train")
                 module = _to_device(work, device, dtype, config.channels_last)
                 runner = torch.compile(module) if config.compile else module
             except ArchcostError:
@@ -446,6 +464,10 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
     """Time one batch size of an already placed model; the record's measured fields (never raises for the
     model's own failures: they are ``status`` and ``error``)."""
     config, device, dtype, peaks, peaks_note = ctx.config, ctx.device, ctx.dtype, ctx.peaks, ctx.peaks_note
+    if config.mode == "train":
+        from archcost.profile.train_step import measure_train
+
+        return measure_train(module, name, size, batch, ctx)
     out, report = _analysis(module, size, batch, config.dtype, name)
     failure: tuple[str, str] | None = None
     sampler = PowerSampler(device) if config.power else None

@@ -1,14 +1,16 @@
 """A real training step, timed and measured: forward, loss on random targets, backward, optimizer step.
 
-``time_train_step`` times the three phases separately (CUDA: synchronised before and after each phase,
-so the phase boundaries are true; CPU: ``time.perf_counter_ns``) with the warm-up and sample count of
-inference profiling, and reports medians per phase and for the whole step. ``measured_training_peak`` and
+``time_train_step`` times whole steps with inference profiling's own ``timing.measure`` (warm-up until
+settled, calibrated steps per sample, the same statistics) and, inside each step, the three phases
+(``time.perf_counter_ns`` between device synchronisations, so the phase boundaries are true on CUDA),
+and reports medians per phase and for the whole step. ``measured_training_peak`` and
 ``measured_inference_peak`` give the peak bytes of one step or one forward: on CUDA the allocator's
 ``max_memory_allocated``, on the CPU ``torch.profiler``'s memory timeline (every allocation and free, in
 time order, from ``profile_memory=True``), both with the parameters, their gradients and state, and the
 input included, comparable with ``archcost.cost.training``'s ``training_peak_bytes``.
 
-Every function works on a copy of the model: the caller's weights, flags and device are untouched.
+Every function works on a copy of the model (the caller's weights, flags and device are untouched), except
+where ``copy_model=False`` asks to train the module given (the profile sweep's own working copy).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from archcost.cost.training import optimizer_rule
+from archcost.errors import InputError
 
 
 def random_loss(out: object) -> torch.Tensor:
@@ -55,11 +58,17 @@ def _autocast(device: torch.device, amp: bool):
 
 
 class TrainStep:
-    """One model copy, its optimizer and a fixed input; ``run()`` does one step and returns phase seconds."""
+    """A model, its optimizer and a fixed input; ``run()`` does one step and returns its phase seconds.
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, optimizer: str = "adam", *, amp: bool = False) -> None:
+    ``copy_model=False`` trains ``model`` itself (the profile sweep passes its own working copy, already on
+    the device); the default trains a deep copy, so the caller's weights never change."""
+
+    def __init__(
+        self, model: nn.Module, x: torch.Tensor, optimizer: str = "adam", *, amp: bool = False, copy_model: bool = True
+    ) -> None:
         self.device = x.device
-        self.model = copy.deepcopy(model).to(x.device).train()
+        self.model = (copy.deepcopy(model) if copy_model else model).to(x.device).train()
+        require_trainable(model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = optimizer_rule(optimizer).make(params)
         self.x = x
@@ -97,25 +106,38 @@ def time_train_step(
     warmup_s: float = 1.0,
     min_time_s: float = 0.2,
     repeats: int = 10,
-    clock: Callable[[], float] = time.perf_counter,
+    on_timed: Callable[[bool], None] | None = None,
+    copy_model: bool = True,
 ) -> dict:
-    """Medians of ``repeats`` samples of the training step of a copy of ``model`` on ``x``.
+    """The training step of (a copy of) ``model`` on ``x``, timed as inference is: ``timing.measure``.
 
-    Warm-up: steps for at least ``warmup_s`` seconds (at least 2). Each sample averages as many steps as
-    fill ``min_time_s``. Returns ``forward_median_s``, ``backward_median_s``, ``optimizer_median_s`` and
-    ``latency_median_s`` (the whole step), seconds per step, and the per-sample step times."""
-    step = TrainStep(model, x, optimizer, amp=amp)
-    start, n = clock(), 0
-    per_step = 0.0
-    while n < 2 or clock() - start < warmup_s:
-        per_step = sum(step.run())
-        n += 1
-    iters = max(1, int(min_time_s / per_step) + 1) if per_step > 0 else 1
-    samples = []
-    for _ in range(repeats):
-        phases = [step.run() for _ in range(iters)]
-        samples.append([sum(p[i] for p in phases) / iters for i in range(3)])
-    totals = [sum(s) for s in samples]
+    The warm-up (until the single-step times settle), the calibration of steps per sample (each sample
+    lasts at least ``min_time_s``) and the statistics over ``repeats`` samples are the inference ones;
+    the timed callable is one whole step (forward and loss, backward, ``optimizer.step`` and
+    ``zero_grad``), so the whole-step latency has the same timer (CUDA events, ``perf_counter_ns`` on the
+    CPU). Each step also times its three phases with ``perf_counter_ns`` between device synchronisations;
+    a sample's phase time is the mean over its steps, and each phase's median is over the samples.
+
+    Returns ``mode`` ("train"), ``optimizer``, ``amp``, ``forward_median_s``, ``backward_median_s``,
+    ``optimizer_median_s``, ``latency_median_s`` (the whole step), ``iterations_per_sample`` and ``timing``
+    (the ``timing.Timing`` of the whole step: p10, p90, CV, samples, warm-up, the samples' time spans).
+    Raises ``InputError`` for an unknown optimizer or a model with nothing to train.
+    """
+    from archcost.profile.timing import measure
+
+    step = TrainStep(model, x, optimizer, amp=amp, copy_model=copy_model)
+    phases: list[tuple[float, float, float]] = []
+    timing = measure(
+        lambda: phases.append(step.run()),
+        x.device,
+        warmup_s=warmup_s,
+        min_time_s=min_time_s,
+        repeats=repeats,
+        on_timed=on_timed,
+    )
+    n = timing.iterations
+    timed = phases[len(phases) - repeats * n :]  # the last calls are the timed samples, in order
+    samples = [[statistics.fmean(p[i] for p in timed[k * n : (k + 1) * n]) for i in range(3)] for k in range(repeats)]
     return {
         "mode": "train",
         "optimizer": optimizer,
@@ -123,9 +145,9 @@ def time_train_step(
         "forward_median_s": statistics.median(s[0] for s in samples),
         "backward_median_s": statistics.median(s[1] for s in samples),
         "optimizer_median_s": statistics.median(s[2] for s in samples),
-        "latency_median_s": statistics.median(totals),
-        "iterations_per_sample": iters,
-        "samples_s": totals,
+        "latency_median_s": timing.stats.median_s,
+        "iterations_per_sample": n,
+        "timing": timing,
     }
 
 
@@ -136,8 +158,12 @@ def _cpu_timeline_peak(fn: Callable[[], object]) -> int:
     tensor's creation and destruction in time order. (Summing each op event's ``self_cpu_memory_usage`` in
     start order instead puts the frees done inside an enclosing range, such as ``Optimizer.step``, at the
     range's start, before the allocations they follow, and reads low.)"""
+    import os
+
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import Action
+
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # as profile.memory.cpu_peak: no profiler_start/stop lines
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
         fn()
@@ -186,3 +212,124 @@ def measured_inference_peak(model: nn.Module, x: torch.Tensor) -> int:
             torch.cuda.synchronize(x.device)
             return torch.cuda.max_memory_allocated(x.device) - base + held
         return _cpu_timeline_peak(lambda: m(x)) + held
+
+
+def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: int, ctx) -> dict:
+    """The measured fields of one ``mode="train"`` profile record (``sweep.RunContext`` ``ctx``): the step
+    timed by ``time_train_step`` on ``module`` (the sweep's own working copy, trained in place), its
+    measured peak (``measured_training_peak``, which steps a copy) beside the estimate of
+    ``archcost.cost.training`` (``training_peak_bytes`` with the same optimizer), the power of the timed
+    steps, and the forward's analysis (``params``, ``macs``, ``flops`` are the forward's at this batch).
+    The model's own failures are ``status`` and ``error``, never exceptions, as in ``sweep.measure_one``.
+    """
+    from archcost.cost.training import training_peak_bytes
+    from archcost.profile.nvml import PowerSampler, power_summary
+    from archcost.profile.sweep import _analysis, _release, classify_failure, first_line, flags_and_warnings
+
+    config, device = ctx.config, ctx.device
+    out, _ = _analysis(module, size, batch, config.dtype, name)
+    out.pop("memory_estimate_bytes", None)
+    try:  # the training step's estimate, on the meta device (the caller's dtype: with --amp, float32 weights)
+        out["memory_estimate_bytes"] = training_peak_bytes(
+            module, size, batch, config.dtype, optimizer=config.optimizer, foreach=device.type == "cuda"
+        )
+        out["memory_estimate_note"] = None
+    except Exception as exc:  # a comparison column: its failure must not stop a measurement
+        out["memory_estimate_note"] = f"training estimate failed: {first_line(exc)}"
+    sampler = PowerSampler(device) if config.power else None
+    failure = None
+    try:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn((batch, *size), generator=gen).to(device=device, dtype=ctx.dtype)
+        if config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if sampler is not None:
+            sampler.start()
+        result = time_train_step(
+            module,
+            x,
+            config.optimizer,
+            amp=config.amp,
+            warmup_s=config.warmup_s,
+            min_time_s=config.min_time_s,
+            repeats=config.repeats,
+            on_timed=sampler.mark if sampler is not None else None,
+            copy_model=False,
+        )
+        samples = sampler.stop() if sampler is not None else []
+        if config.memory:
+            out["memory_peak_bytes"] = measured_training_peak(module, x, config.optimizer)
+            out["memory_method"] = (
+                "torch.cuda.max_memory_allocated, first training step"
+                if device.type == "cuda"
+                else "torch.profiler memory timeline, first training step"
+            )
+    except Exception as exc:
+        failure = (classify_failure(exc, config.dtype), first_line(exc))
+    finally:
+        if sampler is not None:
+            sampler.close()
+        x = None
+    if failure is not None:
+        _release(device)
+        return {**out, "status": failure[0], "error": failure[1]}
+    timing = result["timing"]
+    s = timing.stats
+    out.update(
+        status="ok",
+        forward_median_s=result["forward_median_s"],
+        backward_median_s=result["backward_median_s"],
+        optimizer_median_s=result["optimizer_median_s"],
+        latency_median_s=s.median_s,
+        latency_p10_s=s.p10_s,
+        latency_p90_s=s.p90_s,
+        latency_mean_s=s.mean_s,
+        latency_min_s=s.min_s,
+        latency_max_s=s.max_s,
+        latency_cv=s.cv,
+        samples=s.samples,
+        iterations_per_sample=timing.iterations,
+        warmup_iterations=timing.warmup_iterations,
+        warmup_s=timing.warmup_s,
+        warmup_settled=timing.warmup_settled,
+        timer=timing.method,
+        throughput_ips=s.throughput(batch),
+        roofline_note="training step: no roofline (archcost estimates the memory traffic of the forward only)",
+    )
+    if sampler is None:
+        out["power_note"] = "power measurement off"
+    elif not sampler.available:
+        out["power_note"] = sampler.reason
+    else:
+        images = batch * timing.iterations * s.samples
+        out.update(power_summary(samples, timing.block_spans, images, sampler.counter_energy_j()))
+        if out.get("energy_j") is None:
+            out["power_note"] = "NVML gave no power samples during the timed runs"
+    out["flags"], out["warnings"] = flags_and_warnings(out)
+    return out
+
+
+def require_trainable(model: nn.Module) -> None:
+    """``InputError`` when ``model`` has no parameter with ``requires_grad=True``: a step has nothing to train."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise InputError(
+            f"{type(model).__name__} has no trainable parameters (every requires_grad is False): a training "
+            "step has nothing to update",
+            "set requires_grad=True on the parameters to train, or profile the inference mode (drop --mode train)",
+        )
+
+
+def check_train_config(config) -> None:
+    """``InputError`` for a ``mode="train"`` profile setting that cannot be measured (``sweep.ProfileConfig``)."""
+    optimizer_rule(config.optimizer)
+    if config.amp and config.dtype != "float32":
+        raise InputError(
+            f"--amp keeps float32 weights and autocasts the step; --dtype {config.dtype} casts the weights",
+            "use --amp with the default --dtype float32, or --dtype without --amp",
+        )
+    for flag, on in (("--layers", config.layers), ("--compile", config.compile)):
+        if on:
+            raise InputError(
+                f"{flag} times the inference forward; --mode train times a whole training step",
+                f"drop {flag}, or drop --mode train",
+            )

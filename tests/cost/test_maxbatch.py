@@ -77,7 +77,7 @@ def test_cpu_training_step_timed_and_measured():
     before = [p.detach().clone() for p in model.parameters()]
     x = torch.randn(4, 3, 32, 32)
     r = time_train_step(model, x, "adam", warmup_s=0.0, min_time_s=0.0, repeats=3)
-    assert r["mode"] == "train" and len(r["samples_s"]) == 3
+    assert r["mode"] == "train" and r["timing"].stats.samples == 3
     for key in ("forward_median_s", "backward_median_s", "optimizer_median_s", "latency_median_s"):
         assert r[key] > 0
     assert r["forward_median_s"] < r["latency_median_s"]
