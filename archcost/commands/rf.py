@@ -14,6 +14,7 @@ from archcost.commands._common import (
     analyse,
     emit,
     load,
+    parse_input_size,
 )
 
 
@@ -50,7 +51,21 @@ def _note(row) -> str:
 def run(args: argparse.Namespace) -> int:
     from archcost.report.table import final_field
 
-    report = analyse(args)  # a torch model, or an ONNX graph
+    real = None
+    if args.verify:  # the gradient check needs real weights: build the model once, on the CPU, for both
+        from archcost.commands._common import parse_opts
+        from archcost.cost import analyze
+        from archcost.models import load_model
+
+        if args.model.lower().endswith(".onnx"):
+            load(args)  # refuses an ONNX file with its own message: the check runs the torch model
+        loaded = load_model(args.model, parse_opts(args.opt), device="cpu")
+        real = loaded.module
+        size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
+        report = analyze(real, size, args.batch_size, args.dtype, name=loaded.name, device=args.device,
+                         max_memory=args.max_memory)  # fmt: skip
+    else:
+        report = analyse(args)  # a torch model, or an ONNX graph
     final = final_field(report)
     doc = {
         "model": report.model,
@@ -63,13 +78,9 @@ def run(args: argparse.Namespace) -> int:
     }
     code = EXIT_OK
     if args.verify:
-        from archcost.commands._common import parse_opts
-        from archcost.models import load_model
         from archcost.verify.receptive_field import verify
 
-        loaded, size = load(args)  # refuses an ONNX file: the check runs the torch model
-        real = load_model(args.model, parse_opts(args.opt), device="cpu").module
-        check = verify(real, size, args.layer)
+        check = verify(real, size, args.layer, report=report)
         doc["verify"] = {
             "layer": check.layer,
             "input_size": list(check.input_size),

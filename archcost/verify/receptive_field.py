@@ -143,10 +143,13 @@ def target_row(report: CostReport, layer: str | None) -> tuple[LayerCost, str]:
     return row, layer
 
 
-def verify(model: nn.Module, input_size: tuple[int, ...], layer: str | None = None) -> RFCheck:
+def verify(
+    model: nn.Module, input_size: tuple[int, ...], layer: str | None = None, *, report: CostReport | None = None
+) -> RFCheck:
     """Compare the analytic receptive field of ``layer`` (default: the last spatial module) with the
-    support of the gradient of its centre unit. ``model`` must have real (not meta) parameters."""
-    report = analyze(model, input_size)
+    support of the gradient of its centre unit. ``model`` must have real (not meta) parameters.
+    ``report``: an analysis of ``model`` at ``input_size`` already made (it is not analysed again)."""
+    report = report if report is not None else analyze(model, input_size)
     row, target_path = target_row(report, layer)
     size = _input_size(model, report, row, input_size, target_path)
     net = _positive(model)
