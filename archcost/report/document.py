@@ -92,11 +92,12 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
         "operations. Memory at float32, batch 1, decimal units. Accuracy: the zoo's published single-crop "
         "top-1 with its source in the model's metadata."
     )
-    rows, reports = [], {}
-    for spec in models:
+    rows, reports, analysed = [], {}, {}
+    for spec in models:  # each model built and analysed once, for the tables and the charts alike
         loaded = load_model(spec)
         report = analyze(loaded.module, loaded.input_size, name=loaded.name)
         reports[loaded.name] = report
+        analysed[spec] = (loaded, report)
         mem = estimate(report)
         final = final_field(report)
         rows.append({
@@ -109,7 +110,7 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
         write_atomic(folder / f"{loaded.name}.csv", layer_frame(report).to_csv(index=False))
     doc.h2("Comparison")
     doc.table(pd.DataFrame(rows))
-    points = with_accuracy(model_points(models, accuracy))
+    points = with_accuracy(model_points(models, accuracy, analysed=analysed))
     for note in points.notes:
         doc.p(f"Note: {note}.")
     if not points.frame.empty:
