@@ -1257,23 +1257,29 @@ def main(argv=None) -> int:
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # torch.profiler's start/stop lines on every memory measurement
     # device peaks measured fresh for this run, not read from a cache an earlier run left
     os.environ["ARCHCOST_CACHE_DIR"] = tempfile.mkdtemp(prefix="archcost-gpu-check-")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("results.jsonl", "checks.json", "report.md", "extras.tar.gz", "overflow.tar.gz"):
-        (out / stale).unlink(missing_ok=True)
-    for stale in out.glob("canziani-*.png"):
-        stale.unlink()
-
     import torch
 
     from archcost.errors import ArchcostError
     from archcost.profile.sweep import resolve_device
 
-    try:
+    try:  # before anything is written or measured
         device = resolve_device(args.device)
     except ArchcostError as exc:
         print(f"gpu_check: error: {exc}", file=sys.stderr)
         return 2
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"gpu_check: error: cannot create --out {out}: {exc.strerror}\n  hint: give a folder you can write",
+            file=sys.stderr,
+        )
+        return 2
+    for stale in ("results.jsonl", "checks.json", "report.md", "extras.tar.gz", "overflow.tar.gz"):
+        (out / stale).unlink(missing_ok=True)
+    for stale in out.glob("canziani-*.png"):
+        stale.unlink()
     smoke = args.smoke
     models = args.models.split(",") if args.models else (["lenet5", "resnet20_cifar"] if smoke else CANZIANI)
     batch_sizes = (
