@@ -189,9 +189,11 @@ def task_device(device: str, threads: int | None, node_resources: Sequence[dict]
 
 
 def _node_id(ray) -> str | None:
+    if not ray.is_initialized():  # not inside a task (the function called directly): start nothing
+        return None
     try:
         return ray.get_runtime_context().get_node_id()
-    except Exception:  # not inside a task (the function called directly)
+    except Exception:
         return None
 
 
