@@ -17,9 +17,21 @@ from archcost.commands._common import (
     parse_opts,
     positive_int,
 )
+from archcost.errors import InputError
 
 
 def run(args: argparse.Namespace) -> int:
+    from archcost.report.table import check_columns, check_top
+
+    chosen = check_columns(args.columns) if args.columns is not None else None  # before analysing: exit 2 fast
+    check_top(args.top)
+    other = "--fvcore" if args.fvcore else "--mode train" if args.mode == "train" else None
+    if (chosen is not None or args.top is not None) and (other or args.format == "json"):
+        raise InputError(
+            "--columns and --top choose the columns and rows of the cost table"
+            + (f"; {other} has a table of its own" if other else "; JSON holds every field of every layer"),
+            f"leave out --columns/--top, or run without {other}" if other else "leave out --columns/--top",
+        )
     if args.fvcore:  # fvcore's per-module figures beside archcost's (archcost.crosscheck)
         from archcost.crosscheck.table import fvcore_table
         from archcost.models import load_model
@@ -40,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         emit(render_training(report, args.format), args.output)
     else:
         report = analyse(args)
-        emit(render(report, args.format, args.depth), args.output)
+        emit(render(report, args.format, args.depth, chosen, args.top), args.output)
     if args.strict and report.unsupported:
         print(f"archcost table --strict: {not_costed_line(report)}", file=sys.stderr)
         return EXIT_FAIL
@@ -52,6 +64,16 @@ def add_parser(sub) -> None:
     add_model_args(p)
     add_analysis_args(p)
     p.add_argument("--depth", type=positive_int, help="roll layers up to this depth of the module tree")
+    p.add_argument(
+        "--columns",
+        metavar="NAMES",
+        help="comma-separated columns to show (the layer name always comes first): name, type, output_shape, "
+        "params, trainable_params, frozen_params, macs, share (of the total MACs), flops, param_bytes, "
+        "activation_bytes, rf",
+    )
+    p.add_argument(
+        "--top", type=positive_int, metavar="K", help="only the K layers with the most MACs (totals: the whole model)"
+    )
     p.add_argument("--fvcore", action="store_true", help="add fvcore's flop, activation and parameter counts")
     p.add_argument(
         "--strict", action="store_true", help="exit 1 when any op could not be costed (the totals are lower bounds)"

@@ -294,6 +294,7 @@ class Crawl(TorchFunctionMode):
                 input_shapes=tuple(tuple(t.shape) for t in inputs),
                 output_shape=shape_of(out),
                 params=sum(p.numel() for p in new_params),
+                trainable_params=sum(p.numel() for p in new_params if p.requires_grad),
                 macs=cost.macs,
                 flops=cost.flops,
                 param_bytes=sum(p.numel() * p.element_size() for p in new_params),

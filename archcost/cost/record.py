@@ -51,10 +51,17 @@ class LayerCost:
     backward_macs: int | None = None  # gradient of the input where needed + gradient of the weights
     backward_flops: int | None = None
     optimizer_flops: int | None = None  # one optimizer step on the parameters this row counted
+    #: of ``params``, those with ``requires_grad=True`` (the rest are frozen); None where unknown (an ONNX graph)
+    trainable_params: int | None = None
+
+    @property
+    def frozen_params(self) -> int | None:
+        """Parameters of this row with ``requires_grad=False``; None where unknown."""
+        return None if self.trainable_params is None else self.params - self.trainable_params
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in TRAINING_FIELDS:
+        for key in (*TRAINING_FIELDS, "trainable_params"):
             if d[key] is None:
                 del d[key]
         d["input_shapes"] = [list(s) for s in self.input_shapes]
@@ -87,9 +94,14 @@ class Unsupported:
     reason: str
 
 
-@dataclass
+@dataclass(repr=False)
 class CostReport:
-    """Per-layer costs of one model on one input, with totals and roll-ups."""
+    """Per-layer costs of one model on one input, with totals and roll-ups.
+
+    ``str(report)`` is the text table with totals and footer (what ``archcost table`` prints); in a notebook
+    the report shows as an HTML table (``_repr_html_``); ``repr`` is one line. Other columns, depths and
+    formats: ``archcost.report.table.render``.
+    """
 
     model: str
     input_shape: Shape
@@ -114,6 +126,26 @@ class CostReport:
     training_memory: dict | None = None
     #: what a reader of the figures must know (e.g. an ONNX file's folded batch norm); in JSON when any
     notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        from archcost.report.table import render  # presentation lives in report/; this is Python's entry to it
+
+        return render(self, "text")
+
+    def _repr_html_(self) -> str:
+        """The table as HTML, for Jupyter and IPython's rich display."""
+        from archcost.report.table import render
+
+        return render(self, "html")
+
+    def __repr__(self) -> str:
+        t = self.totals
+        shape = "x".join(map(str, self.input_shape))
+        return (
+            f"<CostReport {self.model}: {len(self.layers)} rows, {t['params']:,} params, {t['macs']:,} MACs, "
+            f"{t['flops']:,} FLOPs, input {shape} {self.dtype}{', training' if self.training else ''}"
+            f"{f', {len(self.unsupported)} ops not costed' if self.unsupported else ''}>"
+        )
 
     @property
     def totals(self) -> dict[str, int]:
@@ -159,7 +191,8 @@ class CostReport:
         """Totals per module at ``depth`` levels of the module tree (depth 1: the model's children).
 
         Rows deeper than ``depth`` are added into their ancestor at that depth; ops run in the model's
-        own ``forward`` stay under their own name.
+        own ``forward`` stay under their own name. Columns: name, layers, the ``TOTAL_FIELDS``,
+        trainable_params (None where a row's is unknown) and last_row (the index of the group's last row).
         """
         import pandas as pd
 
@@ -172,9 +205,12 @@ class CostReport:
                 key = ".".join(parts[:depth])
             else:  # an op run in a shallower module's forward keeps its own row
                 key = r.name.split("#")[0]
-            g = groups.setdefault(key, {"name": key, "layers": 0, **{f: 0 for f in TOTAL_FIELDS}})
+            empty = {"name": key, "layers": 0, **dict.fromkeys(TOTAL_FIELDS, 0), "trainable_params": 0}
+            g = groups.setdefault(key, empty)
             g["layers"] += 1
             g["last_row"] = index  # the group's output is its last row's
             for f in TOTAL_FIELDS:
                 g[f] += getattr(r, f)
+            known = g["trainable_params"] is not None and r.trainable_params is not None
+            g["trainable_params"] = g["trainable_params"] + r.trainable_params if known else None  # None: unknown
         return pd.DataFrame(list(groups.values()))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from html import escape
 
 import pandas as pd
 
 from archcost.cost.record import TOTAL_FIELDS, CostReport
+from archcost.errors import InputError
 from archcost.units import format_bytes, format_count
 
 
@@ -19,18 +21,71 @@ def shape_text(shape) -> str:
     return ", ".join(shape_text(s) for s in shape)
 
 
-#: Column -> (header, formatter) of the human-readable table.
-_COLUMNS = {
+def _count_or_blank(value) -> str:
+    """A parameter count, or '' where it is unknown (an ONNX graph has no requires_grad)."""
+    return "" if value is None or pd.isna(value) else format_count(int(value))
+
+
+def _percent(value) -> str:
+    """A share of the total MACs, 0.1234 -> '12.3%'; '' where the model has no MACs."""
+    return "" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
+
+
+#: Column name (what ``--columns`` and ``columns=`` take) -> (header, formatter) of the human-readable table.
+COLUMNS = {
     "name": ("Layer", str),
     "type": ("Type", str),
     "output_shape": ("Output shape", lambda s: shape_text(s)),
     "params": ("Params", format_count),
+    "trainable_params": ("Trainable", _count_or_blank),
+    "frozen_params": ("Frozen", _count_or_blank),
     "macs": ("MACs", format_count),
+    "share": ("Share", _percent),
     "flops": ("FLOPs", format_count),
     "param_bytes": ("Param mem", format_bytes),
     "activation_bytes": ("Output mem", format_bytes),
-    "rf_text": ("RF", str),
+    "rf": ("RF", str),
 }
+#: What the table shows when no columns are chosen.
+DEFAULT_COLUMNS = ("name", "type", "output_shape", "params", "macs", "flops", "param_bytes", "activation_bytes", "rf")
+#: Columns of words, flush left; numbers are flush right.
+_LEFT = {"name", "type", "output_shape"}
+#: The frame's (and CSV's) name of a column where it differs from the column's name.
+_FRAME_NAME = {"rf": "rf_text"}
+#: Legend lines for the columns the default table does not show.
+_EXTRA_LEGEND = {
+    "trainable_params": "Trainable / Frozen: parameters with requires_grad True / False.",
+    "share": "Share: the row's part of the model's total MACs.",
+}
+_EXTRA_LEGEND["frozen_params"] = _EXTRA_LEGEND["trainable_params"]
+
+
+def check_columns(columns) -> tuple[str, ...]:
+    """``columns`` (names, or one comma-separated string) as a tuple that starts with ``name``; the default
+    columns where None. Raises ``InputError`` (exit 2) naming the valid columns for an unknown one."""
+    if columns is None:
+        return DEFAULT_COLUMNS
+    if isinstance(columns, str):
+        columns = columns.split(",")
+    chosen = [c.strip() for c in columns if c.strip()]
+    unknown = [c for c in chosen if c not in COLUMNS]
+    if unknown or not chosen:
+        raise InputError(
+            f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+            if unknown
+            else "no columns chosen",
+            f"choose among {', '.join(COLUMNS)} (comma-separated)",
+        )
+    return tuple(dict.fromkeys(["name", *chosen]))  # the layer's name always comes first
+
+
+def check_top(top) -> int | None:
+    """``top`` as a positive whole number, or None; raises ``InputError`` otherwise."""
+    if top is None:
+        return None
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise InputError(f"top must be a whole number of layers >= 1, got {top!r}", "e.g. top=10 (--top 10)")
+    return top
 
 
 def rf_text(row) -> str:
@@ -58,36 +113,74 @@ LEGEND = (
 )
 
 
-def layer_frame(report: CostReport, depth: int | None = None) -> pd.DataFrame:
-    """Numeric per-layer (or per-module at ``depth``) frame with a totals row."""
+def _full_frame(report: CostReport, depth: int | None) -> pd.DataFrame:
+    """Every column of ``COLUMNS`` (under its frame name) and ``supported``, one row per layer (or per module
+    at ``depth``), without totals."""
     if depth is None:
         df = report.to_dataframe()
         if df.empty:
-            df = pd.DataFrame(columns=list(_COLUMNS))
+            df = pd.DataFrame(columns=[*[_FRAME_NAME.get(c, c) for c in COLUMNS], "supported"])
         df["rf_text"] = [rf_text(r) for r in report.layers]
-        df = df[list(_COLUMNS)]
+        df["trainable_params"] = [r.trainable_params for r in report.layers]
+        df["supported"] = [r.supported for r in report.layers]
     else:
         df = report.rollup(depth)
         df.insert(1, "type", df.pop("layers").map(lambda n: f"{n} layer" + ("" if n == 1 else "s")))
         last = df.pop("last_row")
         df.insert(2, "output_shape", [report.layers[i].output_shape for i in last])
         df["rf_text"] = [rf_text(report.layers[i]) for i in last]
-    totals = {"name": "Total", "type": "", "output_shape": (), **report.totals, "rf_text": ""}
-    return pd.concat([df, pd.DataFrame([totals])], ignore_index=True)
+        df["supported"] = True
+    trainable = df["trainable_params"].astype(object)
+    df["trainable_params"] = trainable.where(trainable.notna(), None)
+    df["frozen_params"] = [
+        None if t is None else p - t for p, t in zip(df["params"], df["trainable_params"], strict=True)
+    ]
+    total_macs = report.totals["macs"]
+    df["share"] = [m / total_macs if total_macs else None for m in df["macs"]]
+    return df
 
 
-def human_frame(report: CostReport, depth: int | None) -> pd.DataFrame:
-    df = layer_frame(report, depth)
-    out = pd.DataFrame({header: df[col].map(fmt) for col, (header, fmt) in _COLUMNS.items()})
-    marks = ["" if ok else " (?)" for ok in _supported_flags(report, depth, len(df))]
-    out["Layer"] = out["Layer"] + marks
+def _totals_row(report: CostReport) -> dict:
+    """The whole model's totals, whatever rows are shown."""
+    totals = report.totals
+    known = [r.trainable_params for r in report.layers]
+    trainable = None if any(t is None for t in known) else sum(known)
+    return {
+        "name": "Total", "type": "", "output_shape": (), **{f: totals[f] for f in TOTAL_FIELDS}, "rf_text": "",
+        "trainable_params": trainable, "frozen_params": None if trainable is None else totals["params"] - trainable,
+        "share": 1.0 if totals["macs"] else None, "supported": True,
+    }  # fmt: skip
+
+
+def _chosen(report: CostReport, depth: int | None, columns, top) -> tuple[pd.DataFrame, tuple[str, ...], int]:
+    """The rows and columns to show, with the totals row; the column names; the number of rows in all."""
+    names = check_columns(columns)
+    top = check_top(top)
+    df = _full_frame(report, depth)
+    n = len(df)
+    if top is not None:  # the k costliest by MACs, costliest first (ties in execution order)
+        df = df.sort_values("macs", ascending=False, kind="stable").head(top)
+    df = pd.concat([df, pd.DataFrame([_totals_row(report)])], ignore_index=True)
+    return df[[*(_FRAME_NAME.get(c, c) for c in names), "supported"]], names, n
+
+
+def layer_frame(report: CostReport, depth: int | None = None, columns=None, top: int | None = None) -> pd.DataFrame:
+    """Numeric per-layer (or per-module at ``depth``) frame with a totals row of the whole model.
+
+    ``columns``: names from ``COLUMNS`` (default ``DEFAULT_COLUMNS``; the receptive field column is called
+    ``rf_text`` here); ``top``: only the ``top`` rows with the most MACs, costliest first. ``share`` is a
+    fraction of the total MACs (0 to 1); ``trainable_params``/``frozen_params`` are None where unknown.
+    Raises ``InputError`` for an unknown column or a ``top`` below 1.
+    """
+    return _chosen(report, depth, columns, top)[0].drop(columns="supported")
+
+
+def human_frame(report: CostReport, depth: int | None, columns=None, top: int | None = None) -> pd.DataFrame:
+    """``layer_frame`` formatted for reading (headers from ``COLUMNS``; '(?)' after a layer not costed)."""
+    df, names, _ = _chosen(report, depth, columns, top)
+    out = pd.DataFrame({COLUMNS[c][0]: df[_FRAME_NAME.get(c, c)].map(COLUMNS[c][1]) for c in names})
+    out["Layer"] = out["Layer"] + ["" if ok else " (?)" for ok in df["supported"]]
     return out
-
-
-def _supported_flags(report: CostReport, depth: int | None, n: int) -> list[bool]:
-    if depth is not None:
-        return [True] * n
-    return [r.supported for r in report.layers] + [True]
 
 
 def _inputs_text(report: CostReport) -> str:
@@ -99,7 +192,28 @@ def _inputs_text(report: CostReport) -> str:
     return f"Input{'s' if len(parts) > 1 else ''} {', '.join(parts)}; parameters {report.dtype}"
 
 
-def footer_lines(report: CostReport) -> list[str]:
+def footer_lines(report: CostReport, columns=None, top: int | None = None, depth: int | None = None) -> list[str]:
+    """The lines under the table: totals in words, receptive field, memory, legend, what was not costed;
+    with ``columns`` the legend of the extra columns shown, with ``top`` which rows are shown."""
+    lines = _footer(report)
+    extra = dict.fromkeys(_EXTRA_LEGEND[c] for c in check_columns(columns) if c in _EXTRA_LEGEND)
+    at = lines.index(LEGEND) + 1
+    lines[at:at] = list(extra)
+    if check_top(top) is not None:
+        df = _full_frame(report, depth)
+        shown = df.sort_values("macs", ascending=False, kind="stable").head(top)
+        what = "layers" if depth is None else "modules"
+        total = report.totals["macs"]
+        share = f" ({_percent(shown['macs'].sum() / total)} of the MACs)" if total else ""
+        lines.insert(
+            at + len(extra),
+            f"Shown: the {len(shown)} of {len(df)} {what} with the most MACs, costliest first{share}; "
+            "the totals are the whole model's.",
+        )
+    return lines
+
+
+def _footer(report: CostReport) -> list[str]:
     t = report.totals
     lines = [
         f"{_inputs_text(report)}, "
@@ -148,14 +262,15 @@ def not_costed_line(report: CostReport) -> str:
     )
 
 
-def text_table(df: pd.DataFrame, left: int, totals: bool = True) -> str:
-    """Columns padded to width: the first ``left`` columns flush left, numbers flush right; a rule under
-    the header, and above the last row when it holds ``totals``."""
+def text_table(df: pd.DataFrame, left, totals: bool = True) -> str:
+    """Columns padded to width: the first ``left`` columns (or the columns named in ``left``) flush left,
+    the others flush right; a rule under the header, and above the last row when it holds ``totals``."""
+    flush_left = [i < left if isinstance(left, int) else c in left for i, c in enumerate(df.columns)]
     cells = [list(df.columns)] + df.astype(str).values.tolist()
     widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
     lines = []
     for k, row in enumerate(cells):
-        parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        parts = [c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(row, widths, flush_left, strict=True)]
         lines.append("  ".join(parts).rstrip())
         if k == 0 or (totals and k == len(cells) - 2):
             lines.append("  ".join("-" * w for w in widths))
@@ -179,22 +294,55 @@ def _memory_line(report: CostReport) -> str:
     )
 
 
-def render(report: CostReport, fmt: str = "text", depth: int | None = None) -> str:
-    """The table in ``fmt``: text, markdown, csv or json."""
+def render(
+    report: CostReport, fmt: str = "text", depth: int | None = None, columns=None, top: int | None = None
+) -> str:
+    """The table in ``fmt``: text, markdown, html, csv or json.
+
+    ``depth`` rolls rows up the module tree; ``columns`` chooses what is shown (names from ``COLUMNS``;
+    default ``DEFAULT_COLUMNS``; the layer name always comes first); ``top`` shows only the ``top`` rows with
+    the most MACs. The totals and footer are always the whole model's. JSON is the whole report: ``columns``
+    and ``top`` do not apply to it (``InputError`` if given). Raises ``InputError`` for an unknown column.
+    """
     if fmt == "json":
+        if columns is not None or top is not None:
+            raise InputError(
+                "columns and top choose what a text, markdown, html or csv table shows; JSON holds every field",
+                "leave out --columns/--top, or choose another --format",
+            )
         return json.dumps(report.to_dict(), sort_keys=True, indent=2) + "\n"
     if fmt == "csv":
-        df = layer_frame(report, depth)
-        df["output_shape"] = df["output_shape"].map(shape_text)
+        df = layer_frame(report, depth, columns, top)
+        if "output_shape" in df:
+            df["output_shape"] = df["output_shape"].map(shape_text)
         return df.to_csv(index=False)
-    human = human_frame(report, depth)
+    if fmt not in ("markdown", "text", "html"):
+        raise ValueError(f"unknown format {fmt!r}")
+    human = human_frame(report, depth, columns, top)
+    names = check_columns(columns)
+    footer = footer_lines(report, names, top, depth)
     if fmt == "markdown":
-        body = human.to_markdown(index=False, colalign=["left", "left", "left"] + ["right"] * 6)
-        return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer_lines(report)) + "\n"
-    if fmt == "text":
-        body = text_table(human, left=3)
-        return f"{report.model}\n{body}\n\n" + "\n".join(footer_lines(report)) + "\n"
-    raise ValueError(f"unknown format {fmt!r}")
+        body = human.to_markdown(index=False, colalign=["left" if c in _LEFT else "right" for c in names])
+        return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
+    if fmt == "html":
+        return _html(report.model, human, names, footer)
+    body = text_table(human, left={COLUMNS[c][0] for c in names if c in _LEFT})
+    return f"{report.model}\n{body}\n\n" + "\n".join(footer) + "\n"
 
 
-__all__ = ["LEGEND", "TOTAL_FIELDS", "layer_frame", "render"]
+def _html(title: str, human: pd.DataFrame, names, footer: list[str]) -> str:
+    """An HTML table (tabulate's html format: cells escaped, numbers right-aligned) with the footer below."""
+    from tabulate import tabulate
+
+    table = tabulate(
+        human.values.tolist(),
+        headers=list(human.columns),
+        tablefmt="html",
+        disable_numparse=True,
+        colalign=["left" if c in _LEFT else "right" for c in names],
+    )
+    lines = "".join(f"<p>{escape(line)}</p>\n" for line in footer)
+    return f'<div class="archcost-report">\n<p><strong>{escape(title)}</strong></p>\n{table}\n{lines}</div>\n'
+
+
+__all__ = ["COLUMNS", "DEFAULT_COLUMNS", "LEGEND", "TOTAL_FIELDS", "layer_frame", "render"]
