@@ -15,7 +15,7 @@ def _check(spec: str, args: argparse.Namespace, options: dict):
 
     loaded = load_model(spec, options, device="cpu")  # fvcore traces real tensors
     size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
-    return check_model(loaded.module, size, args.batch_size, name=loaded.name)
+    return check_model(loaded.module, size, args.batch_size, name=loaded.name, mode=args.mode)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +56,12 @@ def add_parser(sub) -> None:
     p.add_argument("--input-size", help="CxHxW (default: the model's own)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1; fvcore computes it)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    p.add_argument(
+        "--mode",
+        default="infer",
+        choices=["infer", "train"],
+        help="train: also compare the backward of a training step with FlopCounterMode's (per module, explained)",
+    )
     p.add_argument("--quiet", action="store_true", help="with --all: no progress lines on standard error")
     p.add_argument("--format", default="text", choices=["text", "markdown", "json"])
     p.add_argument("--output", help="write to this file instead of standard output")

@@ -10,23 +10,41 @@ from torch import nn
 
 from archcost.crosscheck.conventions import GENERAL, RULES, Rule
 from archcost.crosscheck.fvcore_run import FvcoreResult, run_fvcore
-from archcost.crosscheck.reconcile import ModuleCheck, Reconciliation, reconcile
-from archcost.crosscheck.torch_counter import TorchCount, run_flop_counter
+from archcost.crosscheck.reconcile import ModuleCheck, Reconciliation, reconcile, reconcile_backward
+from archcost.crosscheck.torch_counter import TorchCount, run_flop_counter, run_flop_counter_backward
 
 
 def check_model(
-    model: nn.Module, input_size: tuple[int, ...], batch_size: int = 1, *, name: str | None = None
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int = 1,
+    *,
+    name: str | None = None,
+    mode: str = "infer",
 ) -> Reconciliation:
     """archcost, fvcore and FlopCounterMode on ``model`` with an input of ``(batch_size, *input_size)``.
 
     ``model`` must be on the CPU with real weights for fvcore's trace (``get_model(name, device="cpu")``);
     archcost and FlopCounterMode run on the meta device. An fvcore failure is recorded, not raised.
+    ``mode="train"`` also compares the backward of a training step: archcost's backward MACs
+    (``archcost.cost.training``) against FlopCounterMode's backward count, module by module, each difference
+    explained by the ``TORCH_BACKWARD`` conventions (``reconcile_backward``).
+    Raises ``InputError`` for an unknown mode or, in mode "train", a model with nothing to train.
     """
     from archcost.cost import analyze
+    from archcost.errors import InputError
 
+    if mode not in ("infer", "train"):
+        raise InputError(f"unknown mode {mode!r}", "use infer (the default) or train")
     report = analyze(model, input_size, batch_size, name=name)
     shape = (batch_size, *input_size)
-    return reconcile(report, model, run_fvcore(model, shape), run_flop_counter(model, shape))
+    rec = reconcile(report, model, run_fvcore(model, shape), run_flop_counter(model, shape))
+    if mode == "train":
+        from archcost.cost.training import analyze_training
+
+        train = analyze_training(model, input_size, batch_size, name=name, optimizer="sgd")
+        reconcile_backward(rec, train, model, run_flop_counter_backward(model, shape))
+    return rec
 
 
 __all__ = [
@@ -39,6 +57,8 @@ __all__ = [
     "TorchCount",
     "check_model",
     "reconcile",
+    "reconcile_backward",
     "run_flop_counter",
+    "run_flop_counter_backward",
     "run_fvcore",
 ]

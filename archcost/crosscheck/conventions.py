@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from archcost.cost.formulas.elementwise import INTERPOLATE_FLOPS
 
 FVCORE, TORCH = "fvcore", "torch"
+#: FlopCounterMode on the backward of a training step (``archcost check --mode train``)
+TORCH_BACKWARD = "torch backward"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class OpView:
     out_dims: int  # dimensions of the row's output (4 for N, C, H, W)
     affine: bool = True  # norms: has a weight
     training: bool = False
+    backward_macs: int = 0  # archcost's backward MACs of the row (archcost.cost.training)
+    groups: int = 1  # convolutions: the layer's groups
+    weight_grad: bool = False  # the row's weight gets a gradient (requires_grad)
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Rule:
     @property
     def needs_shapes(self) -> bool:
         """Whether the count depends on more than the op's MACs (so on its own input or output shape)."""
-        return self.count not in (_macs, _two_macs, _zero)
+        return self.count not in (_macs, _two_macs, _zero, _two_backward_macs)
 
 
 _CONV = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
@@ -79,6 +84,16 @@ def _two_macs(v: OpView) -> int:
 
 def _zero(v: OpView) -> int:
     return 0
+
+
+def _two_backward_macs(v: OpView) -> int:
+    return 2 * v.backward_macs
+
+
+def _torch_conv_backward(v: OpView) -> int:
+    """2 per backward MAC, plus (groups - 1) x 2 x forward MACs where the weight gets a gradient: the
+    weight gradient counted as a dense convolution over every pair of input and output channels."""
+    return 2 * v.backward_macs + (2 * v.macs * (v.groups - 1) if v.weight_grad else 0)
 
 
 def _fv_batch_norm(v: OpView) -> int:
@@ -237,6 +252,26 @@ RULES: tuple[Rule, ...] = (
         f"{_TORCH} flop_registry has no aten._trilinear",
         _zero,
     ),
+    # -- torch FlopCounterMode, backward (archcost check --mode train) -----------------------------------
+    Rule(
+        TORCH_BACKWARD,
+        _CONV,
+        "convolution_backward",
+        "2 per backward MAC (gradient of the input where needed, of the weight where it trains), but the "
+        "weight gradient ignores groups: a grouped conv's weight gradient is counted groups times (a "
+        "depthwise conv's: channels times); archcost counts it as the forward's MACs, groups included",
+        f"{_TORCH} conv_backward_flop: the argument _groups is unused; the weight gradient is "
+        "conv_flop_count(t(x_shape), t(grad_out_shape), t(grad_weight_shape)), c_in taken whole",
+        _torch_conv_backward,
+    ),
+    Rule(
+        TORCH_BACKWARD,
+        _MATMUL,
+        "matmul",
+        "2 per backward MAC (the gradients run as aten.mm / bmm)",
+        f"{_TORCH} mm_flop / bmm_flop: 2 * m * k * n",
+        _two_backward_macs,
+    ),
 )
 
 #: The fallback for an op no rule names: both tools count nothing for it.
@@ -265,9 +300,20 @@ for _rule in RULES:
         _BY_OP[(_rule.tool, _op)] = _rule
 
 
+TORCH_BACKWARD_NONE = Rule(
+    TORCH_BACKWARD,
+    ("*",),
+    "",
+    "counts only convolution, matrix products and attention in backward too: counted 0",
+    f"{_TORCH} flop_registry",
+    _zero,
+)
+
+
 def rule_for(tool: str, op: str) -> Rule:
     """The convention ``tool`` follows for archcost op ``op``."""
-    return _BY_OP.get((tool, op), FVCORE_NONE if tool == FVCORE else TORCH_NONE)
+    fallback = {FVCORE: FVCORE_NONE, TORCH_BACKWARD: TORCH_BACKWARD_NONE}.get(tool, TORCH_NONE)
+    return _BY_OP.get((tool, op), fallback)
 
 
 #: fvcore ActivationCountAnalysis: output elements of these ops (activation_count.py

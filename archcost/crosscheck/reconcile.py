@@ -25,6 +25,7 @@ from archcost.crosscheck.conventions import (
     FVCORE,
     MAC_OPS,
     TORCH,
+    TORCH_BACKWARD,
     OpView,
     Rule,
     numel,
@@ -196,9 +197,14 @@ class Figure:
     predicted: int | None
     rules: dict[int, int] = field(default_factory=dict)  # cited rule number -> what it predicts here
     note: str = ""
+    #: torch backward only: the module whose subtree's total agrees, where FlopCounterMode's module tracker
+    #: charged a branch's backward to a sibling (``TRACKER_NOTE``)
+    balanced_in: str | None = None
 
     @property
     def agrees(self) -> bool:
+        if self.balanced_in is not None:
+            return True
         return self.measured is None or (self.predicted is not None and self.measured == self.predicted)
 
 
@@ -217,6 +223,9 @@ class ModuleCheck:
     fvcore_params: Figure
     fvcore_unsupported: dict[str, int] = field(default_factory=dict)
     rows: list[str] = field(default_factory=list)  # archcost's row names here, as `archcost table` shows them
+    # check --mode train only: archcost's backward MACs here and FlopCounterMode's backward count
+    backward_macs: int | None = None
+    torch_backward: Figure | None = None
 
     @property
     def label(self) -> str:
@@ -231,6 +240,7 @@ class ModuleCheck:
             ("torch", self.torch, "conventions predict"),
             ("fvcore activations", self.activations, "conventions predict"),
             ("fvcore params", self.fvcore_params, "archcost counts"),
+            *((("torch backward", self.torch_backward, "conventions predict"),) if self.torch_backward else ()),
         )
         out = []
         for what, f, against in named:
@@ -262,6 +272,12 @@ class Reconciliation:
     archcost_unsupported: list[str] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)  # every rule cited, numbered from 1 in this order
     findings: list[str] = field(default_factory=list)
+    backward_error: str | None = None  # check --mode train: why FlopCounterMode's backward could not run
+
+    @property
+    def backward(self) -> bool:
+        """Whether this reconciliation compares backward counts too (``check --mode train``)."""
+        return any(m.torch_backward is not None for m in self.modules) or self.backward_error is not None
 
     @property
     def mismatches(self) -> list[str]:
@@ -276,7 +292,7 @@ class Reconciliation:
         """What each cited rule predicts over the whole model (rule number -> count)."""
         out: dict[int, int] = {}
         for m in self.modules:
-            for f in (m.fvcore, m.torch):
+            for f in (m.fvcore, m.torch, *([m.torch_backward] if m.torch_backward else [])):
                 for i, n in f.rules.items():
                     out[i] = out.get(i, 0) + n
         return out
@@ -290,6 +306,7 @@ class Reconciliation:
             "fvcore_error": self.fvcore_error,
             "torch_error": self.torch_error,
             "fvcore_unsupported": self.fvcore_unsupported,
+            **({"backward_error": self.backward_error} if self.backward_error else {}),
             "archcost_unsupported": self.archcost_unsupported,
             "findings": self.findings,
             "mismatches": self.mismatches,
@@ -317,6 +334,11 @@ class Reconciliation:
                     "fvcore_activations": asdict(m.activations),
                     "fvcore_params": asdict(m.fvcore_params),
                     "fvcore_unsupported": m.fvcore_unsupported,
+                    **(
+                        {"backward_macs": m.backward_macs, "torch_backward": asdict(m.torch_backward)}
+                        if m.torch_backward
+                        else {}
+                    ),
                     "status": m.status,
                     "mismatches": m.mismatches,
                 }
@@ -461,3 +483,132 @@ def _explain_shared_params(modules: list[ModuleCheck], model: nn.Module) -> None
         if f.measured is not None and f.measured != f.predicted:
             f.predicted = f.measured
             f.note = "shared parameter: archcost counts it at its first use, fvcore at its first owner"
+
+
+# -- backward (check --mode train) -----------------------------------------------------------------------
+
+
+def predict_backward(row: LayerCost, module: nn.Module | None, pred: Prediction) -> None:
+    """Add what FlopCounterMode counts for ``row``'s backward (a training analysis's row) to ``pred``."""
+    from archcost.crosscheck.conventions import OpView, rule_for
+
+    kinds = set(row.ops)
+    mac_kinds = sorted(kinds & set(MAC_OPS))
+    for op in sorted(kinds - set(mac_kinds)):
+        pred.add(rule_for(TORCH_BACKWARD, op), 0)
+    if not mac_kinds:
+        return
+    rules = {rule_for(TORCH_BACKWARD, op) for op in mac_kinds}
+    if len(rules) > 1:
+        pred.fail(f"{row.name} runs {', '.join(mac_kinds)}; the row keeps one backward count for them all")
+        return
+    groups, weight_grad = 1, False
+    if any(op.startswith("conv") for op in mac_kinds):
+        weight = getattr(module, "weight", None)
+        if module is None or not isinstance(getattr(module, "groups", None), int) or weight is None:
+            pred.fail(f"{row.name}: a convolution outside a conv module: its groups are not kept in the row")
+            return
+        groups, weight_grad = module.groups, bool(weight.requires_grad)
+    view = OpView(mac_kinds[0], row.macs, row.flops, 0, 0, 0, backward_macs=row.backward_macs or 0,
+                  groups=groups, weight_grad=weight_grad)  # fmt: skip
+    rule = rules.pop()
+    pred.add(rule, rule.count(view))
+
+
+def reconcile_backward(rec: Reconciliation, report: CostReport, model: nn.Module, tc: TorchCount) -> None:
+    """Add FlopCounterMode's backward count to each module of ``rec``, predicted from ``report`` (a
+    training analysis with backward MACs, ``archcost.cost.training``) by the ``TORCH_BACKWARD`` rules."""
+    names = [n for n, _ in model.named_modules()]
+    by_key = {m.module: m for m in rec.modules}
+    keys = dict.fromkeys([*by_key, ""])
+    measured, lost = place(own_counts(tc.flops, names), keys) if tc.ok else ({}, Counter())
+    preds: dict[str, Prediction] = {k: Prediction() for k in keys}
+    macs: dict[str, int] = dict.fromkeys(keys, 0)
+    for r in report.layers:
+        key = nearest(r.module, keys)
+        if key is None:
+            continue
+        module = _module_at(model, r.module) if r.kind == "module" else None
+        predict_backward(r, module, preds[key])
+        macs[key] += r.backward_macs or 0
+    for key in keys:
+        m = by_key.get(key)
+        got = sum(measured.get(key, Counter()).values()) if tc.ok else None
+        if m is None:
+            if got or preds[key].value or macs[key]:
+                rec.findings.append(
+                    f"MISMATCH: the model's own forward: torch backward {_fmt(got)}, conventions predict "
+                    f"{_fmt(preds[key].value)}"
+                    if got != preds[key].value
+                    else f"the model's own forward: torch backward {_fmt(got)}, as the conventions predict"
+                )
+            continue
+        m.backward_macs = macs[key]
+        m.torch_backward = _figure(got, preds[key], rec.rules, busy=bool(macs[key]))
+    _balance_backward(rec)
+    if tc.error:
+        rec.backward_error = tc.error
+        rec.findings.append(f"FlopCounterMode could not run the backward: {tc.error}")
+    if lost:
+        rec.findings.append(f"MISMATCH: FlopCounterMode's backward counted {dict(lost)} in modules with no row")
+    if report.unsupported:
+        ops = sorted({u.op for u in report.unsupported if u.reason.startswith("no backward cost formula")})
+        if ops:
+            rec.findings.append("archcost has no backward formula for (counted 0): " + ", ".join(ops))
+    rec.totals.update(
+        backward_macs=report.totals.get("backward_macs"),
+        backward_flops=report.totals.get("backward_flops"),
+        torch_backward=tc.total() if tc.ok else None,
+        torch_backward_predicted=_sum(
+            [m.torch_backward.predicted for m in rec.modules if m.torch_backward]
+            + [preds[""].value if "" not in by_key else 0]
+        ),
+    )
+
+
+#: Why FlopCounterMode's backward count of a module can differ from its own work while its parent's agrees.
+TRACKER_NOTE = (
+    "FlopCounterMode's module tracker (torch/utils/module_tracker.py) enters a module in backward when the "
+    "gradient of its output is ready and leaves it only when the gradient of its input is complete "
+    "(register_multi_grad_hook on the inputs); where that input also feeds another branch (a residual "
+    "block's shortcut conv), the other branch's backward ops are charged to this module too, and the parent's "
+    "own count (inclusive minus children) is short by as much"
+)
+
+
+def _balance_backward(rec: Reconciliation) -> None:
+    """Explain backward figures that differ module by module but add up in the smallest enclosing module
+    (not the whole model) by ``TRACKER_NOTE``; the difference stays visible in the figures."""
+    figs = {m.module: m.torch_backward for m in rec.modules if m.torch_backward is not None}
+    explained = []
+    for key, f in figs.items():
+        if f.agrees or f.measured is None:
+            continue
+        scope: str | None = key
+        while scope is not None:
+            if _tracker_signature(figs, scope):
+                explained.append((f, scope))
+                break
+            scope = scope.rpartition(".")[0] if scope else None
+    for f, scope in explained:
+        f.balanced_in = scope
+        f.note = f"attribution within {scope or 'the model'} (its total agrees): {TRACKER_NOTE}"
+    if explained:
+        scopes = sorted({s or "the model" for _, s in explained})
+        rec.findings.append(
+            f"torch backward: {len(explained)} module figure(s) differ inside {', '.join(scopes[:6])}"
+            + (", ..." if len(scopes) > 6 else "")
+            + f", whose totals agree: {TRACKER_NOTE}"
+        )
+
+
+def _tracker_signature(figs: dict[str, Figure], scope: str) -> bool:
+    """Whether the backward figures inside module ``scope`` show the module tracker's misattribution: they
+    add up to what the conventions predict, and ``scope``'s own count is short (what its children gained)."""
+    inside = [g for k, g in figs.items() if not scope or k == scope or k.startswith(scope + ".")]
+    own = figs.get(scope)
+    if own is None or own.measured is None or own.predicted is None or own.measured >= own.predicted:
+        return False
+    if any(g.measured is None or g.predicted is None for g in inside):
+        return False
+    return sum(g.measured for g in inside) == sum(g.predicted for g in inside)

@@ -20,10 +20,18 @@ def _n(value: int | None) -> str:
     return "failed" if value is None else f"{value:,}"
 
 
+BACKWARD_LEGEND = (
+    "Bwd MACs: archcost's backward of a training step (gradient of the input where an earlier layer needs it, "
+    "of the weight where it trains; archcost.cost.training). torch bwd: FlopCounterMode's count of that backward."
+)
+
+
 def module_frame(rec: Reconciliation) -> pd.DataFrame:
     rows = []
+    backward = rec.backward
     for m in rec.modules:
-        why = sorted({*m.fvcore.rules, *m.torch.rules})
+        bwd = m.torch_backward
+        why = sorted({*m.fvcore.rules, *m.torch.rules, *(bwd.rules if bwd else ())})
         rows.append(
             {
                 "Module": m.label,
@@ -32,12 +40,20 @@ def module_frame(rec: Reconciliation) -> pd.DataFrame:
                 "FLOPs": f"{m.flops:,}",
                 "fvcore": _n(m.fvcore.measured),
                 "torch": _n(m.torch.measured),
+                **(
+                    {"Bwd MACs": f"{m.backward_macs or 0:,}", "torch bwd": _n(bwd.measured) if bwd else ""}
+                    if backward
+                    else {}
+                ),
                 "Params": f"{m.params:,}",
                 "Status": m.status,
-                "Why": ", ".join(map(str, why)),
+                "Why": ", ".join([*map(str, why), *(["tracker"] if bwd and bwd.balanced_in else [])]),
             }
         )
-    return pd.DataFrame(rows, columns=["Module", "Type", "MACs", "FLOPs", "fvcore", "torch", "Params", "Status", "Why"])
+    columns = ["Module", "Type", "MACs", "FLOPs", "fvcore", "torch", "Params", "Status", "Why"]
+    if backward:
+        columns[6:6] = ["Bwd MACs", "torch bwd"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _text_table(df: pd.DataFrame, left: int) -> str:
@@ -71,6 +87,13 @@ def _summary_lines(rec: Reconciliation) -> list[str]:
         lines.append(f"torch FlopCounterMode: could not run this model ({rec.torch_error}).")
     else:
         lines.append(f"torch FlopCounterMode: {t['torch']:,} (conventions predict {_n(t['torch_predicted'])}).")
+    if rec.backward and not rec.backward_error:
+        ratio = f"{t['torch_backward'] / (2 * t['backward_macs']):.3g}" if t["backward_macs"] else "-"
+        lines.append(
+            f"backward: archcost {t['backward_macs']:,} MACs ({2 * t['backward_macs']:,} at 2 per MAC); torch "
+            f"FlopCounterMode {t['torch_backward']:,} (conventions predict {_n(t['torch_backward_predicted'])}), "
+            f"{ratio}x archcost's 2 per MAC."
+        )
     lines += ["", "Conventions (number: tool, archcost ops, rule, what it adds up to here; source):"]
     for i, r in enumerate(rec.rules, 1):
         ops = ", ".join(r.ops) if r.ops != ("*",) else "any other op"
@@ -91,12 +114,13 @@ def render_model(rec: Reconciliation, fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps(rec.to_dict(), indent=2) + "\n"
     df = module_frame(rec)
+    legend = f"{LEGEND} {BACKWARD_LEGEND}" if rec.backward else LEGEND
     title = f"{rec.model}: input {'x'.join(map(str, rec.input_shape))}, archcost vs fvcore vs torch FlopCounterMode"
     if fmt == "markdown":
-        body = df.to_markdown(index=False, colalign=["left", "left"] + ["right"] * 5 + ["left", "left"])
-        return f"### {title}\n\n{body}\n\n{LEGEND}\n\n" + "\n".join(_summary_lines(rec)) + "\n"
+        body = df.to_markdown(index=False, colalign=["left", "left"] + ["right"] * (len(df.columns) - 4) + ["left"] * 2)
+        return f"### {title}\n\n{body}\n\n{legend}\n\n" + "\n".join(_summary_lines(rec)) + "\n"
     if fmt == "text":
-        return f"{title}\n{_text_table(df, left=2)}\n\n{LEGEND}\n" + "\n".join(_summary_lines(rec)) + "\n"
+        return f"{title}\n{_text_table(df, left=2)}\n\n{legend}\n" + "\n".join(_summary_lines(rec)) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -114,6 +138,17 @@ def zoo_frame(recs: list[Reconciliation]) -> pd.DataFrame:
                 "torch / MACs": "" if not t["macs"] or t["torch"] is None else f"{t['torch'] / t['macs']:g}",
                 "Params": f"{t['params']:,}",
                 "fvcore params": _n(t["fvcore_params"]) if r.fvcore_error is None else "failed",
+                **(
+                    {
+                        "Bwd MACs": _n(t.get("backward_macs")),
+                        "torch bwd": _n(t.get("torch_backward")),
+                        "torch bwd / Bwd MACs": f"{t['torch_backward'] / t['backward_macs']:g}"
+                        if t.get("torch_backward") is not None and t.get("backward_macs")
+                        else "",
+                    }
+                    if r.backward
+                    else {}
+                ),
                 "Status": "ok" if r.ok else "MISMATCH",
             }
         )
@@ -131,11 +166,17 @@ def render_zoo(recs: list[Reconciliation], fmt: str = "text") -> str:
         "per module from archcost's shapes by the conventions of `archcost check MODEL`.",
         *(f"{tool}: {text}" for tool, text in GENERAL),
     ]
+    if any(r.backward for r in recs):
+        notes.append(
+            "torch bwd / Bwd MACs: FlopCounterMode counts 2 per backward MAC of convolution and matrix products, "
+            "and a grouped conv's weight gradient groups times (its conv_backward_flop ignores groups), so "
+            "models with depthwise convs read far above 2."
+        )
     for r in recs:
         notes += [f"{r.model}: {f}" for f in r.findings if not f.startswith("MISMATCH")]
         notes += [f"{r.model}: MISMATCH {m}" for m in r.mismatches]
     if fmt == "markdown":
-        body = df.to_markdown(index=False, colalign=["left"] + ["right"] * 7 + ["left"])
+        body = df.to_markdown(index=False, colalign=["left"] + ["right"] * (len(df.columns) - 2) + ["left"])
         return body + "\n\n" + "\n\n".join(notes) + "\n"
     if fmt == "text":
         return _text_table(df, left=1) + "\n\n" + "\n".join(notes) + "\n"

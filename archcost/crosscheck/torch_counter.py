@@ -21,6 +21,7 @@ _FAMILY = {
     "addmm": "matmul",
     "bmm": "matmul",
     "baddbmm": "matmul",
+    "convolution_backward": "convolution",
 }
 
 
@@ -72,6 +73,12 @@ def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training
     finally:
         for m, flag in flags.items():
             m.training = flag
+    _by_module(model, counter, result)
+    return result
+
+
+def _by_module(model: nn.Module, counter, result: TorchCount, *, minus: dict | None = None) -> None:
+    """``counter``'s counts per module path into ``result.flops`` (less ``minus``, counts taken earlier)."""
     root = type(model).__name__
     for name, ops in counter.get_flop_counts().items():
         if name == "Global":
@@ -82,7 +89,49 @@ def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training
             path = name[len(root) + 1 :]
         else:
             continue
+        before = (minus or {}).get(name, Counter())
         c = result.flops.setdefault(path, Counter())
         for op, n in ops.items():
-            c[family(op)] += int(n)
+            if int(n) - int(before.get(op, 0)):
+                c[family(op)] += int(n) - int(before.get(op, 0))
+
+
+def run_flop_counter_backward(model: nn.Module, input_shape: tuple[int, ...]) -> TorchCount:
+    """FlopCounterMode's per-module counts of the **backward** of a training-mode forward, on meta tensors.
+
+    The forward runs inside the counter too (its module tracker attributes backward ops to the module
+    whose forward made them only when it saw that forward); the counts at the end of the forward are
+    subtracted, leaving what ``output.sum().backward()`` added per module (the loss ``archcost.cost.training``
+    assumes). Parameters require gradients as the model's own do (frozen ones get none). The model is not
+    copied or changed: parameters are swapped for meta tensors with ``torch.func.functional_call``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archcost.cost.formulas._args import tensors
+    from archcost.cost.untouched import private_state
+
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+    state = {
+        k: torch.empty(t.shape, device="meta", dtype=t.dtype, requires_grad=k in trainable)
+        for k, t in [*model.named_parameters(), *model.named_buffers()]
+    }
+    x = torch.empty(input_shape, device="meta")
+    flags = {m: m.training for m in model.modules()}
+    result = TorchCount()
+    try:
+        model.train(True)
+        with FlopCounterMode(display=False) as counter, torch.enable_grad(), private_state(model, "meta"):
+            out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
+            forward = {k: Counter(v) for k, v in counter.get_flop_counts().items()}
+            outs = [t for t in tensors(out) if t.requires_grad]
+            if not outs:
+                raise ValueError("the output does not depend on any trainable parameter: no backward to count")
+            sum(t.sum() for t in outs).backward()
+    except Exception as exc:
+        result.error = one_line(exc)
+        return result
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
+    _by_module(model, counter, result, minus=forward)
     return result
