@@ -28,15 +28,19 @@ root, with no install step::
 
     PYTHONPATH=. python3 benchmarks/gpu_check.py --out $OUT
 
-With the device tool, the lead runs (about 7.5 minutes of a 15-minute lease; the timeout leaves room for a
-machine start and a second, shorter run with ``--budget-s 200``)::
+With the device tool, the lead runs (7.5 minutes of script, 8.5 with the machine's start, of the 15-minute lease)::
 
-    run(command="PYTHONUNBUFFERED=1 PYTHONPATH=. python3 benchmarks/gpu_check.py --out $OUT --budget-s 420",
+    run(command="PYTHONUNBUFFERED=1 PYTHONPATH=. python3 benchmarks/gpu_check.py --out $OUT --budget-s 450",
         timeout_s=510)
 
-and commits what comes back under ``reports/gpu/h200/``. ``--budget-s`` is a global deadline: phases after it
-are skipped (and listed), the sweep stops between two measurements, and the figures and report are written
-in the last ``--reserve-s`` seconds.
+and commits what comes back under ``reports/gpu/h200/`` (the tool's ``files_at`` folder). ``--budget-s`` is a
+global deadline: a phase that would not fit is skipped (and listed), the sweep stops between two measurements
+(75 s before the reserve, kept for the ``--compile`` child), and the figures and report are written in the last
+``--reserve-s`` seconds (the deadline is checked between measurements, so a run ends at most one measurement
+late; a call stuck for good prints its stack at budget + 60 s). What the sweep did not reach is listed in
+report.md ("Skipped"); while the machine is still warm (30 s), a second, shorter call can measure it, e.g.
+``--dtypes float32 --no-compile-check --budget-s 200`` with ``timeout_s=240``. $OUT is emptied before each call:
+copy the first run's files out of ``files_at`` before the second.
 
 On a CPU, end to end with tiny settings (two small zoo models, batch 1-2, two dtypes; tests/profile/
 test_gpu_check.py runs this)::
@@ -656,13 +660,18 @@ def paths_check(device, model: str, batch: int, dtype: str, channels_last: bool,
 # -- 6. the sweep ------------------------------------------------------------------------------------------------
 
 
-def sweep(device, models, batch_sizes, dtypes, channels_last, timing, results: Path, run: Run) -> dict:
+def sweep(
+    device, models, batch_sizes, dtypes, channels_last, timing, results: Path, run: Run, keep_s: float = 0.0
+) -> dict:
+    """The sweep through ``archcost.profile.iter_profile``, one dtype after another, each record appended to
+    ``results`` as measured; it stops between two measurements when fewer than ``keep_s`` seconds are left before
+    the reserve (the time kept for the CLI check)."""
     from archcost.profile import ProfileConfig, iter_profile
     from archcost.profile.results import append_records
 
     summary: dict = {"models": models, "batch_sizes": batch_sizes, "dtypes": dtypes, "timing": timing, "runs": []}
     for dtype in dtypes:
-        if run.remaining() <= 0:
+        if run.remaining() <= keep_s:
             run.skip(f"sweep {dtype}", "deadline: no time left")
             continue
         config = ProfileConfig(
@@ -687,7 +696,7 @@ def sweep(device, models, batch_sizes, dtypes, channels_last, timing, results: P
                 done.setdefault(rec["model"], []).append(rec["batch_size"])
                 if rec["status"] != "ok":
                     run.log(f"  {dtype} {rec['model']} b{rec['batch_size']}: {rec['status']}: {rec['error']}")
-                if run.remaining() <= 0:
+                if run.remaining() <= keep_s:
                     stopped = "deadline"
                     break
         except Exception as exc:  # a model that cannot be built, a bug: the other dtypes still run
@@ -1240,7 +1249,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for the results (created; files in it are replaced)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--budget-s", type=float, default=420.0, help="global deadline in seconds (default 420)")
+    p.add_argument("--budget-s", type=float, default=450.0, help="global deadline in seconds (default 450)")
     p.add_argument("--reserve-s", type=float, help="seconds kept for figures and report (default 45; smoke 0)")
     p.add_argument("--models", help="comma-separated zoo names (default: the Canziani set)")
     p.add_argument("--batch-sizes", help="comma-separated (default 1,2,4,...,256)")
@@ -1321,18 +1330,20 @@ def main(argv=None) -> int:
     run.phase("latency", lambda: latency_check(device, latency_cases, timing, channels_last, run), needs_s=10)
     run.phase("training_memory", lambda: training_memory_check(device, training_cases, run), needs_s=10)
     run.phase("paths", lambda: paths_check(device, *path_case, channels_last, timing), needs_s=15)
-    run.phase("sweep", lambda: sweep(device, models, batch_sizes, dtypes, channels_last, timing, results, run))
+    compile_check = not smoke and not args.no_compile_check
+    keep = 75.0 if compile_check else 0.0  # left after the sweep for the CLI --compile child
+    run.phase("sweep", lambda: sweep(device, models, batch_sizes, dtypes, channels_last, timing, results, run, keep))
     run.phase("sweep_findings", lambda: sweep_findings(results))
     run.checks["throughput_table"] = attempt(lambda: throughput_table(results), "")
 
     def cli():
         out_ = {}
-        compile_ = not smoke and not args.no_compile_check
+        compile_ = compile_check
         timeout = max(30.0, min(240.0, run.remaining()))
         out_["profile" + (" --compile" if compile_ else "")] = cli_check(
             device,
             "resnet18" if not smoke else first,
-            batch_sizes[:1] + batch_sizes[-1:],
+            [32] if compile_ else batch_sizes[:1] + batch_sizes[-1:],  # one shape: one compilation
             dtypes[0],
             compile_,
             timeout,
