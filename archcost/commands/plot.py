@@ -30,26 +30,41 @@ _RENAMES = {
 }
 
 
-def measured_frame(path: str, device: str | None, batch_size: int | None):
-    """Profile results as the charts want them: one device, ok records, family and accuracy attached."""
+def _device_label(device, name) -> str:
+    """``cuda:0 (NVIDIA H100 80GB HBM3)``: a device is its kind too (every Ray worker's GPU is its cuda:0)."""
+    return f"{device} ({name})" if isinstance(name, str) and name else str(device)
+
+
+def measured_frame(path: str | list[str], device: str | None, batch_size: int | None):
+    """Profile results (one file or several) as the charts want them: one device, ok records, family and
+    accuracy attached. A device is the record's ``device`` and ``env_device_name`` together: ``cuda:0`` on two
+    kinds of GPU (results from a cluster) are two devices; ``device`` picks by either, or by the two as
+    ``_device_label`` writes them."""
+    import pandas as pd
+
     from archcost.profile.results import ResultsFileWarning, read_results
     from archcost.zoo import get_meta, list_models
 
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    where = ", ".join(map(str, paths))
     with warnings.catch_warnings():  # a skipped broken line is said once, as a note, by the command
         warnings.simplefilter("ignore", ResultsFileWarning)
-        df = read_results(path)
+        df = read_results(paths)
     skipped = list(df.attrs.get("warnings", []))
     df = df[df["status"] == "ok"]
+    label = pd.Series([_device_label(d, n) for d, n in zip(df["device"], df["env_device_name"], strict=True)])
+    label.index = df.index
     if device:
-        df = df[df["device"] == device]
-    devices = sorted(df["device"].unique())
+        keep = (df["device"] == device) | (df["env_device_name"] == device) | (label == device)
+        df, label = df[keep], label[keep]
+    devices = sorted(set(label))
     if len(devices) > 1:
         raise InputError(
-            f"{path} holds results from several devices ({', '.join(devices)})",
-            "choose one with --device; charts never mix devices",
+            f"{where} hold{'s' if len(paths) == 1 else ''} results from several devices ({'; '.join(devices)})",
+            "choose one with --device (cuda:0, or the device name in brackets); charts never mix devices",
         )
     if df.empty:
-        raise InputError(f"{path} has no successful measurement" + (f" on {device}" if device else ""), "")
+        raise InputError(f"{where} has no successful measurement" + (f" on {device}" if device else ""), "")
     if batch_size is not None:
         df = df[df["batch_size"] == batch_size]
     zoo = set(list_models())
@@ -140,7 +155,9 @@ def figure(args: argparse.Namespace):
     if args.kind == "power-vs-batch" or args.kind == "energy-per-image":
         column = "power_w" if args.kind == "power-vs-batch" else "energy_j_per_image"
         if df[column].isna().all():
-            raise InputError(f"{args.results} has no power data", "power is measured through NVML on NVIDIA GPUs only")
+            raise InputError(
+                f"{', '.join(args.results)} has no power data", "power is measured through NVML on NVIDIA GPUs only"
+            )
     if args.kind == "roofline":
         return figures.roofline(df, float(df["peak_flops_per_s"].iloc[0]), float(df["peak_bytes_per_s"].iloc[0])), notes
     fn = {
@@ -179,7 +196,13 @@ def add_parser(sub) -> None:
     p.add_argument("kind", choices=KINDS)
     p.add_argument("model", nargs="?", help="for `layers` and `rf`: the model")
     p.add_argument("--models", help="comma-separated models (zoo names, import paths)")
-    p.add_argument("--results", help="profile results (JSON lines from `archcost profile --append`)")
+    p.add_argument(
+        "--results",
+        action="append",
+        metavar="FILE",
+        help="profile results (JSON lines from `archcost profile --append`); repeatable: several files are one table",
+    )
+
     p.add_argument("--accuracy", help="CSV model,top1[,top5][,dataset] adding or overriding published accuracy")
     p.add_argument("--dataset", default="ImageNet", help="accuracy charts compare models of this dataset")
     p.add_argument("--device", help="with --results: the device to draw (cpu, cuda:0)")

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         executor="ray" if args.ray is not None else "local",
         address=args.ray or None,
+        accelerator=args.accelerator,
     )
     if df.attrs.get("skipped"):
         print(f"resume: {df.attrs['skipped']} measurement(s) already in {args.append}, not run again", file=sys.stderr)
@@ -130,6 +131,11 @@ def add_parser(sub) -> None:
         metavar="ADDRESS",
         help="run each model as a Ray task (pip install 'archcost[ray]'): ray://HEAD:10001, HEAD:6379, auto, local; "
         "no ADDRESS: RAY_ADDRESS or a local cluster. CPU tasks need --threads",
+    )
+    p.add_argument(
+        "--accelerator",
+        metavar="TYPE",
+        help="with --ray --device cuda: only GPUs of this kind, as Ray names it (A100, H100, T4, ...)",
     )
     p.add_argument("--no-power", action="store_true", help="do not sample NVML power")
     p.add_argument("--no-roofline", action="store_true", help="skip the device-peak calibration and roofline fields")

@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="a folder with tables and charts for a set of models (md, html, png, csv)")
     p.add_argument("--models", required=True, help="comma-separated models")
-    p.add_argument("--results", help="profile results to include (JSON lines)")
+    p.add_argument(
+        "--results", action="append", metavar="FILE", help="profile results to include (JSON lines); repeatable"
+    )
     p.add_argument("--accuracy", help="CSV model,top1[,top5] adding or overriding published accuracy")
     p.add_argument("--device", help="with --results: the device to report")
     p.add_argument("--output", required=True, help="the folder to write")

@@ -64,6 +64,7 @@ def profile(
     resume: bool = False,
     executor: str = "local",
     address: str | None = None,
+    accelerator: str | None = None,
 ) -> pd.DataFrame:
     """Time ``models`` (zoo names, ``package.module:callable`` / ``file.py:callable`` specs, or modules)
     at each batch size on ``device`` and return one DataFrame row per model and batch size.
@@ -104,15 +105,17 @@ def profile(
     ``executor="ray"``: each model is one task on a Ray cluster (``archcost.profile.distributed``; needs
     ``pip install "archcost[ray]"``), at ``address`` (``ray://HEAD:10001``, ``HEAD:6379``, ``auto``, ``local``;
     None: ``RAY_ADDRESS``, the cluster last started here, else a new local one; a process that already called
-    ``ray.init`` keeps its cluster). CUDA tasks ask for one GPU, CPU tasks for ``threads`` CPUs (required).
+    ``ray.init`` keeps its cluster). CUDA tasks ask for one GPU (of Ray's ``accelerator_type`` ``accelerator``
+    when given: ``"A100"``), CPU tasks for ``threads`` CPUs (required).
     Records arrive as each batch size is measured and are written here, by this process only; every record
     names its worker (``env_host``, ``env_ray_node``). Ray missing, a malformed or unreachable address, or a
     device no node has: ``InputError`` before anything is measured.
     """
     if executor not in ("local", "ray"):
         raise InputError(f"unknown executor {executor!r}", "use executor='local' or executor='ray'")
-    if address is not None and executor != "ray":
-        raise InputError("an address is for executor='ray' (archcost profile --ray ADDRESS)", "add executor='ray'")
+    if (address is not None or accelerator is not None) and executor != "ray":
+        what = "an address" if address is not None else "an accelerator type"
+        raise InputError(f"{what} is for executor='ray' (archcost profile --ray)", "add executor='ray' (--ray)")
     if resume and results_file is None:
         raise InputError(
             "resume skips what the results file already holds, and no results file was given",
@@ -164,7 +167,7 @@ def profile(
 
             names = [model_name(spec, config.options) for spec in models]
         if session is not None:
-            device, _ = distributed.task_device(config.device, config.threads, session.node_resources())
+            device, _ = distributed.task_device(config.device, config.threads, session.node_resources(), accelerator)
         else:
             from archcost.profile.sweep import resolve_device
 
@@ -182,7 +185,8 @@ def profile(
         if session is not None:
             import uuid
 
-            source = distributed.ray_records(session, models, names, config, todo, uuid.uuid4().hex[:12])
+            run_id = uuid.uuid4().hex[:12]
+            source = distributed.ray_records(session, models, names, config, todo, run_id, accelerator)
         else:
             step = bar.set_description if bar else None
             source = iter_profile(models, config, on_step=step, model_batch_sizes=todo if resume else None)

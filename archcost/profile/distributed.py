@@ -149,13 +149,17 @@ def connect(address: str | None = None, *, timeout_s: float = CONNECT_TIMEOUT_S)
     return RaySession(ray, address, owned=True, nodes=nodes)
 
 
-def task_device(device: str, threads: int | None, node_resources: Sequence[dict]) -> tuple[str, dict]:
+def task_device(
+    device: str, threads: int | None, node_resources: Sequence[dict], accelerator: str | None = None
+) -> tuple[str, dict]:
     """The device every task measures on and the Ray resources one task asks for.
 
     ``auto`` is ``cuda`` when some node has a GPU, else ``cpu``. CUDA: ``num_gpus=1`` (Ray sets the
     worker's ``CUDA_VISIBLE_DEVICES``, so its GPU is ``cuda:0``; ``cuda:N`` with N > 0 is refused).
     CPU: ``num_cpus=threads``, and ``threads`` is required (a task must not use more cores than it holds,
-    or tasks sharing a node slow each other down). ``InputError`` when no node could ever run the task."""
+    or tasks sharing a node slow each other down). ``accelerator``: only GPUs of this kind (Ray's
+    ``accelerator_type``, detected on each node: ``A100``, ``H100``, ``T4``, ...), so that a cluster of several
+    GPU kinds gives one kind per results file. ``InputError`` when no node could ever run the task."""
     spec = (device or "auto").strip().lower()
     gpus = max((r.get("GPU", 0) for r in node_resources), default=0)
     cpus = max((r.get("CPU", 0) for r in node_resources), default=0)
@@ -172,7 +176,18 @@ def task_device(device: str, threads: int | None, node_resources: Sequence[dict]
                 "--device cuda with --ray: no node of the Ray cluster has a GPU",
                 "start GPU workers (`ray start --address HEAD:6379` on a GPU machine), or use --device cpu --threads N",
             )
+        if accelerator:
+            kinds = sorted({k.split(":", 1)[1] for r in node_resources for k in r if k.startswith("accelerator_type:")})
+            if accelerator not in kinds:
+                raise InputError(
+                    f"--accelerator {accelerator}: no node of the Ray cluster has that GPU kind "
+                    f"(it has: {', '.join(kinds) or 'none Ray could name'})",
+                    "give one of those, as Ray names it",
+                )
+            return "cuda", {"num_gpus": 1, "num_cpus": 1, "accelerator_type": accelerator}
         return "cuda", {"num_gpus": 1, "num_cpus": 1}
+    if accelerator:
+        raise InputError(f"--accelerator {accelerator} is a GPU kind, and --device is {spec}", "add --device cuda")
     if spec != "cpu":
         raise InputError(f"unknown device {spec!r}", "use auto, cpu or cuda")
     if threads is None:
@@ -292,12 +307,13 @@ def ray_records(
     config,
     batch_sizes: Sequence[Sequence[int]],
     run_id: str,
+    accelerator: str | None = None,
 ) -> Iterator[dict]:
     """Submit one task per model (``batch_sizes[i]`` for ``models[i]``; none for an empty tuple) and yield
     each record as it arrives, in the order they finish. Closing the generator (Ctrl-C in the caller)
     cancels the tasks that have not finished."""
     ray = session.ray
-    device, resources = task_device(config.device, config.threads, session.node_resources())
+    device, resources = task_device(config.device, config.threads, session.node_resources(), accelerator)
     remote = ray.remote(max_calls=1)(profile_task).options(num_returns="streaming", max_retries=0, **resources)
     pending: dict = {}
     try:

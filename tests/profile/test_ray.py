@@ -74,7 +74,7 @@ def test_an_unreachable_address_is_a_clear_error_at_once(monkeypatch):
         dist.check_reachable("head", 10001, "ray://head:10001", timeout_s=0.5)
 
 
-GPU_NODE, CPU_NODE = {"CPU": 8.0, "GPU": 2.0}, {"CPU": 4.0}
+GPU_NODE, CPU_NODE = {"CPU": 8.0, "GPU": 2.0, "accelerator_type:A100": 1.0}, {"CPU": 4.0}
 
 
 def test_what_each_task_asks_for():
@@ -82,6 +82,8 @@ def test_what_each_task_asks_for():
     assert dist.task_device("auto", None, [CPU_NODE, GPU_NODE]) == ("cuda", {"num_gpus": 1, "num_cpus": 1})
     assert dist.task_device("auto", 2, [CPU_NODE]) == ("cpu", {"num_cpus": 2})
     assert dist.task_device("cpu", 8, [CPU_NODE, GPU_NODE]) == ("cpu", {"num_cpus": 8})
+    a100 = {"num_gpus": 1, "num_cpus": 1, "accelerator_type": "A100"}  # one GPU kind per results file
+    assert dist.task_device("cuda", None, [CPU_NODE, GPU_NODE], "A100") == ("cuda", a100)
 
 
 @pytest.mark.parametrize(
@@ -92,11 +94,13 @@ def test_what_each_task_asks_for():
         ("cpu", None, [CPU_NODE], "needs --threads N"),
         ("cpu", 16, [CPU_NODE, GPU_NODE], "no node of the Ray cluster has 16 CPUs"),
         ("tpu", None, [CPU_NODE], "unknown device"),
+        ("cuda", None, [GPU_NODE], r"--accelerator H100: no node .* has that GPU kind \(it has: A100\)"),
+        ("cpu", 2, [CPU_NODE], "--accelerator H100 is a GPU kind, and --device is cpu"),
     ],
 )
 def test_a_task_no_node_could_run_is_bad_input(device, threads, nodes, match):
     with pytest.raises(InputError, match=match):
-        dist.task_device(device, threads, nodes)
+        dist.task_device(device, threads, nodes, "H100" if "accelerator" in match else None)
 
 
 def profile_args(tmp_path, *extra):
