@@ -17,7 +17,8 @@ MEASURED = (
     "memory-vs-batch", "memory-vs-params", "macs-vs-latency", "roofline",
 )  # fmt: skip
 LAYER_MEASURED = ("layer-time", "layer-roofline")  # archcost.report.layer_figures: profile --layers records
-KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED
+TRAINING = ("memory-train-vs-batch",)  # archcost.report.training_figures: estimates, and records if given
+KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED + TRAINING
 
 #: profile result fields -> the chart columns, with the unit change.
 _RENAMES = {
@@ -118,6 +119,12 @@ def figure(args: argparse.Namespace):
         from archcost.report.layer_figures import figure_for
 
         return figure_for(args.kind, args.results, args.model, args.batch_size, args.device), notes
+    if args.kind in TRAINING:
+        from archcost.report.training_figures import training_memory_figure
+
+        measured = measured_frame(args.results, args.device, None) if args.results else None
+        notes += measured.attrs.get("warnings", []) if measured is not None else []
+        return training_memory_figure(_models(args) if args.models else None, measured), notes
     if args.kind in PER_MODEL:
         from archcost.commands._common import analyse
 
@@ -138,6 +145,9 @@ def figure(args: argparse.Namespace):
     per_batch = args.kind in ("accuracy-vs-throughput", "memory-vs-params", "macs-vs-latency", "roofline")
     df = measured_frame(args.results, args.device, (args.batch_size or 1) if per_batch else None)
     notes += df.attrs.get("warnings", [])
+    if (df["mode"] == "train").any():  # these charts draw inference; memory-train-vs-batch draws both
+        notes.append("training-step records (profile --mode train) left out: this chart draws inference")
+        df = df[df["mode"] != "train"].reset_index(drop=True)
     if args.models:
         wanted = set(_models(args))
         df = df[df["model"].isin(wanted)].reset_index(drop=True)

@@ -1,0 +1,137 @@
+"""Memory against batch size for training and inference: archcost's estimates as curves, measurements as points.
+
+The curves come from the meta analysis at each batch size (no memory is allocated): inference is the
+parameters plus the peak of live activations (``archcost.cost.memory``), training the peak of a whole step,
+forward, backward and the optimizer's first step (``archcost.cost.training.training_peak_bytes``). The
+points are ``memory_peak_bytes`` of ``archcost profile`` records (``--mode train`` for the training step,
+the default for inference), where a results file is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from archcost.errors import InputError
+from archcost.report.figures import _batch_axis, _log_axis, _new, _warn, measured_on
+
+#: batch sizes of the curves when no measurement says which
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+MODES = ("train", "infer")
+_STYLE = {"train": "-", "infer": "--"}
+_NAMES = {"train": "training step", "infer": "inference"}
+
+
+def memory_estimates(
+    models: Sequence[str],
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    *,
+    optimizer: str = "adam",
+    dtype: str = "float32",
+    foreach: bool = False,
+) -> pd.DataFrame:
+    """archcost's estimated peak bytes per model, batch size and mode, from the meta analysis.
+
+    Columns: ``model`` (the name records carry), ``batch_size``, ``mode`` ("train" or "infer"),
+    ``estimate_bytes``. ``foreach``: the optimizer's multi-tensor path (torch's default on CUDA).
+    Raises ``InputError`` for an unknown model or optimizer, or a model with nothing to train.
+    """
+    from archcost.cost.training import estimated_peak, optimizer_rule
+    from archcost.models import load_model
+
+    optimizer_rule(optimizer)
+    rows = []
+    for spec in models:
+        loaded = load_model(str(spec), {}, device="meta")
+        for mode in MODES:
+            for b in sorted({int(b) for b in batch_sizes}):
+                peak = estimated_peak(
+                    loaded.module, loaded.input_size, b, dtype, mode=mode, optimizer=optimizer, foreach=foreach
+                )
+                rows.append({"model": loaded.name, "batch_size": b, "mode": mode, "estimate_bytes": int(peak)})
+    return pd.DataFrame(rows, columns=["model", "batch_size", "mode", "estimate_bytes"])
+
+
+def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None = None) -> Figure:
+    """Peak memory (MB, log scale) against batch size (log 2): per model one colour, the estimated
+    training step as a solid line and inference as a dashed one (``memory_estimates``), and measured peaks
+    (profile records: ``model``, ``batch_size``, ``mode``, ``memory_peak_bytes``) as filled (training) and
+    hollow (inference) markers. What the chart cannot show (a model without measurements, records of
+    another dtype than the estimates) is written on it (``fig.warnings``)."""
+    if estimates.empty:
+        raise InputError("no estimate to draw", "give at least one model")
+    dtype = estimates.attrs.get("dtype", "float32")
+    optimizer = estimates.attrs.get("optimizer", "adam")
+    where = f"estimates: archcost meta analysis, {dtype}, {optimizer} (first step)"
+    if measured is not None and len(measured):
+        where += "\npoints " + measured_on(measured, batch=False)
+    fig, ax = _new("Memory against batch size: training and inference", "batch size (log scale)",
+                   "peak memory (MB, log scale)", subtitle=where)  # fmt: skip
+    colours = plt.get_cmap("tab10").colors
+    models = list(dict.fromkeys(estimates["model"]))
+    values = list(estimates["estimate_bytes"] / 1e6)
+    batches = list(estimates["batch_size"])
+    for i, model in enumerate(models):
+        colour = colours[i % len(colours)]
+        for mode in MODES:
+            part = estimates[(estimates["model"] == model) & (estimates["mode"] == mode)].sort_values("batch_size")
+            ax.plot(part["batch_size"], part["estimate_bytes"] / 1e6, linestyle=_STYLE[mode], color=colour,
+                    label=f"{model}, {_NAMES[mode]} (estimate)", gid=f"estimate:{model}:{mode}")  # fmt: skip
+        if measured is None or measured.empty:
+            continue
+        mine = measured[(measured["model"] == model) & measured["memory_peak_bytes"].notna()]
+        if mine.empty:
+            _warn(fig, f"no measured memory for {model} in the results: estimates only")
+        for mode in MODES:
+            got = mine[mine["mode"].fillna("infer") == mode].sort_values("batch_size")
+            if got.empty:
+                continue
+            ax.plot(got["batch_size"], got["memory_peak_bytes"] / 1e6, linestyle="none", marker="o", color=colour,
+                    fillstyle="full" if mode == "train" else "none", markersize=6,
+                    label=f"{model}, {_NAMES[mode]} (measured)", gid=f"measured:{model}:{mode}")  # fmt: skip
+            values += list(got["memory_peak_bytes"] / 1e6)
+            batches += list(got["batch_size"])
+    if measured is not None and len(measured):
+        other = sorted({str(d) for d in measured["dtype"].dropna()} - {dtype})
+        if other:
+            _warn(fig, f"measured records in {', '.join(other)} are drawn against estimates in {dtype}")
+    _batch_axis(ax, batches)
+    ax.set_yscale("log")
+    _log_axis(ax.yaxis, values)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def training_memory_figure(
+    models: Sequence[str] | None, measured: pd.DataFrame | None = None, *, foreach: bool | None = None
+) -> Figure:
+    """``memory_train_vs_batch`` for ``models`` (default: those in ``measured``) at the batch sizes measured
+    (default ``DEFAULT_BATCH_SIZES``), with the optimizer and dtype of the measured training records
+    (default adam, float32). ``foreach`` defaults to whether the records were measured on CUDA."""
+    if measured is not None and "mode" not in measured:
+        measured = measured.assign(mode=None)
+    if not models:
+        if measured is None or measured.empty:
+            raise InputError("no model to draw", "give --models, or --results with measurements")
+        models = list(dict.fromkeys(measured["model"]))
+    elif measured is not None:
+        measured = measured[measured["model"].isin(set(models))]
+    batches: Sequence[int] = DEFAULT_BATCH_SIZES
+    optimizer, dtype = "adam", "float32"
+    if measured is not None and len(measured):
+        batches = sorted({int(b) for b in measured["batch_size"]})
+        train = measured[measured["mode"] == "train"]
+        optimizers = sorted({str(o) for o in train.get("optimizer", pd.Series(dtype=object)).dropna()})
+        if len(optimizers) == 1:
+            optimizer = optimizers[0]
+        dtypes = sorted({str(d) for d in measured["dtype"].dropna()})
+        if len(dtypes) == 1:
+            dtype = dtypes[0]
+        if foreach is None:
+            foreach = any(str(d).startswith("cuda") for d in measured["device"].dropna())
+    estimates = memory_estimates(models, batches, optimizer=optimizer, dtype=dtype, foreach=bool(foreach))
+    estimates.attrs.update(dtype=dtype, optimizer=optimizer)
+    return memory_train_vs_batch(estimates, measured)
