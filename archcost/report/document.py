@@ -125,7 +125,7 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
         from archcost.commands.plot import measured_frame
 
         df = measured_frame(results, device, None)
-        df = df[df["model"].isin(reports)].reset_index(drop=True)
+        df = df[df["model"].isin(reports) & (df["mode"] != "train")].reset_index(drop=True)  # inference charts
         write_atomic(folder / "measured.csv", df.to_csv(index=False))
         doc.h2(f"Measured on {df['device'].iloc[0]} ({df['env_device_name'].iloc[0]})")
         doc.table(df[["model", "batch_size", "latency_ms", "throughput", "memory_mb"]].round(2))
@@ -143,6 +143,21 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
             if len(acc) >= 2:
                 doc.img(_save(figures.accuracy_vs_throughput(acc), folder, "accuracy-vs-throughput.png"),
                         "Top-1 against throughput; blob area: MACs; dashed: upper envelope")  # fmt: skip
+    from archcost.report.training import report_training_table  # issue 16: one training step per model
+
+    train, train_notes = report_training_table([(lo.name, lo.module, lo.input_size) for lo, _ in analysed.values()])
+    doc.h2("Training cost (batch 1, adam)")
+    doc.p(
+        "One training step: forward FLOPs of the training-mode forward (batch norm with batch statistics), "
+        "backward FLOPs from autograd's backward run on meta tensors (gradient of each input where an earlier "
+        "layer needs it, of each trained weight), Adam's 13 FLOPs per trained parameter, and the peak bytes of "
+        "forward, backward and the first Adam step (parameters, gradients, optimizer state, saved activations); "
+        "see archcost table MODEL --mode train."
+    )
+    if len(train):
+        doc.table(train)
+    for note in train_notes:
+        doc.p(f"Note: {note}.")
     doc.h2("Per-model cost, by top-level module")
     for name, report in reports.items():
         doc.p(f"{name}: input {'x'.join(map(str, report.input_shape))}; per-layer table in {name}.csv")

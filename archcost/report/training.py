@@ -71,3 +71,34 @@ def render_training(report: CostReport, fmt: str = "text") -> str:
     if fmt == "text":
         return f"{report.model} (training)\n{text_table(human, left=2)}\n\n" + "\n".join(lines) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def report_training_table(
+    analysed: list[tuple[str, object, tuple[int, ...]]], batch_size: int = 1, optimizer: str = "adam"
+) -> tuple[pd.DataFrame, list[str]]:
+    """The training table of ``archcost report``: per ``(name, module, input size)``, the forward FLOPs of the
+    training-mode forward, backward FLOPs, ``optimizer`` FLOPs and ``training_peak_bytes`` at ``batch_size``
+    (``archcost.cost.training.analyze_training``), formatted; and notes for the models left out (no trainable
+    parameter, or an input the training step does not take), each saying why."""
+    from archcost.cost.training import analyze_training
+    from archcost.errors import InputError
+
+    rows, notes = [], []
+    for name, module, size in analysed:
+        try:
+            report = analyze_training(module, size, batch_size, name=name, optimizer=optimizer)
+        except InputError as exc:
+            notes.append(f"{name} left out of the training table: {exc.message}")
+            continue
+        t = report.totals
+        rows.append(
+            {
+                "model": name,
+                "forward FLOPs": format_count(t["flops"]),
+                "backward FLOPs": format_count(t["backward_flops"]),
+                "optimizer FLOPs": format_count(t["optimizer_flops"]),
+                "backward / forward": f"{t['backward_flops'] / t['flops']:.2f}" if t["flops"] else "",
+                "training peak": format_bytes(report.training_peak_bytes),
+            }
+        )
+    return pd.DataFrame(rows), notes

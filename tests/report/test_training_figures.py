@@ -57,3 +57,26 @@ def test_cli_plot_memory_train_vs_batch(tmp_path, capsys):
     out = tmp_path / "m.png"
     assert main(["plot", "memory-train-vs-batch", "--models", "lenet5", "--output", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_training_table_and_section(tmp_path):
+    from torch import nn
+
+    from archcost.cost.training import analyze_training
+    from archcost.report.document import build
+    from archcost.report.training import report_training_table
+    from archcost.units import format_bytes, format_count
+
+    model = archcost.get_model("lenet5")
+    frozen = nn.Linear(4, 2).requires_grad_(False)
+    df, notes = report_training_table([("lenet5", model, (1, 32, 32)), ("frozen", frozen, (4,))])
+    t = analyze_training(model, (1, 32, 32), 1, optimizer="adam")
+    (row,) = df.to_dict(orient="records")
+    assert row["forward FLOPs"] == format_count(t.totals["flops"])
+    assert row["backward FLOPs"] == format_count(t.totals["backward_flops"])
+    assert row["optimizer FLOPs"] == format_count(13 * (t.totals["params"] - 84 * 10))  # RBF centres: fixed
+    assert row["training peak"] == format_bytes(t.training_peak_bytes)
+    assert notes and "frozen" in notes[0] and "no trainable parameters" in notes[0]
+    doc = build(["lenet5"], tmp_path)
+    text = doc.markdown()
+    assert "## Training cost (batch 1, adam)" in text and row["training peak"] in text
