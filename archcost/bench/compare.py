@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from archcost.bench.amount import parse_amount
 from archcost.errors import InputError
+from archcost.tables import render_table
 
 
 @dataclass(frozen=True)
@@ -525,16 +526,8 @@ def _hidden(c: Comparison, shown: int, only_changed: bool) -> list[str]:
 def render_text(c: Comparison, only_changed: bool = False) -> str:
     body = table_rows(c, only_changed)
     lines = [f"archcost compare: {c.base_label} -> {c.new_label}"]
-    if body:
-        cells = [HEADER, *body]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
-        for k, row in enumerate(cells):
-            parts = [
-                v.ljust(w) if i < 2 or i == 6 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))
-            ]
-            lines.append("  ".join(parts).rstrip())
-            if k == 0:
-                lines.append("  ".join("-" * w for w in widths))
+    if body:  # model, figure and result flush left, the figures flush right
+        lines.append(render_table(body, headers=HEADER, left={HEADER[0], HEADER[1], HEADER[6]}))
     else:
         lines.append(f"No figure changed in the {len(c.models)} model(s) compared.")
     if body:

@@ -11,7 +11,7 @@ from archcost.errors import InputError
 def run(args: argparse.Namespace) -> int:
     from archcost.report.zoo import render_frame, zoo_frame
 
-    df = zoo_frame(args.family)
+    df = zoo_frame(args.family, computed=args.computed)
     if df.empty:
         raise InputError(f"no zoo model has family {args.family!r}", "run `archcost list` to see the families")
     emit(render_frame(df, args.format), args.output)
@@ -21,5 +21,8 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("list", help="the model zoo")
     p.add_argument("--family", help="only this family, e.g. resnet")
+    p.add_argument(
+        "--computed", action="store_true", help="add archcost's own params and MACs (analyses every model listed)"
+    )
     add_output_args(p)
     p.set_defaults(func=run)

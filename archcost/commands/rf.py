@@ -105,7 +105,9 @@ def _render(doc: dict, fmt: str) -> str:
     df = pd.DataFrame(doc["layers"], columns=["name", "type", "rf", "jump", "start", "note"])
     if fmt == "csv":
         return df.to_csv(index=False)
-    body = df.to_markdown(index=False) if fmt == "markdown" else df.to_string(index=False)
+    from archcost.tables import render_table
+
+    body = render_table(df, fmt, left={"name", "type", "note"})
     lines = [f"Receptive field of {doc['model']} on {'x'.join(map(str, doc['input_shape']))}, where it changes:", body]
     final = doc["final"]
     if final:

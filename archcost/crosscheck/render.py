@@ -57,16 +57,17 @@ def module_frame(rec: Reconciliation) -> pd.DataFrame:
 
 
 def _text_table(df: pd.DataFrame, left: int) -> str:
-    cells = [list(df.columns)] + df.astype(str).values.tolist()
-    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
-    lines = []
-    for k, row in enumerate(cells):
-        parts = [c.ljust(w) if i < left or i == len(row) - 2 or i == len(row) - 1 else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]  # fmt: skip
-        lines.append("  ".join(parts).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """The first ``left`` columns and the last two (Status, Why) flush left, through the one renderer."""
+    from archcost.tables import render_table
+
+    n = len(df.columns)
+    return render_table(df, left={c for i, c in enumerate(df.columns) if i < left or i >= n - 2})
+
+
+def _markdown(df: pd.DataFrame, left: set) -> str:
+    from archcost.tables import render_table
+
+    return render_table(df, "markdown", left=left)
 
 
 def _summary_lines(rec: Reconciliation) -> list[str]:
@@ -117,7 +118,7 @@ def render_model(rec: Reconciliation, fmt: str = "text") -> str:
     legend = f"{LEGEND} {BACKWARD_LEGEND}" if rec.backward else LEGEND
     title = f"{rec.model}: input {'x'.join(map(str, rec.input_shape))}, archcost vs fvcore vs torch FlopCounterMode"
     if fmt == "markdown":
-        body = df.to_markdown(index=False, colalign=["left", "left"] + ["right"] * (len(df.columns) - 4) + ["left"] * 2)
+        body = _markdown(df, left={*df.columns[:2], *df.columns[-2:]})
         return f"### {title}\n\n{body}\n\n{legend}\n\n" + "\n".join(_summary_lines(rec)) + "\n"
     if fmt == "text":
         return f"{title}\n{_text_table(df, left=2)}\n\n{legend}\n" + "\n".join(_summary_lines(rec)) + "\n"
@@ -176,7 +177,7 @@ def render_zoo(recs: list[Reconciliation], fmt: str = "text") -> str:
         notes += [f"{r.model}: {f}" for f in r.findings if not f.startswith("MISMATCH")]
         notes += [f"{r.model}: MISMATCH {m}" for m in r.mismatches]
     if fmt == "markdown":
-        body = df.to_markdown(index=False, colalign=["left"] + ["right"] * (len(df.columns) - 2) + ["left"])
+        body = _markdown(df, left={df.columns[0], df.columns[-1]})
         return body + "\n\n" + "\n\n".join(notes) + "\n"
     if fmt == "text":
         return _text_table(df, left=1) + "\n\n" + "\n".join(notes) + "\n"

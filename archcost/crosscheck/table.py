@@ -17,6 +17,7 @@ from torch import nn
 from archcost.cost.record import CostReport
 from archcost.crosscheck.fvcore_run import FvcoreResult
 from archcost.crosscheck.reconcile import fvcore_own_params, nearest, own_counts
+from archcost.tables import render_table
 from archcost.units import format_count
 
 COLUMNS = {
@@ -118,10 +119,10 @@ def render_with_fvcore(
         human[header] = [("" if pd.isna(v) else format_count(int(v))) for v in extra[col]]
     footer = table.footer_lines(report) + _fvcore_footer(fv)
     if fmt == "markdown":
-        body = human.to_markdown(index=False, colalign=["left"] * 3 + ["right"] * (len(human.columns) - 3))
+        body = render_table(human, "markdown", left=3)
         return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
     if fmt == "text":
-        return f"{report.model}\n{table.text_table(human, left=3)}\n\n" + "\n".join(footer) + "\n"
+        return f"{report.model}\n{render_table(human, left=3, totals=True)}\n\n" + "\n".join(footer) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
 

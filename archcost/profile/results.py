@@ -19,6 +19,7 @@ import pandas as pd
 from archcost.errors import InputError
 from archcost.profile.nvml import POWER_FIELDS
 from archcost.profile.roofline import ROOFLINE_FIELDS
+from archcost.tables import render_table
 
 SCHEMA = "archcost.profile/1"
 
@@ -311,7 +312,8 @@ def text_table(df: pd.DataFrame) -> str:
                 "J/img": _num(r["energy_per_image_j"], ".4f"),
             }
         )
-    table = pd.DataFrame(rows).to_string(index=False) if rows else "(no results)"
+    words = {"model", "input", "status", "mode", "bound"}  # flush left; the figures flush right
+    table = render_table(pd.DataFrame(rows), left=words) if rows else "(no results)"
     lines = [table, ""]
     if records:
         first = records[0]
@@ -400,7 +402,7 @@ def layers_text(r: dict) -> list[str]:
         f"{r['threads']} threads: time per layer (torch.profiler, {r['layer_clock']}, median of "
         f"{r['layer_iterations']} profiled forwards)"
     )
-    lines = [head, pd.DataFrame(rows).to_string(index=False)]
+    lines = [head, render_table(pd.DataFrame(rows), left={"layer", "type", "bound"})]
     ratio = r.get("layer_time_sum_ratio")
     lines.append(
         f"layers add up to {_ms(r['layer_time_sum_s'])} ms = "

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from archcost.files import write_atomic
+from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
 
 
@@ -39,8 +40,9 @@ class Document:
                 out += [f"## {payload}", ""]
             elif kind == "p":
                 out += [payload, ""]
-            elif kind == "table":
-                out += [payload.to_markdown(index=False), ""]
+            elif kind == "table":  # words flush left, numbers flush right
+                words = {c for c in payload.columns if not pd.api.types.is_numeric_dtype(payload[c])}
+                out += [render_table(payload, "markdown", left=words), ""]
             else:
                 out += [f"![{payload[1]}]({payload[0]})", "", f"*{payload[1]}*", ""]
         return "\n".join(out)
@@ -59,8 +61,9 @@ class Document:
                 out.append(f"<h2>{html.escape(payload)}</h2>")
             elif kind == "p":
                 out.append(f"<p>{html.escape(payload)}</p>")
-            elif kind == "table":
-                out.append(payload.to_html(index=False, escape=True))
+            elif kind == "table":  # cells escaped by tabulate's html format
+                words = {c for c in payload.columns if not pd.api.types.is_numeric_dtype(payload[c])}
+                out.append(render_table(payload, "html", left=words))
             else:
                 out.append(f"<figure><img src='{html.escape(payload[0])}'><figcaption>{html.escape(payload[1])}"
                            "</figcaption></figure>")  # fmt: skip

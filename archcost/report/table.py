@@ -9,6 +9,7 @@ import pandas as pd
 
 from archcost.cost.record import TOTAL_FIELDS, CostReport
 from archcost.errors import InputError
+from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
 
 
@@ -262,21 +263,6 @@ def not_costed_line(report: CostReport) -> str:
     )
 
 
-def text_table(df: pd.DataFrame, left, totals: bool = True) -> str:
-    """Columns padded to width: the first ``left`` columns (or the columns named in ``left``) flush left,
-    the others flush right; a rule under the header, and above the last row when it holds ``totals``."""
-    flush_left = [i < left if isinstance(left, int) else c in left for i, c in enumerate(df.columns)]
-    cells = [list(df.columns)] + df.astype(str).values.tolist()
-    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
-    lines = []
-    for k, row in enumerate(cells):
-        parts = [c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(row, widths, flush_left, strict=True)]
-        lines.append("  ".join(parts).rstrip())
-        if k == 0 or (totals and k == len(cells) - 2):
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def final_field(report: CostReport):
     """The last row whose output still has a known, spatial (not global) receptive field."""
     return next((r for r in reversed(report.layers) if r.rf is not None and not r.rf_global), None)
@@ -321,28 +307,14 @@ def render(
     human = human_frame(report, depth, columns, top)
     names = check_columns(columns)
     footer = footer_lines(report, names, top, depth)
+    left = {COLUMNS[c][0] for c in names if c in _LEFT}
+    body = render_table(human, fmt, left=left, totals=True)
     if fmt == "markdown":
-        body = human.to_markdown(index=False, colalign=["left" if c in _LEFT else "right" for c in names])
         return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
     if fmt == "html":
-        return _html(report.model, human, names, footer)
-    body = text_table(human, left={COLUMNS[c][0] for c in names if c in _LEFT})
+        lines = "".join(f"<p>{escape(line)}</p>\n" for line in footer)
+        return f'<div class="archcost-report">\n<p><strong>{escape(report.model)}</strong></p>\n{body}\n{lines}</div>\n'
     return f"{report.model}\n{body}\n\n" + "\n".join(footer) + "\n"
-
-
-def _html(title: str, human: pd.DataFrame, names, footer: list[str]) -> str:
-    """An HTML table (tabulate's html format: cells escaped, numbers right-aligned) with the footer below."""
-    from tabulate import tabulate
-
-    table = tabulate(
-        human.values.tolist(),
-        headers=list(human.columns),
-        tablefmt="html",
-        disable_numparse=True,
-        colalign=["left" if c in _LEFT else "right" for c in names],
-    )
-    lines = "".join(f"<p>{escape(line)}</p>\n" for line in footer)
-    return f'<div class="archcost-report">\n<p><strong>{escape(title)}</strong></p>\n{table}\n{lines}</div>\n'
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "LEGEND", "TOTAL_FIELDS", "layer_frame", "render"]

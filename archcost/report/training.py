@@ -8,7 +8,8 @@ import json
 import pandas as pd
 
 from archcost.cost.record import CostReport
-from archcost.report.table import footer_lines, text_table
+from archcost.report.table import footer_lines
+from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
 
 _COLUMNS = {
@@ -66,10 +67,10 @@ def render_training(report: CostReport, fmt: str = "text") -> str:
     # the inference table's rough training line (memory.estimate) gives way to the step's own peak above
     lines = [*memory_lines(report), LEGEND, *(x for x in footer_lines(report) if not x.startswith("Memory:"))]
     if fmt == "markdown":
-        body = human.to_markdown(index=False, colalign=["left", "left"] + ["right"] * 6)
+        body = render_table(human, "markdown", left=2)
         return f"### {report.model} (training)\n\n{body}\n\n" + "\n\n".join(lines) + "\n"
     if fmt == "text":
-        return f"{report.model} (training)\n{text_table(human, left=2)}\n\n" + "\n".join(lines) + "\n"
+        return f"{report.model} (training)\n{render_table(human, left=2, totals=True)}\n\n" + "\n".join(lines) + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
 

@@ -1,4 +1,5 @@
-"""The zoo as a table: name, family, year, input size, params, MACs and published top-1."""
+"""The zoo as a table: name, family, year, input size and the published params, MACs and top-1 (blank where
+none is published; JSON and CSV name each figure's source), and archcost's own counts on request."""
 
 from __future__ import annotations
 
@@ -6,51 +7,82 @@ import json
 
 import pandas as pd
 
+from archcost.tables import render_table
 from archcost.units import format_count
 from archcost.zoo import get_meta, list_models
 
+COLUMNS = ["name", "family", "year", "input_size", "params", "macs", "top1", "dataset"]
+#: with ``computed=True``: archcost's own analytic counts beside the published ones
+COMPUTED = ["archcost_params", "archcost_macs"]
 
-def zoo_frame(family: str | None = None) -> pd.DataFrame:
-    """One row per zoo model with its metadata; params and MACs are archcost's own analytic counts."""
-    from archcost.cost import analyze
-    from archcost.zoo import get_model
+#: Headers of the text and markdown table: the counts say whose they are (JSON and CSV name each source).
+HEADERS = {"params": "published params", "macs": "published MACs", "archcost_params": "archcost params",
+           "archcost_macs": "archcost MACs"}  # fmt: skip
 
+
+def _number(fig):
+    """A published figure's value (whole numbers as int), or None."""
+    if fig is None:
+        return None
+    return int(fig.value) if float(fig.value).is_integer() else fig.value
+
+
+def zoo_frame(family: str | None = None, computed: bool = False) -> pd.DataFrame:
+    """One row per zoo model with its metadata; params, macs and top1 are the published figures (``ModelMeta``)
+    and their sources are in ``params_source``, ``macs_source`` and ``top1_source``.
+
+    Nothing is analysed unless ``computed``: then ``archcost_params`` and ``archcost_macs`` are archcost's own
+    analytic counts at the model's input size (an analysis of every model listed: seconds, not milliseconds).
+    """
     rows = []
     for name in list_models(family):
         meta = get_meta(name)
-        totals = analyze(get_model(name), meta.input_size, name=name).totals
         rows.append(
             {
                 "name": name,
                 "family": meta.family,
                 "year": meta.year,
                 "input_size": "x".join(map(str, meta.input_size)),
-                "params": totals["params"],
-                "macs": totals["macs"],
+                "params": _number(meta.params),
+                "macs": _number(meta.macs),
                 "top1": meta.top1.value if meta.top1 else None,
                 "dataset": meta.dataset,
+                "params_source": meta.params.source if meta.params else None,
+                "macs_source": meta.macs.source if meta.macs else None,
+                "top1_source": meta.top1.source if meta.top1 else None,
             }
         )
-    return pd.DataFrame(rows, columns=["name", "family", "year", "input_size", "params", "macs", "top1", "dataset"])
+        if computed:
+            from archcost.cost import analyze
+            from archcost.zoo import get_model
 
-
-#: names and words flush left, numbers flush right
-_ALIGN = ("left", "left", "right", "left", "right", "right", "right", "left")
+            totals = analyze(get_model(name), meta.input_size, name=name).totals
+            rows[-1] |= {"archcost_params": totals["params"], "archcost_macs": totals["macs"]}
+    sources = ["params_source", "macs_source", "top1_source"]
+    df = pd.DataFrame(rows, columns=[*COLUMNS, *(COMPUTED if computed else []), *sources])
+    for col in ("params", "macs", *(COMPUTED if computed else [])):  # counts stay whole numbers beside blanks
+        values = df[col].dropna()
+        if all(float(v).is_integer() for v in values):
+            df[col] = df[col].astype("Int64")
+    return df
 
 
 def render_frame(df: pd.DataFrame, fmt: str) -> str:
+    """The zoo table in ``fmt``: text, markdown, csv or json (json and csv carry the sources too)."""
     if fmt == "json":
-        return json.dumps(df.to_dict(orient="records"), sort_keys=True, indent=2) + "\n"
+        records = [{k: None if pd.isna(v) else v for k, v in r.items()} for r in df.astype(object).to_dict("records")]
+        return json.dumps(records, sort_keys=True, indent=2) + "\n"
     if fmt == "csv":
         return df.to_csv(index=False)
-    human = df.assign(
-        params=df["params"].map(format_count),
-        macs=df["macs"].map(format_count),
-        top1=df["top1"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
-    )
-    if fmt == "markdown":
-        # the cells are already formatted: tabulate must not re-parse "77.0" into 77 beside 76.4
-        return human.to_markdown(index=False, disable_numparse=True, colalign=_ALIGN) + "\n"
-    from archcost.report.table import text_table
+    shown = [c for c in df.columns if not c.endswith("_source")]
 
-    return text_table(human.astype(str), left=2, totals=False) + "\n"
+    def count(v) -> str:
+        return "" if pd.isna(v) else format_count(int(v) if float(v).is_integer() else v)
+
+    human = df[shown].assign(
+        **{c: df[c].map(count) for c in ("params", "macs", *(c for c in COMPUTED if c in df))},
+        top1=df["top1"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
+        year=df["year"].astype(str),
+    )
+    human = human.rename(columns=HEADERS)
+    return render_table(human, fmt, left={"name", "family", "input_size", "dataset"}) + "\n"

@@ -201,3 +201,48 @@ def test_readme_names_every_column():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     paragraph = readme.split("Columns (`columns=`, `--columns`):")[1].split("\n\n")[0]
     assert all(name in paragraph for name in COLUMNS)
+
+
+# -- the one renderer ------------------------------------------------------------------------------------------
+def test_the_renderer_aligns_words_left_numbers_right_and_rules_the_totals():
+    from archcost.tables import render_table
+
+    text = render_table([["conv1", "1.20 K"], ["fc", "3"], ["Total", "1.20 K"]], headers=["Layer", "MACs"], totals=True)
+    assert text.splitlines() == [
+        "Layer    MACs",
+        "-----  ------",
+        "conv1  1.20 K",
+        "fc          3",
+        "-----  ------",
+        "Total  1.20 K",
+    ]
+    md = render_table([["a|b", "77.0"], ["c", "76.4"]], "markdown", headers=["name", "top1"])
+    rule = md.splitlines()[1]
+    assert "77.0" in md and rule.startswith("|:") and rule.endswith(":|")  # no re-parsing; words left, numbers right
+    html = render_table([["<b>", None]], "html", headers=["x", "y"])
+    assert "&lt;b&gt;" in html and "None" not in html
+
+
+def test_list_reads_the_published_figures_without_analysing(monkeypatch, capsys):
+    import archcost.cost
+    import archcost.cost.analysis as analysis
+
+    def fail(*args, **kwargs):
+        pytest.fail("archcost list analysed a model")
+
+    for where in (analysis, archcost.cost, archcost):
+        monkeypatch.setattr(where, "analyze", fail)
+    assert main(["list", "--format", "json"]) == 0
+    models = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    meta = archcost.get_meta("vgg16")
+    assert models["vgg16"]["macs"] == meta.macs.value and models["vgg16"]["macs_source"] == meta.macs.source
+    assert "archcost_macs" not in models["vgg16"]
+
+
+def test_list_computed_adds_archcosts_own_counts(capsys):
+    assert main(["list", "--family", "lenet", "--computed", "--format", "json"]) == 0
+    (lenet,) = json.loads(capsys.readouterr().out)
+    from archcost.zoo import get_model
+
+    totals = archcost.analyze(get_model("lenet5"), input_size=(1, 32, 32)).totals
+    assert (lenet["archcost_params"], lenet["archcost_macs"]) == (totals["params"], totals["macs"])
