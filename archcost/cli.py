@@ -33,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     import pkgutil
 
     import archcost.commands as commands
-
     from archcost import __version__
 
     parser = argparse.ArgumentParser(prog="archcost", description="What a convolutional network costs, and why.")

@@ -37,8 +37,8 @@ def main() -> int:
     args = p.parse_args()
 
     import archcost
-    from archcost.profile import profile, render
     from archcost.files import write_atomic
+    from archcost.profile import profile, render
 
     models = args.models.split(",") if args.models else archcost.list_models()
     if args.smoke:

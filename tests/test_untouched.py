@@ -113,12 +113,12 @@ def test_every_entry_point_leaves_the_model_as_it_was(entry, specs, side, traini
     torch.manual_seed(0)
     model = Caching(build(specs))
     size = (3, side, side)
-    model(torch.randn(1, *size))  # used once on real data: its cache is filled
-    model.train(training)
     try:
         analyze(model, size)
-    except AnalysisError:
+        model(torch.randn(1, *size))  # used once on real data: its cache is filled
+    except (AnalysisError, RuntimeError):
         assume(False)  # the random layers shrank the map below a kernel: not a network
+    model.train(training)
     before = snapshot(model)
     ENTRY_POINTS[entry](model, size)
     after = snapshot(model)
