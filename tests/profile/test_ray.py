@@ -217,8 +217,10 @@ def test_a_sweep_on_a_local_cluster_resumes_and_survives_a_failing_model(cluster
 
     kept = [r for r in written if (r["model"], r["batch_size"]) != ("TwoLayer", 2)]
     results.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    more = sweep(models, results, resume=True)
-    assert list(zip(more["model"], more["batch_size"], strict=True)) == [("TwoLayer", 2)]
+    from tests.profile.models import TwoLayer
+
+    more = sweep([TwoLayer(), CRASHES, "lenet5"], results, resume=True)  # a module object: pickled to the worker
+    assert list(zip(more["model"], more["batch_size"], more["status"], strict=True)) == [("TwoLayer", 2, "ok")]
     assert more.attrs["skipped"] == 5
     assert len(read_results(results)) == 6
 
