@@ -17,7 +17,7 @@ _PUBLIC = {
     "analyze": "archcost.cost.analysis",
     "register_cost": "archcost.cost._registry",
     "summary": "archcost.report.summary",
-    "profile": "archcost.profile",
+    "profile": "archcost.profiling",
     "ModelMeta": "archcost.zoo",
     "Published": "archcost.zoo",
     "get_meta": "archcost.zoo",

@@ -3,7 +3,7 @@
 What it checks, in this order (each phase is timed, and a phase that fails is recorded, never fatal):
 
 1. environment: GPU, driver, CUDA, cuDNN, torch, the TF32 switches, clocks / power limit / memory from NVML;
-2. roofline peaks: ``archcost.profile.roofline.measure_peaks`` at archcost's own sizes and at large sizes, per
+2. roofline peaks: ``archcost.profiling.roofline.measure_peaks`` at archcost's own sizes and at large sizes, per
    dtype, against the H200's published and previously measured figures (``REFERENCE`` below, with sources);
 3. latency: ``archcost.profile`` (CUDA events) against ``torch.utils.benchmark.Timer`` on the same model, input
    and settings in the same process (target: within ``LATENCY_TOLERANCE``);
@@ -11,7 +11,7 @@ What it checks, in this order (each phase is timed, and a phase that fails is re
    (``archcost.cost.training`` where this archcost has it, and ``archcost.cost.memory.estimate``);
 5. the per-layer timer (``layers=True``) and a model measured in a fresh process (``isolate=True``) on the device;
 6. the sweep: the Canziani & Culurciello set over batch sizes 1, 2, 4, ..., 256 in float16, bfloat16 and
-   float32, channels-last, with NVML power and energy per image, through ``archcost.profile.iter_profile``
+   float32, channels-last, with NVML power and energy per image, through ``archcost.profiling.iter_profile``
    (inference memory: measured peak against archcost's estimate is in every record);
 7. the CLI with ``--compile`` in a child process (killed at its time limit), if time is left;
 8. figures (accuracy vs throughput, latency / throughput / power / memory vs batch, energy per image) and
@@ -302,7 +302,7 @@ def package_versions() -> dict:
 def environment(device) -> dict:
     import torch
 
-    from archcost.profile.environment import environment as archcost_environment
+    from archcost.profiling.environment import environment as archcost_environment
 
     env = {
         "archcost_env": archcost_environment(
@@ -354,8 +354,8 @@ def roofline_check(device, dtypes: list[str], smoke: bool) -> dict:
     will look up, so that the sweep does not calibrate at full size (minutes on a busy CPU)."""
     import torch
 
-    from archcost.profile.environment import device_name
-    from archcost.profile.roofline import DevicePeaks, measure_peaks, peaks_key, store
+    from archcost.profiling.environment import device_name
+    from archcost.profiling.roofline import DevicePeaks, measure_peaks, peaks_key, store
     from archcost.units import DTYPES as TORCH_DTYPES
 
     gpu = device.type == "cuda"
@@ -415,7 +415,7 @@ def latency_check(device, cases: list[tuple[str, str, int]], timing: dict, chann
     import torch.utils.benchmark as tbench
 
     from archcost.models import load_model
-    from archcost.profile import ProfileConfig, iter_profile
+    from archcost.profiling import ProfileConfig, iter_profile
     from archcost.units import DTYPES as TORCH_DTYPES
 
     rows = []
@@ -534,7 +534,7 @@ def measured_training_step(name: str, batch: int, device) -> dict:
     import torch
 
     from archcost.models import load_model
-    from archcost.profile.memory import held_bytes
+    from archcost.profiling.memory import held_bytes
 
     loaded = load_model(name, {}, device="cpu")
     model = loaded.module.to(device).train()
@@ -577,7 +577,7 @@ def training_memory_check(device, cases: list[tuple[str, int]], run: Run) -> dic
         try:
             row["measured"] = measured_training_step(name, batch, device)
         except Exception as exc:
-            from archcost.profile.sweep import is_oom
+            from archcost.profiling.sweep import is_oom
 
             row["measured"] = {
                 "note": ("out of memory: " if is_oom(exc) else "failed: ") + f"{type(exc).__name__}: {exc}"
@@ -606,7 +606,7 @@ def training_memory_check(device, cases: list[tuple[str, int]], run: Run) -> dic
 
 
 def profile_records(models, device, **settings) -> list[dict]:
-    from archcost.profile import ProfileConfig, iter_profile
+    from archcost.profiling import ProfileConfig, iter_profile
 
     config = ProfileConfig(device=str(device), **settings)
     return [dict(r) for r in iter_profile(models, config)]
@@ -663,11 +663,11 @@ def paths_check(device, model: str, batch: int, dtype: str, channels_last: bool,
 def sweep(
     device, models, batch_sizes, dtypes, channels_last, timing, results: Path, run: Run, keep_s: float = 0.0
 ) -> dict:
-    """The sweep through ``archcost.profile.iter_profile``, one dtype after another, each record appended to
+    """The sweep through ``archcost.profiling.iter_profile``, one dtype after another, each record appended to
     ``results`` as measured; it stops between two measurements when fewer than ``keep_s`` seconds are left before
     the reserve (the time kept for the CLI check)."""
-    from archcost.profile import ProfileConfig, iter_profile
-    from archcost.profile.results import append_records
+    from archcost.profiling import ProfileConfig, iter_profile
+    from archcost.profiling.results import append_records
 
     summary: dict = {"models": models, "batch_sizes": batch_sizes, "dtypes": dtypes, "timing": timing, "runs": []}
     for dtype in dtypes:
@@ -724,7 +724,7 @@ def sweep(
 
 def sweep_findings(results: Path) -> dict:
     """What the sweep's records say: statuses, flags, power and memory-estimate agreement, per dtype."""
-    from archcost.profile.results import read_results
+    from archcost.profiling.results import read_results
 
     if not results.exists():
         return {"note": "no sweep records"}
@@ -1203,7 +1203,7 @@ def render_report(c: dict) -> str:
 
 def throughput_table(results: Path) -> str:
     """Per dtype and model: latency at batch 1, best throughput and its batch, energy per image there."""
-    from archcost.profile.results import read_results
+    from archcost.profiling.results import read_results
 
     if not results.exists():
         return ""
@@ -1269,7 +1269,7 @@ def main(argv=None) -> int:
     import torch
 
     from archcost.errors import ArchcostError
-    from archcost.profile.sweep import resolve_device
+    from archcost.profiling.sweep import resolve_device
 
     try:  # before anything is written or measured
         device = resolve_device(args.device)

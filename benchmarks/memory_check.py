@@ -14,7 +14,7 @@ import torch
 import archcost
 from archcost.cost.memory import estimate
 from archcost.cost.training import simulate_step
-from archcost.profile.train_step import measured_training_peak
+from archcost.profiling.train_step import measured_training_peak
 from archcost.units import format_bytes
 from archcost.verify.memory import measured_inference_peak
 

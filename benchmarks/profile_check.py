@@ -72,7 +72,7 @@ def child(variant: str, factory: str, threads: int, device: str, min_run: float)
     if variant == "plain_imports":
         import archcost  # noqa: F401
         import archcost.commands.profile  # noqa: F401
-        import archcost.profile.sweep  # noqa: F401
+        import archcost.profiling.sweep  # noqa: F401
     if variant == "plain_bigfree":
         a, b, c = (torch.randn(2048, 2048) for _ in range(3))
         torch.mm(a, b, out=c)

@@ -1,6 +1,6 @@
 """Profile the zoo on the CPU: writes reports/latency_cpu.csv (one row per model and batch size).
 
-The CSV has every field of an ``archcost profile`` record (``archcost.profile.results.FIELDS``): latency
+The CSV has every field of an ``archcost profile`` record (``archcost.profiling.results.FIELDS``): latency
 median / p10 / p90 / CV, throughput, measured and estimated memory, FLOPs and roofline fields, and the
 environment. ``archcost plot`` reads it. Each record is also appended, as it is measured, to
 ``reports/latency_cpu.jsonl`` so an interrupted run keeps its measurements; Ctrl-C still writes the CSV.
@@ -38,7 +38,7 @@ def main() -> int:
 
     import archcost
     from archcost.files import write_atomic
-    from archcost.profile import profile, render
+    from archcost.profiling import profile, render
 
     models = args.models.split(",") if args.models else archcost.list_models()
     if args.smoke:

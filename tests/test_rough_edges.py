@@ -13,7 +13,7 @@ from torch import nn
 
 from archcost.cli import main
 from archcost.errors import InputError
-from archcost.profile.results import SCHEMA, ResultsFileWarning, append_records, new_record, read_results
+from archcost.profiling.results import SCHEMA, ResultsFileWarning, append_records, new_record, read_results
 
 
 def _record(model: str, batch: int = 1) -> str:
@@ -63,14 +63,14 @@ def test_plot_reads_a_cut_file_and_says_which_line_it_skipped(tmp_path, capsys):
     [(0, "interrupted: nothing measured yet"), (2, "interrupted: wrote the 2 measurement(s) finished before Ctrl-C")],
 )
 def test_ctrl_c_says_what_was_written(done, message, monkeypatch, capsys):
-    from archcost.profile.results import to_dataframe
+    from archcost.profiling.results import to_dataframe
 
     def interrupted(*args, **kwargs):
         df = to_dataframe([new_record(model="resnet18", batch_size=b, status="ok") for b in range(1, done + 1)])
         df.attrs["interrupted"] = True
         return df
 
-    monkeypatch.setattr(importlib.import_module("archcost.profile"), "profile", interrupted)
+    monkeypatch.setattr(importlib.import_module("archcost.profiling"), "profile", interrupted)
     assert main(["profile", "resnet18", "--device", "cpu"]) == 130
     err = capsys.readouterr().err
     assert message in err and "wrote the 0" not in err

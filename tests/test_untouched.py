@@ -94,7 +94,7 @@ def _rf_verify(model, size):
 
 
 def _profile(model, size):
-    from archcost.profile import profile
+    from archcost.profiling import profile
 
     df = profile([model], device="cpu", input_size=size, dtype="bfloat16", channels_last=True, warmup=0.0,
                  min_time=0.001, repeats=2, roofline=False, power=False, memory=False)  # fmt: skip

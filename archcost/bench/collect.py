@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from archcost.bench.record import measured_records, model_entry, new_document
 from archcost.errors import InputError, ModelLoadError, UnknownModelError
 
-#: Keyword arguments of ``archcost.profile.profile`` that ``bench`` passes through.
+#: Keyword arguments of ``archcost.profiling.profile`` that ``bench`` passes through.
 PROFILE_KEYS = ("device", "batch_sizes", "threads", "warmup", "min_time", "repeats", "channels_last", "power")
 PROFILE_DTYPES = ("float32", "float16", "bfloat16")
 
@@ -28,7 +28,7 @@ def bench(
 
     Every model is analysed first (on the meta device, seconds for the whole zoo); a model that cannot be
     analysed raises its ``ArchcostError`` before anything is measured. ``profile``: keyword arguments for
-    ``archcost.profile.profile`` (``device``, ``batch_sizes`` (default: ``batch_size``), ``threads``,
+    ``archcost.profiling.profile`` (``device``, ``batch_sizes`` (default: ``batch_size``), ``threads``,
     ``warmup``, ``min_time``, ``repeats``, ...); each model's records go to its ``measured`` list. On Ctrl-C
     during profiling, the document keeps what was measured and ``settings.profile.interrupted`` is true.
     ``on_step`` is called with a short progress message before each model. ``skip_missing``: a model that
@@ -86,7 +86,7 @@ def bench(
 
 def _measure(entries: dict[str, dict], kwargs: dict, dtype, input_size, options, on_step) -> bool:
     """Fill each entry's ``measured`` list; True if Ctrl-C stopped it (what was measured is kept)."""
-    from archcost.profile import profile as run_profile  # measured side: imported only when asked for
+    from archcost.profiling import profile as run_profile  # measured side: imported only when asked for
 
     for spec, entry in entries.items():
         if entry["source"] == "onnx":

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _device(spec: str):
-    from archcost.profile.sweep import resolve_device
+    from archcost.profiling.sweep import resolve_device
 
     return resolve_device(spec)
 
@@ -74,7 +74,7 @@ def _verify(size, batch: int, args: argparse.Namespace, device) -> int:
 
     from archcost.commands._common import parse_opts
     from archcost.models import load_model
-    from archcost.profile.train_step import measured_inference_peak, measured_training_peak
+    from archcost.profiling.train_step import measured_inference_peak, measured_training_peak
     from archcost.units import DTYPES
 
     dtype = DTYPES[args.dtype]

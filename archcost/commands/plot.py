@@ -43,7 +43,7 @@ def measured_frame(path: str | list[str], device: str | None, batch_size: int | 
     ``_device_label`` writes them."""
     import pandas as pd
 
-    from archcost.profile.results import ResultsFileWarning, read_results
+    from archcost.profiling.results import ResultsFileWarning, read_results
     from archcost.zoo import get_meta, list_models
 
     paths = [path] if isinstance(path, (str, Path)) else list(path)
@@ -212,7 +212,6 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="profile results (JSON lines from `archcost profile --append`); repeatable: several files are one table",
     )
-
     p.add_argument("--accuracy", help="CSV model,top1[,top5][,dataset] adding or overriding published accuracy")
     p.add_argument("--dataset", default="ImageNet", help="accuracy charts compare models of this dataset")
     p.add_argument("--device", help="with --results: the device to draw (cpu, cuda:0)")

@@ -18,8 +18,8 @@ from archcost.commands._common import (
 
 
 def run(args: argparse.Namespace) -> int:
-    from archcost.profile import profile, render
-    from archcost.profile.sweep import check_writable
+    from archcost.profiling import profile, render
+    from archcost.profiling.sweep import check_writable
 
     # Before anything is measured: a typo in a folder must not throw away a sweep.
     if args.output:

@@ -135,7 +135,7 @@ def layer_roofline(r: dict) -> Figure:
     fig.tight_layout()
     warnings = _list(r.get("warnings"))
     if any(x["flops_per_s"] > peak_f for x in pts):
-        from archcost.profile.roofline import STALE_PEAKS
+        from archcost.profiling.roofline import STALE_PEAKS
 
         ax.text(0.01, 0.99, "points above the roof: the cached peaks are stale; rerun with --recalibrate",
                 transform=ax.transAxes, va="top", fontsize=7, color="#c44e52")  # fmt: skip
@@ -147,7 +147,7 @@ def layer_roofline(r: dict) -> Figure:
 
 def figure_for(kind: str, results: str, model: str | None, batch_size: int | None, device: str | None) -> Figure:
     """``archcost plot layer-time|layer-roofline MODEL --results FILE``."""
-    from archcost.profile.results import read_results
+    from archcost.profiling.results import read_results
 
     if not model:
         raise InputError(f"plot {kind} needs a MODEL", f"e.g. archcost plot {kind} resnet18 --results r.jsonl")

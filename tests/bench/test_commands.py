@@ -167,7 +167,7 @@ def test_bench_bad_input_exit_2(capsys, tmp_path):
 
 def fake_profile(latency: float, *, status="ok", interrupt_after=None, calls=None):
     """A module standing in for ``archcost.profile`` whose ``profile`` returns hand-written records."""
-    module = types.ModuleType("archcost.profile")
+    module = types.ModuleType("archcost.profiling")
     calls = [] if calls is None else calls
 
     def profile(spec, **kwargs):
@@ -203,7 +203,7 @@ def fake_profile(latency: float, *, status="ok", interrupt_after=None, calls=Non
 
 def test_bench_profile_records_the_measurements(capsys, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setitem(sys.modules, "archcost.profile", fake_profile(0.010, calls=calls))
+    monkeypatch.setitem(sys.modules, "archcost.profiling", fake_profile(0.010, calls=calls))
     path = bench_file(
         capsys,
         tmp_path / "p.json",
@@ -224,9 +224,9 @@ def test_bench_profile_records_the_measurements(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_profile_then_compare_latency(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "archcost.profile", fake_profile(0.010))
+    monkeypatch.setitem(sys.modules, "archcost.profiling", fake_profile(0.010))
     base = bench_file(capsys, tmp_path / "base.json", NET, extra=("--profile",))
-    monkeypatch.setitem(sys.modules, "archcost.profile", fake_profile(0.013))
+    monkeypatch.setitem(sys.modules, "archcost.profiling", fake_profile(0.013))
     head = bench_file(capsys, tmp_path / "head.json", NET, extra=("--profile",))
     code, out, _ = run(capsys, "compare", base, head, "--fail-on", "latency>10%")
     assert code == 1
@@ -236,7 +236,7 @@ def test_bench_profile_then_compare_latency(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_profile_interrupted_keeps_what_was_measured(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "archcost.profile", fake_profile(0.010, interrupt_after=1))
+    monkeypatch.setitem(sys.modules, "archcost.profiling", fake_profile(0.010, interrupt_after=1))
     path = tmp_path / "p.json"
     code, _, err = run(capsys, "bench", NET, "lenet5", "--profile", "--output", path, "--quiet")
     assert code == 130 and "interrupted" in err
@@ -247,7 +247,7 @@ def test_bench_profile_interrupted_keeps_what_was_measured(capsys, tmp_path, mon
 
 
 def test_bench_profile_error_is_recorded_and_exit_1(capsys, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "archcost.profile", fake_profile(0.010, status="error"))
+    monkeypatch.setitem(sys.modules, "archcost.profiling", fake_profile(0.010, status="error"))
     path = tmp_path / "p.json"
     code, _, err = run(capsys, "bench", NET, "--profile", "--output", path, "--quiet")
     assert code == 1 and "it broke" in err
@@ -274,7 +274,7 @@ def test_bench_an_onnx_file(capsys, tmp_path, monkeypatch):
 
     onnx_path = export_onnx(ConvNet(), (3, 8, 8), tmp_path / "convnet.onnx")
     calls = []
-    monkeypatch.setitem(sys.modules, "archcost.profile", fake_profile(0.010, calls=calls))
+    monkeypatch.setitem(sys.modules, "archcost.profiling", fake_profile(0.010, calls=calls))
     path = bench_file(capsys, tmp_path / "o.json", onnx_path, NET, extra=("--profile",))
     doc = read_bench(path)
     onnx_entry, torch_entry = doc["models"][str(onnx_path)], doc["models"][NET]

@@ -71,7 +71,7 @@ def test_table_train_mode_json(capsys):
 
 @pytest.mark.slow
 def test_cpu_training_step_timed_and_measured():
-    from archcost.profile.train_step import measured_training_peak, time_train_step
+    from archcost.profiling.train_step import measured_training_peak, time_train_step
 
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 30 * 30, 10))
     before = [p.detach().clone() for p in model.parameters()]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from archcost.cli import main
-from archcost.profile.results import read_results
+from archcost.profiling.results import read_results
 
 M = "tests.profile.models"
 FAST = ["--device", "cpu", "--warmup", "0", "--min-time", "0.01", "--repeats", "3", "--no-roofline", "--quiet"]

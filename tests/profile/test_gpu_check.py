@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from archcost.profile.results import new_record, read_results
+from archcost.profiling.results import new_record, read_results
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
@@ -217,8 +217,8 @@ class _Clock:
 
 
 def _fake_profile(monkeypatch, plan):
-    """archcost.profile.iter_profile replaced by one that yields ``plan[dtype]`` (records or an exception)."""
-    import archcost.profile
+    """archcost.profiling.iter_profile replaced by one that yields ``plan[dtype]`` (records or an exception)."""
+    import archcost.profiling
 
     def fake(models, config, on_step=None):
         for item in plan[config.dtype]:
@@ -227,7 +227,7 @@ def _fake_profile(monkeypatch, plan):
             yield new_record(model=item[0], batch_size=item[1], dtype=config.dtype, device="cpu", status=item[2],
                              error=None if item[2] == "ok" else "CUDA out of memory")  # fmt: skip
 
-    monkeypatch.setattr(archcost.profile, "iter_profile", fake)
+    monkeypatch.setattr(archcost.profiling, "iter_profile", fake)
 
 
 def test_sweep_records_an_oom_and_goes_on_and_a_crash_stops_only_its_dtype(gpu_check, tmp_path, monkeypatch):

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from archcost.cli import main
-from archcost.profile import profile
-from archcost.profile.environment import cpu_name
-from archcost.profile.results import read_results
-from archcost.profile.roofline import DevicePeaks, peaks_key, store
+from archcost.profiling import profile
+from archcost.profiling.environment import cpu_name
+from archcost.profiling.results import read_results
+from archcost.profiling.roofline import DevicePeaks, peaks_key, store
 from archcost.report.layer_figures import layer_roofline, layer_time, pick_record
 
 FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.01, "repeats": 3, "memory": False, "threads": 1}

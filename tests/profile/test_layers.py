@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from archcost.cli import main
-from archcost.profile import layers_frame, profile, render
-from archcost.profile.layers import (
+from archcost.profiling import layers_frame, profile, render
+from archcost.profiling.layers import (
     LAYER_FIELDS,
     Call,
     LayerTiming,
@@ -25,8 +25,8 @@ from archcost.profile.layers import (
     profiled_iterations,
     summary,
 )
-from archcost.profile.roofline import row_traffic_bytes
-from archcost.profile.sweep import LAYER_SUM_TOLERANCE
+from archcost.profiling.roofline import row_traffic_bytes
+from archcost.profiling.sweep import LAYER_SUM_TOLERANCE
 
 FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.01, "repeats": 3, "roofline": False, "memory": False}
 

@@ -6,8 +6,8 @@ import types
 import pytest
 import torch
 
-from archcost.profile import nvml
-from archcost.profile.nvml import POWER_FIELDS, PowerSample, PowerSampler, integrate_energy, power_summary
+from archcost.profiling import nvml
+from archcost.profiling.nvml import POWER_FIELDS, PowerSample, PowerSampler, integrate_energy, power_summary
 
 
 def samples(*pairs):

@@ -11,8 +11,8 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from archcost.profile import roofline
-from archcost.profile.roofline import DevicePeaks
+from archcost.profiling import roofline
+from archcost.profiling.roofline import DevicePeaks
 
 
 def test_the_cache_is_in_the_platform_user_cache_dir(monkeypatch, tmp_path):

@@ -18,10 +18,10 @@ import torch
 
 from archcost.cli import main
 from archcost.errors import InputError
-from archcost.profile import distributed as dist
-from archcost.profile import profile
-from archcost.profile.results import read_results
-from archcost.profile.sweep import ProfileConfig
+from archcost.profiling import distributed as dist
+from archcost.profiling import profile
+from archcost.profiling.results import read_results
+from archcost.profiling.sweep import ProfileConfig
 
 FAST = {"warmup": 0.0, "min_time": 0.001, "repeats": 2, "roofline": False, "power": False}
 TWO = "tests.profile.models:TwoLayer"
@@ -245,7 +245,7 @@ SLEEP_S = 600
 
 @pytest.mark.slow
 def test_ctrl_c_in_the_driver_keeps_what_was_written_and_cancels_the_rest(cluster, tmp_path, monkeypatch):
-    import archcost.profile as profile_module
+    import archcost.profiling as profile_module
 
     results = tmp_path / "r.jsonl"
     real = profile_module.append_records

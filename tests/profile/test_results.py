@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from archcost.errors import InputError
-from archcost.profile.results import FIELDS, SCHEMA, append_records, new_record, read_results, render, to_dataframe
+from archcost.profiling.results import FIELDS, SCHEMA, append_records, new_record, read_results, render, to_dataframe
 
 
 def rec(**kw):

@@ -6,9 +6,9 @@ import pytest
 
 from archcost.cli import main
 from archcost.errors import InputError
-from archcost.profile import profile
-from archcost.profile.results import read_results
-from archcost.profile.resume import record_key, recorded_keys, remaining
+from archcost.profiling import profile
+from archcost.profiling.results import read_results
+from archcost.profiling.resume import record_key, recorded_keys, remaining
 
 FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.001, "repeats": 2, "roofline": False, "power": False}
 TWO = "tests.profile.models:TwoLayer"

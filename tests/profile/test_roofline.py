@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from archcost.cost import analyze
-from archcost.profile import roofline
-from archcost.profile.roofline import (
+from archcost.profiling import roofline
+from archcost.profiling.roofline import (
     DevicePeaks,
     arithmetic_intensity,
     attainable_flops_per_s,

@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from archcost.profile.stats import (
+from archcost.profiling.stats import (
     calibrate,
     coefficient_of_variation,
     iterations_for,
@@ -118,7 +118,7 @@ def test_spread_is_max_over_min():
 
 
 def test_warm_up_excludes_the_first_call_and_stops_when_settled():
-    from archcost.profile.timing import warm_up
+    from archcost.profiling.timing import warm_up
 
     class FakeTimer:  # a first call of 10 s (compilation), then 0.2 s, 0.15 s, then a steady 0.1 s
         def __init__(self):
@@ -140,7 +140,7 @@ def test_warm_up_excludes_the_first_call_and_stops_when_settled():
 
 
 def test_warm_up_gives_up_on_settling_at_five_times_the_warm_up():
-    from archcost.profile.timing import warm_up
+    from archcost.profiling.timing import warm_up
 
     class Drifting:  # every call 10% slower than the last: never settles
         def __init__(self):

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from archcost.errors import InputError, UnknownModelError
-from archcost.profile import profile
-from archcost.profile.environment import cpu_name
-from archcost.profile.results import FIELDS, SCHEMA, read_results
-from archcost.profile.roofline import DevicePeaks, peaks_key, store
-from archcost.profile.sweep import (
+from archcost.profiling import profile
+from archcost.profiling.environment import cpu_name
+from archcost.profiling.results import FIELDS, SCHEMA, read_results
+from archcost.profiling.roofline import DevicePeaks, peaks_key, store
+from archcost.profiling.sweep import (
     DeviceError,
     carry_over,
     classify_failure,

@@ -11,7 +11,7 @@ from torch import nn
 from archcost.cli import main
 from archcost.cost.training import training_peak_bytes
 from archcost.errors import InputError
-from archcost.profile import FIELDS, profile
+from archcost.profiling import FIELDS, profile
 
 FAST = dict(device="cpu", warmup=0.0, min_time=0.0, repeats=3, roofline=False, power=False)
 
@@ -50,7 +50,7 @@ def test_inference_stays_the_default_and_says_so():
 
 
 def test_amp_on_the_cpu_is_bfloat16_autocast():
-    from archcost.profile.train_step import TrainStep, time_train_step
+    from archcost.profiling.train_step import TrainStep, time_train_step
 
     step = TrainStep(_tiny(), torch.randn(2, 3, 8, 8), "sgd", amp=True)
     seen = []

@@ -9,9 +9,9 @@ from torch import nn
 
 from archcost.cli import main
 from archcost.errors import InputError
-from archcost.profile import profile, render
-from archcost.profile.roofline import STALE_PEAKS, roofline_fields
-from archcost.profile.sweep import check_writable, flags_and_warnings
+from archcost.profiling import profile, render
+from archcost.profiling.roofline import STALE_PEAKS, roofline_fields
+from archcost.profiling.sweep import check_writable, flags_and_warnings
 
 FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.01, "repeats": 3, "roofline": False}
 
@@ -114,7 +114,7 @@ def test_percent_of_peak_above_100_says_the_peaks_are_stale():
 
 
 def test_a_noisy_run_is_flagged_in_every_output(monkeypatch):
-    sweep = importlib.import_module("archcost.profile.sweep")
+    sweep = importlib.import_module("archcost.profiling.sweep")
     monkeypatch.setattr(sweep, "CV_LIMIT", -1.0)  # any spread is "too much": the flag must reach the outputs
     df = profile(Caching(), **FAST)
     r = df.iloc[0]
@@ -150,7 +150,7 @@ def test_a_typo_in_the_results_folder_fails_before_measuring(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--output", "--append"])
 def test_cli_checks_output_paths_first(capsys, tmp_path, flag, monkeypatch):
-    api = importlib.import_module("archcost.profile")  # the package (archcost.profile is also the function)
+    api = importlib.import_module("archcost.profiling")  # the package (archcost.profile is also the function)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("measured before checking the output path")

@@ -127,7 +127,7 @@ def test_report_command_writes_a_self_contained_folder(tmp_path, capsys):
 
 def _results_file(tmp_path, power: bool):
     """A results file as `archcost profile --append` writes it, with hand-set measurements."""
-    from archcost.profile.results import SCHEMA
+    from archcost.profiling.results import SCHEMA
 
     lines = []
     for model, macs, params, base in (("resnet50", 4.1e9, 25.6e6, 0.040), ("mobilenet_v2", 0.3e9, 3.5e6, 0.012)):

@@ -120,7 +120,7 @@ def test_one_point_per_model_latency_chart_says_so(tmp_path, capsys):
 
 
 def test_cli_counts_the_warnings(tmp_path, capsys):
-    from archcost.profile.results import SCHEMA
+    from archcost.profiling.results import SCHEMA
 
     path = tmp_path / "one.jsonl"
     path.write_text(json.dumps({"schema": SCHEMA, "model": "resnet18", "device": "cpu", "status": "ok",
@@ -240,7 +240,7 @@ def test_a_users_cifar_model_is_not_drawn_as_imagenet_without_a_word(tmp_path, c
 
 
 def test_measured_accuracy_chart_leaves_out_a_cifar_zoo_model(tmp_path, capsys):
-    from archcost.profile.results import SCHEMA
+    from archcost.profiling.results import SCHEMA
 
     path = tmp_path / "r.jsonl"
     lines = [

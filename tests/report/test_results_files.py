@@ -7,7 +7,7 @@ import pandas as pd
 
 from archcost.cli import main
 from archcost.commands.plot import measured_frame
-from archcost.profile.results import SCHEMA
+from archcost.profiling.results import SCHEMA
 
 
 def results_file(path, model, device="cpu", name="test cpu"):

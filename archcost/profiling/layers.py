@@ -294,7 +294,7 @@ def layer_rows(
     ``time_share`` = time_s / the sum of the measured layers' time_s; ``flops_per_s`` = flops / time_s;
     ``arithmetic_intensity`` = flops / bytes; ``bound`` against the device's peaks (None without peaks).
     """
-    from archcost.profile.roofline import bound, row_traffic_bytes
+    from archcost.profiling.roofline import bound, row_traffic_bytes
 
     medians = [_median(ts) for ts in timing.row_times]
     total = sum(m for m in medians if m is not None)

@@ -123,7 +123,7 @@ def time_train_step(
     (the ``timing.Timing`` of the whole step: p10, p90, CV, samples, warm-up, the samples' time spans).
     Raises ``InputError`` for an unknown optimizer or a model with nothing to train.
     """
-    from archcost.profile.timing import measure
+    from archcost.profiling.timing import measure
 
     step = TrainStep(model, x, optimizer, amp=amp, copy_model=copy_model)
     phases: list[tuple[float, float, float]] = []
@@ -223,8 +223,8 @@ def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: in
     The model's own failures are ``status`` and ``error``, never exceptions, as in ``sweep.measure_one``.
     """
     from archcost.cost.training import training_peak_bytes
-    from archcost.profile.nvml import PowerSampler, power_summary
-    from archcost.profile.sweep import _analysis, _release, classify_failure, first_line, flags_and_warnings
+    from archcost.profiling.nvml import PowerSampler, power_summary
+    from archcost.profiling.sweep import _analysis, _release, classify_failure, first_line, flags_and_warnings
 
     config, device = ctx.config, ctx.device
     out, _ = _analysis(module, size, batch, config.dtype, name)

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from archcost.errors import ArchcostError, InputError
-from archcost.profile.environment import environment, git_commit, model_file
-from archcost.profile.memory import held_bytes, measure_peak
-from archcost.profile.nvml import PowerSampler, power_summary
-from archcost.profile.results import new_record
-from archcost.profile.roofline import DevicePeaks, device_peaks, layer_traffic_bytes, peaks_key, roofline_fields
-from archcost.profile.timing import measure
+from archcost.profiling.environment import environment, git_commit, model_file
+from archcost.profiling.memory import held_bytes, measure_peak
+from archcost.profiling.nvml import PowerSampler, power_summary
+from archcost.profiling.results import new_record
+from archcost.profiling.roofline import DevicePeaks, device_peaks, layer_traffic_bytes, peaks_key, roofline_fields
+from archcost.profiling.timing import measure
 from archcost.units import DTYPES
 
 PROFILE_DTYPES = ("float32", "float16", "bfloat16")
@@ -54,8 +54,8 @@ class ProfileConfig:
     power: bool = True
     memory: bool = True
     layers: bool = False
-    isolate: bool = False  # each model in a fresh process (archcost.profile.isolated)
-    mode: str = "infer"  # "train": a timed training step (archcost.profile.train_step)
+    isolate: bool = False  # each model in a fresh process (archcost.profiling.isolated)
+    mode: str = "infer"  # "train": a timed training step (archcost.profiling.train_step)
     optimizer: str = "adam"  # mode "train" only
     amp: bool = False  # mode "train" only: autocast (float16 on CUDA, bfloat16 on the CPU)
 
@@ -222,7 +222,7 @@ def validate_models(models: Sequence, options: dict, *, isolate: bool = False, m
             )
         module = spec if isinstance(spec, nn.Module) else load_model(str(spec), options, device="meta").module
         if mode == "train":
-            from archcost.profile.train_step import require_trainable
+            from archcost.profiling.train_step import require_trainable
 
             require_trainable(module)
 
@@ -264,7 +264,7 @@ def check_config(config: ProfileConfig) -> None:
     if config.mode not in ("infer", "train"):
         raise InputError(f"unknown mode {config.mode!r}", "use infer (the default) or train")
     if config.mode == "train":
-        from archcost.profile.train_step import check_train_config
+        from archcost.profiling.train_step import check_train_config
 
         check_train_config(config)
     elif config.amp:
@@ -335,7 +335,7 @@ def iter_profile(
                     continue
                 run = dataclasses.replace(ctx, batch_sizes=tuple(parse_batch_sizes(model_batch_sizes[i])))
             if config.isolate:
-                from archcost.profile.isolated import profile_model_isolated
+                from archcost.profiling.isolated import profile_model_isolated
 
                 yield from profile_model_isolated(spec, run, step)
             else:
@@ -443,7 +443,7 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
     pct = out.get("percent_of_peak")
     layer_pct = [r["percent_of_peak"] for r in out.get("layers") or [] if r.get("percent_of_peak") is not None]
     if (pct is not None and pct > 100) or any(p > 100 for p in layer_pct):
-        from archcost.profile.roofline import STALE_PEAKS
+        from archcost.profiling.roofline import STALE_PEAKS
 
         flags.append("peaks_stale")
         where = "the model" if pct is not None and pct > 100 else "a layer"
@@ -465,7 +465,7 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
     model's own failures: they are ``status`` and ``error``)."""
     config, device, dtype, peaks, peaks_note = ctx.config, ctx.device, ctx.dtype, ctx.peaks, ctx.peaks_note
     if config.mode == "train":
-        from archcost.profile.train_step import measure_train
+        from archcost.profiling.train_step import measure_train
 
         return measure_train(module, name, size, batch, ctx)
     out, report = _analysis(module, size, batch, config.dtype, name)
@@ -502,7 +502,7 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
                     memory_method=mem.method,
                 )
             if config.layers and report is not None:
-                from archcost.profile.layers import profiled_iterations, time_layers
+                from archcost.profiling.layers import profiled_iterations, time_layers
 
                 n = profiled_iterations(timing.stats.median_s, config.repeats, config.min_time_s)
                 layer_timing = time_layers(module, forward, report.layers, device, n)
@@ -548,7 +548,7 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
         if layer_timing is None:
             out["layers_note"] = "no layer times: " + (out.get("analysis_note") or "the analysis failed")
         else:
-            from archcost.profile.layers import layer_rows, summary
+            from archcost.profiling.layers import layer_rows, summary
 
             element = torch.empty((), dtype=dtype).element_size()
             rows = layer_rows(

@@ -210,7 +210,7 @@ def measure_peaks(
     """
     import torch
 
-    from archcost.profile.timing import measure
+    from archcost.profiling.timing import measure
 
     device = torch.device(device)
     gpu = device.type == "cuda"
@@ -255,7 +255,7 @@ def measure_peaks(
 
 
 def measure_peaks_isolated(device, dtype, key: str, *, threads: int | None = None, **sizes) -> DevicePeaks:
-    """``measure_peaks`` in a fresh Python process (``python -m archcost.profile.roofline``).
+    """``measure_peaks`` in a fresh Python process (``python -m archcost.profiling.roofline``).
 
     Why: the calibration allocates and frees 16 MB matrices and a 256 MB buffer; in the measuring process
     that moves glibc's dynamic mmap threshold and so changes how every later tensor is allocated, which
@@ -276,7 +276,7 @@ def measure_peaks_isolated(device, dtype, key: str, *, threads: int | None = Non
     }
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "archcost.profile.roofline"],
+            [sys.executable, "-m", "archcost.profiling.roofline"],
             input=json.dumps(request),
             capture_output=True,
             text=True,
@@ -313,7 +313,7 @@ def device_peaks(
 
 
 def _child() -> int:
-    """``python -m archcost.profile.roofline``: read a request (JSON) on stdin, print the peaks as JSON."""
+    """``python -m archcost.profiling.roofline``: read a request (JSON) on stdin, print the peaks as JSON."""
     import torch
 
     request = json.loads(sys.stdin.read())

@@ -6,7 +6,7 @@ pages), which libraries it imported, which models ran before. A fresh process pe
 own timing script is, so ``--isolate`` reproduces it; benchmarks/profile_check.py measures the difference.
 
 The parent sends the model spec and settings as JSON on the child's standard input; the child
-(``python -m archcost.profile.isolated``) runs ``sweep.profile_model`` and prints one JSON record per line as
+(``python -m archcost.profiling.isolated``) runs ``sweep.profile_model`` and prints one JSON record per line as
 each is measured, so a crash or Ctrl-C loses only what was not finished.
 """
 
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
-from archcost.profile.results import new_record, record_json
+from archcost.profiling.results import new_record, record_json
 
 
 def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda text: None) -> Iterator[dict]:
@@ -36,7 +36,7 @@ def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda 
     }
     step(f"{spec}: starting a fresh process")
     child = subprocess.Popen(
-        [sys.executable, "-m", "archcost.profile.isolated"],
+        [sys.executable, "-m", "archcost.profiling.isolated"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -81,9 +81,9 @@ def _child() -> int:
     import torch
 
     from archcost.errors import ArchcostError
-    from archcost.profile.environment import environment
-    from archcost.profile.roofline import DevicePeaks
-    from archcost.profile.sweep import ProfileConfig, RunContext, profile_model
+    from archcost.profiling.environment import environment
+    from archcost.profiling.roofline import DevicePeaks
+    from archcost.profiling.sweep import ProfileConfig, RunContext, profile_model
     from archcost.units import DTYPES
 
     request = json.loads(sys.stdin.read())

@@ -1,7 +1,7 @@
 """Measured cost: latency, throughput, peak memory, power and roofline efficiency, swept over batch sizes.
 
 ``archcost.profile(models, ...)`` returns a pandas DataFrame with one row per model and batch size (the
-columns are ``archcost.profile.results.FIELDS``). ``archcost profile`` on the command line wraps it.
+columns are ``archcost.profiling.results.FIELDS``). ``archcost profile`` on the command line wraps it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 from torch import nn
 
 from archcost.errors import InputError
-from archcost.profile.results import (
+from archcost.profiling.results import (
     FIELDS,
     SCHEMA,
     append_records,
@@ -24,7 +24,7 @@ from archcost.profile.results import (
     render,
     to_dataframe,
 )
-from archcost.profile.sweep import (
+from archcost.profiling.sweep import (
     ProfileConfig,
     check_config,
     check_writable,
@@ -75,7 +75,7 @@ def profile(
     efficiency against the device's measured peaks. Out-of-memory, unsupported dtypes and forwards that
     raise are rows with ``status`` ``oom`` / ``unsupported`` / ``error``, never exceptions.
 
-    ``layers``: also time every layer of the cost table under ``torch.profiler`` (``archcost.profile.layers``):
+    ``layers``: also time every layer of the cost table under ``torch.profiler`` (``archcost.profiling.layers``):
     each row gains ``layers`` (name, type, macs, flops, bytes, time_s, time_share, flops_per_s,
     arithmetic_intensity, percent_of_peak, bound) and how they add up (``layer_time_sum_ratio``,
     ``profiler_overhead``); ``layers_frame(df)`` flattens them to one row per layer.
@@ -84,9 +84,9 @@ def profile(
     and ``warnings``, one sentence each saying what to do.
 
     ``isolate``: measure each model in a fresh Python process (model specs only), as a user's own timing
-    script would: a CPU latency depends on what the measuring process did before (``archcost.profile.isolated``).
+    script would: a CPU latency depends on what the measuring process did before (``archcost.profiling.isolated``).
 
-    ``mode="train"``: time a training step instead of a forward (``archcost.profile.train_step``): forward
+    ``mode="train"``: time a training step instead of a forward (``archcost.profiling.train_step``): forward
     and a loss on random targets, backward, ``optimizer`` step (sgd, momentum, adam, adamw), with the same
     warm-up and statistics; rows add ``forward_median_s``, ``backward_median_s``, ``optimizer_median_s``
     (``latency_median_s`` is the whole step), ``memory_peak_bytes`` is the first step's measured peak and
@@ -100,9 +100,9 @@ def profile(
     module (weights, buffers, attributes, ``training`` flags, dtype, device) is never changed.
 
     ``resume``: measure only the (model, device, dtype, batch size, mode) that ``results_file`` has no
-    record of (``archcost.profile.resume``); ``df.attrs["skipped"]`` counts the rest.
+    record of (``archcost.profiling.resume``); ``df.attrs["skipped"]`` counts the rest.
 
-    ``executor="ray"``: each model is one task on a Ray cluster (``archcost.profile.distributed``; needs
+    ``executor="ray"``: each model is one task on a Ray cluster (``archcost.profiling.distributed``; needs
     ``pip install "archcost[ray]"``), at ``address`` (``ray://HEAD:10001``, ``HEAD:6379``, ``auto``, ``local``;
     None: ``RAY_ADDRESS``, the cluster last started here, else a new local one; a process that already called
     ``ray.init`` keeps its cluster). CUDA tasks ask for one GPU (of Ray's ``accelerator_type`` ``accelerator``
@@ -150,7 +150,7 @@ def profile(
     if results_file is not None:
         check_writable(results_file, "results file")
     if executor == "ray":
-        from archcost.profile import distributed
+        from archcost.profiling import distributed
 
         distributed.import_ray()  # Ray missing: say which extra to install, before anything else
     validate_models(models, config.options, isolate=isolate and executor == "local", mode=mode)
@@ -163,17 +163,17 @@ def profile(
         names = None
         todo = [tuple(config.batch_sizes)] * len(models)
         if session is not None or resume:
-            from archcost.profile.resume import model_name
+            from archcost.profiling.resume import model_name
 
             names = [model_name(spec, config.options) for spec in models]
         if session is not None:
             device, _ = distributed.task_device(config.device, config.threads, session.node_resources(), accelerator)
         else:
-            from archcost.profile.sweep import resolve_device
+            from archcost.profiling.sweep import resolve_device
 
             device = str(resolve_device(config.device))
         if resume:
-            from archcost.profile.resume import recorded_keys, remaining
+            from archcost.profiling.resume import recorded_keys, remaining
 
             mode = getattr(config, "mode", None)
             todo = remaining(names, device, config.dtype, mode, config.batch_sizes, recorded_keys(results_file))

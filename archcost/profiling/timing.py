@@ -4,7 +4,7 @@ CPU blocks are timed with ``time.perf_counter_ns``. CUDA blocks are timed with C
 the current stream around the block, after a ``torch.cuda.synchronize()``, and read after
 ``end.synchronize()`` (PyTorch's documented way to time asynchronous kernels; ``torch.utils.benchmark``
 does the same). The decisions (when warm-up has settled, how many iterations a sample needs, the
-statistics) are the pure functions of ``archcost.profile.stats``.
+statistics) are the pure functions of ``archcost.profiling.stats``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from archcost.profile.stats import LatencyStats, calibrate, iterations_for, settled, summarize
+from archcost.profiling.stats import LatencyStats, calibrate, iterations_for, settled, summarize
 
 
 class CpuTimer:

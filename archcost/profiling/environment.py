@@ -73,7 +73,7 @@ def environment(device: torch.device, *, threads: int, dtype: str, cudnn_benchma
     cuda = device.type == "cuda"
     driver = None
     if cuda:
-        from archcost.profile.nvml import driver_version
+        from archcost.profiling.nvml import driver_version
 
         driver = driver_version()
     cudnn = torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None

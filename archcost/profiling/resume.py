@@ -33,7 +33,7 @@ def recorded_keys(path: str | Path) -> set[Key]:
 
     Read with ``read_results``: a line cut short by a killed run is skipped (and warned about), so that
     measurement is taken again."""
-    from archcost.profile.results import read_results
+    from archcost.profiling.results import read_results
 
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from archcost.errors import ArchcostError, InputError
-from archcost.profile.results import FIELDS, new_record
+from archcost.profiling.results import FIELDS, new_record
 
 #: Seconds to wait for a TCP connection to a given cluster address before calling it unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -244,8 +244,8 @@ def profile_task(spec, name: str, config, run_id: str) -> Iterator[dict]:
     this machine) gives ``error`` records. Every record carries ``env_host`` and ``env_ray_node``."""
     import torch
 
-    from archcost.profile.environment import environment
-    from archcost.profile.sweep import DeviceError, iter_profile
+    from archcost.profiling.environment import environment
+    from archcost.profiling.sweep import DeviceError, iter_profile
 
     try:
         import ray
@@ -275,7 +275,7 @@ def profile_task(spec, name: str, config, run_id: str) -> Iterator[dict]:
 
 def _failure_of(exc: BaseException, ray) -> tuple[str, str]:
     """``(status, message)`` for a task that ended with ``exc`` instead of a record."""
-    from archcost.profile.sweep import first_line
+    from archcost.profiling.sweep import first_line
 
     errors = ray.exceptions
     ip = getattr(exc, "ip", None)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from archcost.errors import InputError
-from archcost.profile.nvml import POWER_FIELDS
-from archcost.profile.roofline import ROOFLINE_FIELDS
+from archcost.profiling.nvml import POWER_FIELDS
+from archcost.profiling.roofline import ROOFLINE_FIELDS
 from archcost.tables import render_table
 
 SCHEMA = "archcost.profile/1"
@@ -67,7 +67,7 @@ FIELDS = (
     "error",
     # timing
     "latency_median_s",  # mode "train": the whole step
-    "forward_median_s",  # mode "train": the step's phases (archcost.profile.train_step)
+    "forward_median_s",  # mode "train": the step's phases (archcost.profiling.train_step)
     "backward_median_s",
     "optimizer_median_s",
     "latency_p10_s",
@@ -365,7 +365,7 @@ LAYER_KEYS = ("model", "batch_size", "input_shape", "device", "dtype", "threads"
 
 def layers_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The ``layers`` of every record flattened: one row per layer, with the record's ``LAYER_KEYS`` in front."""
-    from archcost.profile.layers import LAYER_FIELDS
+    from archcost.profiling.layers import LAYER_FIELDS
 
     rows = []
     for r in df.to_dict(orient="records"):
