@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from archcost.commands._common import EXIT_OK, parse_opts
@@ -20,68 +19,8 @@ LAYER_MEASURED = ("layer-time", "layer-roofline")  # archcost.report.layer_figur
 TRAINING = ("memory-train-vs-batch",)  # archcost.report.training_figures: estimates, and records if given
 KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED + TRAINING
 
+
 #: profile result fields -> the chart columns, with the unit change.
-_RENAMES = {
-    "latency_median_s": ("latency_ms", 1e3),
-    "throughput_ips": ("throughput", 1.0),
-    "memory_peak_bytes": ("memory_mb", 1e-6),
-    "power_mean_w": ("power_w", 1.0),
-    "energy_per_image_j": ("energy_j_per_image", 1.0),
-    "achieved_flops_per_s": ("achieved_flops", 1.0),
-}
-
-
-def _device_label(device, name) -> str:
-    """``cuda:0 (NVIDIA H100 80GB HBM3)``: a device is its kind too (every Ray worker's GPU is its cuda:0)."""
-    return f"{device} ({name})" if isinstance(name, str) and name else str(device)
-
-
-def measured_frame(path: str | list[str], device: str | None, batch_size: int | None):
-    """Profile results (one file or several) as the charts want them: one device, ok records, family and
-    accuracy attached. A device is the record's ``device`` and ``env_device_name`` together: ``cuda:0`` on two
-    kinds of GPU (results from a cluster) are two devices; ``device`` picks by either, or by the two as
-    ``_device_label`` writes them."""
-    import pandas as pd
-
-    from archcost.profiling.results import ResultsFileWarning, read_results
-    from archcost.zoo import get_meta, list_models
-
-    paths = [path] if isinstance(path, (str, Path)) else list(path)
-    where = ", ".join(map(str, paths))
-    with warnings.catch_warnings():  # a skipped broken line is said once, as a note, by the command
-        warnings.simplefilter("ignore", ResultsFileWarning)
-        df = read_results(paths)
-    skipped = list(df.attrs.get("warnings", []))
-    df = df[df["status"] == "ok"]
-    label = pd.Series([_device_label(d, n) for d, n in zip(df["device"], df["env_device_name"], strict=True)])
-    label.index = df.index
-    if device:
-        keep = (df["device"] == device) | (df["env_device_name"] == device) | (label == device)
-        df, label = df[keep], label[keep]
-    devices = sorted(set(label))
-    if len(devices) > 1:
-        raise InputError(
-            f"{where} hold{'s' if len(paths) == 1 else ''} results from several devices ({'; '.join(devices)})",
-            "choose one with --device (cuda:0, or the device name in brackets); charts never mix devices",
-        )
-    if df.empty:
-        raise InputError(f"{where} has no successful measurement" + (f" on {device}" if device else ""), "")
-    if batch_size is not None:
-        df = df[df["batch_size"] == batch_size]
-    zoo = set(list_models())
-    df = df.assign(
-        family=[get_meta(m).family if m in zoo else "user" for m in df["model"]],
-        top1=[get_meta(m).top1.value if m in zoo and get_meta(m).top1 else None for m in df["model"]],
-        dataset=[get_meta(m).dataset if m in zoo else None for m in df["model"]],
-        input_size=df["input_shape"],
-    )
-    for src, (dst, scale) in _RENAMES.items():
-        df[dst] = df[src] * scale
-    df = df.reset_index(drop=True)
-    df.attrs["warnings"] = skipped
-    return df
-
-
 def _same_dataset(df, dataset: str | None):
     """Measured rows with an accuracy on ``dataset``, and notes naming the rows left out (never drawn at
     zero) and the models whose dataset is not known (not in the zoo, no dataset in the accuracy file)."""
@@ -120,6 +59,7 @@ def figure(args: argparse.Namespace):
 
         return figure_for(args.kind, args.results, args.model, args.batch_size, args.device), notes
     if args.kind in TRAINING:
+        from archcost.report.data import measured_frame
         from archcost.report.training_figures import training_memory_figure
 
         measured = measured_frame(args.results, args.device, None) if args.results else None
@@ -143,6 +83,8 @@ def figure(args: argparse.Namespace):
     if not args.results:
         raise InputError(f"plot {args.kind} draws measured results", "give --results FILE from `archcost profile`")
     per_batch = args.kind in ("accuracy-vs-throughput", "memory-vs-params", "macs-vs-latency", "roofline")
+    from archcost.report.data import measured_frame
+
     df = measured_frame(args.results, args.device, (args.batch_size or 1) if per_batch else None)
     notes += df.attrs.get("warnings", [])
     if (df["mode"] == "train").any():  # these charts draw inference; memory-train-vs-batch draws both

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             f"leave out --columns/--top, or run without {other}" if other else "leave out --columns/--top",
         )
     if args.fvcore:  # fvcore's per-module figures beside archcost's (archcost.crosscheck)
-        from archcost.crosscheck.table import fvcore_table
+        from archcost.report.fvcore_table import fvcore_table
         from archcost.models import load_model
 
         loaded = load_model(args.model, parse_opts(args.opt), device="cpu")  # fvcore traces real tensors

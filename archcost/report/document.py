@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from archcost.errors import InputError
 from archcost.files import write_atomic
 from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
@@ -125,10 +126,17 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
         ):
             doc.img(_save(fn(points.frame), folder, name), caption)
     if results:
-        from archcost.commands.plot import measured_frame
+        from archcost.report.data import measured_frame
 
         df = measured_frame(results, device, None)
+        held = sorted(df["model"].unique())
         df = df[df["model"].isin(reports) & (df["mode"] != "train")].reset_index(drop=True)  # inference charts
+        if df.empty:
+            raise InputError(
+                f"the results given hold no inference measurement of {', '.join(reports)} "
+                f"(they hold {', '.join(held) or 'none'})",
+                "profile these models first (archcost profile ... --append FILE), or name models the file holds",
+            )
         write_atomic(folder / "measured.csv", df.to_csv(index=False))
         doc.h2(f"Measured on {df['device'].iloc[0]} ({df['env_device_name'].iloc[0]})")
         doc.table(df[["model", "batch_size", "latency_ms", "throughput", "memory_mb"]].round(2))

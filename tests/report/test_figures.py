@@ -166,7 +166,7 @@ def test_every_plot_kind_renders_from_the_cli(kind, tmp_path, capsys):
 
 
 def test_measured_charts_draw_one_line_or_point_per_model(tmp_path):
-    from archcost.commands.plot import measured_frame
+    from archcost.report.data import measured_frame
 
     df = measured_frame(str(_results_file(tmp_path, power=False)), None, None)
     fig = figures.throughput_vs_batch(df)

@@ -252,7 +252,7 @@ def test_measured_accuracy_chart_leaves_out_a_cifar_zoo_model(tmp_path, capsys):
     path.write_text("\n".join(lines) + "\n")
     assert main(["plot", "accuracy-vs-throughput", "--results", str(path), "--output", str(tmp_path / "a.png")]) == 0
     assert "resnet20_cifar left out: its accuracy is on CIFAR-10, not ImageNet" in capsys.readouterr().err
-    from archcost.commands.plot import measured_frame
+    from archcost.report.data import measured_frame
 
     df = measured_frame(str(path), None, 1)
     fig = figures.accuracy_vs_throughput(df[df["model"] != "resnet20_cifar"].reset_index(drop=True))

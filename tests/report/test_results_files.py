@@ -6,8 +6,8 @@ import json
 import pandas as pd
 
 from archcost.cli import main
-from archcost.commands.plot import measured_frame
 from archcost.profiling.results import SCHEMA
+from archcost.report.data import measured_frame
 
 
 def results_file(path, model, device="cpu", name="test cpu"):
@@ -53,3 +53,15 @@ def test_two_gpu_kinds_at_cuda0_are_two_devices(tmp_path, capsys):
     assert set(measured_frame([a, b], "cuda:0 (NVIDIA A100-SXM4-80GB)", None)["env_device_name"]) == {
         "NVIDIA A100-SXM4-80GB"
     }
+
+
+def test_report_with_results_of_other_models_is_a_clear_error(tmp_path, capsys):
+    from archcost.cli import main
+    from archcost.profiling.results import append_records, new_record
+
+    path = tmp_path / "r.jsonl"
+    append_records(path, [new_record(model="vgg16", batch_size=1, device="cpu", dtype="float32", status="ok",
+                                     latency_median_s=0.1, throughput_ips=10.0, mode="infer")])  # fmt: skip
+    code = main(["report", "--models", "lenet5", "--results", str(path), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no inference measurement of lenet5" in err and "vgg16" in err and "Traceback" not in err
