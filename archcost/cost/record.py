@@ -148,6 +148,14 @@ class CostReport:
         )
 
     @property
+    def memory(self):
+        """Parameter, inference and rough training memory at the report's batch and dtype
+        (``archcost.cost.memory.estimate``, Adam); ``--mode train`` follows a training step itself."""
+        from archcost.cost.memory import estimate
+
+        return estimate(self, "adam")
+
+    @property
     def totals(self) -> dict[str, int]:
         totals = {f: sum(getattr(r, f) for r in self.layers) for f in TOTAL_FIELDS}
         if self.optimizer is not None:

@@ -269,14 +269,12 @@ def final_field(report: CostReport):
 
 
 def _memory_line(report: CostReport) -> str:
-    from archcost.cost.memory import estimate
-
-    m = estimate(report, "adam")
+    m = report.memory
     return (
         f"Memory: peak activations {format_bytes(m.inference_peak_activation_bytes)} (input included, at "
         f"{m.peak_layer}); inference total {format_bytes(m.inference_total_bytes)}; a training step with Adam "
-        f"about {format_bytes(m.training_total_bytes)} (params + the larger of saved activations + grads, "
-        "and grads + 2 Adam states)."
+        f"roughly {format_bytes(m.training_total_bytes)} (params + the larger of saved activations + grads, "
+        "and grads + 2 Adam states; --mode train follows the step itself)."
     )
 
 
