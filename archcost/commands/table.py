@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
             f"leave out --columns/--top, or run without {other}" if other else "leave out --columns/--top",
         )
     if args.fvcore:  # fvcore's per-module figures beside archcost's (archcost.crosscheck)
-        from archcost.report.fvcore_table import fvcore_table
         from archcost.models import load_model
+        from archcost.report.fvcore_table import fvcore_table
 
         loaded = load_model(args.model, parse_opts(args.opt), device="cpu")  # fvcore traces real tensors
         size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
