@@ -120,9 +120,10 @@ def _positive(model: nn.Module) -> nn.Module:
                 b.zero_()
             elif name.endswith("running_var"):
                 b.fill_(1.0)
-    for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eps = 0.0
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+                m.running_var.fill_(1.0 - m.eps)  # var + eps = 1: identity (torch 2.11 refuses eps = 0)
     return net
 
 
