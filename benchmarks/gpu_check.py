@@ -880,7 +880,10 @@ def sheet(panels: list[tuple[str, bytes]], title: str) -> bytes:
 
 def figures_for(results: Path, out: Path, dtypes: list[str], extras: dict[str, bytes]) -> dict:
     """One Canziani sheet per dtype (and each panel in ``extras``); a panel that cannot be drawn says why."""
-    from archcost.commands.plot import measured_frame
+    try:
+        from archcost.report.data import measured_frame
+    except ImportError:  # before it moved to the report package
+        from archcost.commands.plot import measured_frame
     from archcost.report import figures
 
     notes: dict = {}
