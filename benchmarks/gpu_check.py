@@ -883,7 +883,7 @@ def figures_for(results: Path, out: Path, dtypes: list[str], extras: dict[str, b
     try:
         from archcost.report.data import measured_frame
     except ImportError:  # before it moved to the report package
-        from archcost.commands.plot import measured_frame
+        from archcost.report.data import measured_frame
     from archcost.report import figures
 
     notes: dict = {}
