@@ -26,7 +26,7 @@ from archcost.profiling.memory import held_bytes, measure_peak
 from archcost.profiling.nvml import PowerSampler, power_summary
 from archcost.profiling.results import new_record
 from archcost.profiling.roofline import DevicePeaks, device_peaks, layer_traffic_bytes, peaks_key, roofline_fields
-from archcost.profiling.timing import measure
+from archcost.profiling.timing import measure, timing_fields
 from archcost.units import DTYPES
 
 PROFILE_DTYPES = ("float32", "float16", "bfloat16")
@@ -517,23 +517,7 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
         return {**out, "status": failure[0], "error": failure[1]}
 
     s = timing.stats
-    out.update(
-        status="ok",
-        latency_median_s=s.median_s,
-        latency_p10_s=s.p10_s,
-        latency_p90_s=s.p90_s,
-        latency_mean_s=s.mean_s,
-        latency_min_s=s.min_s,
-        latency_max_s=s.max_s,
-        latency_cv=s.cv,
-        samples=s.samples,
-        iterations_per_sample=timing.iterations,
-        warmup_iterations=timing.warmup_iterations,
-        warmup_s=timing.warmup_s,
-        warmup_settled=timing.warmup_settled,
-        timer=timing.method,
-        throughput_ips=s.throughput(batch),
-    )
+    out.update(status="ok", **timing_fields(timing, batch))
     roof = roofline_fields(
         out.get("flops"),
         out.get("traffic_bytes"),

@@ -130,3 +130,25 @@ def measure(
         if on_timed:
             on_timed(False)
     return Timing(summarize(samples), n, len(warm), warm_spent, ok, timer.method, tuple(spans))
+
+
+def timing_fields(timing: Timing, batch: int) -> dict:
+    """A record's latency fields from one ``measure`` run: median, p10, p90, mean, min, max (seconds), CV,
+    samples, iterations per sample, warm-up, the timer used, and throughput (images per second)."""
+    s = timing.stats
+    return {
+        "latency_median_s": s.median_s,
+        "latency_p10_s": s.p10_s,
+        "latency_p90_s": s.p90_s,
+        "latency_mean_s": s.mean_s,
+        "latency_min_s": s.min_s,
+        "latency_max_s": s.max_s,
+        "latency_cv": s.cv,
+        "samples": s.samples,
+        "iterations_per_sample": timing.iterations,
+        "warmup_iterations": timing.warmup_iterations,
+        "warmup_s": timing.warmup_s,
+        "warmup_settled": timing.warmup_settled,
+        "timer": timing.method,
+        "throughput_ips": s.throughput(batch),
+    }

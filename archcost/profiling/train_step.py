@@ -273,6 +273,8 @@ def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: in
     if failure is not None:
         _release(device)
         return {**out, "status": failure[0], "error": failure[1]}
+    from archcost.profiling.timing import timing_fields
+
     timing = result["timing"]
     s = timing.stats
     out.update(
@@ -280,20 +282,7 @@ def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: in
         forward_median_s=result["forward_median_s"],
         backward_median_s=result["backward_median_s"],
         optimizer_median_s=result["optimizer_median_s"],
-        latency_median_s=s.median_s,
-        latency_p10_s=s.p10_s,
-        latency_p90_s=s.p90_s,
-        latency_mean_s=s.mean_s,
-        latency_min_s=s.min_s,
-        latency_max_s=s.max_s,
-        latency_cv=s.cv,
-        samples=s.samples,
-        iterations_per_sample=timing.iterations,
-        warmup_iterations=timing.warmup_iterations,
-        warmup_s=timing.warmup_s,
-        warmup_settled=timing.warmup_settled,
-        timer=timing.method,
-        throughput_ips=s.throughput(batch),
+        **timing_fields(timing, batch),
         roofline_note="training step: no roofline (archcost estimates the memory traffic of the forward only)",
     )
     if sampler is None:
