@@ -264,3 +264,17 @@ class PowerSampler:
                 with self._lock:
                     self.samples.append(sample)
             self._stop.wait(self.interval_s)
+
+
+def power_fields(sampler: PowerSampler | None, samples, timing, batch: int) -> dict:
+    """A record's power fields for one timed run (``timing``: ``profiling.timing.Timing``): the summary of
+    ``samples`` over the timed blocks, or a ``power_note`` saying why there is none."""
+    if sampler is None:
+        return {"power_note": "power measurement off"}
+    if not sampler.available:
+        return {"power_note": sampler.reason}
+    images = batch * timing.iterations * timing.stats.samples
+    out = power_summary(samples, timing.block_spans, images, sampler.counter_energy_j())
+    if out.get("energy_j") is None:
+        out["power_note"] = "NVML gave no power samples during the timed runs"
+    return out

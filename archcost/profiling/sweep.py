@@ -23,7 +23,7 @@ from torch import nn
 from archcost.errors import ArchcostError, InputError
 from archcost.profiling.environment import environment, git_commit, model_file
 from archcost.profiling.memory import held_bytes, measure_peak
-from archcost.profiling.nvml import PowerSampler, power_summary
+from archcost.profiling.nvml import PowerSampler, power_fields
 from archcost.profiling.results import new_record
 from archcost.profiling.roofline import DevicePeaks, device_peaks, layer_traffic_bytes, peaks_key, roofline_fields
 from archcost.profiling.timing import measure, timing_fields
@@ -544,14 +544,6 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
             )
             out["layers"] = rows
             out.update(summary(layer_timing, rows, s.median_s))
-    if sampler is None:
-        out["power_note"] = "power measurement off"
-    elif not sampler.available:
-        out["power_note"] = sampler.reason
-    else:
-        images = batch * timing.iterations * s.samples
-        out.update(power_summary(samples, timing.block_spans, images, sampler.counter_energy_j()))
-        if out.get("energy_j") is None:
-            out["power_note"] = "NVML gave no power samples during the timed runs"
+    out.update(power_fields(sampler, samples, timing, batch))
     out["flags"], out["warnings"] = flags_and_warnings(out)
     return out

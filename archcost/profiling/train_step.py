@@ -223,7 +223,7 @@ def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: in
     The model's own failures are ``status`` and ``error``, never exceptions, as in ``sweep.measure_one``.
     """
     from archcost.cost.training import training_peak_bytes
-    from archcost.profiling.nvml import PowerSampler, power_summary
+    from archcost.profiling.nvml import PowerSampler, power_fields
     from archcost.profiling.sweep import _analysis, _release, classify_failure, first_line, flags_and_warnings
 
     config, device = ctx.config, ctx.device
@@ -276,7 +276,6 @@ def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: in
     from archcost.profiling.timing import timing_fields
 
     timing = result["timing"]
-    s = timing.stats
     out.update(
         status="ok",
         forward_median_s=result["forward_median_s"],
@@ -285,15 +284,7 @@ def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: in
         **timing_fields(timing, batch),
         roofline_note="training step: no roofline (archcost estimates the memory traffic of the forward only)",
     )
-    if sampler is None:
-        out["power_note"] = "power measurement off"
-    elif not sampler.available:
-        out["power_note"] = sampler.reason
-    else:
-        images = batch * timing.iterations * s.samples
-        out.update(power_summary(samples, timing.block_spans, images, sampler.counter_energy_j()))
-        if out.get("energy_j") is None:
-            out["power_note"] = "NVML gave no power samples during the timed runs"
+    out.update(power_fields(sampler, samples, timing, batch))
     out["flags"], out["warnings"] = flags_and_warnings(out)
     return out
 
