@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from torch import nn
 
 from archcost.errors import ArchcostError, ModelLoadError, UnknownModelError
 from archcost.zoo import get_entry, get_model
-from archcost.zoo._registry import coerce_options
+from archcost.zoo._registry import check_options, coerce_options
 
 
 @dataclass
@@ -28,21 +29,59 @@ class LoadedModel:
 DEFAULT_INPUT = (3, 224, 224)
 
 
-def load_model(spec: str, options: dict[str, object] | None = None, *, device: str = "meta") -> LoadedModel:
-    """Build the model ``spec`` names, on ``device`` (meta by default: no memory, no weights)."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A MODEL argument resolved and checked, not yet built: ``build(device)`` builds it (once per call).
+
+    ``resolve_model`` makes every check that does not need the model itself (the zoo name, option names
+    and types, the import and the callable, the hub name), so a command can check all its models before it
+    builds or measures any. ``str(spec)`` is the argument as given (what a child process or a Ray task gets).
+    """
+
+    spec: str
+    name: str
+    source: str  # "zoo", "import", "torchvision", "timm"
+    options: dict
+    _build: object  # (device) -> LoadedModel
+
+    def build(self, device: str = "meta") -> LoadedModel:
+        """Build the model on ``device`` (meta: no memory, no weights); ``ModelLoadError`` if its constructor
+        fails."""
+        return self._build(device)
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def resolve_model(spec: str, options: dict[str, object] | None = None) -> ModelSpec:
+    """Check the model ``spec`` names and its ``options`` without building it (see ``ModelSpec``).
+
+    Raises ``UnknownModelError`` (no such zoo, torchvision or timm model), ``ModelOptionError`` (an option
+    the zoo model does not take, a value of the wrong type) or ``ModelLoadError`` (an import that fails, a
+    missing or non-callable attribute, options the callable's signature does not accept).
+    """
     options = dict(options or {})
     if spec.startswith(("torchvision:", "timm:")):
-        return _hub(spec, options, device)
+        return _hub(spec, options)
     if ":" in spec:
-        return _import_path(spec, options, device)
+        return _import_path(spec, options)
     try:
         entry = get_entry(spec)
     except UnknownModelError as exc:
         if "." in spec or "/" in spec:
             exc.hint += "; a user model is given as package.module:callable or file.py:callable"
         raise
-    module = get_model(spec, device=device, **options)
-    return LoadedModel(spec, module, tuple(entry.meta.input_size), "zoo")
+    check_options(spec, options)
+
+    def build(device: str) -> LoadedModel:
+        return LoadedModel(spec, get_model(spec, device=device, **options), tuple(entry.meta.input_size), "zoo")
+
+    return ModelSpec(spec, spec, "zoo", options, build)
+
+
+def load_model(spec: str, options: dict[str, object] | None = None, *, device: str = "meta") -> LoadedModel:
+    """Build the model ``spec`` names, on ``device`` (meta by default: no memory, no weights)."""
+    return resolve_model(spec, options).build(device)
 
 
 def _build(factory, options: dict, device: str, what: str) -> nn.Module:
@@ -68,7 +107,7 @@ def _build(factory, options: dict, device: str, what: str) -> nn.Module:
     return model
 
 
-def _import_path(spec: str, options: dict, device: str) -> LoadedModel:
+def _import_path(spec: str, options: dict) -> ModelSpec:
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
         raise ModelLoadError(f"malformed model path {spec!r}", "write it as package.module:callable")
@@ -95,21 +134,39 @@ def _import_path(spec: str, options: dict, device: str) -> LoadedModel:
     if factory is None:
         public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
         raise ModelLoadError(f"{target} has no attribute {attr!r}", f"callables there: {', '.join(public[:12])}")
-    if isinstance(factory, nn.Module):
-        model = factory
-    elif callable(factory):
-        model = _build(factory, options, device, spec)
-    else:
+    if not isinstance(factory, nn.Module) and not callable(factory):
         raise ModelLoadError(
             f"{spec} is {'an' if type(factory).__name__[0] in 'aeiouAEIOU' else 'a'} {type(factory).__name__}, "
             "not callable",
             "point to a class or function that returns an nn.Module",
         )
-    size = getattr(model, "input_size", None) or getattr(factory, "input_size", None) or DEFAULT_INPUT
-    return LoadedModel(attr, model, tuple(size), "import")
+    if not isinstance(factory, nn.Module):
+        _check_call(factory, coerce_options(factory, options, spec), spec)
+
+    def build(device: str) -> LoadedModel:
+        model = factory if isinstance(factory, nn.Module) else _build(factory, options, device, spec)
+        size = getattr(model, "input_size", None) or getattr(factory, "input_size", None) or DEFAULT_INPUT
+        return LoadedModel(attr, model, tuple(size), "import")
+
+    return ModelSpec(spec, attr, "import", options, build)
 
 
-def _hub(spec: str, options: dict, device: str) -> LoadedModel:
+def _check_call(factory, options: dict, what: str) -> None:
+    """``ModelLoadError`` now if ``factory``'s signature cannot take ``options`` (what calling it would say)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C callable: its call will tell
+        return
+    try:
+        signature.bind(**options)
+    except TypeError as exc:
+        raise ModelLoadError(
+            f"{what} could not be called with options {options}: {exc}",
+            "check the --opt names against the callable's arguments",
+        ) from None
+
+
+def _hub(spec: str, options: dict) -> ModelSpec:
     package, _, name = spec.partition(":")
     try:
         lib = importlib.import_module("torchvision.models" if package == "torchvision" else "timm")
@@ -121,11 +178,19 @@ def _hub(spec: str, options: dict, device: str) -> LoadedModel:
     if package == "torchvision":
         if name not in lib.list_models():
             raise UnknownModelError(f"torchvision has no model {name!r}", "see torchvision.models.list_models()")
-        model = _build(lambda **kw: lib.get_model(name, weights=None, **kw), options, device, spec)
-        size = (3, 299, 299) if name.startswith("inception") else DEFAULT_INPUT
+
+        def build(device: str) -> LoadedModel:
+            model = _build(lambda **kw: lib.get_model(name, weights=None, **kw), options, device, spec)
+            size = (3, 299, 299) if name.startswith("inception") else DEFAULT_INPUT
+            return LoadedModel(name, model, size, package)
+
     else:
         if not lib.is_model(name):
             raise UnknownModelError(f"timm has no model {name!r}", "see timm.list_models()")
-        model = _build(lambda **kw: lib.create_model(name, pretrained=False, **kw), options, device, spec)
-        size = tuple(getattr(model, "default_cfg", {}).get("input_size", DEFAULT_INPUT))
-    return LoadedModel(name, model, size, package)
+
+        def build(device: str) -> LoadedModel:
+            model = _build(lambda **kw: lib.create_model(name, pretrained=False, **kw), options, device, spec)
+            size = tuple(getattr(model, "default_cfg", {}).get("input_size", DEFAULT_INPUT))
+            return LoadedModel(name, model, size, package)
+
+    return ModelSpec(spec, name, package, options, build)

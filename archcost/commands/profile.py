@@ -15,6 +15,7 @@ from archcost.commands._common import (
     positive_int,
     seconds,
 )
+from archcost.errors import ArchcostError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,34 +27,41 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.output, "--output file")
     if args.append:
         check_writable(args.append, "--append results file")
-    df = profile(
-        args.models,
-        device=args.device,
-        batch_sizes=args.batch_sizes,
-        dtype=args.dtype,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        threads=args.threads,
-        warmup=args.warmup,
-        min_time=args.min_time,
-        repeats=args.repeats,
-        input_size=parse_input_size(args.input_size) if args.input_size else None,
-        options=parse_opts(args.opt),
-        roofline=not args.no_roofline,
-        recalibrate=args.recalibrate,
-        power=not args.no_power,
-        layers=args.layers,
-        isolate=args.isolate,
-        mode=args.mode,
-        optimizer=args.optimizer,
-        amp=args.amp,
-        results_file=args.append,
-        progress=not args.quiet and sys.stderr.isatty(),
-        resume=args.resume,
-        executor="ray" if args.ray is not None else "local",
-        address=args.ray or None,
-        accelerator=args.accelerator,
-    )
+    try:
+        df = profile(
+            args.models,
+            device=args.device,
+            batch_sizes=args.batch_sizes,
+            dtype=args.dtype,
+            channels_last=args.channels_last,
+            compile=args.compile,
+            threads=args.threads,
+            warmup=args.warmup,
+            min_time=args.min_time,
+            repeats=args.repeats,
+            input_size=parse_input_size(args.input_size) if args.input_size else None,
+            options=parse_opts(args.opt),
+            roofline=not args.no_roofline,
+            recalibrate=args.recalibrate,
+            power=not args.no_power,
+            layers=args.layers,
+            isolate=args.isolate,
+            mode=args.mode,
+            optimizer=args.optimizer,
+            amp=args.amp,
+            results_file=args.append,
+            progress=not args.quiet and sys.stderr.isatty(),
+            resume=args.resume,
+            executor="ray" if args.ray is not None else "local",
+            address=args.ray or None,
+            accelerator=args.accelerator,
+        )
+    except ArchcostError as exc:  # bad input found mid-sweep (a model that cannot be built): show what was measured
+        measured = getattr(exc, "measured", None)
+        if measured is not None and len(measured):
+            emit(render(measured, args.format), args.output)
+            print(f"archcost: {len(measured)} measurement(s) finished before this error", file=sys.stderr)
+        raise
     if df.attrs.get("skipped"):
         print(f"resume: {df.attrs['skipped']} measurement(s) already in {args.append}, not run again", file=sys.stderr)
     if len(df):

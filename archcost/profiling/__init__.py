@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from archcost.errors import InputError
+from archcost.errors import ArchcostError, InputError
 from archcost.profiling.results import (
     FIELDS,
     SCHEMA,
@@ -153,7 +153,7 @@ def profile(
         from archcost.profiling import distributed
 
         distributed.import_ray()  # Ray missing: say which extra to install, before anything else
-    validate_models(models, config.options, isolate=isolate and executor == "local", mode=mode)
+    models = validate_models(models, config.options, isolate=isolate and executor == "local", mode=mode)
     session = distributed.connect(address) if executor == "ray" else None
     records: list[dict] = []
     interrupted = False
@@ -201,6 +201,9 @@ def profile(
                     bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
+    except ArchcostError as exc:  # e.g. a model whose constructor fails when its turn comes: keep what came before
+        exc.measured = to_dataframe(records)
+        raise
     finally:
         if bar:
             bar.close()

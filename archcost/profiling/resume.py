@@ -49,12 +49,13 @@ def recorded_keys(path: str | Path) -> set[Key]:
 
 
 def model_name(spec, options: dict) -> str:
-    """The name a record of ``spec`` will carry (built on the meta device: costs no memory)."""
+    """The name a record of ``spec`` will carry (a ``ModelSpec``, a spec string resolved without building
+    it, or a module)."""
     if isinstance(spec, nn.Module):
         return type(spec).__name__
-    from archcost.models import load_model
+    from archcost.models import ModelSpec, resolve_model
 
-    return load_model(str(spec), options, device="meta").name
+    return (spec if isinstance(spec, ModelSpec) else resolve_model(str(spec), options)).name
 
 
 def remaining(

@@ -169,50 +169,59 @@ def _to_device(module: nn.Module, device: torch.device, dtype: torch.dtype, chan
     return module
 
 
-def _analysis(module: nn.Module, size: tuple[int, ...], batch: int, dtype: str, name: str) -> tuple[dict, object]:
-    """Analytic FLOPs, traffic and memory estimate for one batch size (meta device: costs no memory), and the
-    ``CostReport`` (None when the analysis failed)."""
+def _analyses(module: nn.Module, size: tuple[int, ...], batch_sizes: Sequence[int], dtype: str, name: str) -> dict:
+    """``{batch: CostReport or ArchcostError}``: the model analysed (meta device: costs no memory) at the
+    smallest and largest batch size, the sizes between derived from those two where exact
+    (``archcost.cost.batch.analyze_batches``)."""
     from archcost.cost import analyze
+    from archcost.cost.batch import analyze_batches
 
+    return analyze_batches(lambda batch: analyze(module, size, batch, dtype, name=name), batch_sizes)
+
+
+def analysis_fields(report, dtype: str) -> dict:
+    """A record's analytic fields from the ``CostReport`` of its batch size (or the ``ArchcostError`` its
+    analysis raised): params, MACs, FLOPs, traffic bytes and the inference memory estimate."""
+    if isinstance(report, ArchcostError):
+        return {"analysis_note": f"analysis failed: {report.message}", "memory_estimate_note": "no analysis"}
     out: dict = {}
-    try:
-        report = analyze(module, size, batch, dtype, name=name)
-    except ArchcostError as exc:
-        return {"analysis_note": f"analysis failed: {exc.message}", "memory_estimate_note": "no analysis"}, None
     totals = report.totals
     out["params"], out["macs"], out["flops"] = totals["params"], totals["macs"], totals["flops"]
     out["traffic_bytes"] = layer_traffic_bytes(report.layers, torch.empty((), dtype=DTYPES[dtype]).element_size())
     if report.unsupported:
         ops = sorted({u.op for u in report.unsupported})
         out["analysis_note"] = f"FLOPs exclude ops archcost cannot cost: {', '.join(ops[:5])}"
-    try:
-        from archcost.cost.memory import inference_peak_bytes
-    except ImportError:
-        out["memory_estimate_note"] = "archcost.cost.memory is not available in this version"
-        return out, report
+    from archcost.cost.memory import inference_peak_bytes
+
     try:
         out["memory_estimate_bytes"] = int(inference_peak_bytes(report))
     except Exception as exc:  # the estimate is a comparison column: its failure must not stop a measurement
         out["memory_estimate_note"] = f"estimate failed: {first_line(exc)}"
-    return out, report
+    return out
 
 
 def _load(spec, options: dict):
-    """``(name, module on the CPU, default input size, source)`` for a model spec or an ``nn.Module``."""
+    """``(name, module on the CPU, default input size, source)`` for a model spec or an ``nn.Module``: the one
+    build of a spec in a sweep (``validate_models`` resolved it without building)."""
     if isinstance(spec, nn.Module):
         size = tuple(getattr(spec, "input_size", None) or (3, 224, 224))
         return type(spec).__name__, spec, size, "module"
-    from archcost.models import load_model
+    from archcost.models import ModelSpec, resolve_model
 
-    loaded = load_model(str(spec), options, device="cpu")
+    resolved = spec if isinstance(spec, ModelSpec) else resolve_model(str(spec), options)
+    loaded = resolved.build("cpu")
     return loaded.name, loaded.module, loaded.input_size, loaded.source
 
 
-def validate_models(models: Sequence, options: dict, *, isolate: bool = False, mode: str = "infer") -> None:
-    """Fail before measuring anything if a model name or option is wrong (built on the meta device), or, in
-    mode "train", if a model has no trainable parameter."""
-    from archcost.models import load_model
+def validate_models(models: Sequence, options: dict, *, isolate: bool = False, mode: str = "infer") -> list:
+    """Fail before measuring anything if a model name or option is wrong, without building any model:
+    each spec is resolved (``archcost.models.resolve_model``: the name, the import, the option names and
+    types, the callable's signature) and built later, once, when its turn comes. Returns the models with
+    each spec resolved (``ModelSpec``; modules as given). In mode "train", a module given as an object
+    must have a trainable parameter (a spec's model is checked when it is built)."""
+    from archcost.models import resolve_model
 
+    out = []
     for spec in models:
         if isolate and isinstance(spec, nn.Module):
             raise InputError(
@@ -220,11 +229,15 @@ def validate_models(models: Sequence, options: dict, *, isolate: bool = False, m
                 f"{type(spec).__name__}",
                 "give the model as a spec (zoo name, package.module:callable or file.py:callable)",
             )
-        module = spec if isinstance(spec, nn.Module) else load_model(str(spec), options, device="meta").module
-        if mode == "train":
-            from archcost.profiling.train_step import require_trainable
+        if isinstance(spec, nn.Module):
+            if mode == "train":
+                from archcost.profiling.train_step import require_trainable
 
-            require_trainable(module)
+                require_trainable(spec)
+            out.append(spec)
+        else:
+            out.append(resolve_model(str(spec), options))
+    return out
 
 
 def check_writable(path, what: str = "output") -> None:
@@ -366,6 +379,10 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
     """
     config, device, dtype, peaks = ctx.config, ctx.device, ctx.dtype, ctx.peaks
     name, original, default_size, source = _load(spec, config.options)
+    if config.mode == "train" and not isinstance(spec, nn.Module):
+        from archcost.profiling.train_step import require_trainable
+
+        require_trainable(original)
     size = tuple(config.input_size or default_size)
     path = model_file(original)
     base = {
@@ -412,12 +429,15 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
                 carried = (status, message if status != "oom" else f"the model does not fit on {device}: {message}")
                 module = runner = None
                 _release(device)
+        reports = None  # analysed once per model, at the first batch size measured
         for batch in ctx.batch_sizes:
             step(f"{name} batch {batch}")
             if carried is not None:
                 yield record(batch, status=carried[0], error=carried[1])
                 continue
-            rec = record(batch, **measure_one(runner, module, name, size, batch, ctx))
+            if reports is None:
+                reports = _analyses(module, size, ctx.batch_sizes, config.dtype, name)
+            rec = record(batch, **measure_one(runner, module, name, size, batch, ctx, reports[batch]))
             if rec["status"] != "ok":
                 _release(device)
                 carried = carry_over(rec["status"], batch, rec["error"])
@@ -460,15 +480,20 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
     return flags, warnings
 
 
-def measure_one(runner, module, name, size, batch, ctx: RunContext) -> dict:
+def measure_one(runner, module, name, size, batch, ctx: RunContext, report=None) -> dict:
     """Time one batch size of an already placed model; the record's measured fields (never raises for the
-    model's own failures: they are ``status`` and ``error``)."""
+    model's own failures: they are ``status`` and ``error``). ``report``: the model's ``CostReport`` at this
+    batch size (or the ``ArchcostError`` of its analysis; analysed here when None)."""
     config, device, dtype, peaks, peaks_note = ctx.config, ctx.device, ctx.dtype, ctx.peaks, ctx.peaks_note
+    if report is None:
+        report = _analyses(module, size, [batch], config.dtype, name)[batch]
     if config.mode == "train":
         from archcost.profiling.train_step import measure_train
 
-        return measure_train(module, name, size, batch, ctx)
-    out, report = _analysis(module, size, batch, config.dtype, name)
+        return measure_train(module, name, size, batch, ctx, report)
+    out = analysis_fields(report, config.dtype)
+    if isinstance(report, ArchcostError):
+        report = None
     failure: tuple[str, str] | None = None
     sampler = PowerSampler(device) if config.power else None
     x = None

@@ -214,20 +214,20 @@ def measured_inference_peak(model: nn.Module, x: torch.Tensor) -> int:
         return _cpu_timeline_peak(lambda: m(x)) + held
 
 
-def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: int, ctx) -> dict:
+def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: int, ctx, report) -> dict:
     """The measured fields of one ``mode="train"`` profile record (``sweep.RunContext`` ``ctx``): the step
     timed by ``time_train_step`` on ``module`` (the sweep's own working copy, trained in place), its
     measured peak (``measured_training_peak``, which steps a copy) beside the estimate of
     ``archcost.cost.training`` (``training_peak_bytes`` with the same optimizer), the power of the timed
-    steps, and the forward's analysis (``params``, ``macs``, ``flops`` are the forward's at this batch).
+    steps, and the forward's analysis ``report`` (``params``, ``macs``, ``flops`` are the forward's at this batch).
     The model's own failures are ``status`` and ``error``, never exceptions, as in ``sweep.measure_one``.
     """
     from archcost.cost.training import training_peak_bytes
     from archcost.profiling.nvml import PowerSampler, power_fields
-    from archcost.profiling.sweep import _analysis, _release, classify_failure, first_line, flags_and_warnings
+    from archcost.profiling.sweep import _release, analysis_fields, classify_failure, first_line, flags_and_warnings
 
     config, device = ctx.config, ctx.device
-    out, _ = _analysis(module, size, batch, config.dtype, name)
+    out = analysis_fields(report, config.dtype)
     out.pop("memory_estimate_bytes", None)
     try:  # the training step's estimate, on the meta device (the caller's dtype: with --amp, float32 weights)
         out["memory_estimate_bytes"] = training_peak_bytes(

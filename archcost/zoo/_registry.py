@@ -126,6 +126,21 @@ def _coerce(value: object, default: object, key: str, model: str) -> object:
     return value
 
 
+def check_options(name: str, options: dict[str, object]) -> dict[str, object]:
+    """The keyword arguments zoo model ``name``'s builder would get for ``options``, without building it.
+
+    Raises ``UnknownModelError`` for a name the zoo lacks and ``ModelOptionError`` for an option it does not
+    take or a value that does not convert to the option's type (the checks ``get_model`` makes first).
+    """
+    entry = get_entry(name)
+    accepted = entry.options()
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        listed = ", ".join(f"{k}={v}" for k, v in accepted.items()) or "none"
+        raise ModelOptionError(f"{name} has no option {', '.join(unknown)}", f"its options are: {listed}")
+    return coerce_options(entry.builder, options, name)
+
+
 def get_model(name: str, *, device: str | torch.device | None = "meta", **options: object) -> nn.Module:
     """Build zoo model ``name`` (on the meta device by default: no memory, no weights).
 
@@ -134,11 +149,7 @@ def get_model(name: str, *, device: str | torch.device | None = "meta", **option
     """
     entry = get_entry(name)
     accepted = entry.options()
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        listed = ", ".join(f"{k}={v}" for k, v in accepted.items()) or "none"
-        raise ModelOptionError(f"{name} has no option {', '.join(unknown)}", f"its options are: {listed}")
-    kwargs = coerce_options(entry.builder, options, name)
+    kwargs = check_options(name, options)
     try:
         if device is None:
             return entry.builder(**kwargs)

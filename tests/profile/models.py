@@ -68,7 +68,9 @@ class CtrlC(nn.Module):
         self.at = at
 
     def forward(self, x):
-        if x.shape[0] >= self.at:
+        # Ctrl-C while batch `at` is being timed (not during its analysis, which runs on the meta device and,
+        # since the sweep analyses each model once, before the first batch is timed)
+        if x.shape[0] >= self.at and x.device.type != "meta":
             raise KeyboardInterrupt
         return self.conv(x)
 
@@ -86,3 +88,35 @@ class Crashes(nn.Module):
         import os
 
         os._exit(3)
+
+
+class Counted(TwoLayer):
+    """Counts its constructions (class attribute ``builds``)."""
+
+    builds = 0
+
+    def __init__(self):
+        super().__init__()
+        type(self).builds += 1
+
+
+class FailsToBuild(nn.Module):
+    """A constructor that rejects its (valid-looking) option value only when called."""
+
+    input_size = (3, 8, 8)
+
+    def __init__(self, width=4):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        self.conv = nn.Conv2d(3, width, 3)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class TakesWidth(TwoLayer):
+    """Accepts any ``width`` (ignored)."""
+
+    def __init__(self, width=4):
+        super().__init__()
