@@ -71,9 +71,7 @@ def derive(lo_value: object, hi_value: object, lo: int, hi: int, batch: int) -> 
     return lo_value
 
 
-def analyze_batches(
-    analyse: Callable[[int], object], batch_sizes: Sequence[int]
-) -> dict[int, object]:
+def analyze_batches(analyse: Callable[[int], object], batch_sizes: Sequence[int]) -> dict[int, object]:
     """``{batch: CostReport or the ArchcostError its analysis raised}`` for every size in ``batch_sizes``.
 
     ``analyse(batch)`` is the analysis at one batch size (``archcost.cost.analyze`` with the model, input

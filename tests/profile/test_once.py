@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import archcost.cost
-from archcost.cli import main
 from archcost.profiling import profile
 from tests.profile import models
 from tests.profile.test_command import FAST, M, run
