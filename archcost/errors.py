@@ -46,3 +46,12 @@ class InternalError(ArchcostError):
         super().__init__(
             message, hint or "this is a bug in archcost, not in your model: please report it with the model and command"
         )
+
+
+def first_line(exc: BaseException, *, with_type: bool = False) -> str:
+    """The first line of ``exc``'s message, or its type name when the message is empty; ``with_type``:
+    ``"ValueError: first line"`` (how the sweep records a model's failure)."""
+    lines = str(exc).strip().splitlines()
+    if with_type:
+        return f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
+    return lines[0] if lines else type(exc).__name__

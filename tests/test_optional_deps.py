@@ -89,3 +89,25 @@ def test_fvcore_and_onnx_features_say_what_to_install(tmp_path):
     assert onnx_table["code"] == 2 and "needs the onnx package" in onnx_table["stderr"]
     assert "pip install onnx" in onnx_table["stderr"]
     assert all("Traceback" not in r["stderr"] and "internal error" not in r["stderr"] for r in got["results"])
+
+
+def test_the_table_command_imports_no_heavy_library(tmp_path):
+    """Start-up (issue 15): `archcost table` (text; rolled up and top-k too) loads neither pandas nor
+    matplotlib, onnx or fvcore; `--format csv` is where a DataFrame is used."""
+    code = (
+        "import contextlib, io, sys; from archcost.cli import main\n"
+        "for argv in (['table', 'resnet18'], ['table', 'resnet18', '--depth', '1', '--top', '3']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main(argv) == 0, argv\n"
+        "heavy = {'pandas', 'matplotlib', 'onnx', 'fvcore'}\n"
+        "print(sorted(heavy & {m.partition('.')[0] for m in sys.modules}))\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['table', 'resnet18', '--format', 'csv'])\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ARCHCOST_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded, csv_uses_pandas = done.stdout.split("\n")[:2]
+    assert loaded == "[]"
+    assert csv_uses_pandas == "True"  # the check can see pandas when it is loaded

@@ -22,7 +22,7 @@ from archcost.cost.inputs import InputSpec, check_signature, describe_spec, inpu
 from archcost.cost.receptive import propagate, with_field
 from archcost.cost.record import CostReport, LayerCost
 from archcost.cost.untouched import has_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
-from archcost.errors import AnalysisError, InputError, InternalError
+from archcost.errors import AnalysisError, InputError, InternalError, first_line
 from archcost.units import DTYPES, format_bytes
 
 
@@ -143,7 +143,7 @@ class _Failed(Exception):
         self.cause = cause
         self.crawl = crawl
         text = str(cause).strip()
-        self.detail = text.splitlines()[0] if text else type(cause).__name__
+        self.detail = first_line(cause)
         self.needs_data = device == "meta" and (
             isinstance(cause, NotImplementedError) or "meta" in text.lower() or _op(crawl) in _NEEDS_DATA
         )
@@ -296,7 +296,7 @@ def _materialise(model: nn.Module, specs, plain, batch_size, dtype, training) ->
             model.train(training)
             model(*args, **kwargs, **plain)
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise AnalysisError(
             f"the lazy modules could not take their shapes from the inputs given: {detail}",
             "check the input size, or run one forward of the model on real data before analysing it",

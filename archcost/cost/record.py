@@ -65,7 +65,7 @@ class LayerCost:
             if d[key] is None:
                 del d[key]
         d["input_shapes"] = [list(s) for s in self.input_shapes]
-        d["output_shape"] = _listify(self.output_shape)
+        d["output_shape"] = listify(self.output_shape)
         d["ops"] = list(self.ops)
         d["sources"] = list(self.sources)
         for key in ("rf", "rf_stride", "rf_start"):
@@ -81,8 +81,9 @@ def _per_axis(values: tuple[float, ...] | None):
     return clean[0] if len(set(clean)) == 1 else clean
 
 
-def _listify(value):
-    return [_listify(v) for v in value] if isinstance(value, tuple) else value
+def listify(value):
+    """Tuples (shapes, nested) as lists, as JSON writes them."""
+    return [listify(v) for v in value] if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class CostReport:
             "analysed_on_because": self.analysed_on_because,
             "dtype": self.dtype,
             "training": self.training,
-            "output_shape": _listify(self.output_shape),
+            "output_shape": listify(self.output_shape),
             "layers": [r.to_dict() for r in self.layers],
             "totals": self.totals,
             "unsupported": [asdict(u) for u in self.unsupported],
@@ -196,14 +197,20 @@ class CostReport:
         return pd.DataFrame([r.to_dict() for r in self.layers])
 
     def rollup(self, depth: int) -> pd.DataFrame:
+        """Totals per module at ``depth`` levels of the module tree (depth 1: the model's children), as a
+        DataFrame of ``rollup_rows``."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rollup_rows(depth))
+
+    def rollup_rows(self, depth: int) -> list[dict]:
         """Totals per module at ``depth`` levels of the module tree (depth 1: the model's children).
 
         Rows deeper than ``depth`` are added into their ancestor at that depth; ops run in the model's
-        own ``forward`` stay under their own name. Columns: name, layers, the ``TOTAL_FIELDS``,
+        own ``forward`` stay under their own name. Keys: name, layers, the ``TOTAL_FIELDS``,
         trainable_params (None where a row's is unknown) and last_row (the index of the group's last row).
+        Raises ``ValueError`` for a depth below 1.
         """
-        import pandas as pd
-
         if depth < 1:
             raise ValueError("depth must be at least 1")
         groups: dict[str, dict] = {}
@@ -221,4 +228,4 @@ class CostReport:
                 g[f] += getattr(r, f)
             known = g["trainable_params"] is not None and r.trainable_params is not None
             g["trainable_params"] = g["trainable_params"] + r.trainable_params if known else None  # None: unknown
-        return pd.DataFrame(list(groups.values()))
+        return list(groups.values())

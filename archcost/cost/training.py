@@ -35,7 +35,7 @@ from archcost.cost._registry import Cost, op_name
 from archcost.cost.crawl import Crawl
 from archcost.cost.formulas._args import tensors
 from archcost.cost.record import CostReport, Unsupported
-from archcost.errors import AnalysisError, InputError
+from archcost.errors import AnalysisError, InputError, first_line
 from archcost.units import DTYPES
 
 
@@ -488,7 +488,7 @@ def simulate_step(
     except (InputError, AnalysisError):
         raise
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise AnalysisError(
             f"the training step failed on the meta device in {crawl.failure_site()}: {detail}",
             "check the input size and that forward and backward run without real data",

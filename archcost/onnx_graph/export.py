@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from archcost.errors import InputError
+from archcost.errors import InputError, first_line
 from archcost.files import atomic_path
 from archcost.onnx_graph.errors import OnnxExportError
 
@@ -99,7 +99,7 @@ def export_onnx(
     except InputError:
         raise
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise OnnxExportError(
             f"torch.onnx.export failed on input {list(x.shape)}: {detail}",
             "check that the model runs on this input size; ops without an ONNX form cannot be exported",

@@ -13,6 +13,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
+from archcost.errors import first_line
 from archcost.onnx_graph.errors import OnnxFileError, OnnxShapeError
 
 #: Initializers up to this many elements keep their data for shape inference (Reshape targets, Resize
@@ -76,7 +77,7 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, dict[str, Stored]]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise OnnxFileError(
-            f"{path} is not a readable ONNX file: {_first_line(exc)}",
+            f"{path} is not a readable ONNX file: {first_line(exc)}",
             "the file is not ONNX, or it is truncated or corrupt; export it again",
         ) from None
     if model.ir_version < 1 or not model.HasField("graph") or not model.graph.node:
@@ -103,7 +104,7 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, dict[str, Stored]]:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise OnnxFileError(
-            f"{path} is not a valid ONNX model: {_first_line(exc)}",
+            f"{path} is not a valid ONNX model: {first_line(exc)}",
             "the file may be truncated or corrupt; export it again",
         ) from None
     return model, big
@@ -214,7 +215,7 @@ def infer(
         except Exception as exc:
             raise OnnxShapeError(
                 f"shape inference failed for {source} on input "
-                f"{', '.join(f'{n} {list(s)}' for n, s in input_shapes.items())}: {_first_line(exc)}",
+                f"{', '.join(f'{n} {list(s)}' for n, s in input_shapes.items())}: {first_line(exc)}",
                 "check --input-size and --batch-size: a graph exported with fixed shapes may only take its own",
             ) from None
         shapes, types = _value_shapes(inferred.graph)
@@ -375,8 +376,3 @@ def _constant(node: onnx.NodeProto) -> Stored | None:
         if attr.name == "value_floats":
             return Stored(node.output[0], (len(attr.floats),), TensorProto.FLOAT, None)
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

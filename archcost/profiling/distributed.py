@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from archcost.errors import ArchcostError, InputError
+from archcost.errors import ArchcostError, InputError, first_line
 from archcost.profiling.results import FIELDS, new_record
 
 #: Seconds to wait for a TCP connection to a given cluster address before calling it unreachable.
@@ -135,7 +135,7 @@ def connect(address: str | None = None, *, timeout_s: float = CONNECT_TIMEOUT_S)
     try:
         ray.init(address=address or None, **kwargs)
     except Exception as exc:
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        text = first_line(exc)
         raise InputError(
             f"cannot connect to the Ray cluster at {address or 'the default address'}: {text}",
             "check that the cluster runs the same Ray and Python versions as this machine "

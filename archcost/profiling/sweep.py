@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from archcost import errors
 from archcost.errors import ArchcostError, InputError
 from archcost.profiling.environment import environment, git_commit, model_file
 from archcost.profiling.memory import held_bytes, measure_peak
@@ -149,8 +150,8 @@ def carry_over(status: str, batch_size: int, message: str) -> tuple[str, str] | 
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+    """``"ValueError: first line of its message"``: a failure as a record's ``error`` holds it."""
+    return errors.first_line(exc, with_type=True)
 
 
 # -- the sweep --------------------------------------------------------------------------------------------

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from html import escape
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from archcost.cost.record import TOTAL_FIELDS, CostReport
+from archcost.cost.record import TOTAL_FIELDS, CostReport, listify
 from archcost.errors import InputError
 from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def shape_text(shape) -> str:
@@ -22,14 +24,18 @@ def shape_text(shape) -> str:
     return ", ".join(shape_text(s) for s in shape)
 
 
+def _missing(value) -> bool:
+    return value is None or value != value  # None or NaN
+
+
 def _count_or_blank(value) -> str:
     """A parameter count, or '' where it is unknown (an ONNX graph has no requires_grad)."""
-    return "" if value is None or pd.isna(value) else format_count(int(value))
+    return "" if _missing(value) else format_count(int(value))
 
 
 def _percent(value) -> str:
     """A share of the total MACs, 0.1234 -> '12.3%'; '' where the model has no MACs."""
-    return "" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
+    return "" if _missing(value) else f"{100 * value:.1f}%"
 
 
 #: Column name (what ``--columns`` and ``columns=`` take) -> (header, formatter) of the human-readable table.
@@ -114,31 +120,44 @@ LEGEND = (
 )
 
 
-def _full_frame(report: CostReport, depth: int | None) -> pd.DataFrame:
-    """Every column of ``COLUMNS`` (under its frame name) and ``supported``, one row per layer (or per module
-    at ``depth``), without totals."""
+def _full_rows(report: CostReport, depth: int | None) -> list[dict]:
+    """One dict per layer (or per module at ``depth``), without totals: every column of ``COLUMNS`` under its
+    frame name, and ``supported``. Plain Python: the text table needs no pandas (it costs start-up time)."""
     if depth is None:
-        df = report.to_dataframe()
-        if df.empty:
-            df = pd.DataFrame(columns=[*[_FRAME_NAME.get(c, c) for c in COLUMNS], "supported"])
-        df["rf_text"] = [rf_text(r) for r in report.layers]
-        df["trainable_params"] = [r.trainable_params for r in report.layers]
-        df["supported"] = [r.supported for r in report.layers]
+        rows = [
+            {
+                "name": r.name,
+                "type": r.type,
+                "output_shape": listify(r.output_shape),
+                **{f: getattr(r, f) for f in TOTAL_FIELDS},
+                "rf_text": rf_text(r),
+                "trainable_params": r.trainable_params,
+                "supported": r.supported,
+            }  # fmt: skip
+            for r in report.layers
+        ]
     else:
-        df = report.rollup(depth)
-        df.insert(1, "type", df.pop("layers").map(lambda n: f"{n} layer" + ("" if n == 1 else "s")))
-        last = df.pop("last_row")
-        df.insert(2, "output_shape", [report.layers[i].output_shape for i in last])
-        df["rf_text"] = [rf_text(report.layers[i]) for i in last]
-        df["supported"] = True
-    trainable = df["trainable_params"].astype(object)
-    df["trainable_params"] = trainable.where(trainable.notna(), None)
-    df["frozen_params"] = [
-        None if t is None else p - t for p, t in zip(df["params"], df["trainable_params"], strict=True)
-    ]
+        rows = []
+        for g in report.rollup_rows(depth):
+            last = report.layers[g["last_row"]]
+            n = g["layers"]
+            rows.append(
+                {
+                    "name": g["name"],
+                    "type": f"{n} layer" + ("" if n == 1 else "s"),
+                    "output_shape": last.output_shape,
+                    **{f: g[f] for f in TOTAL_FIELDS},
+                    "rf_text": rf_text(last),
+                    "trainable_params": g["trainable_params"],
+                    "supported": True,
+                }  # fmt: skip
+            )
     total_macs = report.totals["macs"]
-    df["share"] = [m / total_macs if total_macs else None for m in df["macs"]]
-    return df
+    for row in rows:
+        t = row["trainable_params"]
+        row["frozen_params"] = None if t is None else row["params"] - t
+        row["share"] = row["macs"] / total_macs if total_macs else None
+    return rows
 
 
 def _totals_row(report: CostReport) -> dict:
@@ -153,16 +172,20 @@ def _totals_row(report: CostReport) -> dict:
     }  # fmt: skip
 
 
-def _chosen(report: CostReport, depth: int | None, columns, top) -> tuple[pd.DataFrame, tuple[str, ...], int]:
-    """The rows and columns to show, with the totals row; the column names; the number of rows in all."""
+def _costliest(rows: list[dict], top: int) -> list[dict]:
+    """The ``top`` rows with the most MACs, costliest first (ties in execution order)."""
+    return sorted(rows, key=lambda r: -r["macs"])[:top]
+
+
+def _chosen(report: CostReport, depth: int | None, columns, top) -> tuple[list[dict], tuple[str, ...], int]:
+    """The rows to show with the totals row last; the column names; the number of rows in all."""
     names = check_columns(columns)
     top = check_top(top)
-    df = _full_frame(report, depth)
-    n = len(df)
-    if top is not None:  # the k costliest by MACs, costliest first (ties in execution order)
-        df = df.sort_values("macs", ascending=False, kind="stable").head(top)
-    df = pd.concat([df, pd.DataFrame([_totals_row(report)])], ignore_index=True)
-    return df[[*(_FRAME_NAME.get(c, c) for c in names), "supported"]], names, n
+    rows = _full_rows(report, depth)
+    n = len(rows)
+    if top is not None:
+        rows = _costliest(rows, top)
+    return [*rows, _totals_row(report)], names, n
 
 
 def layer_frame(report: CostReport, depth: int | None = None, columns=None, top: int | None = None) -> pd.DataFrame:
@@ -173,15 +196,35 @@ def layer_frame(report: CostReport, depth: int | None = None, columns=None, top:
     fraction of the total MACs (0 to 1); ``trainable_params``/``frozen_params`` are None where unknown.
     Raises ``InputError`` for an unknown column or a ``top`` below 1.
     """
-    return _chosen(report, depth, columns, top)[0].drop(columns="supported")
+    import pandas as pd
+
+    rows, names, _ = _chosen(report, depth, columns, top)
+    keys = [_FRAME_NAME.get(c, c) for c in names]
+    df = pd.DataFrame({k: [r[k] for r in rows] for k in keys}, columns=keys)
+    if "trainable_params" in df:  # counts stay integers, None where unknown (not floats with NaN)
+        df["trainable_params"] = pd.Series([r["trainable_params"] for r in rows], dtype=object)
+    return df
+
+
+def _human_rows(report: CostReport, depth: int | None, columns, top) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of ``layer_frame``'s rows ('(?)' after a layer not costed)."""
+    rows, names, _ = _chosen(report, depth, columns, top)
+    headers = [COLUMNS[c][0] for c in names]
+    cells = []
+    for r in rows:
+        line = [COLUMNS[c][1](r[_FRAME_NAME.get(c, c)]) for c in names]
+        if not r["supported"]:
+            line[headers.index("Layer")] += " (?)"
+        cells.append(line)
+    return headers, cells
 
 
 def human_frame(report: CostReport, depth: int | None, columns=None, top: int | None = None) -> pd.DataFrame:
     """``layer_frame`` formatted for reading (headers from ``COLUMNS``; '(?)' after a layer not costed)."""
-    df, names, _ = _chosen(report, depth, columns, top)
-    out = pd.DataFrame({COLUMNS[c][0]: df[_FRAME_NAME.get(c, c)].map(COLUMNS[c][1]) for c in names})
-    out["Layer"] = out["Layer"] + ["" if ok else " (?)" for ok in df["supported"]]
-    return out
+    import pandas as pd
+
+    headers, cells = _human_rows(report, depth, columns, top)
+    return pd.DataFrame(cells, columns=headers)
 
 
 def _inputs_text(report: CostReport) -> str:
@@ -201,14 +244,14 @@ def footer_lines(report: CostReport, columns=None, top: int | None = None, depth
     at = lines.index(LEGEND) + 1
     lines[at:at] = list(extra)
     if check_top(top) is not None:
-        df = _full_frame(report, depth)
-        shown = df.sort_values("macs", ascending=False, kind="stable").head(top)
+        rows = _full_rows(report, depth)
+        shown = _costliest(rows, top)
         what = "layers" if depth is None else "modules"
         total = report.totals["macs"]
-        share = f" ({_percent(shown['macs'].sum() / total)} of the MACs)" if total else ""
+        share = f" ({_percent(sum(r['macs'] for r in shown) / total)} of the MACs)" if total else ""
         lines.insert(
             at + len(extra),
-            f"Shown: the {len(shown)} of {len(df)} {what} with the most MACs, costliest first{share}; "
+            f"Shown: the {len(shown)} of {len(rows)} {what} with the most MACs, costliest first{share}; "
             "the totals are the whole model's.",
         )
     return lines
@@ -302,11 +345,11 @@ def render(
         return df.to_csv(index=False)
     if fmt not in ("markdown", "text", "html"):
         raise ValueError(f"unknown format {fmt!r}")
-    human = human_frame(report, depth, columns, top)
+    headers, cells = _human_rows(report, depth, columns, top)
     names = check_columns(columns)
     footer = footer_lines(report, names, top, depth)
     left = {COLUMNS[c][0] for c in names if c in _LEFT}
-    body = render_table(human, fmt, left=left, totals=True)
+    body = render_table(cells, fmt, headers=headers, left=left, totals=True)
     if fmt == "markdown":
         return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
     if fmt == "html":
