@@ -8,7 +8,9 @@
    ``archcost profile`` as a user runs it (peaks from the cache), with ``--recalibrate`` (calibrating before
    timing) and with ``--isolate``. Per variant: the median over rounds of each process's median latency,
    its ratio to the plain process, and minor page faults per forward (``getrusage``) where the process is
-   ours. Target: archcost within 10% of the plain process.
+   ours. Processes run one after another carry the machine's drift (identical plain processes differ by up to
+   1.35x here): benchmarks/profile_paired.py, two live processes taking turns, is the comparison that decides
+   the 10% target; these rows show the spread a user comparing separate runs will see.
 2. **Layer sum.** ``archcost profile --layers`` processes in the same rounds: the layers' times add up to the
    run's median latency within 15%; the profiler's overhead is reported.
 3. **Repeatability.** The spread (max / min) of the ``archcost profile`` processes' medians; target under 1.10.
@@ -201,10 +203,12 @@ def section(s: dict, args, load: tuple, seconds: float) -> str:
         )
     lines += [
         "",
-        f"**archcost against the plain process: {a['ratio']:.3f}** (target within 10%: "
-        f"{'met' if ok_plain else 'NOT met'}); with `--isolate`: {s['archcost_isolate']['ratio']:.3f} "
-        f"({'met' if ok_isolate else 'NOT met'}). Each `plain_*` row changes one thing of the plain process: "
-        "its ratio is that cause's effect.",
+        f"**archcost against the plain process, separate processes one after another: {a['ratio']:.3f}** "
+        f"({'within' if ok_plain else 'outside'} 10%); with `--isolate`: {s['archcost_isolate']['ratio']:.3f} "
+        f"({'within' if ok_isolate else 'outside'} 10%). Each `plain_*` row changes one thing of the plain "
+        f"process; but the plain process itself spreads {s['plain']['spread']:.3f} between rounds, so these "
+        "ratios carry the machine's drift between processes. The comparison that decides the 10% target is "
+        "benchmarks/profile_paired.py's (two live processes taking turns), in its own section.",
         "",
         f"**Layer sum.** `--layers`: the layer times add up to **{s['layer_sum_ratio']:.3f}** of the same run's "
         f"median latency (per round: {', '.join(f'{x:.3f}' for x in s['layer_sum_ratios'])}; target within "
