@@ -21,9 +21,10 @@ The processes:
   freed first), to attribute a gap if one shows; ``plain_grad`` (autograd on); ``plain_pixels`` (a 10% larger
   image) is a known difference of about 10%, to show what the method sees.
 
-Each pair of kinds runs in both orientations (archcost as A and as B): the process started second tends to be
-a few percent faster (plain against plain shows it), and the geometric mean of the two orientations,
-sqrt((B/A with archcost as B) / (B/A with archcost as A)), cancels that position effect.
+Each pair of kinds runs in both orientations (archcost as A and as B): in some runs one position was a few
+percent faster than the other (plain against plain read 0.97-0.98 in one run, 1.01 in the next), and the
+geometric mean of the two orientations, sqrt((B/A with archcost as B) / (B/A with archcost as A)), cancels
+such a position effect.
 
 Writes its section of reports/performance.md:
 
