@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from archcost.errors import first_line
+
 #: Every field ``roofline_fields`` fills.
 ROOFLINE_FIELDS = (
     "achieved_flops_per_s",
@@ -228,7 +230,7 @@ def measure_peaks(
             )
             flops = 2 * n**3 / t.stats.min_s
         except (RuntimeError, TypeError) as exc:
-            notes.append(f"matrix product in {dtype} failed: {str(exc).splitlines()[0]}")
+            notes.append(f"matrix product in {dtype} failed: {first_line(exc)}")
         finally:
             a = b = out = None
         try:
@@ -238,7 +240,7 @@ def measure_peaks(
             t = measure(lambda: dst.copy_(src), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats)
             bandwidth = 2 * elements * 4 / t.stats.min_s
         except (RuntimeError, MemoryError) as exc:
-            notes.append(f"copy of {nbytes} bytes failed: {str(exc).splitlines()[0]}")
+            notes.append(f"copy of {nbytes} bytes failed: {first_line(exc)}")
         finally:
             src = dst = None
     if gpu:
