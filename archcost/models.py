@@ -39,9 +39,7 @@ class ModelSpec:
     """
 
     spec: str
-    name: str
-    source: str  # "zoo", "import", "torchvision", "timm"
-    options: dict
+    name: str  # what records of it are called (``LoadedModel.name``)
     _build: object  # (device) -> LoadedModel
 
     def build(self, device: str = "meta") -> LoadedModel:
@@ -76,12 +74,19 @@ def resolve_model(spec: str, options: dict[str, object] | None = None) -> ModelS
     def build(device: str) -> LoadedModel:
         return LoadedModel(spec, get_model(spec, device=device, **options), tuple(entry.meta.input_size), "zoo")
 
-    return ModelSpec(spec, spec, "zoo", options, build)
+    return ModelSpec(spec, spec, build)
 
 
 def load_model(spec: str, options: dict[str, object] | None = None, *, device: str = "meta") -> LoadedModel:
     """Build the model ``spec`` names, on ``device`` (meta by default: no memory, no weights)."""
     return resolve_model(spec, options).build(device)
+
+
+def _cannot_call(what: str, options: dict, exc: TypeError) -> ModelLoadError:
+    return ModelLoadError(
+        f"{what} could not be called with options {options}: {exc}",
+        "check the --opt names against the callable's arguments",
+    )
 
 
 def _build(factory, options: dict, device: str, what: str) -> nn.Module:
@@ -90,10 +95,7 @@ def _build(factory, options: dict, device: str, what: str) -> nn.Module:
         with torch.device(device):
             model = factory(**options)
     except TypeError as exc:
-        raise ModelLoadError(
-            f"{what} could not be called with options {options}: {exc}",
-            "check the --opt names against the callable's arguments",
-        ) from None
+        raise _cannot_call(what, options, exc) from None
     except Exception as exc:
         if device == "meta":  # a constructor that needs real tensors: build on the CPU instead
             return _build(factory, options, "cpu", what)
@@ -148,7 +150,7 @@ def _import_path(spec: str, options: dict) -> ModelSpec:
         size = getattr(model, "input_size", None) or getattr(factory, "input_size", None) or DEFAULT_INPUT
         return LoadedModel(attr, model, tuple(size), "import")
 
-    return ModelSpec(spec, attr, "import", options, build)
+    return ModelSpec(spec, attr, build)
 
 
 def _check_call(factory, options: dict, what: str) -> None:
@@ -160,10 +162,7 @@ def _check_call(factory, options: dict, what: str) -> None:
     try:
         signature.bind(**options)
     except TypeError as exc:
-        raise ModelLoadError(
-            f"{what} could not be called with options {options}: {exc}",
-            "check the --opt names against the callable's arguments",
-        ) from None
+        raise _cannot_call(what, options, exc) from None
 
 
 def _hub(spec: str, options: dict) -> ModelSpec:
@@ -193,4 +192,4 @@ def _hub(spec: str, options: dict) -> ModelSpec:
             size = tuple(getattr(model, "default_cfg", {}).get("input_size", DEFAULT_INPUT))
             return LoadedModel(name, model, size, package)
 
-    return ModelSpec(spec, name, package, options, build)
+    return ModelSpec(spec, name, build)
