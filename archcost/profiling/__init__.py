@@ -186,7 +186,9 @@ def profile(
             import uuid
 
             run_id = uuid.uuid4().hex[:12]
-            source = distributed.ray_records(session, models, names, config, todo, run_id, accelerator)
+            # a resolved spec travels as its string (the task resolves and builds it there); a module as itself
+            specs = [m if isinstance(m, nn.Module) else str(m) for m in models]
+            source = distributed.ray_records(session, specs, names, config, todo, run_id, accelerator)
         else:
             step = bar.set_description if bar else None
             source = iter_profile(models, config, on_step=step, model_batch_sizes=todo if resume else None)

@@ -321,8 +321,7 @@ def ray_records(
             if not sizes:
                 continue
             task_config = replace(config, device=device, batch_sizes=tuple(sizes), isolate=False)
-            # a spec travels as its string (the task resolves and builds it there); a module as itself
-            gen = remote.remote(spec if hasattr(spec, "forward") else str(spec), name, task_config, run_id)
+            gen = remote.remote(spec, name, task_config, run_id)
             pending[gen] = _Task(i, name, "cuda:0" if device == "cuda" else device, tuple(sizes))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)

@@ -430,7 +430,7 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
                 carried = (status, message if status != "oom" else f"the model does not fit on {device}: {message}")
                 module = runner = None
                 _release(device)
-        reports = None  # analysed once per model, at the first batch size measured
+        reports = None  # every size's analysis, made when the first batch size is measured (``_analyses``)
         for batch in ctx.batch_sizes:
             step(f"{name} batch {batch}")
             if carried is not None:
@@ -481,13 +481,11 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
     return flags, warnings
 
 
-def measure_one(runner, module, name, size, batch, ctx: RunContext, report=None) -> dict:
+def measure_one(runner, module, name, size, batch, ctx: RunContext, report) -> dict:
     """Time one batch size of an already placed model; the record's measured fields (never raises for the
     model's own failures: they are ``status`` and ``error``). ``report``: the model's ``CostReport`` at this
-    batch size (or the ``ArchcostError`` of its analysis; analysed here when None)."""
+    batch size, or the ``ArchcostError`` of its analysis (``_analyses``)."""
     config, device, dtype, peaks, peaks_note = ctx.config, ctx.device, ctx.dtype, ctx.peaks, ctx.peaks_note
-    if report is None:
-        report = _analyses(module, size, [batch], config.dtype, name)[batch]
     if config.mode == "train":
         from archcost.profiling.train_step import measure_train
 
