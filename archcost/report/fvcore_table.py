@@ -118,12 +118,9 @@ def render_with_fvcore(
     for col, header in COLUMNS.items():
         human[header] = [("" if pd.isna(v) else format_count(int(v))) for v in extra[col]]
     footer = table.footer_lines(report) + _fvcore_footer(fv)
-    if fmt == "markdown":
-        body = render_table(human, "markdown", left=3)
-        return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
-    if fmt == "text":
-        return f"{report.model}\n{render_table(human, left=3, totals=True)}\n\n" + "\n".join(footer) + "\n"
-    raise ValueError(f"unknown format {fmt!r}")
+    if fmt not in ("markdown", "text"):
+        raise ValueError(f"unknown format {fmt!r}")
+    return table.titled(report.model, render_table(human, fmt, left=3, totals=True), footer, fmt)
 
 
 def fvcore_table(

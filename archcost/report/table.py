@@ -350,12 +350,18 @@ def render(
     footer = footer_lines(report, names, top, depth)
     left = {COLUMNS[c][0] for c in names if c in _LEFT}
     body = render_table(cells, fmt, headers=headers, left=left, totals=True)
+    return titled(report.model, body, footer, fmt)
+
+
+def titled(title: str, body: str, footer: list[str], fmt: str) -> str:
+    """A rendered table (``body``, in ``fmt``) under its ``title`` with its ``footer`` lines: markdown (a
+    ``###`` heading, the lines as paragraphs), html (a ``div``) or text. Every cost table ends this way."""
     if fmt == "markdown":
-        return f"### {report.model}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
+        return f"### {title}\n\n{body}\n\n" + "\n\n".join(footer) + "\n"
     if fmt == "html":
         lines = "".join(f"<p>{escape(line)}</p>\n" for line in footer)
-        return f'<div class="archcost-report">\n<p><strong>{escape(report.model)}</strong></p>\n{body}\n{lines}</div>\n'
-    return f"{report.model}\n{body}\n\n" + "\n".join(footer) + "\n"
+        return f'<div class="archcost-report">\n<p><strong>{escape(title)}</strong></p>\n{body}\n{lines}</div>\n'
+    return f"{title}\n{body}\n\n" + "\n".join(footer) + "\n"
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "LEGEND", "TOTAL_FIELDS", "layer_frame", "render"]

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from archcost.cost.record import CostReport
-from archcost.report.table import footer_lines
+from archcost.report.table import footer_lines, titled
 from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
 
@@ -66,12 +66,9 @@ def render_training(report: CostReport, fmt: str = "text") -> str:
     human.columns = list(_COLUMNS.values())
     # the inference table's rough training line (memory.estimate) gives way to the step's own peak above
     lines = [*memory_lines(report), LEGEND, *(x for x in footer_lines(report) if not x.startswith("Memory:"))]
-    if fmt == "markdown":
-        body = render_table(human, "markdown", left=2)
-        return f"### {report.model} (training)\n\n{body}\n\n" + "\n\n".join(lines) + "\n"
-    if fmt == "text":
-        return f"{report.model} (training)\n{render_table(human, left=2, totals=True)}\n\n" + "\n".join(lines) + "\n"
-    raise ValueError(f"unknown format {fmt!r}")
+    if fmt not in ("markdown", "text"):
+        raise ValueError(f"unknown format {fmt!r}")
+    return titled(f"{report.model} (training)", render_table(human, fmt, left=2, totals=True), lines, fmt)
 
 
 def report_training_table(
