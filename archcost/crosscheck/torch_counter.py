@@ -46,6 +46,16 @@ class TorchCount:
         return sum(self.flops.get("", Counter()).values())
 
 
+def _meta_state(model: nn.Module, *, grad: bool) -> dict[str, torch.Tensor]:
+    """Empty meta tensors for ``model``'s parameters and buffers, by name, in their own dtypes; with ``grad``,
+    the parameters that require gradients in the model require them here too (buffers never)."""
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad} if grad else set()
+    return {
+        k: torch.empty(t.shape, device="meta", dtype=t.dtype, requires_grad=k in trainable)
+        for k, t in [*model.named_parameters(), *model.named_buffers()]
+    }
+
+
 def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training: bool = False) -> TorchCount:
     """FlopCounterMode's per-module counts for ``model`` on an input of ``input_shape`` (batch included).
 
@@ -56,10 +66,7 @@ def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training
 
     from archcost.cost.untouched import private_state
 
-    state = {
-        k: torch.empty(t.shape, device="meta", dtype=t.dtype)
-        for k, t in [*model.named_parameters(), *model.named_buffers()]
-    }
+    state = _meta_state(model, grad=False)
     x = torch.empty(input_shape, device="meta")
     flags = {m: m.training for m in model.modules()}
     result = TorchCount()
@@ -110,11 +117,7 @@ def run_flop_counter_backward(model: nn.Module, input_shape: tuple[int, ...]) ->
     from archcost.cost.formulas._args import tensors
     from archcost.cost.untouched import private_state
 
-    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
-    state = {
-        k: torch.empty(t.shape, device="meta", dtype=t.dtype, requires_grad=k in trainable)
-        for k, t in [*model.named_parameters(), *model.named_buffers()]
-    }
+    state = _meta_state(model, grad=True)
     x = torch.empty(input_shape, device="meta")
     flags = {m: m.training for m in model.modules()}
     result = TorchCount()
