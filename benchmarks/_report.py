@@ -3,6 +3,7 @@ begin/end comments, leaving everything else in the file as it was."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 REPORT = Path(__file__).resolve().parent.parent / "reports" / "performance.md"
@@ -22,3 +23,12 @@ def write_section(text: str, begin: str, end: str, path: Path = REPORT) -> None:
     else:
         tail = tail.rstrip("\n") + "\n\n" + text + "\n"
     path.write_text(head + MARKER + tail)
+
+
+def publish(text: str, begin: str, end: str, no_write: bool, path: Path = REPORT) -> None:
+    """Print the section (``no_write``) or write it into ``path`` (``write_section``) and say where."""
+    if no_write:
+        print(text)
+    else:
+        write_section(text, begin, end, path)
+        print(f"wrote {path.relative_to(path.parent.parent)}", file=sys.stderr)

@@ -35,11 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import write_section  # noqa: E402  (benchmarks/ is the script's folder)
+from _plain import MODELS, allocate_and_free, import_archcost, plain_model  # noqa: E402
+from _report import publish  # noqa: E402  (benchmarks/ is the script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "performance.md"
-MODELS = Path(__file__).resolve().parent / "plain_models.py"
 BEGIN, END = "<!-- profile_check: begin -->", "<!-- profile_check: end -->"
 
 #: variant -> what it adds to the plain process (plain_* run in this script's child mode).
@@ -64,7 +64,6 @@ ARCHCOST = {
 
 
 def child(variant: str, factory: str, threads: int, device: str, min_run: float) -> dict:
-    import importlib.util
     import resource
 
     import torch
@@ -72,20 +71,12 @@ def child(variant: str, factory: str, threads: int, device: str, min_run: float)
 
     torch.set_num_threads(threads)
     if variant == "plain_imports":
-        import archcost  # noqa: F401
-        import archcost.commands.profile  # noqa: F401
-        import archcost.profiling.sweep  # noqa: F401
+        import_archcost()
     if variant == "plain_bigfree":
-        a, b, c = (torch.randn(2048, 2048) for _ in range(3))
-        torch.mm(a, b, out=c)
-        big = torch.empty(64 * 10**6, dtype=torch.float32).uniform_()
-        del a, b, c, big
+        allocate_and_free()
     if variant == "plain_ftz":
         torch.set_flush_denormal(True)
-    spec = importlib.util.spec_from_file_location("plain_models", MODELS)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = getattr(mod, factory)().eval().to(device)
+    model = plain_model(factory).to(device)
     x = torch.randn((1, *model.input_size), generator=torch.Generator().manual_seed(0)).to(device)
     grad = variant == "plain_grad"
     with torch.inference_mode(not grad):
@@ -244,11 +235,7 @@ def main() -> int:
     load = os.getloadavg()
     start = time.perf_counter()
     text = section(summarise(measure(args)), args, load, time.perf_counter() - start)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(text, BEGIN, END, REPORT)
-        print(f"wrote {REPORT.relative_to(ROOT)}", file=sys.stderr)
+    publish(text, BEGIN, END, args.no_write, REPORT)
     return 0
 
 

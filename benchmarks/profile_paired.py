@@ -46,11 +46,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import write_section  # noqa: E402  (benchmarks/ is the script's folder)
+from _plain import MODELS, allocate_and_free, import_archcost, plain_model  # noqa: E402
+from _report import publish  # noqa: E402  (benchmarks/ is the script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "performance.md"
-MODELS = Path(__file__).resolve().parent / "plain_models.py"
 BEGIN, END = "<!-- profile_paired: begin -->", "<!-- profile_paired: end -->"
 TAG = "PAIR "  # protocol lines on stdout start with this; anything else a process prints is ignored
 
@@ -86,8 +86,6 @@ def serve(block) -> None:
 
 
 def plain_child(kind: str, factory: str, threads: int) -> None:
-    import importlib.util
-
     import torch
     from torch.utils.benchmark import Timer
 
@@ -95,19 +93,10 @@ def plain_child(kind: str, factory: str, threads: int) -> None:
     if kind == "plain_ftz":
         torch.set_flush_denormal(True)
     if kind == "plain_bigfree":
-        a, b, c = (torch.randn(2048, 2048) for _ in range(3))
-        torch.mm(a, b, out=c)
-        big = torch.empty(64 * 10**6, dtype=torch.float32).uniform_()
-        del a, b, c, big
+        allocate_and_free()
     if kind == "plain_imports":
-        import archcost.cli  # noqa: F401
-        import archcost.commands.profile  # noqa: F401
-        import archcost.profiling  # noqa: F401
-        import archcost.profiling.sweep  # noqa: F401
-    spec = importlib.util.spec_from_file_location("plain_models", MODELS)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = getattr(mod, factory)().eval()
+        import_archcost()
+    model = plain_model(factory)
     size = tuple(model.input_size)
     if kind == "plain_pixels":  # every side 1.049x: 1.10x the pixels
         size = (size[0], *(round(s * 1.049) for s in size[1:]))
@@ -300,11 +289,7 @@ def main() -> int:
             sessions.append(s)
             print(f"{a} / {b}: {statistics.median(s['ratios']):.3f} (n={s['n']})", file=sys.stderr)
     text = section(sessions, args, load, time.perf_counter() - start)
-    if args.no_write:
-        print(text)
-    else:
-        write_section(text, BEGIN, END, REPORT)
-        print(f"wrote {REPORT.relative_to(ROOT)}", file=sys.stderr)
+    publish(text, BEGIN, END, args.no_write, REPORT)
     return 0
 
 
