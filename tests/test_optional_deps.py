@@ -9,26 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.fixtures.hiding import HIDE_FVCORE_AND_ONNX
+
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Hides fvcore and onnx from every import and from importlib.util.find_spec (torch's own checks use it), so
-#: the interpreter behaves as if they were not installed.
-DRIVER = r"""
-import contextlib, io, json, sys
-from importlib.machinery import PathFinder
+#: Hides fvcore and onnx (tests/fixtures/hiding.py), then runs archcost's commands.
+DRIVER = (
+    HIDE_FVCORE_AND_ONNX
+    + r"""
+import contextlib, io, json
 
-HIDDEN = {"fvcore", "onnx"}
-
-
-class HidingFinder(PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.partition(".")[0] in HIDDEN:
-            return None
-        return PathFinder.find_spec(name, path, target)
-
-
-sys.meta_path[:] = [HidingFinder if f is PathFinder else f for f in sys.meta_path]
 assert not HIDDEN & set(sys.modules)
 
 from archcost.cli import main
@@ -42,6 +32,7 @@ for argv in json.loads(sys.argv[1]):
 loaded = sorted(m for m in sys.modules if m.partition(".")[0] in HIDDEN)
 print(json.dumps({"results": results, "loaded": loaded}))
 """
+)
 
 
 def run_without_fvcore_and_onnx(commands: list[list[str]], tmp_path: Path) -> dict:

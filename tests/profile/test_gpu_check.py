@@ -18,35 +18,17 @@ import pytest
 import torch
 
 from archcost.profiling.results import new_record, read_results
+from tests.fixtures.hiding import HIDE_FVCORE_AND_ONNX
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-
-#: A sitecustomize that hides fvcore and onnx from every import (and importlib.util.find_spec), in the process
-#: and in every child process it starts: the GPU machine has no fvcore.
-HIDE = """
-import sys
-from importlib.machinery import PathFinder
-
-HIDDEN = {"fvcore", "onnx"}
-
-
-class HidingFinder(PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.partition(".")[0] in HIDDEN:
-            return None
-        return PathFinder.find_spec(name, path, target)
-
-
-sys.meta_path[:] = [HidingFinder if f is PathFinder else f for f in sys.meta_path]
-"""
 
 
 def hidden_env(tmp_path: Path) -> dict:
     folder = tmp_path / "hide"
     folder.mkdir(exist_ok=True)
-    (folder / "sitecustomize.py").write_text(HIDE)
+    # a sitecustomize hides fvcore and onnx in the process and every child it starts: the GPU machine has no fvcore
+    (folder / "sitecustomize.py").write_text(HIDE_FVCORE_AND_ONNX)
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(ROOT)]), "MPLBACKEND": "Agg"}
 
 
