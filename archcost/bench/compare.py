@@ -101,6 +101,32 @@ def _unknown_metric(name: str, text: str) -> InputError:
     )
 
 
+_UNIT_WORDS = {"count": "a count", "ips": "images per second", "pixels": "pixels", "bytes": "bytes"}
+_TIME_SUFFIX = re.compile(r"[0-9.]\s*(s|ms|us|ns)$", re.IGNORECASE)
+
+
+def _check_unit(metric: Metric, raw: str, limit: float, part: str) -> None:
+    """An absolute limit must be in the metric's unit: a time for latency (``latency>10`` could be 10 s,
+    10 ms or 10%), no time and no bytes for a count. ``InputError`` naming the forms that are meant."""
+    timed = bool(_TIME_SUFFIX.search(raw))
+    name = metric.key
+    if metric.unit == "seconds" and not timed and limit != 0:
+        raise InputError(
+            f"--fail-on item {part!r} has no unit: {raw} what?",
+            f"write {name}>{raw}% for a relative increase or {name}>{raw}ms (s, ms, us) for an absolute one",
+        )
+    if metric.unit != "seconds" and timed:
+        raise InputError(
+            f"--fail-on item {part!r} gives a time, but {name} is not a time",
+            f"write {name}>N% or a plain amount ({_UNIT_WORDS.get(metric.unit, metric.unit)})",
+        )
+    if metric.unit not in ("bytes", "seconds") and raw.upper().endswith("B"):
+        raise InputError(
+            f"--fail-on item {part!r} gives bytes, but {name} is {_UNIT_WORDS.get(metric.unit, metric.unit)}",
+            f"write {name}>N% or a plain amount such as {name}>1M",
+        )
+
+
 def parse_fail_on(text: str | None) -> list[Threshold]:
     """``"macs>0%,params>0%,latency>10%"`` -> thresholds; ``InputError`` (exit 2) for anything else."""
     if text is None or not text.strip():
@@ -134,6 +160,7 @@ def parse_fail_on(text: str | None) -> list[Threshold]:
                 raise InputError(f"malformed percentage in --fail-on item {part!r}", "write e.g. macs>5%") from None
         else:
             limit = parse_amount(raw, f"the limit in --fail-on item {part!r}")
+            _check_unit(METRICS[name], raw, limit, part)
         if bar_l:
             if op != ">" or negative:
                 raise InputError(f"--fail-on item {part!r}: |METRIC| takes >", "write e.g. |macs|>0%")

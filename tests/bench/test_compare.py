@@ -101,6 +101,9 @@ def test_empty_fail_on_is_no_threshold():
         ("|macs>0%", "unbalanced |"),
         ("macs>lots", "not an amount"),
         ("macs>x%", "malformed percentage"),
+        ("latency>10", "has no unit"),  # 10 s, 10 ms or 10%? (issue 26)
+        ("params>2ms", "is not a time"),
+        ("params>5MB", "gives bytes"),
     ],
 )
 def test_bad_fail_on(text, says):
