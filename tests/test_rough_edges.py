@@ -176,3 +176,22 @@ def test_onnx_notes_for_folded_batch_norm_and_another_batch(tmp_path, capsys):
     assert analyze_onnx(kept).notes == []
     no_bn = export_onnx(nn.Sequential(nn.Conv2d(3, 4, 3)), (3, 8, 8), tmp_path / "n.onnx", fold_constants=True)
     assert analyze_onnx(no_bn).notes == []  # folding with no batch norm to fold changes nothing
+
+
+# -- issue 26: inputs accepted without a word ----------------------------------------------------------
+def test_more_threads_than_cpus_is_refused_with_the_count_to_use():
+    from archcost.profiling.environment import available_cpus, check_threads
+
+    check_threads(None, cpus=2)
+    check_threads(2, cpus=2)
+    with pytest.raises(InputError, match="--threads 99: this process has 2 CPUs") as exc:
+        check_threads(99, cpus=2)
+    assert "--threads 2 or fewer" in exc.value.hint
+    assert available_cpus() >= 1
+    check_threads(available_cpus())  # what this machine has is always accepted
+
+
+def test_a_ray_cpu_task_without_threads_holds_one_cpu():
+    from archcost.profiling.environment import ray_cpu_threads
+
+    assert ray_cpu_threads(None) == 1 and ray_cpu_threads(4) == 4

@@ -22,6 +22,44 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's or taskset's limit), else
+    ``os.cpu_count()``."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None, cpus: int | None = None) -> None:
+    """``InputError`` for more torch threads than the CPUs this process has (``available_cpus``): the
+    threads would take turns on the cores and the timing would measure the scheduler, not the model, while the
+    record says ``threads`` of them ran. ``None`` (torch's default) is always fine."""
+    from archcost.errors import InputError
+
+    if threads is None:
+        return
+    cpus = cpus if cpus is not None else available_cpus()
+    if threads > cpus:
+        raise InputError(
+            f"--threads {threads}: this process has {cpus} CPU{'s' if cpus != 1 else ''}, so {threads} threads would "
+            "take turns on them and the record would claim a parallelism that never ran",
+            f"use --threads {cpus} or fewer (on a machine others share, fewer than the {cpus} it has)",
+        )
+
+
+#: The torch threads (and Ray CPUs) of one CPU task of ``--ray`` when ``--threads`` is not given.
+RAY_CPU_THREADS = 1
+
+
+def ray_cpu_threads(threads: int | None) -> int:
+    """The threads one Ray CPU task uses and the CPUs it holds: ``threads`` where given, else
+    ``RAY_CPU_THREADS`` (one CPU per task, so that tasks sharing a node never share a core)."""
+    return RAY_CPU_THREADS if threads is None else threads
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
