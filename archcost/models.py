@@ -118,13 +118,16 @@ def _import_path(spec: str, options: dict) -> ModelSpec:
             path = Path(target)
             if not path.is_file():
                 raise ModelLoadError(f"no such file {target!r}", "give an existing .py file")
-            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(mod_spec)
-            mod_spec.loader.exec_module(module)
+            module = _exec_file(path)
         else:
-            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            added = "" not in sys.path and str(Path.cwd()) not in sys.path
+            if added:
                 sys.path.insert(0, str(Path.cwd()))
-            module = importlib.import_module(target)
+            try:
+                module = importlib.import_module(target)
+            finally:  # the caller's sys.path as it was
+                if added and str(Path.cwd()) in sys.path:
+                    sys.path.remove(str(Path.cwd()))
     except ArchcostError:
         raise
     except Exception as exc:
@@ -153,6 +156,29 @@ def _import_path(spec: str, options: dict) -> ModelSpec:
     return ModelSpec(spec, attr, build)
 
 
+def _exec_file(path: Path):
+    """Run ``path`` as a module that is in ``sys.modules`` while (and after) it runs, as an import would be:
+    ``@dataclass`` (under ``from __future__ import annotations``), pickling and ``typing.get_type_hints``
+    look their module up there. Named after the file, unless a module of that name is already loaded from
+    elsewhere (``json.py`` must not replace the json module): then a name of its own."""
+    import hashlib
+
+    resolved = path.resolve()
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != str(resolved):
+        name = f"_archcost_file_{name}_{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
+    mod_spec = importlib.util.spec_from_file_location(name, resolved)
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[name] = module
+    try:
+        mod_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
 def _check_call(factory, options: dict, what: str) -> None:
     """``ModelLoadError`` now if ``factory``'s signature cannot take ``options`` (what calling it would say)."""
     try:
@@ -165,15 +191,36 @@ def _check_call(factory, options: dict, what: str) -> None:
         raise _cannot_call(what, options, exc) from None
 
 
+def _broken_install(spec: str, package: str, exc: BaseException) -> ModelLoadError:
+    """The error for an installed ``package`` whose import fails, naming its version and torch's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version(package)
+    except PackageNotFoundError:
+        installed = "unknown"
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ModelLoadError(
+        f"{spec}: {package} {installed} is installed but its import fails with torch {torch.__version__} "
+        f"({type(exc).__name__}: {message})",
+        f"install the {package} built for torch {torch.__version__} without replacing torch: "
+        f"pip install --no-deps {package}==VERSION (the README's install section gives the matching versions)",
+    )
+
+
 def _hub(spec: str, options: dict) -> ModelSpec:
     package, _, name = spec.partition(":")
     try:
         lib = importlib.import_module("torchvision.models" if package == "torchvision" else "timm")
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name not in (package, f"{package}.models"):
+            raise _broken_install(spec, package, exc) from None
         raise ModelLoadError(
             f"{spec} needs the {package} package, which is not installed",
             f"pip install {package} (see the README: it needs a matching torch)",
         ) from None
+    except Exception as exc:  # installed, but its import fails: most often built for another torch
+        raise _broken_install(spec, package, exc) from None
     if package == "torchvision":
         if name not in lib.list_models():
             raise UnknownModelError(f"torchvision has no model {name!r}", "see torchvision.models.list_models()")

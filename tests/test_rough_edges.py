@@ -195,3 +195,94 @@ def test_a_ray_cpu_task_without_threads_holds_one_cpu():
     from archcost.profiling.environment import ray_cpu_threads
 
     assert ray_cpu_threads(None) == 1 and ray_cpu_threads(4) == 4
+
+
+# -- issue 26: installs and model files ----------------------------------------------------------------
+def _fake_package(root, name: str, version: str, body: str) -> None:
+    (root / name).mkdir()
+    (root / name / "__init__.py").write_text(body)
+    info = root / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+@pytest.mark.parametrize("package", ["torchvision", "timm"])
+def test_a_hub_package_built_for_another_torch_is_exit_2_naming_both_versions(tmp_path, monkeypatch, capsys, package):
+    import sys
+
+    import torch
+
+    # what a torchvision wheel for another torch raises at import
+    _fake_package(tmp_path, package, "0.99.0", "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.partition(".")[0] == package]:
+        monkeypatch.delitem(sys.modules, name)
+    assert main(["table", f"{package}:resnet50"]) == 2
+    err = capsys.readouterr().err
+    assert f"{package} 0.99.0 is installed but its import fails with torch {torch.__version__}" in err
+    assert "operator torchvision::nms does not exist" in err and "--no-deps" in err
+    assert "internal error" not in err
+
+
+def test_a_hub_package_missing_a_dependency_is_not_called_missing_itself(tmp_path, monkeypatch, capsys):
+    import sys
+
+    _fake_package(tmp_path, "timm", "1.0.0", "import no_such_dependency_of_timm\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m.partition(".")[0] == "timm"]:
+        monkeypatch.delitem(sys.modules, name)
+    assert main(["table", "timm:resnet50"]) == 2
+    err = capsys.readouterr().err
+    assert "timm 1.0.0 is installed but its import fails" in err and "no_such_dependency_of_timm" in err
+
+
+DATACLASS_MODEL = """
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass
+class Config:
+    width: int = 4
+
+
+def net():
+    return nn.Sequential(nn.Conv2d(3, Config().width, 3))
+"""
+
+
+def test_a_model_file_with_a_dataclass_under_future_annotations_loads(tmp_path):
+    from archcost.models import load_model
+
+    path = tmp_path / "dc_model.py"
+    path.write_text(DATACLASS_MODEL)
+    loaded = load_model(f"{path}:net")  # before: 'NoneType' object has no attribute '__dict__'
+    assert loaded.module[0].out_channels == 4
+
+
+def test_a_model_file_named_like_a_loaded_module_does_not_replace_it(tmp_path):
+    import sys
+
+    from archcost.models import load_model
+
+    path = tmp_path / "json.py"
+    path.write_text(DATACLASS_MODEL)
+    json_module = sys.modules["json"]
+    load_model(f"{path}:net")
+    assert sys.modules["json"] is json_module and json.dumps([1]) == "[1]"
+
+
+def test_importing_a_model_module_leaves_sys_path_as_it_was(tmp_path, monkeypatch):
+    import sys
+
+    from archcost.models import load_model
+
+    (tmp_path / "cwd_model_pkg.py").write_text(DATACLASS_MODEL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    assert load_model("cwd_model_pkg:net").module[0].out_channels == 4
+    assert sys.path == before
