@@ -286,3 +286,56 @@ def test_importing_a_model_module_leaves_sys_path_as_it_was(tmp_path, monkeypatc
     before = list(sys.path)
     assert load_model("cwd_model_pkg:net").module[0].out_channels == 4
     assert sys.path == before
+
+
+# -- issue 26: small wrong words -----------------------------------------------------------------------
+def test_a_model_without_spatial_axes_says_it_has_no_receptive_field():
+    import dataclasses
+
+    import archcost
+    from archcost.report.table import final_field, render
+
+    report = archcost.analyze(nn.Sequential(nn.Linear(16, 8), nn.ReLU()), (16,))
+    # what every row of GPT-2 (token ids in, no spatial axis anywhere) carries: a field over no axes
+    flat = [dataclasses.replace(r, rf=(), rf_stride=(), rf_global=False, rf_unknown=None) for r in report.layers]
+    report = dataclasses.replace(report, layers=flat)
+    assert final_field(report) is None
+    text = render(report, "text", None, None, None)
+    assert "pixels, jump ." not in text and "Receptive field of the last spatial layer" not in text
+    assert "No receptive field: no layer has a spatial axis" in text
+
+
+NOTEBOOK_CELLS = """
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+shell = InteractiveShell.instance()
+shell.display_formatter.active_types = ["text/plain", "text/html"]
+cells = [
+    "import archcost\\nfrom torch import nn\\nnet = nn.Sequential(nn.Linear(4, 2))",
+    "r = archcost.summary(net, (4,), columns='name,macs')\\nr",  # summary's table, once
+    "archcost.summary(net, (4,), columns='name,macs')",  # as a cell's last line: once too
+    "r",  # a later cell: the report as any report shows
+]
+shown = []
+for cell in cells:
+    with capture_output() as cap:
+        shell.run_cell(cell, store_history=True)
+    shown.append({"html": [o.data.get("text/html", "") for o in cap.outputs], "out": cap.stdout})
+print(json.dumps(shown))
+"""
+
+
+def test_summary_as_a_notebook_cells_last_line_shows_one_table():
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", NOTEBOOK_CELLS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    setup, assigned, last_line, later = json.loads(done.stdout.strip().splitlines()[-1])
+    for cell in (assigned, last_line):
+        (html,) = cell["html"]  # one table, not the chosen columns and then the report's full table
+        assert html.count("<table") == 1 and "MACs</th>" in html and "FLOPs</th>" not in html
+        assert "Out[" not in cell["out"]
+    (html,) = later["html"]
+    assert "FLOPs</th>" in html  # shown again later: the report's own full table

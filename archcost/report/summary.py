@@ -21,6 +21,34 @@ class _Shown:
         return self.html
 
 
+class _Summarised(CostReport):
+    """The report ``summary`` returns inside IPython: a ``CostReport`` that the cell which showed it does not
+    show again (as its last line, the returned report would add its full table under the chosen columns);
+    displayed in a later cell, it shows as any report does."""
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        shell = get_ipython()
+        if shell is not None and getattr(shell, "execution_count", None) == self.__dict__.get("_shown_in"):
+            return
+        display({"text/plain": repr(self), "text/html": self._repr_html_()}, raw=True)
+
+
+def _returned(report: CostReport) -> CostReport:
+    """``report`` as a ``_Summarised`` that knows the IPython cell which showed it."""
+    import copy
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    out = copy.copy(report)
+    out.__class__ = _Summarised
+    out.__dict__["_shown_in"] = getattr(shell, "execution_count", None)
+    return out
+
+
 def _ipython_display():
     """IPython's ``display`` when an IPython shell is running in this process, else None (IPython is never
     imported here: a program that has not imported it is not running in it)."""
@@ -67,6 +95,7 @@ def summary(
     display = _ipython_display()
     if display is not None:
         display(_Shown(text.rstrip("\n"), render(report, "html", depth, columns, top)))
+        return _returned(report)
     else:
         print(text, end="")
     return report

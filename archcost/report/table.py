@@ -283,6 +283,8 @@ def _footer(report: CostReport) -> list[str]:
     stopped = next((r for r in report.layers if r.rf_unknown is not None), None)
     if stopped is not None:
         lines.insert(1, f"Receptive field unknown from {stopped.rf_unknown} on.")
+    elif final is None and any(r.rf == () for r in report.layers) and not any(r.rf for r in report.layers):
+        lines.insert(1, "No receptive field: no layer has a spatial axis (the input has none: token ids, vectors).")
     if report.unsupported:
         lines.append(not_costed_line(report))
     lines += [f"Note: {note}." for note in report.notes]
@@ -307,8 +309,9 @@ def not_costed_line(report: CostReport) -> str:
 
 
 def final_field(report: CostReport):
-    """The last row whose output still has a known, spatial (not global) receptive field."""
-    return next((r for r in reversed(report.layers) if r.rf is not None and not r.rf_global), None)
+    """The last row whose output still has a known, spatial (not global) receptive field (``rf == ()``: an
+    output without spatial axes, as every row of a model of token ids has, is none)."""
+    return next((r for r in reversed(report.layers) if r.rf and not r.rf_global), None)
 
 
 def _memory_line(report: CostReport) -> str:
