@@ -24,10 +24,11 @@ A bench file is one JSON object (keys sorted, two-space indent, written atomical
 
 ``models`` is keyed by the MODEL argument as given. ``analytic`` figures follow archcost's conventions
 (README: macs, flops, decimal bytes) for one forward pass at ``input_shape`` (batch included) and
-``dtype``: ``activation_bytes`` is the sum of every layer's output, ``peak_activation_bytes`` the most alive
-at once (input included), ``receptive_field`` the final spatial receptive field per axis in input pixels
-(``null`` where the model has none or archcost cannot derive it), ``unsupported_ops`` the ops archcost
-could not cost (op -> count; they add 0 to the totals). ``measured`` is there only for ``--profile``.
+``dtype``: ``activation_bytes`` is the sum of every layer's new output storage (views and in-place results
+count 0), ``peak_activation_bytes`` the most alive at once (input included), ``receptive_field`` the final
+spatial receptive field per axis in input pixels (``null`` where the model has none or archcost cannot derive
+it), ``unsupported_ops`` the ops archcost could not cost (op -> count; they add 0 to the totals).
+``measured`` is there only for ``--profile``.
 
 The analytic part holds no timestamps, so the same model, settings and versions give a byte-identical
 file. A reader accepts any file of its own schema version or older, ignores fields it does not know,

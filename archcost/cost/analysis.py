@@ -382,4 +382,5 @@ def _rescale(row: LayerCost, scale: int, base: int) -> LayerCost:
         row,
         param_bytes=row.param_bytes * scale // base,
         activation_bytes=row.activation_bytes * scale // base,
+        view_bytes=row.view_bytes * scale // base,
     )

@@ -40,6 +40,7 @@ class _Frame:
     unsupported: list[str] = field(default_factory=list)
     act_ids: set[int] = field(default_factory=set)  # tensors on the path from the call's inputs
     steps: list = field(default_factory=list)  # receptive-field geometry of the ops on that path
+    since: int = 0  # storages allocated before the call (``Crawl.allocations``): not new memory of its row
 
 
 def storage_key(t: torch.Tensor) -> int:
@@ -78,6 +79,9 @@ class Crawl(TorchFunctionMode):
         # Memory timeline: storages alive now, from Python's own reference counting (a finalizer on every
         # tensor an op returns), so the peak follows the forward code's real lifetimes.
         self.storages: dict[int, list[int]] = {}  # storage -> [tensors alive on it, bytes]
+        self.allocations = 0  # storages allocated so far
+        self.born: dict[int, int] = {}  # live storage -> its allocation number (a row's output is new memory
+        # only where its storage was allocated after the row began: views and in-place results are not)
         self.live = 0
         self.peak = 0
         self.peak_at = "(input)"
@@ -94,7 +98,8 @@ class Crawl(TorchFunctionMode):
             inside_covered = any(f.covered for f in self.stack)
             covered = not inside_covered and (module_formula(module) is not None or _is_leaf(module))
             inputs = tensors((args, kwargs))
-            self.stack.append(_Frame(module, path, inputs, covered, act_ids={id(t) for t in inputs}))
+            frame = _Frame(module, path, inputs, covered, act_ids={id(t) for t in inputs}, since=self.allocations)
+            self.stack.append(frame)
 
         return hook
 
@@ -123,6 +128,7 @@ class Crawl(TorchFunctionMode):
             ops=tuple(frame.ops),
             unsupported=[] if formula is not None else frame.unsupported,
             steps=frame.steps if formula is None else [(Unknown(type(module).__name__), ())],
+            since=frame.since,
         )
 
     # -- ops ------------------------------------------------------------------------------------
@@ -154,6 +160,7 @@ class Crawl(TorchFunctionMode):
             ins = tensors((args, kwargs))
             acts = [t for t in ins if id(t) in self.producer]
             cover = _Cover(name, frame.path if frame else "", acts, {id(t) for t in acts}, origins=self._origins(ins))
+            cover.since = self.allocations
             self.covers.append(cover)
         seen = self.leaf_ops
         try:
@@ -192,6 +199,7 @@ class Crawl(TorchFunctionMode):
 
     def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list) -> None:
         self.leaf_ops += 1
+        since = self.allocations
         frame = self.stack[-1] if self.stack else None
         covering = next((f for f in self.stack if f.covered), None)
         here = self.covers[0].name if self.covers else name
@@ -246,6 +254,7 @@ class Crawl(TorchFunctionMode):
             ops=(name,),
             unsupported=unsupported,
             steps=[self._step(name, args, kwargs, acts[0], out_tensors[0])] if acts else [],
+            since=since,
         )
 
     def _cover_row(self, cover: _Cover, out: object, out_tensors: list) -> None:
@@ -269,6 +278,7 @@ class Crawl(TorchFunctionMode):
             ops=tuple(cover.ops),
             unsupported=cover.unsupported,
             steps=cover.steps,
+            since=cover.since,
         )
 
     def _step(self, name: str, args: tuple, kwargs: dict, x: torch.Tensor, out: torch.Tensor) -> tuple:
@@ -276,12 +286,13 @@ class Crawl(TorchFunctionMode):
         return step_of(name, args, kwargs, shape, tuple(out.shape), self.axes), spatial(shape, self.axes)
 
     # -- rows -----------------------------------------------------------------------------------
-    def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps):
+    def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps, since):
         new_params = [self.params[i] for i in sorted(param_ids - self.counted) if i in self.params]
         self.counted.update(id(p) for p in new_params)
         self.names[base] += 1
         name = base if self.names[base] == 1 else f"{base}#{self.names[base]}"
         outs = tensors(out)
+        new, shared = self._output_bytes(outs, since)
         index = len(self.rows)
         depth = (module.count(".") + 1 if module else 0) + (1 if kind == "op" else 0)
         self.rows.append(
@@ -298,7 +309,8 @@ class Crawl(TorchFunctionMode):
                 macs=cost.macs,
                 flops=cost.flops,
                 param_bytes=sum(p.numel() * p.element_size() for p in new_params),
-                activation_bytes=sum(t.numel() * t.element_size() for t in outs),
+                activation_bytes=new,
+                view_bytes=shared,
                 supported=not unsupported,
                 ops=ops,
                 alias_of=next((self.storage_row[k] for k in [storage_key(outs[0])] if k in self.storage_row), None)
@@ -315,12 +327,28 @@ class Crawl(TorchFunctionMode):
             self.storage_row.setdefault(storage_key(t), index)
 
     # -- memory ---------------------------------------------------------------------------------
+    def _output_bytes(self, outs: list[torch.Tensor], since: int) -> tuple[int, int]:
+        """Bytes of the storages behind ``outs`` allocated after allocation number ``since`` (new memory),
+        and bytes of the outputs on storage that existed before (views, in-place results, parameters)."""
+        new, shared, seen = 0, 0, set()
+        for t in outs:
+            key = storage_key(t)
+            if self.born.get(key, 0) > since:
+                if key not in seen:
+                    seen.add(key)
+                    new += t.untyped_storage().nbytes()
+            else:
+                shared += t.numel() * t.element_size()
+        return new, shared
+
     def track(self, t: torch.Tensor) -> None:
         """Count ``t`` on its storage until Python frees it; a new storage is an allocation."""
         key = storage_key(t)
         entry = self.storages.get(key)
         if entry is None:
             entry = self.storages[key] = [0, t.untyped_storage().nbytes()]
+            self.allocations += 1
+            self.born[key] = self.allocations
             self.live += entry[1]
             self._at(self.live)
         entry[0] += 1
@@ -336,6 +364,7 @@ class Crawl(TorchFunctionMode):
         if entry[0] == 0:
             self.live -= entry[1]
             del self.storages[key]
+            self.born.pop(key, None)
             self.storage_row.pop(key, None)
 
     def _workspace(self, name: str, outs: list) -> None:
@@ -371,6 +400,7 @@ class _Cover:
     unsupported: list[str] = field(default_factory=list)
     steps: list = field(default_factory=list)
     origins: frozenset[int] = frozenset()
+    since: int = 0  # storages allocated before the call (``Crawl.allocations``)
 
 
 def _composite(func) -> bool:

@@ -123,7 +123,7 @@ def estimate(report: CostReport, optimizer: str = "adam") -> MemoryEstimate:
     totals = report.totals
     peak, where = inference_peak(report)
     rows = report.layers
-    saved = _input_bytes(report) + sum(r.activation_bytes for i, r in enumerate(rows) if r.alias_of in (None, i))
+    saved = _input_bytes(report) + sum(r.activation_bytes for r in rows)  # new storage only: views count 0
     return MemoryEstimate(
         param_bytes=totals["param_bytes"],
         input_bytes=_input_bytes(report),

@@ -23,6 +23,8 @@ class LayerCost:
     ``name`` is the module path (``layer1.0.conv1``); an op row is ``<module path>/<op>``
     (``layer1.0/add``). A module called again gets ``#2``, ``#3`` after its name. ``sources`` are the
     indices of the rows whose outputs this row consumed (-1: the model input), in execution order.
+    ``activation_bytes`` ("Output mem") is the new storage the row's outputs occupy; a view or an in-place
+    result allocates none and counts 0 there, its bytes in ``view_bytes``.
     """
 
     name: str
@@ -41,6 +43,9 @@ class LayerCost:
     ops: tuple[str, ...] = ()
     sources: tuple[int, ...] = ()
     alias_of: int | None = None  # the output shares memory with this row's output (-1: the input)
+    #: bytes of outputs on memory that existed before the row ran (views, in-place results): not new memory,
+    #: so not in ``activation_bytes`` (which counts the storage the row allocated)
+    view_bytes: int = 0
     rf: tuple[float, ...] | None = None  # receptive field size per spatial axis, in input pixels
     rf_stride: tuple[float, ...] | None = None  # jump: input pixels between neighbouring units
     rf_start: tuple[float, ...] | None = None  # centre of the first unit's field, input pixel coordinates

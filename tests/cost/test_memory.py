@@ -86,3 +86,64 @@ def test_estimate_within_15_percent_of_measured_cpu_peak(name):
     est = estimate(analyze(model, size, batch_size=2))
     predicted = est.inference_peak_activation_bytes - est.input_bytes  # the input existed before measuring
     assert abs(predicted - measured) <= 0.15 * measured, (predicted, measured)
+
+
+def test_output_mem_counts_new_storage_not_views_or_in_place_results():
+    """The "Output mem" column (``activation_bytes``) sums new storage: a Mamba-style block's views,
+    slices, chunks and in-place updates allocate nothing (issue 25: 18.3 GB of a 24.79 GB total were such
+    rows, against a 147 MB peak)."""
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(16, 64)
+
+        def forward(self, x):  # x: (1, 32, 16)
+            xz = self.proj(x)  # new: 1 * 32 * 64 floats
+            h = xz.view(1, 32, 2, 32).transpose(1, 2)  # views
+            a, b = h.chunk(2, dim=1)  # views
+            head = xz[..., :16]  # a view
+            a.mul_(2.0)  # in place
+            return (a + b).sum(-1), head.contiguous()  # new: 1*1*32*32 + 1*1*32 floats; contiguous of head is new
+
+    report = analyze(Block(), (32, 16))
+    rows = {r.type: r for r in report.layers}
+    new = 4 * (32 * 64 + 32 * 32 + 32 + 32 * 16)  # proj, the add, its sum, head.contiguous()
+    assert report.totals["activation_bytes"] == new
+    views = {r.type: r.view_bytes for r in report.layers if r.view_bytes}
+    assert views == {
+        "view": 4 * 32 * 64,
+        "transpose": 4 * 32 * 64,
+        "chunk": 4 * 32 * 64,  # two halves
+        "getitem": 4 * 32 * 16,
+        "mul": 4 * 32 * 32,  # mul_: op names drop the in-place underscore
+    }
+    assert all(r.activation_bytes == 0 for r in report.layers if r.type in views)
+    assert rows["add"].view_bytes == 0 and rows["add"].activation_bytes == 4 * 32 * 32
+
+
+def test_a_module_passing_its_input_through_counts_only_what_it_allocates():
+    class Both(nn.Module):
+        def forward(self, x):
+            return x, x * 2
+
+    net = nn.Sequential(nn.Conv2d(8, 8, 1), nn.Flatten(0, 0), Both())
+    report = analyze(net, (8, 16, 16))
+    assert [(r.activation_bytes, r.view_bytes) for r in report.layers] == [(MB, 0), (0, MB), (MB, MB)]
+
+
+@pytest.mark.parametrize(
+    ("name", "views"),
+    [
+        ("lenet5", {"Flatten": 4 * 120}),  # the 120-vector of C5 flattened
+        ("alexnet", {"ReLU": 2_633_088, "Flatten": 4 * 256 * 6 * 6}),  # ReLU(inplace=True) writes on its input
+    ],
+)
+def test_zoo_views_are_listed_apart(name, views):
+    report = analyze(archcost.get_model(name), archcost.get_meta(name).input_size)
+    listed: dict[str, int] = {}
+    for r in report.layers:
+        if r.view_bytes:
+            listed[r.type] = listed.get(r.type, 0) + r.view_bytes
+            assert r.activation_bytes == 0
+    assert listed == views
