@@ -17,8 +17,11 @@ def bench(
     *,
     batch_size: int = 1,
     dtype: str = "float32",
-    input_size: tuple[int, ...] | None = None,
+    input_size: object = None,
     options: dict | None = None,
+    kwargs: dict | None = None,
+    batch_dim: int = 0,
+    int_range: tuple[int, int] | None = None,
     profile: dict | None = None,
     on_step: Callable[[str], None] | None = None,
     skip_missing: bool = False,
@@ -31,6 +34,9 @@ def bench(
     ``archcost.profiling.profile`` (``device``, ``batch_sizes`` (default: ``batch_size``), ``threads``,
     ``warmup``, ``min_time``, ``repeats``, ...); each model's records go to its ``measured`` list. On Ctrl-C
     during profiling, the document keeps what was measured and ``settings.profile.interrupted`` is true.
+    Inputs (``input_size``, ``kwargs``, ``batch_dim``, ``int_range``) as ``archcost.analyze`` takes them, the
+    same for every model (default: each model's own); the file records them replayably
+    (``settings.input_size``: a shape, or the ``--input-size`` values).
     ``on_step`` is called with a short progress message before each model. ``skip_missing``: a model that
     cannot be found or imported (``UnknownModelError``, ``ModelLoadError``: e.g. benching the base commit of a
     pull request that adds the model) is left out and listed in ``settings.skipped`` with the reason; a model
@@ -45,6 +51,7 @@ def bench(
     options = dict(options or {})
     if profile is not None and dtype not in PROFILE_DTYPES:
         raise InputError(f"--profile cannot run dtype {dtype}", f"profile with one of {', '.join(PROFILE_DTYPES)}")
+    inputs = {"kwargs": kwargs, "batch_dim": batch_dim, "int_range": int_range}
     entries: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     for spec in specs:
@@ -52,7 +59,7 @@ def bench(
             on_step(f"analysing {spec}")
         try:
             entries[spec] = model_entry(
-                spec, batch_size=batch_size, dtype=dtype, input_size=input_size, options=options
+                spec, batch_size=batch_size, dtype=dtype, input_size=input_size, options=options, inputs=inputs
             )
         except (UnknownModelError, ModelLoadError) as exc:
             if not skip_missing:
@@ -67,10 +74,16 @@ def bench(
     settings = {
         "batch_size": batch_size,
         "dtype": dtype,
-        "input_size": list(input_size) if input_size else None,
+        "input_size": _replayable(input_size),
         "options": {k: str(v) for k, v in sorted(options.items())},
         "profile": None,
     }
+    if kwargs or batch_dim or int_range:
+        settings["inputs"] = {
+            "kwargs": {k: repr(v) for k, v in (kwargs or {}).items() if not hasattr(v, "shape")},
+            "batch_dim": batch_dim,
+            "int_range": list(int_range) if int_range else None,
+        }
     if skipped:
         settings["skipped"] = skipped
     if profile is not None:
@@ -80,11 +93,14 @@ def bench(
             raise ValueError(f"not profile settings: {sorted(unknown)}")
         kwargs.setdefault("batch_sizes", [batch_size])
         kwargs["batch_sizes"] = list(kwargs["batch_sizes"])
-        settings["profile"] = {**kwargs, "interrupted": _measure(entries, kwargs, dtype, input_size, options, on_step)}
+        settings["profile"] = {
+            **kwargs,
+            "interrupted": _measure(entries, kwargs, dtype, input_size, options, on_step, inputs),
+        }
     return new_document(entries, settings)
 
 
-def _measure(entries: dict[str, dict], kwargs: dict, dtype, input_size, options, on_step) -> bool:
+def _measure(entries: dict[str, dict], kwargs: dict, dtype, input_size, options, on_step, inputs: dict) -> bool:
     """Fill each entry's ``measured`` list; True if Ctrl-C stopped it (what was measured is kept)."""
     from archcost.profiling import profile as run_profile  # measured side: imported only when asked for
 
@@ -99,8 +115,9 @@ def _measure(entries: dict[str, dict], kwargs: dict, dtype, input_size, options,
             df = run_profile(
                 spec,
                 dtype=dtype,
-                input_size=tuple(input_size) if input_size else None,
+                input_size=input_size,
                 options=options,
+                **inputs,
                 roofline=False,
                 memory=True,
                 **kwargs,
@@ -111,3 +128,15 @@ def _measure(entries: dict[str, dict], kwargs: dict, dtype, input_size, options,
         if df.attrs.get("interrupted"):
             return True
     return False
+
+
+def _replayable(input_size: object) -> object:
+    """``settings.input_size`` of a bench file: ``None``, a shape ``[3, 224, 224]``, or the ``--input-size``
+    values (``["int64:77", "mask=bool:77"]``) that give the inputs again."""
+    if input_size is None:
+        return None
+    if isinstance(input_size, (tuple, list)) and all(isinstance(d, int) for d in input_size):
+        return list(input_size)
+    from archcost.cost.inputs import describe_spec, input_specs
+
+    return [describe_spec(s) for s in input_specs(input_size)[0]]

@@ -196,35 +196,44 @@ def measured_records(rows: Sequence[dict]) -> list[dict]:
     return sorted(kept, key=lambda r: r.get("batch_size") or 0)
 
 
-def _analyse(spec: str, *, batch_size: int, dtype: str, input_size, options: dict):
-    """CostReport, name, source and input shape (without the batch) for one MODEL argument."""
+def _analyse(spec: str, *, batch_size: int, dtype: str, input_size, options: dict, inputs: dict | None = None):
+    """CostReport, name and source for one MODEL argument on the inputs given (``input_size`` and the
+    ``Workload.of`` keywords in ``inputs``: ``kwargs``, ``batch_dim``, ``int_range``; default the model's own)."""
     if spec.lower().endswith(".onnx"):
         if options:
             raise InputError(f"--opt does not apply to the ONNX file {spec}", "drop --opt, or bench it separately")
+        if input_size is not None and not (
+            isinstance(input_size, tuple) and all(isinstance(d, int) for d in input_size)
+        ):
+            raise InputError(
+                f"the ONNX file {spec} takes one input shape CxHxW here, not {input_size!r}",
+                "bench the torch model the file came from for other inputs",
+            )
         from archcost.onnx_graph import analyze_onnx
 
         report = analyze_onnx(spec, input_size, batch_size, dtype, name=Path(spec).stem)
         return report, Path(spec).stem, "onnx"
     from archcost.cost import analyze
-    from archcost.models import load_model
+    from archcost.cost.workload import Workload
 
-    loaded = load_model(spec, options)
-    size = tuple(input_size) if input_size else loaded.input_size
-    return analyze(loaded.module, size, batch_size, dtype, name=loaded.name), loaded.name, loaded.source
+    work = Workload.of(spec, input_size, batch_size, dtype, options=options, **(inputs or {})).load("meta")
+    return analyze(work), work.name, work.source
 
 
-def model_entry(spec: str, *, batch_size: int = 1, dtype: str = "float32", input_size=None, options=None) -> dict:
-    """One model's entry of a bench file (analytic figures only)."""
+def model_entry(
+    spec: str, *, batch_size: int = 1, dtype: str = "float32", input_size=None, options=None, inputs=None
+) -> dict:
+    """One model's entry of a bench file (analytic figures only); ``inputs``: see ``_analyse``."""
     options = dict(options or {})
     try:
         report, name, source = _analyse(
-            spec, batch_size=batch_size, dtype=dtype, input_size=input_size, options=options
+            spec, batch_size=batch_size, dtype=dtype, input_size=input_size, options=options, inputs=inputs
         )
     except ArchcostError as exc:  # say which of several models it was
         if spec not in exc.message:
             exc.message = f"{spec}: {exc.message}"
         raise
-    return {
+    entry = {
         "spec": spec,
         "name": name,
         "source": source,
@@ -233,6 +242,9 @@ def model_entry(spec: str, *, batch_size: int = 1, dtype: str = "float32", input
         "dtype": report.dtype,
         "analytic": analytic_figures(report),
     }
+    if len(report.input_shapes) > 1 or any(i.get("dtype") != report.dtype for i in report.input_shapes):
+        entry["inputs"] = report.input_shapes  # every input, with its dtype (one float input: input_shape says it)
+    return entry
 
 
 def new_document(models: dict[str, dict], settings: dict) -> dict:

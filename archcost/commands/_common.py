@@ -77,41 +77,122 @@ def seconds(text: str) -> float:
     return value
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """MODEL and the flags every command that analyses a model takes."""
+def add_model_args(p: argparse.ArgumentParser, *, batch: bool = True, dtypes: Sequence[str] | None = None) -> None:
+    """MODEL and the workload flags (``add_input_args``) every command that analyses one model takes."""
     p.add_argument(
         "model",
         help="zoo name (archcost list), package.module:callable, file.py:callable, torchvision:NAME, "
         "timm:NAME, or a model.onnx file",
     )
-    p.add_argument(
+    add_input_args(p, batch=batch, dtypes=dtypes)
+
+
+def add_input_args(
+    p: argparse.ArgumentParser, *, batch: bool = True, dtypes: Sequence[str] | None = None, many: bool = False
+) -> None:
+    """The flags that say what forward receives (one declaration for every command): --input-size,
+    --batch-size, --batch-dim, --int-range, --kwarg, --dtype, --opt. ``many``: the command takes several models,
+    to whom the flags apply alike."""
+    every = " for every model" if many else ""
+    g = p.add_argument_group("inputs (what forward receives)")
+    g.add_argument(
         "--input-size",
         action="append",
         metavar="[NAME=][DTYPE:]SHAPE",
-        help="CxHxW (default: the model's own, e.g. 3x224x224); repeat it for each positional input "
-        "(--input-size 3x16x16 --input-size 3x32x32); a dtype prefix for non-float inputs (int64:77, bool:1x77); "
-        "NAME= for a keyword input (mask=bool:77)",
+        help=f"the input{every} without the batch: CxHxW (default: the model's own, e.g. 3x224x224; a bare 224 "
+        "means 3x224x224); repeat it for each positional input (--input-size 3x16x16 --input-size 3x32x32); a "
+        "dtype prefix takes the shape as written (int64:77 token ids, float32:10 a feature vector, bool:1x77); "
+        "NAME= for a keyword input (mask=bool:77), NAME.KEY= for a tensor in a dict argument "
+        "(batch.image=3x32x32), NAME.0= / NAME.1= for a tuple argument (hx.0=2xBx20); B marks the batch's place",
     )
-    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "int8"])
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    if batch:
+        g.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1)")
+    g.add_argument(
+        "--batch-dim",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="where the batch goes in inputs that do not mark it with B (default 0; 1 for sequence-first models)",
+    )
+    g.add_argument(
+        "--int-range",
+        type=int_range,
+        metavar="LOW:HIGH",
+        help="integer inputs of a real run take seeded random values in [LOW, HIGH) (default: zeros), "
+        "e.g. 0:50257 for GPT-2 token ids",
+    )
+    g.add_argument(
+        "--kwarg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a plain (non-tensor) keyword argument of forward, as a Python literal: --kwarg return_dict=False",
+    )
+    g.add_argument("--dtype", default="float32", choices=list(dtypes or ("float32", "float16", "bfloat16", "int8")))
+    g.add_argument("--opt", action="append", metavar="KEY=VALUE", help=f"model builder option{every}, repeatable")
+
+
+#: what --device means in every command: the device forward runs on (README: "What --device means").
+DEVICE_HELP = {
+    "analysis": "where forward runs for the analysis: meta (shapes only, no memory), cpu (real tensors), or auto "
+    "(default: meta, and the CPU when forward needs values: .item(), masks, NMS)",
+    "run": "where forward runs to be measured: auto (default: CUDA when available, else the CPU), cpu, cuda, cuda:N",
+}
+
+
+def add_device_arg(p, kind: str, *, default: str | None = "auto") -> None:
+    """``--device``, one meaning in every command: the device forward runs on (``DEVICE_HELP``)."""
+    choices = ["auto", "meta", "cpu"] if kind == "analysis" else None
+    p.add_argument("--device", default=default, choices=choices, help=DEVICE_HELP[kind])
 
 
 def add_analysis_args(p: argparse.ArgumentParser) -> None:
     """Where ``archcost.analyze`` runs: meta, CPU, or meta with a CPU fallback for forwards that need data."""
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "meta", "cpu"],
-        help="analyse on the meta device (shapes only), on the CPU (real tensors), or auto (default): meta, "
-        "and the CPU when forward needs values (.item(), masks, NMS)",
-    )
+    add_device_arg(p, "analysis")
     p.add_argument(
         "--max-memory",
         type=byte_size,
         metavar="SIZE",
         help="refuse a CPU analysis estimated to need more (e.g. 16GB; default a quarter of the RAM)",
     )
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def int_range(text: str) -> tuple[int, int]:
+    """'0:50257' -> (0, 50257)."""
+    low, sep, high = text.partition(":")
+    try:
+        values = (int(low), int(high)) if sep else None
+    except ValueError:
+        values = None
+    if values is None or values[1] <= values[0]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range LOW:HIGH with HIGH > LOW, e.g. 0:50257")
+    return values
+
+
+def parse_kwargs(items: Sequence[str] | None) -> dict[str, object]:
+    """['return_dict=False', 'mode="fast"'] -> {'return_dict': False, 'mode': 'fast'} (Python literals; text
+    that is not one stays a string)."""
+    import ast
+
+    out: dict[str, object] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise InputError(f"malformed --kwarg {item!r}", "write a plain keyword argument as --kwarg name=value")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
 
 
 def add_output_args(p: argparse.ArgumentParser, formats: Sequence[str] = ("text", "markdown", "csv", "json")) -> None:
@@ -130,19 +211,65 @@ def emit(text: str, path: str | None) -> None:
         sys.stdout.write(text)
 
 
-def load(args: argparse.Namespace):
-    """The model named by ``args.model`` with its options, and the input size to use."""
-    from archcost.models import load_model
+def workload(args: argparse.Namespace, model: object = None, *, device: str | None = None):
+    """The ``Workload`` the flags describe for ``model`` (default ``args.model``), not built yet: the one
+    place a command turns its input flags into inputs."""
+    from archcost.cost.workload import Workload
+
+    size = parse_input_size(args.input_size) if getattr(args, "input_size", None) else None
+    where = device or getattr(args, "device", None) or "auto"
+    return Workload.of(
+        args.model if model is None else model,
+        size,
+        getattr(args, "batch_size", None) or 1,
+        getattr(args, "dtype", "float32"),
+        kwargs=parse_kwargs(getattr(args, "kwarg", None)) or None,
+        batch_dim=getattr(args, "batch_dim", 0) or 0,
+        int_range=getattr(args, "int_range", None),
+        device=where if where in ("auto", "meta", "cpu") else "auto",  # the analysis's; measuring is the command's
+        max_memory=getattr(args, "max_memory", None),
+        options=parse_opts(getattr(args, "opt", None)),
+    )
+
+
+def input_kwargs(args: argparse.Namespace) -> dict:
+    """The input flags as the keyword arguments of the library calls that take them for several models
+    (``archcost.profile``, ``archcost.bench``): ``input_size``, ``kwargs``, ``batch_dim``, ``int_range``."""
+    return {
+        "input_size": parse_input_size(args.input_size) if getattr(args, "input_size", None) else None,
+        "kwargs": parse_kwargs(getattr(args, "kwarg", None)) or None,
+        "batch_dim": getattr(args, "batch_dim", 0) or 0,
+        "int_range": getattr(args, "int_range", None),
+    }
+
+
+def load(args: argparse.Namespace, device: str = "meta", model: object = None):
+    """The flags' ``Workload`` with its model built on ``device`` (what a model prints while it is built goes
+    to standard error, so that ``--format json`` on standard output stays JSON)."""
     from archcost.onnx_graph import is_onnx_path
 
-    if is_onnx_path(args.model):
+    spec = args.model if model is None else model
+    if isinstance(spec, str) and is_onnx_path(spec):
         raise InputError(
-            f"archcost {args.command} needs a torch model, and {args.model} is an ONNX graph",
+            f"archcost {args.command} needs a torch model, and {spec} is an ONNX graph",
             "use the zoo name or module:callable the file was exported from; `archcost table FILE.onnx` reads it",
         )
-    loaded = load_model(args.model, parse_opts(args.opt))
-    size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
-    return loaded, size
+    work = workload(args, spec)
+    with quiet_stdout():
+        return work.load(device)
+
+
+class quiet_stdout:  # noqa: N801  (a context manager named for what it does)
+    """Send what user code prints (a model's constructor or forward) to standard error while it runs."""
+
+    def __enter__(self):
+        import contextlib
+
+        self._cm = contextlib.redirect_stdout(sys.stderr)
+        return self._cm.__enter__()
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
 
 
 def analyse(args: argparse.Namespace):
@@ -156,14 +283,12 @@ def analyse(args: argparse.Namespace):
         if args.opt:
             raise InputError("--opt sets a model builder's options; an ONNX file has none", "drop --opt")
         size = parse_input_size(args.input_size) if args.input_size else None
+        if size is not None and not isinstance(size, tuple):
+            raise InputError(
+                "an ONNX file's inputs are the graph's own: --input-size takes one shape CxHxW for it here",
+                "give one --input-size without dtype or name, or none (the graph's own shape)",
+            )
         return analyze_onnx(args.model, size, args.batch_size, args.dtype)
-    loaded, size = load(args)
-    return analyze(
-        loaded.module,
-        size,
-        args.batch_size,
-        args.dtype,
-        name=loaded.name,
-        device=getattr(args, "device", "auto"),
-        max_memory=getattr(args, "max_memory", None),
-    )
+    work = load(args, "meta")
+    with quiet_stdout():
+        return analyze(work, device=getattr(args, "device", "auto") or "auto")

@@ -9,8 +9,10 @@ from archcost.commands._common import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_device_arg,
+    add_input_args,
     emit,
-    parse_input_size,
+    input_kwargs,
     parse_opts,
     positive_int,
     seconds,
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         args.models,
         batch_size=args.batch_size,
         dtype=args.dtype,
-        input_size=parse_input_size(args.input_size) if args.input_size else None,
+        **input_kwargs(args),
         options=parse_opts(args.opt),
         profile=profile,
         on_step=step,
@@ -90,13 +92,10 @@ def add_parser(sub) -> None:
         help="zoo name, package.module:callable, file.py:callable, torchvision:NAME, timm:NAME or file.onnx",
     )
     p.add_argument("--output", help="write the JSON here (default: standard output)")
-    p.add_argument("--input-size", help="CxHxW for every model (default: each model's own)")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size of the analysis (default 1)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "int8"])
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option for every model, repeatable")
+    add_input_args(p, many=True)
     g = p.add_argument_group("measured figures (--profile)")
     g.add_argument("--profile", action="store_true", help="also measure latency, throughput and memory")
-    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    add_device_arg(g, "run")
     g.add_argument(
         "--profile-batch-sizes", type=_batch_sizes, help="batch sizes to time, e.g. 1,32 (default: --batch-size)"
     )

@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from archcost.commands._common import EXIT_FAIL, EXIT_OK, emit, parse_input_size, parse_opts, positive_int
+from archcost.commands._common import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_input_args,
+    add_output_args,
+    emit,
+    load,
+    quiet_stdout,
+)
 from archcost.errors import InputError
 
 
-def _check(spec: str, args: argparse.Namespace, options: dict):
+def _check(spec: str, args: argparse.Namespace):
     from archcost.crosscheck import check_model
-    from archcost.models import load_model
 
-    loaded = load_model(spec, options, device="cpu")  # fvcore traces real tensors
-    size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
-    return check_model(loaded.module, size, args.batch_size, name=loaded.name, mode=args.mode)
+    work = load(args, "cpu", model=spec)  # fvcore traces real tensors
+    with quiet_stdout():
+        return check_model(work, mode=args.mode)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,16 +37,26 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         from archcost.zoo import list_models
 
-        if args.opt or args.input_size:
-            raise InputError("--opt and --input-size apply to one model", "drop them with --all")
+        if args.opt or args.input_size or args.kwarg:
+            raise InputError("--opt, --input-size and --kwarg apply to one model", "drop them with --all")
         recs = []
-        for name in list_models():
-            recs.append(_check(name, args, {}))
-            if not args.quiet:
-                print(f"checked {name}: {'ok' if recs[-1].ok else 'MISMATCH'}", file=sys.stderr)
+        try:
+            for name in list_models():
+                recs.append(_check(name, args))
+                if not args.quiet:
+                    print(f"checked {name}: {'ok' if recs[-1].ok else 'MISMATCH'}", file=sys.stderr)
+        except KeyboardInterrupt:
+            if recs:  # keep what was finished, as profile and bench do
+                emit(render_zoo(recs, args.format), args.output)
+            print(
+                f"archcost: interrupted after {len(recs)} of {len(list_models())} models"
+                + (f": {args.output} holds the finished rows" if recs and args.output else ""),
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
         emit(render_zoo(recs, args.format), args.output)
         return EXIT_OK if all(r.ok for r in recs) else EXIT_FAIL
-    rec = _check(args.model, args, parse_opts(args.opt))
+    rec = _check(args.model, args)
     emit(render_model(rec, args.format), args.output)
     return EXIT_OK if rec.ok else EXIT_FAIL
 
@@ -53,9 +71,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("model", nargs="?", help="zoo name, package.module:callable, torchvision:NAME or timm:NAME")
     p.add_argument("--all", action="store_true", help="check every zoo model (one line each)")
-    p.add_argument("--input-size", help="CxHxW (default: the model's own)")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size (default 1; fvcore computes it)")
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    add_input_args(p, dtypes=("float32",))
     p.add_argument(
         "--mode",
         default="infer",
@@ -63,6 +79,5 @@ def add_parser(sub) -> None:
         help="train: also compare the backward of a training step with FlopCounterMode's (per module, explained)",
     )
     p.add_argument("--quiet", action="store_true", help="with --all: no progress lines on standard error")
-    p.add_argument("--format", default="text", choices=["text", "markdown", "json"])
-    p.add_argument("--output", help="write to this file instead of standard output")
+    add_output_args(p, ("text", "markdown", "json"))
     p.set_defaults(func=run)

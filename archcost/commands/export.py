@@ -6,12 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.commands._common import EXIT_OK, add_model_args, parse_input_size, parse_opts, positive_int
+from archcost.commands._common import EXIT_OK, add_model_args, load, positive_int, quiet_stdout
 from archcost.errors import InputError
 
 
 def run(args: argparse.Namespace) -> int:
-    from archcost.models import load_model
     from archcost.onnx_graph import export_onnx, is_onnx_path
 
     if is_onnx_path(args.model):
@@ -24,12 +23,11 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.onnx).parent
     if not folder.is_dir():  # before building the model: a large one takes seconds to initialise
         raise InputError(f"cannot write {args.onnx}: the folder {folder} does not exist", "create it first")
-    loaded = load_model(args.model, parse_opts(args.opt), device="cpu")
-    size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
-    path = export_onnx(
-        loaded.module, size, args.onnx, args.opset, batch_size=args.batch_size, fold_constants=args.fold_constants
-    )
-    print(f"wrote {path} ({loaded.name}, input {'x'.join(map(str, (args.batch_size, *size)))})", file=sys.stderr)
+    work = load(args, "cpu")
+    with quiet_stdout():
+        path = export_onnx(work.module, work, args.onnx, args.opset, fold_constants=args.fold_constants)
+    print(f"wrote {path} ({work.name}, input {work.with_batch(work.batch_size).label()}, batch {work.batch_size})",
+          file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
 

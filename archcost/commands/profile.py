@@ -9,8 +9,11 @@ from archcost.commands._common import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_device_arg,
+    add_input_args,
+    add_output_args,
     emit,
-    parse_input_size,
+    input_kwargs,
     parse_opts,
     positive_int,
     seconds,
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             min_time=args.min_time,
             repeats=args.repeats,
-            input_size=parse_input_size(args.input_size) if args.input_size else None,
+            **input_kwargs(args),
             options=parse_opts(args.opt),
             roofline=not args.no_roofline,
             recalibrate=args.recalibrate,
@@ -91,17 +94,15 @@ def add_parser(sub) -> None:
         "recorded, not fatal; Ctrl-C writes what was measured.",
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help="zoo name, package.module:callable, file.py:callable")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    add_device_arg(p, "run")
     p.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes (default 1), e.g. 1,2,4,8")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    add_input_args(p, batch=False, dtypes=("float32", "float16", "bfloat16"), many=True)
     p.add_argument("--channels-last", action="store_true", help="model and input in channels-last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (compilation is in the warm-up)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own)")
     p.add_argument("--warmup", type=seconds, default=1.0, help="seconds of warm-up at least (default 1)")
     p.add_argument("--min-time", type=seconds, default=0.2, help="seconds per sample at least (default 0.2)")
     p.add_argument("--repeats", type=positive_int, default=10, help="samples per measurement (default 10)")
-    p.add_argument("--input-size", help="CxHxW (default: the model's own)")
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
     p.add_argument(
         "--layers",
         action="store_true",
@@ -124,8 +125,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="with --mode train: autocast mixed precision (float16 on CUDA, bfloat16 on the CPU; float32 weights)",
     )
-    p.add_argument("--format", default="text", choices=["text", "json", "csv"])
-    p.add_argument("--output", help="write to this file instead of standard output")
+    add_output_args(p, ("text", "json", "csv"))
     p.add_argument("--append", metavar="FILE", help="also append every record, as measured, to this JSON-lines file")
     p.add_argument(
         "--resume",

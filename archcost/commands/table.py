@@ -13,9 +13,9 @@ from archcost.commands._common import (
     add_output_args,
     analyse,
     emit,
-    parse_input_size,
-    parse_opts,
+    load,
     positive_int,
+    quiet_stdout,
 )
 from archcost.errors import InputError
 
@@ -33,13 +33,11 @@ def run(args: argparse.Namespace) -> int:
             f"leave out --columns/--top, or run without {other}" if other else "leave out --columns/--top",
         )
     if args.fvcore:  # fvcore's per-module figures beside archcost's (archcost.crosscheck)
-        from archcost.models import load_model
         from archcost.report.fvcore_table import fvcore_table
 
-        loaded = load_model(args.model, parse_opts(args.opt), device="cpu")  # fvcore traces real tensors
-        size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
-        table = fvcore_table(loaded.module, size, args.batch_size, args.dtype, name=loaded.name, fmt=args.format,
-                             depth=args.depth)  # fmt: skip
+        work = load(args, "cpu")  # fvcore traces real tensors
+        with quiet_stdout():
+            table = fvcore_table(work, fmt=args.format, depth=args.depth)
         emit(table, args.output)
         return EXIT_OK
     from archcost.report.table import not_costed_line, render

@@ -15,14 +15,16 @@ from archcost.crosscheck.torch_counter import TorchCount, run_flop_counter, run_
 
 
 def check_model(
-    model: nn.Module,
-    input_size: tuple[int, ...],
+    model: nn.Module | object,
+    input_size: object = None,
     batch_size: int = 1,
     *,
     name: str | None = None,
     mode: str = "infer",
 ) -> Reconciliation:
-    """archcost, fvcore and FlopCounterMode on ``model`` with an input of ``(batch_size, *input_size)``.
+    """archcost, fvcore and FlopCounterMode on ``model`` with an input of ``(batch_size, *input_size)``, or
+    on a ``Workload`` (``archcost.cost.workload``: every input kind; ``input_size`` and ``batch_size`` then
+    unused).
 
     ``model`` must be on the CPU with real weights for fvcore's trace (``get_model(name, device="cpu")``);
     archcost and FlopCounterMode run on the meta device. An fvcore failure is recorded, not raised.
@@ -32,18 +34,21 @@ def check_model(
     Raises ``InputError`` for an unknown mode or, in mode "train", a model with nothing to train.
     """
     from archcost.cost import analyze
+    from archcost.cost.workload import Workload
     from archcost.errors import InputError
 
     if mode not in ("infer", "train"):
         raise InputError(f"unknown mode {mode!r}", "use infer (the default) or train")
-    report = analyze(model, input_size, batch_size, name=name)
-    shape = (batch_size, *input_size)
-    rec = reconcile(report, model, run_fvcore(model, shape), run_flop_counter(model, shape))
+    if isinstance(model, Workload):
+        work = model.load("cpu")
+    else:
+        work = Workload.of(model, input_size, batch_size, name=name).load("cpu")
+    module = work.module
+    report = analyze(work)
+    rec = reconcile(report, module, run_fvcore(module, work), run_flop_counter(module, work))
     if mode == "train":
-        from archcost.cost.training import analyze_training
-
-        train = analyze_training(model, input_size, batch_size, name=name, optimizer="sgd")
-        reconcile_backward(rec, train, model, run_flop_counter_backward(model, shape))
+        train = analyze(work, mode="train", optimizer="sgd")
+        reconcile_backward(rec, train, module, run_flop_counter_backward(module, work))
     return rec
 
 

@@ -68,9 +68,11 @@ def _both(op: str, flop_handle, act_handle):
     return handle
 
 
-def run_fvcore(model: nn.Module, input_shape: tuple[int, ...], *, seed: int = 0) -> FvcoreResult:
+def run_fvcore(model: nn.Module, input_shape: object, *, seed: int = 0) -> FvcoreResult:
     """fvcore's flops, activations, parameters and unsupported ops for ``model`` on a random input of
-    ``input_shape`` (batch included). The model is put in eval mode for the trace and restored after.
+    ``input_shape`` (one input's shape, batch included) or a ``Workload``'s inputs (every positional kind;
+    fvcore's trace takes no keyword inputs, which is recorded as its error). The model is put in eval mode
+    for the trace and restored after.
 
     The handles are exactly fvcore's defaults (``FlopCountAnalysis``'s and ``ActivationCountAnalysis``'s
     ``_DEFAULT_SUPPORTED_OPS``), combined so that the model is traced once instead of twice.
@@ -92,8 +94,16 @@ def run_fvcore(model: nn.Module, input_shape: tuple[int, ...], *, seed: int = 0)
     if any(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()]):
         result.error = "fvcore traces with real tensors and cannot run a model on the meta device"
         return result
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(input_shape, generator=generator)
+    from archcost.crosscheck.torch_counter import forward_inputs
+
+    args, kwargs = forward_inputs(input_shape, "cpu", seed=seed)
+    if kwargs:
+        result.error = (
+            f"fvcore traces positional inputs only; this forward takes keyword inputs ({', '.join(kwargs)}), "
+            "so fvcore's figures are missing (archcost and FlopCounterMode are compared)"
+        )
+        return result
+    x = args[0] if len(args) == 1 and isinstance(args[0], torch.Tensor) else tuple(args)
     handles = {op: _both(op, FLOP_OPS.get(op), ACT_OPS.get(op)) for op in {*FLOP_OPS, *ACT_OPS}}
     flags = {m: m.training for m in model.modules()}
     try:

@@ -56,8 +56,19 @@ def _meta_state(model: nn.Module, *, grad: bool) -> dict[str, torch.Tensor]:
     }
 
 
-def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training: bool = False) -> TorchCount:
-    """FlopCounterMode's per-module counts for ``model`` on an input of ``input_shape`` (batch included).
+def forward_inputs(inputs: object, device: str, *, seed: int = 0) -> tuple[list, dict]:
+    """``(args, kwargs)`` of forward on ``device`` for ``inputs``: a ``Workload`` (``archcost.cost.workload``,
+    every input kind) or one input's shape with the batch (a seeded random float tensor; empty on meta)."""
+    if hasattr(inputs, "tensors"):
+        return inputs.tensors(device, seed=seed)
+    if device == "meta":
+        return [torch.empty(tuple(inputs), device="meta")], {}
+    return [torch.randn(tuple(inputs), generator=torch.Generator().manual_seed(seed))], {}
+
+
+def run_flop_counter(model: nn.Module, input_shape: object, *, training: bool = False) -> TorchCount:
+    """FlopCounterMode's per-module counts for ``model`` on ``input_shape``: one input's shape (batch
+    included) or a ``Workload`` (``forward_inputs``).
 
     Like ``archcost.analyze``, the parameters are swapped for meta tensors with
     ``torch.func.functional_call``: the model is not copied or changed, and nothing is computed.
@@ -67,13 +78,13 @@ def run_flop_counter(model: nn.Module, input_shape: tuple[int, ...], *, training
     from archcost.cost.untouched import private_state
 
     state = _meta_state(model, grad=False)
-    x = torch.empty(input_shape, device="meta")
+    args, kwargs = forward_inputs(input_shape, "meta")
     flags = {m: m.training for m in model.modules()}
     result = TorchCount()
     try:
         model.train(training)
         with FlopCounterMode(display=False) as counter, torch.no_grad(), private_state(model, "meta"):
-            torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
+            torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
     except Exception as exc:
         result.error = one_line(exc)
         return result
@@ -103,7 +114,7 @@ def _by_module(model: nn.Module, counter, result: TorchCount, *, minus: dict | N
                 c[family(op)] += int(n) - int(before.get(op, 0))
 
 
-def run_flop_counter_backward(model: nn.Module, input_shape: tuple[int, ...]) -> TorchCount:
+def run_flop_counter_backward(model: nn.Module, input_shape: object) -> TorchCount:
     """FlopCounterMode's per-module counts of the **backward** of a training-mode forward, on meta tensors.
 
     The forward runs inside the counter too (its module tracker attributes backward ops to the module
@@ -118,13 +129,13 @@ def run_flop_counter_backward(model: nn.Module, input_shape: tuple[int, ...]) ->
     from archcost.cost.untouched import private_state
 
     state = _meta_state(model, grad=True)
-    x = torch.empty(input_shape, device="meta")
+    args, kwargs = forward_inputs(input_shape, "meta")
     flags = {m: m.training for m in model.modules()}
     result = TorchCount()
     try:
         model.train(True)
         with FlopCounterMode(display=False) as counter, torch.enable_grad(), private_state(model, "meta"):
-            out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
+            out = torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
             forward = {k: Counter(v) for k, v in counter.get_flop_counts().items()}
             outs = [t for t in tensors(out) if t.requires_grad]
             if not outs:

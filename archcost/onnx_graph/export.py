@@ -40,15 +40,18 @@ def exporter_opsets() -> tuple[int, int, int]:
 
 def export_onnx(
     model,
-    input_size: tuple[int, ...],
+    input_size: object,
     path: str | os.PathLike,
     opset: int | None = None,
     *,
     batch_size: int = 1,
     fold_constants: bool = False,
 ) -> Path:
-    """Write ``model`` (an ``nn.Module`` with real weights on the CPU) to ``path`` as ONNX, traced on an
-    input of shape ``(batch_size, *input_size)`` in eval mode. Returns the path.
+    """Write ``model`` (an ``nn.Module`` with real weights on the CPU) to ``path`` as ONNX, traced in eval
+    mode on an input of shape ``(batch_size, *input_size)``, or on a ``Workload``'s inputs
+    (``archcost.cost.workload``; ``batch_size`` then unused): one graph input per tensor input, with its
+    dtype, named after the argument (``input``, ``input_2``, ``mask``, ``batch_image``, ``hx_0``). Returns
+    the path.
 
     The file is written to a temporary name in the same folder and renamed, so ``path`` is either the
     old file or the complete new one. The model is left as it was (``training`` flags, forwards).
@@ -66,7 +69,10 @@ def export_onnx(
             f"opset {opset} is outside what torch {torch.__version__}'s ONNX exporter writes ({low} to {high})",
             f"choose --opset between {low} and {high} (default {default})",
         )
-    if batch_size < 1 or any(int(s) < 1 for s in input_size):
+    from archcost.cost.workload import Workload
+
+    work = input_size if isinstance(input_size, Workload) else None
+    if work is None and (batch_size < 1 or any(int(s) < 1 for s in input_size)):
         raise InputError(f"sizes must be positive, got batch {batch_size} and input {tuple(input_size)}")
     tensors = [*model.parameters(), *model.buffers()]
     if any(t.device.type == "meta" for t in tensors):
@@ -78,7 +84,13 @@ def export_onnx(
             "export it with torch.onnx.export(..., external_data=True) yourself",
         )
     dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
-    x = torch.zeros((batch_size, *input_size), dtype=dtype)
+    if work is None:
+        args, kwargs, names = [torch.zeros((batch_size, *input_size), dtype=dtype)], {}, ["input"]
+    else:
+        args, kwargs = work.tensors("cpu", dtype=dtype)
+        names = [_graph_name(s) for s in work.specs]
+    x = next(iter([*args, *kwargs.values()]), None)
+    shapes = [list(s["shape"]) for s in work.describe()] if work is not None else [list(x.shape)]
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
@@ -87,13 +99,13 @@ def export_onnx(
             warnings.simplefilter("ignore")  # the exporter's deprecation notices; errors still raise
             torch.onnx.export(
                 model,
-                (x,),
+                (*args, kwargs) if kwargs else tuple(args),
                 str(tmp),
                 dynamo=False,
                 opset_version=opset,
                 do_constant_folding=fold_constants,
                 training=torch.onnx.TrainingMode.EVAL,
-                input_names=["input"],
+                input_names=names,
                 output_names=["output"],
             )
     except InputError:
@@ -101,13 +113,20 @@ def export_onnx(
     except Exception as exc:
         detail = first_line(exc)
         raise OnnxExportError(
-            f"torch.onnx.export failed on input {list(x.shape)}: {detail}",
+            f"torch.onnx.export failed on input {shapes[0] if len(shapes) == 1 else shapes}: {detail}",
             "check that the model runs on this input size; ops without an ONNX form cannot be exported",
         ) from exc
     finally:
         for m, flag in flags.items():
             m.training = flag
     return path
+
+
+def _graph_name(spec) -> str:
+    """A graph input's name: ``input`` (``input_2``, ...) for positional inputs, else the keyword, with the
+    path inside a tuple or dict argument joined by ``_``."""
+    base = spec.name or ("input" if not spec.arg else f"input_{spec.arg + 1}")
+    return "_".join([base, *map(str, spec.path)])
 
 
 @contextlib.contextmanager

@@ -48,8 +48,12 @@ def profile(
     warmup: float = 1.0,
     min_time: float = 0.2,
     repeats: int = 10,
-    input_size: tuple[int, ...] | None = None,
+    input_size: object = None,
     options: dict | None = None,
+    inputs: object = None,
+    kwargs: dict | None = None,
+    batch_dim: int = 0,
+    int_range: tuple[int, int] | None = None,
     roofline: bool = True,
     recalibrate: bool = False,
     power: bool = True,
@@ -74,6 +78,12 @@ def profile(
     peak memory next to the analytic estimate, power and energy per image on NVIDIA GPUs, and roofline
     efficiency against the device's measured peaks. Out-of-memory, unsupported dtypes and forwards that
     raise are rows with ``status`` ``oom`` / ``unsupported`` / ``error``, never exceptions.
+
+    Inputs as ``archcost.analyze`` takes them (``archcost.cost.workload.Workload``): ``input_size`` (a shape,
+    a spec string like ``"int64:77"``, or a list of them, one per positional input), ``inputs=`` example
+    tensors (repeated along the batch dimension for the batch sizes asked), ``kwargs=`` keyword inputs,
+    ``batch_dim``, ``int_range`` (integer inputs take seeded random values in it; default zeros); the same
+    for every model (default: each model's own input).
 
     ``layers``: also time every layer of the cost table under ``torch.profiler`` (``archcost.profiling.layers``):
     each row gains ``layers`` (name, type, macs, flops, bytes, time_s, time_share, flops_per_s,
@@ -134,7 +144,7 @@ def profile(
         warmup_s=warmup,
         min_time_s=min_time,
         repeats=repeats,
-        input_size=tuple(input_size) if input_size else None,
+        inputs=_inputs_json(input_size, inputs, kwargs, batch_dim, int_range),
         options=dict(options or {}),
         roofline=roofline,
         recalibrate=recalibrate,
@@ -218,3 +228,15 @@ def profile(
     df.attrs["interrupted"] = interrupted
     df.attrs["skipped"] = skipped
     return df
+
+
+def _inputs_json(input_size, inputs, kwargs, batch_dim: int, int_range) -> dict | None:
+    """The inputs given to ``profile`` as ``Workload.to_json()`` (what a sweep, a child process and a Ray task
+    carry), or ``None`` for each model's own input."""
+    if input_size is None and inputs is None and not kwargs and batch_dim == 0 and int_range is None:
+        return None
+    from archcost.cost.workload import Workload
+
+    return Workload.of(
+        None, input_size, inputs=inputs, kwargs=kwargs, batch_dim=batch_dim, int_range=int_range
+    ).to_json()

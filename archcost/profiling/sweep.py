@@ -48,7 +48,8 @@ class ProfileConfig:
     warmup_s: float = 1.0
     min_time_s: float = 0.2
     repeats: int = 10
-    input_size: tuple[int, ...] | None = None
+    input_size: tuple[int, ...] | None = None  # one input's shape (kept for callers); ``inputs`` is the whole
+    inputs: dict | None = None  # the inputs as ``Workload.to_json()`` (every kind); None: each model's own
     options: dict = field(default_factory=dict)
     roofline: bool = True
     recalibrate: bool = False
@@ -170,14 +171,26 @@ def _to_device(module: nn.Module, device: torch.device, dtype: torch.dtype, chan
     return module
 
 
-def _analyses(module: nn.Module, size: tuple[int, ...], batch_sizes: Sequence[int], dtype: str, name: str) -> dict:
-    """``{batch: CostReport or ArchcostError}``: the model analysed (meta device: costs no memory) at the
+def _analyses(work, batch_sizes: Sequence[int]) -> dict:
+    """``{batch: CostReport or ArchcostError}``: the workload analysed (meta device: costs no memory) at the
     smallest and largest batch size, the sizes between derived from those two where exact
     (``archcost.cost.batch.analyze_batches``)."""
     from archcost.cost import analyze
     from archcost.cost.batch import analyze_batches
 
-    return analyze_batches(lambda batch: analyze(module, size, batch, dtype, name=name), batch_sizes)
+    return analyze_batches(lambda batch: analyze(work.with_batch(batch)), batch_sizes)
+
+
+def workload_of(config: ProfileConfig, module: nn.Module, name: str, default_size) -> object:
+    """The ``Workload`` a sweep measures ``module`` on: the config's inputs, else the model's own input."""
+    from archcost.cost.workload import Workload
+
+    if config.inputs:
+        work = Workload.from_json(config.inputs, model=module)
+    else:
+        work = Workload.of(module, config.input_size)
+    work = dataclasses.replace(work, name=name, default_input=tuple(default_size), dtype=config.dtype)
+    return work.load()
 
 
 def analysis_fields(report, dtype: str) -> dict:
@@ -384,7 +397,7 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
         from archcost.profiling.train_step import require_trainable
 
         require_trainable(original)
-    size = tuple(config.input_size or default_size)
+    inputs = workload_of(config, original, name, default_size)
     path = model_file(original)
     base = {
         "run_id": ctx.run_id,
@@ -392,7 +405,7 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
         "model_source": source,
         "model_file": path,
         "model_commit": git_commit(path),
-        "input_shape": "x".join(map(str, size)),
+        "input_shape": inputs.label(),
         "device": str(device),
         "dtype": config.dtype,
         "channels_last": config.channels_last,
@@ -437,8 +450,8 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
                 yield record(batch, status=carried[0], error=carried[1])
                 continue
             if reports is None:
-                reports = _analyses(module, size, ctx.batch_sizes, config.dtype, name)
-            rec = record(batch, **measure_one(runner, module, name, size, batch, ctx, reports[batch]))
+                reports = _analyses(inputs, ctx.batch_sizes)
+            rec = record(batch, **measure_one(runner, module, name, inputs, batch, ctx, reports[batch]))
             if rec["status"] != "ok":
                 _release(device)
                 carried = carry_over(rec["status"], batch, rec["error"])
@@ -481,15 +494,23 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
     return flags, warnings
 
 
-def measure_one(runner, module, name, size, batch, ctx: RunContext, report) -> dict:
-    """Time one batch size of an already placed model; the record's measured fields (never raises for the
-    model's own failures: they are ``status`` and ``error``). ``report``: the model's ``CostReport`` at this
-    batch size, or the ``ArchcostError`` of its analysis (``_analyses``)."""
+def _channels_last(value):
+    """A 4-D image input in channels-last memory format (anything else as it is)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 4 and value.is_floating_point():
+        return value.contiguous(memory_format=torch.channels_last)
+    return value
+
+
+def measure_one(runner, module, name, work, batch, ctx: RunContext, report) -> dict:
+    """Time one batch size of an already placed model on the ``Workload`` ``work``'s inputs; the record's
+    measured fields (never raises for the model's own failures: they are ``status`` and ``error``).
+    ``report``: the model's ``CostReport`` at this batch size, or the ``ArchcostError`` of its analysis
+    (``_analyses``)."""
     config, device, dtype, peaks, peaks_note = ctx.config, ctx.device, ctx.dtype, ctx.peaks, ctx.peaks_note
     if config.mode == "train":
         from archcost.profiling.train_step import measure_train
 
-        return measure_train(module, name, size, batch, ctx, report)
+        return measure_train(module, name, work, batch, ctx, report)
     out = analysis_fields(report, config.dtype)
     if isinstance(report, ArchcostError):
         report = None
@@ -498,13 +519,13 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext, report) -> d
     x = None
     layer_timing = None
     try:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn((batch, *size), generator=gen).to(device=device, dtype=dtype)
-        if config.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        args, kwargs = work.tensors(device, batch_size=batch, dtype=dtype)
+        if config.channels_last:
+            args = [_channels_last(a) for a in args]
+        x = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor)]
 
         def forward():
-            return runner(x)
+            return runner(*args, **kwargs)
 
         with torch.inference_mode():
             if sampler is not None:
@@ -519,7 +540,7 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext, report) -> d
             )
             samples = sampler.stop() if sampler is not None else []
             if config.memory:
-                mem = measure_peak(forward, device, held_bytes(module), held_bytes(x))
+                mem = measure_peak(forward, device, held_bytes(module), held_bytes(*x))
                 out.update(
                     memory_peak_bytes=mem.peak_bytes,
                     memory_activation_peak_bytes=mem.activation_peak_bytes,
@@ -535,7 +556,7 @@ def measure_one(runner, module, name, size, batch, ctx: RunContext, report) -> d
     finally:
         if sampler is not None:
             sampler.close()
-        x = None
+        x = args = kwargs = None
     if failure is not None:
         _release(device)
         return {**out, "status": failure[0], "error": failure[1]}

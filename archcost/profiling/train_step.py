@@ -64,23 +64,22 @@ class TrainStep:
     the device); the default trains a deep copy, so the caller's weights never change."""
 
     def __init__(
-        self, model: nn.Module, x: torch.Tensor, optimizer: str = "adam", *, amp: bool = False, copy_model: bool = True
+        self, model: nn.Module, x, optimizer: str = "adam", *, amp: bool = False, copy_model: bool = True
     ) -> None:
-        self.device = x.device
-        self.model = (copy.deepcopy(model) if copy_model else model).to(x.device).train()
+        self.args, self.kwargs, _, self.device = _call_args(x)  # one tensor, or forward's (args, kwargs)
+        self.model = (copy.deepcopy(model) if copy_model else model).to(self.device).train()
         require_trainable(model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = optimizer_rule(optimizer).make(params)
-        self.x = x
         self.amp = amp
-        self.scaler = torch.amp.GradScaler("cuda") if amp and x.device.type == "cuda" else None
+        self.scaler = torch.amp.GradScaler("cuda") if amp and self.device.type == "cuda" else None
 
     def run(self) -> tuple[float, float, float]:
         dev = self.device
         _sync(dev)
         t0 = time.perf_counter_ns()
         with _autocast(dev, self.amp):
-            loss = random_loss(self.model(self.x))
+            loss = random_loss(self.model(*self.args, **self.kwargs))
         _sync(dev)
         t1 = time.perf_counter_ns()
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -99,7 +98,7 @@ class TrainStep:
 
 def time_train_step(
     model: nn.Module,
-    x: torch.Tensor,
+    x,
     optimizer: str = "adam",
     *,
     amp: bool = False,
@@ -129,7 +128,7 @@ def time_train_step(
     phases: list[tuple[float, float, float]] = []
     timing = measure(
         lambda: phases.append(step.run()),
-        x.device,
+        step.device,
         warmup_s=warmup_s,
         min_time_s=min_time_s,
         repeats=repeats,
@@ -177,44 +176,58 @@ def _cpu_timeline_peak(fn: Callable[[], object]) -> int:
     return peak
 
 
-def measured_training_peak(model: nn.Module, x: torch.Tensor, optimizer: str = "adam") -> int:
-    """Peak bytes of the first training step of a copy of ``model`` on ``x``: parameters, input, activations,
-    gradients and optimizer state (loss ``output.sum()``, as ``archcost.cost.training`` assumes)."""
-    m = copy.deepcopy(model).to(x.device).train()
+def _call_args(x) -> tuple[list, dict, list[torch.Tensor], torch.device]:
+    """``x``: one input tensor, or forward's ``(args, kwargs)`` (``Workload.tensors``) -> args, kwargs, every
+    input tensor, and their device."""
+    if isinstance(x, torch.Tensor):
+        return [x], {}, [x], x.device
+    args, kwargs = x
+    flat = [t for t in _flat([*args, *kwargs.values()]) if isinstance(t, torch.Tensor)]
+    return list(args), dict(kwargs), flat, flat[0].device if flat else torch.device("cpu")
+
+
+def measured_training_peak(model: nn.Module, x, optimizer: str = "adam") -> int:
+    """Peak bytes of the first training step of a copy of ``model`` on ``x`` (one input tensor, or forward's
+    ``(args, kwargs)``): parameters, input, activations, gradients and optimizer state (loss: the sum of the
+    output's tensors, as ``archcost.cost.training`` assumes)."""
+    args, kwargs, ins, device = _call_args(x)
+    m = copy.deepcopy(model).to(device).train()
     opt = optimizer_rule(optimizer).make([p for p in m.parameters() if p.requires_grad])
-    held = sum(t.untyped_storage().nbytes() for t in [*m.parameters(), x])
+    held = sum(t.untyped_storage().nbytes() for t in [*m.parameters(), *ins])
 
     def step() -> None:
-        out = m(x)
+        out = m(*args, **kwargs)
         sum(t.sum() for t in _flat(out) if isinstance(t, torch.Tensor) and t.requires_grad).backward()
         opt.step()
 
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-        torch.cuda.reset_peak_memory_stats(x.device)
-        base = torch.cuda.memory_allocated(x.device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
         step()
-        torch.cuda.synchronize(x.device)
-        return torch.cuda.max_memory_allocated(x.device) - base + held
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base + held
     return _cpu_timeline_peak(step) + held
 
 
-def measured_inference_peak(model: nn.Module, x: torch.Tensor) -> int:
-    """Peak bytes of one inference forward of a copy of ``model`` on ``x``, parameters and input included."""
-    m = copy.deepcopy(model).to(x.device).eval()
-    held = sum(t.untyped_storage().nbytes() for t in [*m.parameters(), *m.buffers(), x])
+def measured_inference_peak(model: nn.Module, x) -> int:
+    """Peak bytes of one inference forward of a copy of ``model`` on ``x`` (one input tensor, or forward's
+    ``(args, kwargs)``), parameters and inputs included."""
+    args, kwargs, ins, device = _call_args(x)
+    m = copy.deepcopy(model).to(device).eval()
+    held = sum(t.untyped_storage().nbytes() for t in [*m.parameters(), *m.buffers(), *ins])
     with torch.inference_mode():
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-            torch.cuda.reset_peak_memory_stats(x.device)
-            base = torch.cuda.memory_allocated(x.device)
-            m(x)
-            torch.cuda.synchronize(x.device)
-            return torch.cuda.max_memory_allocated(x.device) - base + held
-        return _cpu_timeline_peak(lambda: m(x)) + held
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            m(*args, **kwargs)
+            torch.cuda.synchronize(device)
+            return torch.cuda.max_memory_allocated(device) - base + held
+        return _cpu_timeline_peak(lambda: m(*args, **kwargs)) + held
 
 
-def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: int, ctx, report) -> dict:
+def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -> dict:
     """The measured fields of one ``mode="train"`` profile record (``sweep.RunContext`` ``ctx``): the step
     timed by ``time_train_step`` on ``module`` (the sweep's own working copy, trained in place), its
     measured peak (``measured_training_peak``, which steps a copy) beside the estimate of
@@ -231,18 +244,20 @@ def measure_train(module: nn.Module, name: str, size: tuple[int, ...], batch: in
     out.pop("memory_estimate_bytes", None)
     try:  # the training step's estimate, on the meta device (the caller's dtype: with --amp, float32 weights)
         out["memory_estimate_bytes"] = training_peak_bytes(
-            module, size, batch, config.dtype, optimizer=config.optimizer, foreach=device.type == "cuda"
-        )
+            work.with_batch(batch), None, batch, config.dtype, optimizer=config.optimizer, foreach=device.type == "cuda"
+        )  # a Workload in the model's place: analyze takes the inputs from it
         out["memory_estimate_note"] = None
     except Exception as exc:  # a comparison column: its failure must not stop a measurement
         out["memory_estimate_note"] = f"training estimate failed: {first_line(exc)}"
     sampler = PowerSampler(device) if config.power else None
     failure = None
     try:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn((batch, *size), generator=gen).to(device=device, dtype=ctx.dtype)
-        if config.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        from archcost.profiling.sweep import _channels_last
+
+        args, kwargs = work.tensors(device, batch_size=batch, dtype=ctx.dtype)
+        if config.channels_last:
+            args = [_channels_last(a) for a in args]
+        x = (args, kwargs)
         if sampler is not None:
             sampler.start()
         result = time_train_step(

@@ -123,21 +123,12 @@ def render_with_fvcore(
     return table.titled(report.model, render_table(human, fmt, left=3, totals=True), footer, fmt)
 
 
-def fvcore_table(
-    module,
-    input_size: tuple[int, ...],
-    batch_size: int = 1,
-    dtype: str = "float32",
-    *,
-    name: str | None = None,
-    fmt: str = "text",
-    depth: int | None = None,
-) -> str:
-    """What ``archcost table MODEL --fvcore`` prints: archcost analyses ``module`` on the meta device and
-    fvcore traces it (with real CPU weights) at the same batch and input size."""
+def fvcore_table(work, *, fmt: str = "text", depth: int | None = None) -> str:
+    """What ``archcost table MODEL --fvcore`` prints for a loaded ``Workload`` (``archcost.cost.workload``):
+    archcost analyses it on the meta device and fvcore traces it (with real CPU weights) on the same inputs."""
     from archcost.cost import analyze
     from archcost.crosscheck.fvcore_run import run_fvcore
 
-    report = analyze(module, input_size, batch_size, dtype, name=name)
-    fv = run_fvcore(module, (batch_size, *input_size))
-    return render_with_fvcore(report, module, fv, fmt, depth)
+    report = analyze(work)
+    fv = run_fvcore(work.module, work)
+    return render_with_fvcore(report, work.module, fv, fmt, depth)
