@@ -11,6 +11,7 @@ Nothing is computed on real data, so the cost of analysis does not depend on bat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from archcost.cost.crawl import Crawl, shape_of, storage_key
+from archcost.cost.formulas._args import tensors
 from archcost.cost.inputs import InputSpec, check_signature, describe_spec, input_specs, make_tensor
 from archcost.cost.receptive import propagate, with_field
 from archcost.cost.record import CostReport, LayerCost
@@ -128,20 +130,77 @@ def analyze(
         because=because,
     )  # fmt: skip
     if mode == "train":
-        from archcost.cost.training import analyze_training
-
-        size = tuple(report.input_shape[1:]) if len(specs) == 1 and specs[0].example is None else input_size
-        return analyze_training(model, size, batch_size, dtype, name=name, optimizer=optimizer, report=report)
+        return _train(run, report, dtype=dtype, device=device, max_memory=max_memory, optimizer=optimizer)
     return report
+
+
+def _train(run: _Run, report: CostReport, *, dtype, device: str, max_memory: int | None, optimizer: str) -> CostReport:
+    """``report`` with one training step of ``run`` (``archcost.cost.training``), on the same crawl, state and
+    guards: where the report was analysed (meta, or the CPU); a step that needs values on meta runs on the
+    CPU when ``device="auto"``, the forward analysed again there so that both see the same data and draws."""
+    from archcost.cost.training import STEP_OPTIONS, optimizer_rule, train_step, with_training
+
+    rule = optimizer_rule(optimizer)
+    if not dtype.is_floating_point:
+        raise InputError(f"a training step needs a floating-point dtype, not {dtype}", "use float32 or bfloat16")
+    options = STEP_OPTIONS.get()
+    how = {"optimizer": optimizer, "foreach": options.foreach, "cost": options.cost} if options else {}
+    how.setdefault("optimizer", optimizer)
+    try:
+        sim = train_step(run, report.analysed_on, **how)
+    except _Failed as failed:
+        if not failed.needs_data:
+            raise failed.error(run) from failed.cause
+        if device == "meta":
+            raise AnalysisError(
+                f"the training step needs real data: {failed.reason}",
+                "analyse on the CPU: --device cpu or --device auto (the default); in Python device='cpu'",
+            ) from failed.cause
+        weights = sum(r.param_bytes for r in report.layers)
+        _check_memory(run.cpu_bytes(sum(r.activation_bytes for r in report.layers)) + (1 + rule.states) * weights,
+                      max_memory)  # fmt: skip
+        because = f"{failed.reason} (in the training step)"
+        try:
+            crawl, out = run.forward("cpu")
+            again = _report(run, crawl, out, model_name=report.model, dtype=dtype, on="cpu", because=because)
+            sim = train_step(run, "cpu", **how)
+        except _Failed as failed_cpu:
+            raise failed_cpu.error(run) from failed_cpu.cause
+        from dataclasses import replace
+
+        kept = [n for n in report.notes if n != DREW_NOTE]
+        report = replace(again, notes=[*again.notes, *(n for n in kept if n not in again.notes)])
+    if options is not None:
+        options.result = sim
+    return with_training(report, sim, optimizer)
+
+
+def _uncompiled(model: nn.Module) -> tuple[nn.Module, bool]:
+    """The module a ``torch.compile``d wrapper holds (``_orig_mod``), and whether it was one."""
+    original = getattr(model, "_orig_mod", None)
+    if isinstance(original, nn.Module) and type(model).__name__ == "OptimizedModule":
+        return original, True
+    return model, False
+
+
+def _explained(run: _Run, failed: _Failed) -> Exception:
+    """The error of a failed forward: an input mistake when the inputs explain it (``explain_inputs``),
+    else the failure as the forward reported it."""
+    from archcost.cost.workload import explain_inputs
+
+    if isinstance(failed.cause, (InputError, AnalysisError)):
+        return failed.cause
+    return explain_inputs(run.model, run.specs, getattr(run, "int_range", None)) or failed.error(run)
 
 
 class _Failed(Exception):
     """Forward raised during an analysis run: the cause, where, and whether values were what it needed."""
 
-    def __init__(self, cause: BaseException, crawl: Crawl, device: str) -> None:
+    def __init__(self, cause: BaseException, crawl: Crawl, device: str, phase: str = "forward") -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.crawl = crawl
+        self.phase = phase  # forward, or the training step's backward / optimizer
         text = str(cause).strip()
         self.detail = first_line(cause)
         self.needs_data = device == "meta" and (
@@ -149,7 +208,7 @@ class _Failed(Exception):
         )
         frame = crawl.stack[-1] if crawl.stack else None
         if frame is None:
-            where = "forward"
+            where = "forward" if phase == "forward" else f"the training step's {phase}"
         else:
             where = (
                 f"{frame.path} ({type(frame.module).__name__})"
@@ -162,7 +221,14 @@ class _Failed(Exception):
     def error(self, run: _Run) -> Exception:
         if isinstance(self.cause, InternalError):
             return self.cause
-        return AnalysisError(f"the forward pass failed in {self.crawl.failure_site()}: {self.detail}", run.hint())
+        if self.phase == "forward":
+            return AnalysisError(f"the forward pass failed in {self.crawl.failure_site()}: {self.detail}", run.hint())
+        site = self.crawl.failure_site() if self.crawl.stack else "autograd's backward"
+        if self.phase == "backward" and self.crawl.stack:
+            site += " (the forward that activation checkpointing re-runs in backward)"
+        if self.phase == "optimizer":
+            site = "the optimizer's step"
+        return AnalysisError(f"the training step's {self.phase} failed in {site}: {self.detail}", run.hint())
 
 
 #: ops whose result needs the tensor's values (they cannot run on meta tensors).
@@ -196,29 +262,44 @@ class _Run:
         kwargs = {s.name: t for s, t in zip(self.specs, made, strict=True) if s.name is not None}
         return args, kwargs
 
-    def forward(self, device: str) -> tuple[Crawl, object]:
+    def forward(self, device: str, step=None) -> tuple[Crawl, object]:
+        """Crawl forward on ``device`` (meta or cpu) on private tensors, under the guards of
+        ``private_state`` and one seeded draw of torch's CPU generator (``_seeded``). With ``step`` (an
+        ``archcost.cost.training.StepPlan``), forward runs with autograd on and the step's backward and
+        optimizer run inside the same guards and ``functional_call`` (so a checkpointed forward re-run in
+        backward sees the analysis tensors too). Raises ``_Failed``."""
         self.state = _state(self.model, device, self.dtype)
         params = {id(t): t for k, t in self.state.items() if k in self.param_names}
-        crawl = Crawl(params, axes=self.axes)
+        crawl = Crawl(params, axes=self.axes) if step is None else step.crawl(params, self.axes)
         args, kwargs = self.tensors(device)
-        for t in [*args, *kwargs.values()]:
+        made = tensors((args, kwargs))  # every input tensor, also those inside tuple and dict arguments
+        for t in made:
             crawl.producer[id(t)] = -1
             crawl.storage_row[storage_key(t)] = -1
             crawl.track(t)
-        self.first = (args or list(kwargs.values()))[0]
+        self.first = made[0]
         handles = []
         try:
-            with private_state(self.model, device):
+            with private_state(self.model, device), _seeded(self):
                 self.model.train(self.training)
                 for path, m in self.model.named_modules():
                     handles.append(m.register_forward_pre_hook(crawl.pre_hook(path), with_kwargs=True, prepend=True))
                     handles.append(m.register_forward_hook(crawl.post_hook, with_kwargs=True))
-                with torch.no_grad(), crawl:
-                    out = torch.func.functional_call(
-                        self.model, self.state, tuple(args), {**kwargs, **self.plain}, tie_weights=True, strict=False
-                    )
+                if step is not None:
+                    out = step.run(self.model, self.state, self.param_names, args, {**kwargs, **self.plain}, made,
+                                   handles, device)  # fmt: skip
+                else:
+                    with torch.no_grad(), crawl:
+                        out = torch.func.functional_call(
+                            self.model, self.state, tuple(args), {**kwargs, **self.plain}, tie_weights=True,
+                            strict=False,
+                        )  # fmt: skip
         except Exception as exc:
-            raise _Failed(exc, crawl, device) from exc
+            if step is None:
+                raise _Failed(exc, crawl, device) from exc
+            if isinstance(exc, InputError):
+                raise  # the step's own verdict on the model (nothing to train)
+            raise _Failed(exc, step.crawl_now, device, step.phase) from exc
         finally:
             for h in handles:
                 h.remove()
@@ -240,6 +321,29 @@ class _Run:
         if first:
             text += f"; {first}"
         return text
+
+
+#: the seed of torch's CPU generator during every analysis forward (and training step)
+SEED = 0
+
+DREW_NOTE = (
+    f"forward drew random numbers (torch.rand, dropout or bernoulli on real tensors): archcost seeds torch's CPU "
+    f"generator with {SEED} for each run, so these figures are one draw, the same on every analysis, and a "
+    "training step's forward and backward run on that one draw; other draws may take other branches"
+)
+
+
+@contextlib.contextmanager
+def _seeded(run: _Run):
+    """Forward draws from torch's CPU generator seeded with ``SEED``; the caller's generator state is put
+    back afterwards. ``run.drew`` says whether forward drew anything."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(SEED)
+        start = torch.default_generator.get_state()
+        try:
+            yield
+        finally:
+            run.drew = getattr(run, "drew", False) or not torch.equal(torch.default_generator.get_state(), start)
 
 
 def _spatial_axes(specs: list[InputSpec]) -> int:
@@ -345,6 +449,7 @@ def _report(run: _Run, crawl: Crawl, out, *, model_name: str, dtype: torch.dtype
         input_shapes=[s.describe(run.batch_size, run.dtype) for s in run.specs],
         analysed_on=on,
         analysed_on_because=because,
+        notes=[DREW_NOTE] if getattr(run, "drew", False) else [],
     )
 
 

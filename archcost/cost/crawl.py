@@ -64,6 +64,8 @@ def shape_of(value: object):
 class Crawl(TorchFunctionMode):
     """Records rows while the forward pass runs; one instance per analysis."""
 
+    shortcuts = True  # meta shape rules (``META_SHAPE``); off where autograd must see the real ops
+
     def __init__(self, params: dict[int, torch.Tensor], axes: int) -> None:
         super().__init__()
         self.axes = axes  # spatial axes of the model input
@@ -138,7 +140,7 @@ class Crawl(TorchFunctionMode):
         if _redispatch is not None and op_formula(name) is None and _composite(func):
             return self._decompose(name, func, types, args, kwargs)
         try:
-            shortcut = META_SHAPE.get(name)
+            shortcut = META_SHAPE.get(name) if self.shortcuts else None
             out = shortcut(func, *args, **kwargs) if shortcut is not None else func(*args, **kwargs)
         except Exception:
             self.failed_op = (name, [tuple(t.shape) for t in tensors((args, kwargs))])

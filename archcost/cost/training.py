@@ -22,6 +22,9 @@ seen on the meta device.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
+import gc
 import math
 import weakref
 from collections.abc import Callable
@@ -30,13 +33,13 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.checkpoint import set_checkpoint_early_stop
 
-from archcost.cost._registry import Cost, op_name
-from archcost.cost.crawl import Crawl
+from archcost.cost._registry import Cost
+from archcost.cost.crawl import Crawl, storage_key
 from archcost.cost.formulas._args import tensors
 from archcost.cost.record import CostReport, Unsupported
-from archcost.errors import AnalysisError, InputError, first_line
-from archcost.units import DTYPES
+from archcost.errors import InputError, InternalError
 
 
 # -- optimizers --------------------------------------------------------------------------------------------
@@ -127,6 +130,7 @@ BACKWARD_FLOPS_PER_ELEMENT: dict[str, tuple[int, str, str]] = {
     "_softmax_backward_data": (4, "out", "y * (grad - sum(grad * y)): multiply, sum, subtract, multiply"),
     "_log_softmax_backward_data": (4, "out", "grad - exp(y) * sum(grad): sum, exp, multiply, subtract"),
     "native_dropout_backward": (2, "out", "grad * mask * scale"),
+    "embedding_dense_backward": (1, "grad_out", "one add of each output gradient element into its token's row"),
     "max_pool2d_with_indices_backward": (1, "grad_out", "one add of each output's gradient at its argmax"),
     "max_pool3d_with_indices_backward": (1, "grad_out", "one add of each output's gradient at its argmax"),
     "adaptive_max_pool2d_backward": (1, "grad_out", "one add of each output's gradient at its argmax"),
@@ -209,6 +213,12 @@ def backward_op_cost(name: str, args: tuple, kwargs: dict, out: object) -> Cost 
         else:
             per = 9 if mask[0] else 5
         return Cost(0, per * x.numel())
+    if name == "_weight_norm_interface_backward":
+        # weight = g * v / ||v||: grad_g = sum(grad_w * v) / norm (a multiply and an add per element of v, a
+        # divide per norm); grad_v = (g / norm) * (grad_w - v * (grad_g / norm)) (multiply, subtract,
+        # multiply per element of v; two divides per norm): torch's weight_norm_backward kernels.
+        v, norms = args[1], args[3]
+        return Cost(0, 5 * v.numel() + 3 * norms.numel())
     if name in ("avg_pool2d_backward", "avg_pool3d_backward"):
         grad_out, kernel = args[0], args[2]
         window = math.prod(kernel) if isinstance(kernel, (list, tuple)) else kernel ** (2 if "2d" in name else 3)
@@ -224,12 +234,12 @@ def backward_op_cost(name: str, args: tuple, kwargs: dict, out: object) -> Cost 
     return None
 
 
-# -- the step, on meta tensors ----------------------------------------------------------------------------
+# -- the step, inside the analysis run ---------------------------------------------------------------------
 class _Memory:
     """Bytes alive on each storage the step creates, from Python's own reference counting of the tensors."""
 
     def __init__(self, external: set[int]) -> None:
-        self.external = external  # parameters, buffers, the input: counted apart
+        self.external = external  # parameters, buffers, the inputs: counted apart
         self.storages: dict[int, list[int]] = {}
         self.live = 0
         self.peak = 0
@@ -237,7 +247,7 @@ class _Memory:
         self.peak_phase = "forward"
 
     def track(self, t: torch.Tensor) -> None:
-        key = t.untyped_storage()._cdata
+        key = storage_key(t)
         if key in self.external:
             return
         entry = self.storages.get(key)
@@ -267,12 +277,14 @@ class _Saved:
 
 
 class _Step(TorchDispatchMode):
-    """Tracks every aten op's outputs in ``memory``; while ``costing``, costs each op to ``row``."""
+    """Tracks every aten op's outputs in ``memory``; while ``costing`` (and not ``recomputing`` a
+    checkpointed forward, which ``_Recompute`` costs), costs each op to ``row``."""
 
     def __init__(self, memory: _Memory) -> None:
         super().__init__()
         self.memory = memory
         self.costing = False
+        self.recomputing = False
         self.row: int | None = None
         self.costs: dict[int | None, Cost] = {}
         self.unsupported: dict[int | None, list[str]] = {}
@@ -282,7 +294,7 @@ class _Step(TorchDispatchMode):
         out = func(*args, **kwargs)
         for t in tensors(out):
             self.memory.track(t)
-        if self.costing:
+        if self.costing and not self.recomputing:
             name = func.overloadpacket.__name__
             cost = backward_op_cost(name, args, kwargs, out)
             if cost is None:
@@ -298,22 +310,12 @@ class _GradCrawl(Crawl):
     """The crawler with autograd on: no shape shortcuts (they return tensors without history), and a
     record of each row's output autograd nodes and of the parameters each row counted."""
 
+    shortcuts = False
+
     def __init__(self, params: dict[int, torch.Tensor], axes: int) -> None:
         super().__init__(params, axes)
         self.node_row: dict[object, int] = {}
         self.row_params: list[set[int]] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        try:
-            out = func(*args, **kwargs)
-        except Exception:
-            self.failed_op = (op_name(func), [tuple(t.shape) for t in tensors((args, kwargs))])
-            raise
-        out_tensors = tensors(out)
-        if out_tensors:
-            self._on_op(op_name(func), args, kwargs, out, out_tensors)
-        return out
 
     def _add_row(self, **kw) -> None:
         before = set(self.counted)
@@ -323,6 +325,64 @@ class _GradCrawl(Crawl):
         for t in tensors(kw["out"]):
             if t.grad_fn is not None:
                 self.node_row.setdefault(t.grad_fn, index)
+
+
+class _Recompute(_GradCrawl):
+    """The crawler while backward runs: a module called then is activation checkpointing
+    (``torch.utils.checkpoint``) re-running a forward to rebuild what it did not save. Its ops are costed
+    by the forward formulas, as forward work done in backward, each to the forward row of the same name;
+    the autograd nodes that re-run makes (``use_reentrant=True`` differentiates them) are owned by it."""
+
+    def __init__(self, params, axes: int, step: _Step, owner: dict, rows: list, hooks: list) -> None:
+        super().__init__(params, axes)
+        self.step, self.owner, self.hooks = step, owner, hooks
+        self.by_name = {r.name: i for i, r in enumerate(rows)}
+        self.target: list[int | None] = []  # per recompute row: the forward row it re-runs (None: none)
+
+    def pre_hook(self, path: str):
+        inner = super().pre_hook(path)
+
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            if not self.stack:  # the checkpointed call's inputs: the data of this re-run
+                for t in tensors((args, kwargs)):
+                    self.producer[id(t)] = -1
+                    self.track(t)
+            inner(module, args, kwargs)
+            self.step.recomputing = True
+
+        return hook
+
+    def post_hook(self, module: nn.Module, args: tuple, kwargs: dict, out: object) -> None:
+        super().post_hook(module, args, kwargs, out)
+        self.step.recomputing = bool(self.stack)
+
+    def _add_row(self, **kw) -> None:
+        inside = kw["kind"] == "module" or bool(self.stack)  # ops outside modules: backward's (``_Step``)
+        super()._add_row(**kw)
+        name = self.rows[-1].name
+        row = self.by_name.get(name, self.by_name.get(name.partition("#")[0]))
+        self.target.append(row if inside else -1)
+        for t in tensors(kw["out"]):
+            stack = [t.grad_fn] if t.grad_fn is not None else []
+            while stack:
+                n = stack.pop()
+                if n in self.owner:
+                    continue
+                self.owner[n] = row
+                self.hooks.append(n.register_prehook(_enter(self.step, row)))
+                stack.extend(nxt for nxt, _ in n.next_functions if nxt is not None)
+
+    def costs(self) -> tuple[dict[int | None, Cost], list[str]]:
+        """Re-run forward work per forward row, and the recompute rows that match none."""
+        out: dict[int | None, Cost] = {}
+        lost = []
+        for r, target in zip(self.rows, self.target, strict=True):
+            if target == -1:
+                continue
+            if target is None:
+                lost.append(r.name)
+            out[target] = out.get(target, Cost()) + Cost(r.macs, r.flops)
+        return out, lost
 
 
 def _owners(crawl: _GradCrawl, roots: list) -> dict[object, int | None]:
@@ -351,12 +411,53 @@ def _owners(crawl: _GradCrawl, roots: list) -> dict[object, int | None]:
     return owner
 
 
+def _row_name(crawl: Crawl, row: int | None) -> str:
+    return crawl.rows[row].name if row is not None else "(loss)"
+
+
+def _enter(step: _Step, row: int | None):
+    def hook(grad_outputs):
+        step.row = row
+
+    return hook
+
+
+def loss_tensors(value: object) -> list[torch.Tensor]:
+    """The floating tensors of forward's output that carry a gradient, followed through tuples (NamedTuple),
+    lists, dicts (Hugging Face ``ModelOutput``), dataclasses and other plain objects
+    (``torch.distributions``: their parameters, e.g. a ``Categorical``'s normalised ``logits``), each once."""
+    found: dict[int, torch.Tensor] = {}
+    _walk(value, found, 0)  # a module-level function: a recursive closure would hold ``found`` in a cycle
+    return list(found.values())
+
+
+def _walk(v: object, found: dict[int, torch.Tensor], depth: int) -> None:
+    if isinstance(v, torch.Tensor):
+        if v.requires_grad and v.is_floating_point():
+            found.setdefault(id(v), v)
+    elif depth > 4 or v is None or isinstance(v, (str, bytes, int, float, bool, nn.Module)):
+        return
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _walk(x, found, depth + 1)
+    elif isinstance(v, dict):
+        for x in v.values():
+            _walk(x, found, depth + 1)
+    elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+        for f in dataclasses.fields(v):
+            _walk(getattr(v, f.name), found, depth + 1)
+    elif hasattr(v, "__dict__") and not callable(v):
+        for x in vars(v).values():
+            _walk(x, found, depth + 1)
+
+
 @dataclass
 class TrainingStep:
-    """What ``simulate_step`` found: backward cost per crawler row, and the memory of the step."""
+    """What one training step found: backward cost per crawler row, and the memory of the step."""
 
     rows: list  # the crawler's rows (names align with ``analyze``'s)
     backward: list[Cost]
+    recompute: list[Cost]  # forward work re-run in backward by activation checkpointing, per row
     optimizer_params: list[int]  # trainable parameters per row that received a gradient
     unsupported: list[Unsupported]
     unattributed: Cost  # backward work of no row (the loss)
@@ -368,6 +469,7 @@ class TrainingStep:
     peak_dynamic_bytes: int  # the most the step had alive beyond parameters, buffers and input
     peak_phase: str
     trainable_params: int
+    analysed_on: str = "meta"
     details: dict = field(default_factory=dict)
 
     @property
@@ -376,183 +478,255 @@ class TrainingStep:
         return self.param_bytes + self.input_bytes + self.peak_dynamic_bytes
 
 
+class _Inside(nn.Module):
+    """Holds the model so that ``torch.func.functional_call`` keeps the analysis tensors in place while
+    ``body`` runs forward, backward (and a checkpointed forward's re-run in it) and the optimizer step."""
+
+    def __init__(self, model: nn.Module, body: Callable) -> None:
+        super().__init__()
+        self.model = model
+        self.body = body
+
+    def forward(self, *args, **kwargs):
+        return self.body(*args, **kwargs)
+
+
+class StepPlan:
+    """One training step, run by ``archcost.cost.analysis._Run.forward`` inside the analysis guards
+    (``private_state``, the seeded random draws, ``functional_call`` with the analysis tensors): forward
+    under ``crawl()``'s ``_GradCrawl``, backward of the sum of the output's tensors, the first step of the
+    optimizer. ``phase`` and ``crawl_now`` say where a failure happened; ``result`` is the ``TrainingStep``."""
+
+    def __init__(self, optimizer: str = "adam", *, foreach: bool = False, cost: bool = True) -> None:
+        self.rule = optimizer_rule(optimizer)
+        self.foreach, self.cost = foreach, cost
+        self.phase = "forward"
+        self.result: TrainingStep | None = None
+
+    def crawl(self, params: dict[int, torch.Tensor], axes: int) -> _GradCrawl:
+        self.params, self.axes = params, axes
+        self.forward_crawl = self.crawl_now = _GradCrawl(params, axes)
+        return self.forward_crawl
+
+    def run(self, model: nn.Module, state: dict, param_names: set, args, kwargs, inputs: list, handles: list, device):
+        """Forward, backward and the optimizer on ``state`` (the run's tensors; ``model``'s hooks in
+        ``handles`` are removed after forward). Returns None: the step keeps nothing of forward's output."""
+        trainable = {k for k, t in state.items() if k in param_names and t.requires_grad}
+        if not trainable:
+            raise InputError(
+                f"{type(model).__name__} has no trainable parameters (every requires_grad is False): a training "
+                "step has nothing to update",
+                "set requires_grad=True on the parameters to train, or use the inference mode",
+            )
+        self.model, self.state, self.trainable, self.handles, self.device = model, state, trainable, handles, device
+        self.param_names, self.inputs = param_names, inputs
+        self.memory = _Memory({storage_key(t) for t in [*state.values(), *inputs]})
+        self.step = _Step(self.memory)
+
+        def pack(t: torch.Tensor) -> _Saved:
+            self.memory.track(t)
+            return _Saved(t)
+
+        wrapper = _Inside(model, self._body)
+        tensors_in = {f"model.{k}": t for k, t in state.items()}
+        collecting = gc.isenabled()
+        gc.disable()  # tensors freed by refcount only, never by a collection that happens to run: one peak
+        try:
+            self._run(wrapper, tensors_in, args, kwargs, pack)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run(self, wrapper: nn.Module, tensors_in: dict, args, kwargs: dict, pack: Callable) -> None:
+        # Checkpointed regions re-run whole in backward (torch's early stop off: it ends a re-run at the last
+        # op whose output backward needs, by raising inside that op, which would hide the op from the crawler).
+        with (
+            torch.enable_grad(),
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda s: s.tensor),
+            set_checkpoint_early_stop(False),
+            self.step,
+        ):
+            torch.func.functional_call(wrapper, tensors_in, tuple(args), kwargs, tie_weights=True, strict=False)
+
+    def _body(self, *args, **kwargs) -> None:
+        memory, step, crawl = self.memory, self.step, self.forward_crawl
+        with crawl:
+            out = self.model(*args, **kwargs)
+        for h in self.handles:
+            h.remove()
+        outs = loss_tensors(out)
+        if not outs:
+            raise InputError(
+                "the model's output does not depend on any trainable parameter: backward has nothing to do",
+                "check which parameters have requires_grad=True, and that forward returns tensors computed "
+                "from them (in a tuple, dict, dataclass or distribution)",
+            )
+        saved_bytes = memory.live
+        memory.phase = self.phase = "backward"
+        loss = sum((t.sum() for t in outs[1:]), outs[0].sum())
+        owner = _owners(crawl, [loss.grad_fn]) if self.cost else {}
+        hooks = [n.register_prehook(_enter(step, row)) for n, row in owner.items()]
+        recompute = self.crawl_now = _Recompute(self.params, self.axes, step, owner, crawl.rows, hooks)
+        module_hooks = []
+        del out, outs
+        try:
+            for path, m in self.model.named_modules():
+                module_hooks.append(m.register_forward_pre_hook(recompute.pre_hook(path), with_kwargs=True))
+                module_hooks.append(m.register_forward_hook(recompute.post_hook, with_kwargs=True))
+            step.costing = self.cost
+            with recompute:
+                loss.backward()
+        finally:
+            step.costing = False
+            for h in [*hooks, *module_hooks]:
+                h.remove()
+        del loss, owner
+        memory.phase = self.phase = "optimizer"
+        leaves = [t for k, t in self.state.items() if k in self.trainable and t.grad is not None]
+        grad_bytes = sum(t.grad.untyped_storage().nbytes() for t in leaves)
+        opt = self.rule.make(leaves)
+        if self.foreach and "foreach" in opt.defaults:
+            for group in opt.param_groups:
+                group["foreach"] = True
+        with torch.no_grad():
+            opt.step()
+        state_bytes = sum(
+            v.untyped_storage().nbytes()
+            for s in opt.state.values()
+            for key, v in s.items()
+            if isinstance(v, torch.Tensor) and key != "step"
+        )
+        with_grad = {id(t) for t in leaves}
+        again, lost = recompute.costs()
+        unsupported = [
+            Unsupported(_row_name(crawl, row), op, f"no backward cost formula for {op!r}")
+            for row, ops in step.unsupported.items()
+            for op in ops
+        ]
+        unsupported += [
+            Unsupported(name, "recompute", "a checkpointed forward re-ran an op of no forward row: counted apart")
+            for name in lost
+        ]
+        n_rows = len(crawl.rows)
+        self.result = TrainingStep(
+            rows=crawl.rows,
+            backward=[step.costs.get(i, Cost()) for i in range(n_rows)],
+            recompute=[again.get(i, Cost()) for i in range(n_rows)],
+            optimizer_params=[sum(self.params[p].numel() for p in ps if p in with_grad) for ps in crawl.row_params],
+            unsupported=unsupported,
+            unattributed=step.costs.get(None, Cost()) + again.get(None, Cost()),
+            param_bytes=sum(t.untyped_storage().nbytes() for k, t in self.state.items() if k in self.param_names),
+            input_bytes=sum(t.untyped_storage().nbytes() for t in {storage_key(t): t for t in self.inputs}.values()),
+            gradient_bytes=grad_bytes,
+            optimizer_state_bytes=state_bytes,
+            saved_activation_bytes=saved_bytes,
+            peak_dynamic_bytes=memory.peak,
+            peak_phase=memory.peak_phase,
+            trainable_params=sum(t.numel() for t in leaves),
+            analysed_on=self.device,
+        )
+        return None
+
+
+def train_step(run, device: str, *, optimizer: str = "adam", foreach: bool = False, cost: bool = True) -> TrainingStep:
+    """One training step of ``run`` (an ``archcost.cost.analysis._Run``: the model, its inputs of every kind,
+    the analysis dtype) on ``device`` ("meta" or "cpu"), on the run's own tensors and guards.
+
+    ``foreach`` runs the optimizer's multi-tensor path (torch's default on CUDA, which holds a temporary
+    per parameter at once); the CPU default is one parameter at a time. ``cost=False`` skips the per-row
+    attribution (memory only). Raises ``analysis._Failed`` where forward, backward or the optimizer failed
+    (``needs_data`` says whether values were what it needed), ``InputError`` for a model with nothing to train.
+    """
+    plan = StepPlan(optimizer, foreach=foreach, cost=cost)
+    run.forward(device, step=plan)
+    if plan.result is None:
+        raise InternalError("the training step returned without a result")
+    return plan.result
+
+
+@dataclass
+class StepOptions:
+    """How ``analyze(mode="train")`` runs its step when called by ``simulate_step``: the optimizer's
+    multi-tensor path, costs or memory only; ``result`` receives the ``TrainingStep``."""
+
+    foreach: bool = False
+    cost: bool = True
+    result: TrainingStep | None = None
+
+
+#: set by ``simulate_step`` around its ``analyze`` call; read by ``analyze``'s training branch.
+STEP_OPTIONS: contextvars.ContextVar[StepOptions | None] = contextvars.ContextVar("archcost_step", default=None)
+
+
 def simulate_step(
     model: nn.Module,
-    input_size: tuple[int, ...] = (3, 224, 224),
+    input_size: object = None,
     batch_size: int = 1,
     dtype: torch.dtype | str = torch.float32,
     *,
+    inputs: object = None,
+    kwargs: dict | None = None,
     optimizer: str = "adam",
     foreach: bool = False,
     cost: bool = True,
+    device: str = "auto",
 ) -> TrainingStep:
-    """Forward, backward of ``output.sum()`` and the first ``optimizer`` step of ``model`` on meta tensors.
+    """Forward, backward of the sum of the output's tensors and the first ``optimizer`` step of ``model``,
+    as ``analyze(..., mode="train")`` runs it (the inputs as ``analyze`` takes them, on the meta device, on
+    the CPU where forward or backward needs values), with its ``TrainingStep``.
 
-    ``foreach`` runs the optimizer's multi-tensor path (torch's default on CUDA, which holds a temporary
-    per parameter at once); the CPU default is one parameter at a time. ``cost=False`` skips the
-    per-row attribution (memory only). The caller's model is not changed: parameters are swapped for meta
-    tensors with ``torch.func.functional_call``, hooks removed and ``training`` flags restored.
-    Raises ``InputError`` for a non-float dtype, an unknown optimizer or a model with nothing to train,
-    ``AnalysisError`` when forward or backward fails on the meta device.
-    """
-    rule = optimizer_rule(optimizer)
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise InputError(f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPES)}")
-        dtype = DTYPES[dtype]
-    if not dtype.is_floating_point:
-        raise InputError(f"a training step needs a floating-point dtype, not {dtype}", "use float32 or bfloat16")
-    if not isinstance(input_size, (tuple, list)) or not all(isinstance(s, int) for s in input_size):
-        raise InputError(
-            f"the training step takes one input shape without the batch, like (3, 224, 224); got {input_size!r}",
-            "several inputs, dtypes or keyword inputs are analysed for inference only for now",
-        )
-    if batch_size < 1 or any(int(s) < 1 for s in input_size):
-        raise InputError(
-            f"sizes must be positive, got batch {batch_size} and input {tuple(input_size)}",
-            "give a batch size >= 1 and an input size like 3x224x224",
-        )
-    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
-    if not trainable:
-        raise InputError(
-            f"{type(model).__name__} has no trainable parameters (every requires_grad is False): a training "
-            "step has nothing to update",
-            "set requires_grad=True on the parameters to train, or use the inference mode",
-        )
-    state: dict[str, torch.Tensor] = {}
-    for key, t in [*model.named_parameters(), *model.named_buffers()]:
-        target = dtype if t.is_floating_point() else t.dtype
-        state[key] = torch.empty(t.shape, device="meta", dtype=target, requires_grad=key in trainable)
-    param_names = {k for k, _ in model.named_parameters()}
-    params = {id(t): t for k, t in state.items() if k in param_names}
-    x = torch.empty((batch_size, *input_size), device="meta", dtype=dtype)
-    external = {t.untyped_storage()._cdata for t in [*state.values(), x]}
-    memory = _Memory(external)
-    step = _Step(memory)
-    crawl = _GradCrawl(params, axes=len(input_size) - 1)
-    crawl.producer[id(x)] = -1
-    crawl.storage_row[x.untyped_storage()._cdata] = -1
-    crawl.track(x)
+    The caller's model is not changed (``analyze``'s guards). Raises ``InputError`` for a non-float dtype,
+    an unknown optimizer or a model with nothing to train, ``AnalysisError`` when the step fails."""
+    from archcost.cost.analysis import analyze
 
-    def pack(t: torch.Tensor) -> _Saved:
-        memory.track(t)
-        return _Saved(t)
-
-    flags = {m: m.training for m in model.modules()}
-    handles: list = []
+    optimizer_rule(optimizer)
+    options = StepOptions(foreach=foreach, cost=cost)
+    token = STEP_OPTIONS.set(options)
     try:
-        model.train(True)
-        for path, m in model.named_modules():
-            handles.append(m.register_forward_pre_hook(crawl.pre_hook(path), with_kwargs=True))
-            handles.append(m.register_forward_hook(crawl.post_hook, with_kwargs=True))
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda s: s.tensor), step:
-            with crawl:
-                out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
-            for h in handles:
-                h.remove()
-            handles = []
-            outs = [t for t in tensors(out) if t.requires_grad]
-            if not outs:
-                raise InputError(
-                    "the model's output does not depend on any trainable parameter: backward has nothing to do",
-                    "check which parameters have requires_grad=True",
-                )
-            saved_bytes = memory.live
-            memory.phase = "backward"
-            loss = sum(t.sum() for t in outs)
-            owner = _owners(crawl, [loss.grad_fn]) if cost else {}
-            hooks = [n.register_prehook(_enter(step, row)) for n, row in owner.items()]
-            del out, outs
-            step.costing = cost
-            try:
-                loss.backward()
-            finally:
-                step.costing = False
-                for h in hooks:
-                    h.remove()
-            del loss, owner
-            memory.phase = "optimizer"
-            leaves = [t for k, t in state.items() if k in trainable and t.grad is not None]
-            grad_bytes = sum(t.grad.untyped_storage().nbytes() for t in leaves)
-            opt = rule.make(leaves)
-            if foreach and "foreach" in opt.defaults:
-                for group in opt.param_groups:
-                    group["foreach"] = True
-            opt.step()
-            state_bytes = sum(
-                v.untyped_storage().nbytes()
-                for s in opt.state.values()
-                for v in s.values()
-                if isinstance(v, torch.Tensor) and v.device.type == "meta"
-            )
-    except (InputError, AnalysisError):
-        raise
-    except Exception as exc:
-        detail = first_line(exc)
-        raise AnalysisError(
-            f"the training step failed on the meta device in {crawl.failure_site()}: {detail}",
-            "check the input size and that forward and backward run without real data",
-        ) from exc
+        analyze(model, input_size, batch_size, dtype, inputs=inputs, kwargs=kwargs, mode="train",
+                optimizer=optimizer, device=device)  # fmt: skip
     finally:
-        for h in handles:
-            h.remove()
-        for m, flag in flags.items():
-            m.training = flag
-
-    with_grad = {id(t) for t in leaves}
-    n_rows = len(crawl.rows)
-    unsupported = [
-        Unsupported(crawl.rows[row].name if row is not None else "(loss)", op, f"no backward cost formula for {op!r}")
-        for row, ops in step.unsupported.items()
-        for op in ops
-    ]
-    return TrainingStep(
-        rows=crawl.rows,
-        backward=[step.costs.get(i, Cost()) for i in range(n_rows)],
-        optimizer_params=[sum(params[p].numel() for p in ps if p in with_grad) for ps in crawl.row_params],
-        unsupported=unsupported,
-        unattributed=step.costs.get(None, Cost()),
-        param_bytes=sum(t.untyped_storage().nbytes() for k, t in state.items() if k in param_names),
-        input_bytes=x.untyped_storage().nbytes(),
-        gradient_bytes=grad_bytes,
-        optimizer_state_bytes=state_bytes,
-        saved_activation_bytes=saved_bytes,
-        peak_dynamic_bytes=memory.peak,
-        peak_phase=memory.peak_phase,
-        trainable_params=sum(t.numel() for t in leaves),
-    )
-
-
-def _enter(step: _Step, row: int | None):
-    def hook(grad_outputs):
-        step.row = row
-
-    return hook
+        STEP_OPTIONS.reset(token)
+    if options.result is None:
+        raise InternalError("analyze(mode='train') gave no training step")
+    return options.result
 
 
 # -- the report --------------------------------------------------------------------------------------------
 def with_training(report: CostReport, sim: TrainingStep, optimizer: str) -> CostReport:
     """``report`` (a training-mode ``analyze``) with the backward, optimizer and peak figures of ``sim``.
 
-    Rows are matched by name; rows the step did not see (unused parameters) cost nothing to train.
-    """
+    Rows are matched by name; rows the step did not see (unused parameters) cost nothing to train. The
+    forward work activation checkpointing re-runs in backward is counted in the backward figures of the
+    row it re-runs, and said in a note with its total."""
     rule = optimizer_rule(optimizer)
     by_name = {r.name: i for i, r in enumerate(sim.rows)}
+    missing = [r.name for r in sim.rows if r.name not in {x.name for x in report.layers}]
+    if missing:
+        raise InternalError(f"the training step saw rows the analysis did not: {', '.join(missing[:5])}")
     rows = []
     for r in report.layers:
         i = by_name.get(r.name)
-        b = sim.backward[i] if i is not None else Cost()
+        b = sim.backward[i] + sim.recompute[i] if i is not None else Cost()
         n = sim.optimizer_params[i] if i is not None else 0
         rows.append(replace(r, backward_macs=b.macs, backward_flops=b.flops, optimizer_flops=rule.flops_per_param * n))
-    missing = [r.name for r in sim.rows if r.name not in {x.name for x in report.layers}]
-    if missing:
-        from archcost.errors import InternalError
-
-        raise InternalError(f"the training step saw rows the analysis did not: {', '.join(missing[:5])}")
+    notes = list(report.notes)
+    again = sum(sim.recompute, Cost())
+    if again != Cost():
+        where = [sim.rows[i].name for i, c in enumerate(sim.recompute) if c != Cost()]
+        shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        backward = sum(sim.backward, Cost())
+        notes.append(
+            f"activation checkpointing re-runs {again.macs:,} MACs ({again.flops:,} FLOPs) of forward work "
+            f"inside backward ({shown}; the whole checkpointed forward: torch's early stop may skip ops after the "
+            f"last one whose output backward needs): counted in the backward figures, which are "
+            f"{backward.macs:,} MACs ({backward.flops:,} FLOPs) without it"
+        )
     return replace(
         report,
         layers=rows,
         unsupported=[*report.unsupported, *sim.unsupported],
+        notes=notes,
         optimizer=optimizer,
         training_peak_bytes=sim.peak_bytes,
         training_memory={
@@ -568,28 +742,27 @@ def with_training(report: CostReport, sim: TrainingStep, optimizer: str) -> Cost
 
 def analyze_training(
     model: nn.Module,
-    input_size: tuple[int, ...] = (3, 224, 224),
+    input_size: object = None,
     batch_size: int = 1,
     dtype: torch.dtype | str = torch.float32,
     *,
+    inputs: object = None,
+    kwargs: dict | None = None,
     name: str | None = None,
     optimizer: str = "adam",
-    report: CostReport | None = None,
+    device: str = "auto",
 ) -> CostReport:
-    """``analyze`` of the training-mode forward, with backward MACs/FLOPs and optimizer FLOPs per row and
-    ``training_peak_bytes``. ``report``: an existing training-mode analysis of the same model and input."""
-    optimizer_rule(optimizer)
-    if report is None:
-        from archcost.cost.analysis import analyze
+    """``analyze(..., mode="train")``: the training-mode forward, with backward MACs/FLOPs and optimizer
+    FLOPs per row and ``training_peak_bytes`` (inputs as ``analyze`` takes them)."""
+    from archcost.cost.analysis import analyze
 
-        report = analyze(model, input_size, batch_size, dtype, name=name, training=True)
-    sim = simulate_step(model, input_size, batch_size, dtype, optimizer=optimizer)
-    return with_training(report, sim, optimizer)
+    return analyze(model, input_size, batch_size, dtype, inputs=inputs, kwargs=kwargs, name=name, mode="train",
+                   optimizer=optimizer, device=device)  # fmt: skip
 
 
 def training_peak_bytes(
     model: nn.Module,
-    input_size: tuple[int, ...],
+    input_size: object,
     batch_size: int,
     dtype: torch.dtype | str = torch.float32,
     *,
