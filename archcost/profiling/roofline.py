@@ -1,8 +1,16 @@
 """Roofline efficiency: the device's measured peaks, and where a model sits under them.
 
-The peaks are measured, not looked up: a large matrix multiply in the chosen dtype gives the achieved
-FLOP/s (2 * n^3 FLOPs per n x n product), a large tensor copy the achieved bytes/s (each element read once
-and written once: 2 * nbytes per copy). They are cached per device, dtype, thread count and torch version
+The peaks are measured, not looked up, the way the models' own kernels run: the compute peak is the best
+FLOP/s that any of several matrix products (square, and the tall-skinny shapes a convolution lowers to) and
+convolutions (ResNet's 3x3 and 1x1 layers) reaches in the chosen dtype at the same thread count, each the best
+of its repeats (``kernel_set``; FLOPs counted as archcost counts them, 2 per MAC, so a convolution algorithm
+that does fewer multiplications is in the peak too). On a GPU in float32, the kernels are timed with TF32 off
+and on, named apart (``fp32_flops_per_s``, ``tf32_flops_per_s``), and the peak is the one of the settings the
+model runs with (``torch.backends.cuda.matmul.allow_tf32`` for products, ``torch.backends.cudnn.allow_tf32``
+for convolutions). The memory roofs are two copies (each element read once and written once: 2 * nbytes): one
+that stays in the caches (``cache_bytes_per_s``, the best of a few small sizes) and one far larger than them
+(``bytes_per_s``, the DRAM roof). A layer above the compute peak is then a finding (``ABOVE_PEAK`` says what it
+can mean), not a calibration to repeat. They are cached per device, dtype, thread count and torch version
 in the user's cache directory (``$ARCHCOST_CACHE_DIR``, else ``platformdirs.user_cache_dir("archcost")``:
 ``$XDG_CACHE_HOME/archcost`` or ``~/.cache/archcost`` on Linux, ``~/Library/Caches/archcost`` on macOS,
 ``%LOCALAPPDATA%\\archcost\\Cache`` on Windows), in ``peaks.json``; a ``filelock`` lock file beside it makes
@@ -106,22 +114,38 @@ def roofline_fields(
     if missing:
         out["roofline_note"] = "missing " + ", ".join(missing)
     if out["percent_of_peak"] is not None and out["percent_of_peak"] > 100:
-        out["roofline_note"] = "; ".join(n for n in (out["roofline_note"], STALE_PEAKS) if n)
+        out["roofline_note"] = "; ".join(n for n in (out["roofline_note"], ABOVE_PEAK) if n)
     return out
 
 
-#: Said wherever a measured FLOP/s is above the device's peak FLOP/s.
-STALE_PEAKS = (
-    "% peak above 100: the cached device peaks are stale (measured on a busy machine, another setting, or a "
-    "different clock); measure them again with --recalibrate (archcost.profile(..., recalibrate=True))"
+#: Said wherever a measured FLOP/s is above the device's peak FLOP/s: what it can mean, in the order to check.
+ABOVE_PEAK = (
+    "% peak above 100: faster than the fastest of the calibration's matrix products and convolutions at these "
+    "threads and dtype. Either its kernel beats them all (a shape or algorithm the calibration does not "
+    "cover: a Winograd or FFT convolution does fewer multiplications than the 2-per-MAC count), or its time is "
+    "short of its work (torch.profiler matched only part of a layer), or the machine was busier while the peaks "
+    "were measured (see peaks_measured_at) than now: only then does measuring them once more on a quiet machine "
+    "help (--recalibrate)"
 )
+#: The name the profiling records and tests know it by.
+STALE_PEAKS = ABOVE_PEAK
 
 
 # -- measured peaks -------------------------------------------------------------------------------------
 
 
+#: The calibration's method: cached peaks of another method (one 2048 x 2048 product, one copy) are measured
+#: again, so an upgrade never keeps a peak below what the convolutions reach.
+CALIBRATION_METHOD = 2
+
+
 @dataclass(frozen=True)
 class DevicePeaks:
+    """A device's measured roofs. ``flops_per_s``: the best kernel (``flops_kernel``) of ``kernel_flops_per_s``
+    (every kernel's best FLOP/s) under the settings the model runs with (``math_mode`` on a GPU in float32);
+    ``bytes_per_s``: the DRAM roof (a copy of ``copy_bytes``); ``cache_bytes_per_s``: the cache roof (a copy of
+    ``cache_copy_bytes``); ``gemm_n``: the largest square product."""
+
     key: str
     flops_per_s: float | None
     bytes_per_s: float | None
@@ -129,9 +153,103 @@ class DevicePeaks:
     copy_bytes: int
     note: str | None = None
     measured_at: str = ""
+    method: int = CALIBRATION_METHOD
+    flops_kernel: str | None = None
+    kernel_flops_per_s: dict | None = None
+    fp32_flops_per_s: float | None = None
+    tf32_flops_per_s: float | None = None
+    math_mode: str | None = None
+    cache_bytes_per_s: float | None = None
+    cache_copy_bytes: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# -- the calibration's kernels (pure: shapes and FLOPs) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One calibration kernel: ``gemm`` (m, k, n): an (m x k) by (k x n) product; ``conv`` (batch, in channels,
+    size, out channels, kernel, stride): a square convolution with padding kernel // 2, no bias."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+
+    @property
+    def flops(self) -> int:
+        """FLOPs as archcost counts them: 2 per multiply-accumulate."""
+        if self.kind == "gemm":
+            m, k, n = self.shape
+            return 2 * m * k * n
+        batch, cin, size, cout, kernel, stride = self.shape
+        out = conv_out_size(size, kernel, stride)
+        return 2 * batch * cout * out * out * cin * kernel * kernel
+
+
+def conv_out_size(size: int, kernel: int, stride: int) -> int:
+    """The output size of a convolution with padding ``kernel // 2``."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def gemm(m: int, k: int, n: int) -> Kernel:
+    return Kernel(f"matmul {m}x{k} @ {k}x{n}", "gemm", (m, k, n))
+
+
+def conv(batch: int, cin: int, size: int, cout: int, kernel: int, stride: int = 1) -> Kernel:
+    return Kernel(
+        f"conv {kernel}x{kernel}/{stride} {cin}->{cout} at {size}x{size}, batch {batch}",
+        "conv",
+        (batch, cin, size, cout, kernel, stride),
+    )
+
+
+def kernel_set(gpu: bool, gemm_n: int | None = None) -> tuple[Kernel, ...]:
+    """The kernels the compute peak is the best of: square products up to ``gemm_n`` (4096 on a GPU, 2048 on
+    the CPU), the products ResNet's 3x3 layers lower to (im2col: output positions x 9 C_in by C_out, at 56, 28,
+    14 and 7 px) and those convolutions themselves, with a 1x1 bottleneck one; at batch 1 and 8 on the CPU,
+    32 on a GPU (where batch 1 leaves most of the chip idle)."""
+    n = gemm_n or (4096 if gpu else 2048)
+    squares = sorted({max(16, n // 4), max(16, n // 2), n})
+    kernels = [gemm(s, s, s) for s in squares]
+    batches = (32,) if gpu else (1, 8)
+    for size, channels in ((56, 64), (28, 128), (14, 256), (7, 512)):
+        kernels.append(gemm(batches[-1] * size * size, 9 * channels, channels))
+        for b in batches:
+            kernels.append(conv(b, channels, size, channels, 3))
+    kernels += [conv(b, 256, 56, 64, 1) for b in batches]
+    return tuple(kernels)
+
+
+def stream_sizes(gpu: bool, copy_bytes: int | None = None) -> tuple[tuple[int, ...], int]:
+    """(cache-resident copy sizes, DRAM-sized copy) in bytes of the source: 64 KB to 1 MB on the CPU (the
+    L1 and L2 of one core; source and destination both stay), 2 to 8 MB on a GPU (its L2 is 40 MB and more on
+    an A100 or H100), and ``copy_bytes`` (256 MB on the CPU, 512 MB on a GPU) far beyond any cache."""
+    cache = (2 * 10**6, 4 * 10**6, 8 * 10**6) if gpu else (64 * 10**3, 256 * 10**3, 10**6)
+    return cache, copy_bytes or ((512 if gpu else 256) * 10**6)
+
+
+def best_kernel(results: dict[str, float | None]) -> tuple[str | None, float | None]:
+    """The kernel with the most FLOP/s of ``results`` ({name: FLOP/s or None when it failed})."""
+    done = {name: v for name, v in results.items() if v}
+    if not done:
+        return None, None
+    name = max(done, key=done.get)
+    return name, done[name]
+
+
+def math_mode_text(matmul_tf32: bool, cudnn_tf32: bool) -> str:
+    """'matmul fp32, convolution tf32' (torch's default on a GPU)."""
+    return f"matmul {'tf32' if matmul_tf32 else 'fp32'}, convolution {'tf32' if cudnn_tf32 else 'fp32'}"
+
+
+def in_math_mode(fp32: dict, tf32: dict, kernels, matmul_tf32: bool, cudnn_tf32: bool) -> dict:
+    """Per kernel, its FLOP/s in the mode the model runs with: products by ``matmul_tf32``, convolutions by
+    ``cudnn_tf32`` (``fp32``/``tf32``: {name: FLOP/s} timed with TF32 off/on)."""
+    use = {"gemm": matmul_tf32, "conv": cudnn_tf32}
+    return {k.name: (tf32 if use[k.kind] else fp32).get(k.name) for k in kernels}
 
 
 def cache_dir() -> Path:
@@ -162,7 +280,7 @@ def _read_cache(path: Path) -> dict:
 
 def load_cached(key: str) -> DevicePeaks | None:
     entry = _read_cache(cache_dir() / "peaks.json").get("peaks", {}).get(key)
-    if not entry:
+    if not entry or entry.get("method") != CALIBRATION_METHOD:  # none, or measured the old way: measure again
         return None
     try:
         return DevicePeaks(**entry)
@@ -193,6 +311,58 @@ def store(peaks: DevicePeaks) -> None:
         pass
 
 
+def _time_kernel(kernel: Kernel, device, dtype, timing: dict) -> float:
+    """The best FLOP/s of ``kernel`` on ``device`` over ``timing``'s repeats (``timing.measure`` keywords)."""
+    import torch
+
+    from archcost.profiling.timing import measure
+
+    if kernel.kind == "gemm":
+        m, k, n = kernel.shape
+        a = torch.randn(m, k, device=device).to(dtype)
+        b = torch.randn(k, n, device=device).to(dtype)
+        out = torch.empty(m, n, device=device, dtype=dtype)
+
+        def run():
+            return torch.mm(a, b, out=out)
+    else:
+        batch, cin, size, cout, kern, stride = kernel.shape
+        layer = torch.nn.Conv2d(cin, cout, kern, stride, kern // 2, bias=False).to(device=device, dtype=dtype)
+        x = torch.randn(batch, cin, size, size, device=device).to(dtype)
+
+        def run():
+            return layer(x)
+
+    t = measure(run, device, **timing)
+    return kernel.flops / t.stats.min_s
+
+
+def _time_kernels(kernels, device, dtype, timing: dict, notes: list[str]) -> dict[str, float | None]:
+    """{kernel name: best FLOP/s, or None with a note where the kernel failed (a dtype the device cannot
+    multiply, no memory)}."""
+    out: dict[str, float | None] = {}
+    for kernel in kernels:
+        try:
+            out[kernel.name] = _time_kernel(kernel, device, dtype, timing)
+        except (RuntimeError, TypeError, MemoryError) as exc:
+            out[kernel.name] = None
+            notes.append(f"{kernel.name} in {str(dtype).replace('torch.', '')} failed: {first_line(exc)}")
+    return out
+
+
+def _time_copy(nbytes: int, device, timing: dict) -> float:
+    """The best bytes/s of copying ``nbytes`` (each element read once and written once)."""
+    import torch
+
+    from archcost.profiling.timing import measure
+
+    elements = max(1, nbytes // 4)
+    src = torch.empty(elements, device=device, dtype=torch.float32).uniform_()
+    dst = torch.empty_like(src)
+    t = measure(lambda: dst.copy_(src), device, **timing)
+    return 2 * elements * 4 / t.stats.min_s
+
+
 def measure_peaks(
     device,
     dtype,
@@ -200,59 +370,92 @@ def measure_peaks(
     *,
     gemm_n: int | None = None,
     copy_bytes: int | None = None,
-    min_time_s: float = 0.2,
+    min_time_s: float = 0.1,
     repeats: int = 5,
-    warmup_s: float = 0.3,
+    warmup_s: float = 0.2,
+    kernels: tuple[Kernel, ...] | None = None,
+    cache_bytes: tuple[int, ...] | None = None,
+    tf32: tuple[bool, bool] | None = None,
 ) -> DevicePeaks:
-    """Achieved FLOP/s of an ``n x n`` matrix product and bytes/s of a large copy on ``device``.
+    """The compute peak (the best of ``kernels``, default ``kernel_set``), the DRAM roof (a copy of
+    ``copy_bytes``) and the cache roof (the best copy of ``cache_bytes``, default ``stream_sizes``) on
+    ``device``, each kernel the best of ``repeats`` samples of at least ``min_time_s``.
 
-    Sizes default to n = 4096 and 512 MB on a GPU, n = 2048 and 256 MB on the CPU (large enough to leave
-    the caches). The best sample of each is the peak. A dtype the device cannot multiply leaves that peak
-    ``None`` with the reason in ``note``.
+    On CUDA in float32 every kernel is timed with TF32 off and on (the flags restored after); ``tf32``
+    (matmul, cudnn) says which the model runs with (default: the flags as they are now). cuDNN's benchmark
+    mode is on while the convolutions are timed, as ``archcost profile`` runs them. A kernel that fails leaves
+    its entry None with the reason in ``note``; no kernel at all leaves ``flops_per_s`` None.
     """
     import torch
 
-    from archcost.profiling.timing import measure
-
     device = torch.device(device)
     gpu = device.type == "cuda"
-    n = gemm_n or (4096 if gpu else 2048)
-    nbytes = copy_bytes or ((512 if gpu else 256) * 10**6)
-    notes = []
-    flops = bandwidth = None
+    kernels = tuple(kernels) if kernels is not None else kernel_set(gpu, gemm_n)
+    squares = [k.shape[0] for k in kernels if k.kind == "gemm" and len(set(k.shape)) == 1]
+    cache_sizes, dram = stream_sizes(gpu, copy_bytes)
+    cache_sizes = tuple(cache_bytes) if cache_bytes is not None else cache_sizes
+    timing = {"warmup_s": warmup_s, "min_time_s": min_time_s, "repeats": repeats}
+    notes: list[str] = []
+    fp32 = tf32_results = None
+    mode = None
     with torch.inference_mode():
+        if gpu and dtype == torch.float32:
+            flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            matmul_tf32, cudnn_tf32 = tf32 if tf32 is not None else flags
+            old_benchmark = torch.backends.cudnn.benchmark
+            try:
+                torch.backends.cudnn.benchmark = True
+                results = {}
+                for on in (False, True):
+                    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+                    results[on] = _time_kernels(kernels, device, dtype, timing, notes)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+                torch.backends.cudnn.benchmark = old_benchmark
+            fp32, tf32_results = results[False], results[True]
+            per_kernel = in_math_mode(fp32, tf32_results, kernels, matmul_tf32, cudnn_tf32)
+            mode = math_mode_text(matmul_tf32, cudnn_tf32)
+        elif gpu:
+            old_benchmark = torch.backends.cudnn.benchmark
+            try:
+                torch.backends.cudnn.benchmark = True
+                per_kernel = _time_kernels(kernels, device, dtype, timing, notes)
+            finally:
+                torch.backends.cudnn.benchmark = old_benchmark
+        else:
+            per_kernel = _time_kernels(kernels, device, dtype, timing, notes)
+        best_name, flops = best_kernel(per_kernel)
+        bandwidth = cache_bandwidth = None
+        cache_size = None
         try:
-            a = torch.randn(n, n, device=device).to(dtype)
-            b = torch.randn(n, n, device=device).to(dtype)
-            out = torch.empty(n, n, device=device, dtype=dtype)
-            t = measure(
-                lambda: torch.mm(a, b, out=out), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats
-            )
-            flops = 2 * n**3 / t.stats.min_s
-        except (RuntimeError, TypeError) as exc:
-            notes.append(f"matrix product in {dtype} failed: {first_line(exc)}")
-        finally:
-            a = b = out = None
-        try:
-            elements = nbytes // 4
-            src = torch.empty(elements, device=device, dtype=torch.float32).uniform_()
-            dst = torch.empty_like(src)
-            t = measure(lambda: dst.copy_(src), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats)
-            bandwidth = 2 * elements * 4 / t.stats.min_s
+            bandwidth = _time_copy(dram, device, timing)
         except (RuntimeError, MemoryError) as exc:
-            notes.append(f"copy of {nbytes} bytes failed: {first_line(exc)}")
-        finally:
-            src = dst = None
+            notes.append(f"copy of {dram} bytes failed: {first_line(exc)}")
+        for size in cache_sizes:
+            try:
+                got = _time_copy(size, device, timing)
+            except (RuntimeError, MemoryError) as exc:
+                notes.append(f"copy of {size} bytes failed: {first_line(exc)}")
+                continue
+            if cache_bandwidth is None or got > cache_bandwidth:
+                cache_bandwidth, cache_size = got, size
     if gpu:
         torch.cuda.empty_cache()
     return DevicePeaks(
         key=key,
         flops_per_s=flops,
         bytes_per_s=bandwidth,
-        gemm_n=n,
-        copy_bytes=nbytes,
-        note="; ".join(notes) or None,
+        gemm_n=max(squares, default=0),
+        copy_bytes=dram,
+        note="; ".join(dict.fromkeys(notes)) or None,
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        flops_kernel=best_name,
+        kernel_flops_per_s=per_kernel,
+        fp32_flops_per_s=best_kernel(fp32)[1] if fp32 is not None else None,
+        tf32_flops_per_s=best_kernel(tf32_results)[1] if tf32_results is not None else None,
+        math_mode=mode,
+        cache_bytes_per_s=cache_bandwidth,
+        cache_copy_bytes=cache_size,
     )
 
 
@@ -269,12 +472,13 @@ def measure_peaks_isolated(device, dtype, key: str, *, threads: int | None = Non
 
     import torch
 
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)  # as the model will run
     request = {
         "device": str(device),
         "dtype": str(dtype).replace("torch.", ""),
         "key": key,
         "threads": threads,
-        "sizes": sizes,
+        "sizes": {"tf32": list(tf32), **{k: [asdict(x) for x in v] if k == "kernels" else v for k, v in sizes.items()}},
     }
     try:
         done = subprocess.run(
@@ -322,7 +526,12 @@ def _child() -> int:
     if request.get("threads"):
         torch.set_num_threads(int(request["threads"]))
     dtype = getattr(torch, request["dtype"])
-    peaks = measure_peaks(torch.device(request["device"]), dtype, request["key"], **request.get("sizes", {}))
+    sizes = dict(request.get("sizes", {}))
+    if "tf32" in sizes:
+        sizes["tf32"] = tuple(sizes["tf32"])
+    if "kernels" in sizes:
+        sizes["kernels"] = tuple(Kernel(k["name"], k["kind"], tuple(k["shape"])) for k in sizes["kernels"])
+    peaks = measure_peaks(torch.device(request["device"]), dtype, request["key"], **sizes)
     print(json.dumps(peaks.to_dict()))
     return 0
 
