@@ -1,5 +1,6 @@
-"""The caller's model never changes: after analyze, check, rf --verify and profile, every parameter, buffer,
-module attribute (tensors cached by forward included), training flag, dtype and device is as it was."""
+"""The caller's model never changes: after analyze (inference and a training step), maxbatch, check,
+rf --verify and profile, every parameter, buffer, module attribute (tensors cached by forward included),
+training flag, dtype and device is as it was."""
 
 from __future__ import annotations
 
@@ -81,6 +82,18 @@ def _analyze(model, size):
     analyze(model, size, device="cpu")
 
 
+def _train(model, size):
+    analyze(model, size, mode="train")
+    analyze(model, size, mode="train", device="cpu", optimizer="momentum")
+
+
+def _maxbatch(model, size):
+    from archcost.cost.training import estimated_peak, max_batch
+
+    for mode in ("train", "infer"):  # what ``archcost maxbatch`` bisects over
+        max_batch(lambda n, mode=mode: estimated_peak(model, size, n, mode=mode), 10**8, cap=64)
+
+
 def _check(model, size):
     from archcost.crosscheck import check_model
 
@@ -101,7 +114,14 @@ def _profile(model, size):
     assert (df["status"] == "ok").all(), df.get("message")
 
 
-ENTRY_POINTS = {"analyze": _analyze, "check": _check, "rf --verify": _rf_verify, "profile": _profile}
+ENTRY_POINTS = {
+    "analyze": _analyze,
+    "analyze --mode train": _train,
+    "maxbatch": _maxbatch,
+    "check": _check,
+    "rf --verify": _rf_verify,
+    "profile": _profile,
+}
 
 
 @settings(

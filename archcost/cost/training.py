@@ -1,8 +1,12 @@
 """Training cost: backward MACs/FLOPs per layer, optimizer FLOPs per parameter, and the peak memory of a step.
 
-How it works: the model's forward runs on the meta device with parameters that require gradients, under
-the same crawler ``analyze`` uses (so the rows are the same rows), then autograd's real backward runs on
-meta tensors and a ``TorchDispatchMode`` sees every aten op it executes. Each autograd node is owned by the
+How it works: ``analyze(mode="train")`` hands its own run (``analysis._Run``: the model, inputs of every
+kind, the analysis tensors, ``private_state`` and the seeded random draw) a ``StepPlan``: forward runs there
+with autograd on, under the same crawler (so the rows are the same rows), then autograd's real backward and
+the optimizer run inside the same ``functional_call`` and guards, on meta tensors (on the CPU where the step
+needs values), and a ``TorchDispatchMode`` sees every aten op they execute. Modules called during backward
+are activation checkpointing re-running a forward: ``_Recompute`` costs them by the forward formulas.
+Each autograd node is owned by the
 row whose forward created it (walking the graph from a row's output back to the outputs of other rows), a
 pre-hook on every node says which row is running, and each backward aten op is costed by a formula below
 (``backward_op_cost``). Nothing is computed: the cost does not depend on the batch or image size.
