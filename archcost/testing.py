@@ -13,8 +13,6 @@ accept it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import nn
 
 from archcost.bench.amount import parse_amount
@@ -44,14 +42,6 @@ def _show(value: float, unit: str) -> str:
     return exact if short.replace(",", "") == exact.replace(",", "") else f"{exact} ({short})"
 
 
-def _size(input_size) -> tuple[int, ...] | None:
-    if input_size is None or isinstance(input_size, (tuple, list)):
-        return tuple(int(d) for d in input_size) if input_size is not None else None
-    from archcost.cost.inputs import parse_shape
-
-    return parse_shape(str(input_size))
-
-
 def cost_figures(report: CostReport) -> dict[str, float | None]:
     """The figures budgets are checked against: totals, peak activations, the final receptive field
     (the largest over the axes; None where the model has no spatial field)."""
@@ -67,11 +57,14 @@ def cost_figures(report: CostReport) -> dict[str, float | None]:
 
 def assert_cost(
     model: nn.Module | str,
-    input_size: Sequence[int] | str | None = None,
+    input_size: object = None,
     *,
     batch_size: int = 1,
     dtype: str = "float32",
     options: dict | None = None,
+    inputs: object = None,
+    kwargs: dict | None = None,
+    batch_dim: int = 0,
     allow_unsupported: bool = False,
     max_params: float | str | None = None,
     max_macs: float | str | None = None,
@@ -83,8 +76,10 @@ def assert_cost(
     max_receptive_field: float | None = None,
 ) -> CostReport:
     """Analyse ``model`` (an ``nn.Module`` or a MODEL argument such as ``"resnet50"`` or
-    ``"mypkg.nets:build"``) at ``input_size`` (CxHxW as a tuple or ``"3x224x224"``; default: the zoo model's
-    own, or the module's ``input_size`` attribute) and assert each budget given. Limits are numbers or
+    ``"mypkg.nets:build"``) at ``input_size`` (CxHxW as a tuple or ``"3x224x224"``, or any input form
+    ``archcost.analyze`` takes: ``("int64", (77,))``, ``"int64:77"``, a list of them; ``inputs=`` example
+    tensors, ``kwargs=`` keyword inputs, ``batch_dim``; default: the zoo model's own, or the module's
+    ``input_size`` attribute) and assert each budget given. Limits are numbers or
     text with decimal prefixes (``"600M"``, ``"4.5e6"``, ``"20MB"``). Returns the ``CostReport``.
     """
     from archcost.cost import analyze
@@ -102,25 +97,23 @@ def assert_cost(
     given = {k: parse_amount(v, k) for k, v in limits.items() if v is not None}
     if not given:
         raise TypeError(f"assert_cost needs at least one budget: {', '.join(BUDGETS)}")
-    size = _size(input_size)
-    if isinstance(model, str):
-        from archcost.models import load_model
+    from archcost.cost.workload import Workload
 
-        loaded = load_model(model, options)
-        module, name, size = loaded.module, loaded.name, size or loaded.input_size
-    elif isinstance(model, nn.Module):
-        if options:
-            raise TypeError("options apply to a model given by name; build the module with them instead")
-        module, name = model, type(model).__name__
-        size = size or getattr(model, "input_size", None)
-        if size is None:
-            raise InputError(
-                f"no input size for {name}",
-                "pass input_size=(C, H, W), or give the module an input_size attribute",
-            )
-    else:
+    if not isinstance(model, (str, nn.Module)):
         raise TypeError(f"model must be an nn.Module or a MODEL string, not {type(model).__name__}")
-    report = analyze(module, tuple(size), batch_size, dtype, name=name)
+    if isinstance(model, nn.Module) and options:
+        raise TypeError("options apply to a model given by name; build the module with them instead")
+    given_inputs = input_size is not None or inputs is not None or bool(kwargs)
+    if isinstance(model, nn.Module) and not given_inputs and getattr(model, "input_size", None) is None:
+        raise InputError(
+            f"no input size for {type(model).__name__}",
+            "pass input_size=(C, H, W) (or inputs=, kwargs=), or give the module an input_size attribute",
+        )
+    work = Workload.of(
+        model, input_size, batch_size, dtype, inputs=inputs, kwargs=kwargs, batch_dim=batch_dim, options=options
+    ).load("meta")
+    name = work.name
+    report = analyze(work)
     figures = cost_figures(report)
     lines, over = [], False
     for key, limit in given.items():

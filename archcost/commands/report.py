@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.commands._common import EXIT_OK
+from archcost.commands._common import EXIT_OK, add_input_args, input_kwargs, parse_opts, quiet_stdout
 from archcost.errors import InputError
 
 
@@ -22,7 +22,10 @@ def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise InputError("--models is empty", "e.g. --models resnet50,vgg16")
-    for path in write(build(models, folder, args.results, args.accuracy, args.device), folder):
+    inputs = {**input_kwargs(args), "options": parse_opts(args.opt)}
+    with quiet_stdout():
+        doc = build(models, folder, args.results, args.accuracy, args.device, inputs=inputs)
+    for path in write(doc, folder):
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -34,6 +37,7 @@ def add_parser(sub) -> None:
         "--results", action="append", metavar="FILE", help="profile results to include (JSON lines); repeatable"
     )
     p.add_argument("--accuracy", help="CSV model,top1[,top5] adding or overriding published accuracy")
-    p.add_argument("--device", help="with --results: the device to report")
+    p.add_argument("--device", help="with --results: the device the records to report were measured on (cpu, cuda:0)")
+    add_input_args(p, batch=False, dtypes=("float32",), many=True)
     p.add_argument("--output", required=True, help="the folder to write")
     p.set_defaults(func=run)

@@ -14,8 +14,9 @@ from archcost.commands._common import (
     analyse,
     emit,
     load,
-    parse_input_size,
+    quiet_stdout,
 )
+from archcost.errors import InputError
 
 
 def _rows(report) -> list[dict]:
@@ -53,17 +54,19 @@ def run(args: argparse.Namespace) -> int:
 
     real = None
     if args.verify:  # the gradient check needs real weights: build the model once, on the CPU, for both
-        from archcost.commands._common import parse_opts
         from archcost.cost import analyze
-        from archcost.models import load_model
 
-        if args.model.lower().endswith(".onnx"):
-            load(args)  # refuses an ONNX file with its own message: the check runs the torch model
-        loaded = load_model(args.model, parse_opts(args.opt), device="cpu")
-        real = loaded.module
-        size = parse_input_size(args.input_size) if args.input_size else loaded.input_size
-        report = analyze(real, size, args.batch_size, args.dtype, name=loaded.name, device=args.device,
-                         max_memory=args.max_memory)  # fmt: skip
+        work = load(args, "cpu")  # refuses an ONNX file with its own message: the check runs the torch model
+        size = work.single_shape
+        if size is None:
+            raise InputError(
+                f"rf --verify follows the gradient of one image input back to its pixels; {work.name} is given "
+                f"{work.label()}",
+                "run `archcost rf` without --verify for the analytic field of these inputs, or give one CxHxW input",
+            )
+        real = work.module
+        with quiet_stdout():
+            report = analyze(work, device=args.device)
     else:
         report = analyse(args)  # a torch model, or an ONNX graph
     final = final_field(report)

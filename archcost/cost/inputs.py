@@ -401,13 +401,38 @@ def check_signature(model: nn.Module, specs: list[InputSpec], plain: dict) -> No
             for p in sig.parameters.values()
             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
-        given = ", ".join(describe_spec(s) for s in specs)
+        given = ", ".join(describe_spec(s) for s in specs) + "".join(f", {k}={v!r}" for k, v in plain.items())
         raise InputError(
             f"{type(model).__name__}.forward({', '.join(params)}) cannot take the inputs given ({given}): {exc}",
-            f"give one input per parameter it needs ({', '.join(required) or 'none'}): repeat --input-size, "
-            "e.g. --input-size 3x16x16 --input-size 3x32x32, name keyword inputs as name=dtype:shape; "
-            "in Python input_size=[(3, 16, 16), (3, 32, 32)]",
+            _binding_hint(sig, specs, plain, required),
         ) from None
+
+
+def _binding_hint(sig: inspect.Signature, specs: list[InputSpec], plain: dict, required: list[str]) -> str:
+    """What to give instead, from what is missing or extra (never the thing the user just did)."""
+    names = {s.name for s in specs if s.name} | set(plain)
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = sorted(n for n in names if n not in sig.parameters and not accepts_any)
+    if unknown:
+        return (
+            f"forward has no parameter {', '.join(unknown)}: name one of its parameters "
+            f"({', '.join(p for p in sig.parameters if p not in ('self',))}) or drop it"
+        )
+    positional = sum(1 for s in specs if s.name is None and not s.path) + len(
+        {s.arg for s in specs if s.name is None and s.path}
+    )
+    bound = required[:positional]
+    missing = [r for r in required if r not in bound and r not in names]
+    if missing:
+        return (
+            f"give {', '.join(missing)} too: another --input-size for each (a keyword one as "
+            f"{missing[0]}=SHAPE, int64:SHAPE for ids), or --kwarg {missing[0]}=VALUE for a plain value; "
+            f"in Python input_size=[...] with one entry per input, or kwargs={{'{missing[0]}': ...}}"
+        )
+    return (
+        f"forward takes {len(required)} required input(s) ({', '.join(required) or 'none'}) and was given "
+        f"{positional} positional one(s): give one --input-size per parameter, naming keyword ones as NAME=SHAPE"
+    )
 
 
 def describe_spec(spec: InputSpec) -> str:

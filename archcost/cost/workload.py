@@ -315,11 +315,15 @@ def _explain(model: nn.Module, specs: list[InputSpec], int_range: tuple[int, int
     where = f"{path} ({type(layer).__name__})" if path else type(layer).__name__
     if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):
         if dtype is None or dtype.is_floating_point or dtype.is_complex:
+            shape = lead.shape
+            if len(shape) == 3 and shape[0] == 3 and shape[1] == shape[2] and dtype is None:
+                shape = (shape[1],)  # '77' was read as the square-image shorthand 3x77x77
+            length = "x".join(map(str, shape)) or "LENGTH"
             raise InputError(
-                f"{lead.label()} is a float input, but the model begins with an embedding, {where}, "
-                f"which takes token ids",
-                f"give integer ids: --input-size int64:{'x'.join(map(str, lead.shape)) or 'LENGTH'} "
-                "(Python: input_size=('int64', shape))",
+                f"{lead.label()} is a float input of shape {list(lead.shape)}, but the model begins with an "
+                f"embedding, {where}, which takes token ids",
+                f"give integer ids with a dtype prefix: --input-size int64:{length} (a bare number is the "
+                f"image shorthand 3xNxN; Python: input_size=('int64', ({length.replace('x', ', ')},)))",
             )
         if dtype not in (torch.int64, torch.int32):
             raise InputError(

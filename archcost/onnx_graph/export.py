@@ -88,7 +88,10 @@ def export_onnx(
         args, kwargs, names = [torch.zeros((batch_size, *input_size), dtype=dtype)], {}, ["input"]
     else:
         args, kwargs = work.tensors("cpu", dtype=dtype)
+        kwargs = {k: v for k, v in kwargs.items() if k not in work.plain}  # plain values: constants of the graph
         names = [_graph_name(s) for s in work.specs]
+        if work.plain:
+            model = _Bound(model, work.plain)
     x = next(iter([*args, *kwargs.values()]), None)
     shapes = [list(s["shape"]) for s in work.describe()] if work is not None else [list(x.shape)]
     flags = {m: m.training for m in model.modules()}
@@ -120,6 +123,26 @@ def export_onnx(
         for m, flag in flags.items():
             m.training = flag
     return path
+
+
+def _bound_class():
+    from torch import nn
+
+    class Bound(nn.Module):
+        """``model`` with its plain keyword values bound, so the exporter sees tensors only."""
+
+        def __init__(self, model, plain: dict) -> None:
+            super().__init__()
+            self.model, self.plain = model, dict(plain)
+
+        def forward(self, *args, **kwargs):
+            return self.model(*args, **kwargs, **self.plain)
+
+    return Bound
+
+
+def _Bound(model, plain: dict):  # noqa: N802  (builds an nn.Module without importing torch at module import)
+    return _bound_class()(model, plain)
 
 
 def _graph_name(spec) -> str:

@@ -66,9 +66,9 @@ def model_points(
     figure, overridden or added by ``accuracy`` (whose ``dataset`` column, if any, says what it was
     measured on). Models of another dataset are left out with a note. A model outside the zoo has no
     known dataset: it is taken as ``dataset`` and a note says so, with the input it was analysed at.
-    ``analysed``: ``{spec: (LoadedModel, CostReport)}`` already made by the caller (not built again)."""
+    ``analysed``: ``{spec: (Workload, CostReport)}`` already made by the caller (not built again)."""
     from archcost.cost import analyze
-    from archcost.models import load_model
+    from archcost.cost.workload import Workload
     from archcost.zoo import get_meta
 
     extra = read_accuracy(accuracy) if accuracy else {}
@@ -77,13 +77,13 @@ def model_points(
         if analysed and spec in analysed:
             loaded, report = analysed[spec]
         else:
-            loaded = load_model(spec)
-            report = analyze(loaded.module, loaded.input_size, name=loaded.name)
+            loaded = Workload.of(spec).load("meta")
+            report = analyze(loaded)
         meta = get_meta(spec) if loaded.source == "zoo" else None
         row = {
             "model": loaded.name,
             "family": meta.family if meta else "user",
-            "input_size": "x".join(map(str, loaded.input_size)),
+            "input_size": loaded.label(),
             "params": report.totals["params"],
             "macs": report.totals["macs"],
             "flops": report.totals["flops"],

@@ -80,11 +80,15 @@ def _save(fig, folder: Path, name: str) -> str:
 
 
 def build(models: list[str], folder: str | Path, results: str | None = None, accuracy: str | None = None,
-          device: str | None = None) -> Document:  # fmt: skip
-    """Write the report's figures and CSVs into ``folder`` and return the document (not yet written)."""
+          device: str | None = None, *, inputs: dict | None = None) -> Document:  # fmt: skip
+    """Write the report's figures and CSVs into ``folder`` and return the document (not yet written).
+
+    ``inputs``: the ``Workload.of`` keywords (``input_size``, ``kwargs``, ``batch_dim``, ``int_range``) every
+    model is analysed at (default: each model's own input), so the tables agree with records measured at
+    those inputs."""
     from archcost.cost import analyze
     from archcost.cost.memory import estimate
-    from archcost.models import load_model
+    from archcost.cost.workload import Workload
     from archcost.report import figures
     from archcost.report.data import model_points, with_accuracy
     from archcost.report.table import final_field, layer_frame, rf_text
@@ -98,14 +102,14 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
     )
     rows, reports, analysed = [], {}, {}
     for spec in models:  # each model built and analysed once, for the tables and the charts alike
-        loaded = load_model(spec)
-        report = analyze(loaded.module, loaded.input_size, name=loaded.name)
+        loaded = Workload.of(spec, **(inputs or {})).load("meta")
+        report = analyze(loaded)
         reports[loaded.name] = report
         analysed[spec] = (loaded, report)
         mem = estimate(report)
         final = final_field(report)
         rows.append({
-            "model": loaded.name, "input": "x".join(map(str, loaded.input_size)),
+            "model": loaded.name, "input": loaded.label(),
             "params": format_count(report.totals["params"]), "MACs": format_count(report.totals["macs"]),
             "FLOPs": format_count(report.totals["flops"]), "param mem": format_bytes(report.totals["param_bytes"]),
             "peak activations": format_bytes(mem.inference_peak_activation_bytes),
@@ -156,7 +160,7 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
                         "Top-1 against throughput; blob area: MACs; dashed: upper envelope")  # fmt: skip
     from archcost.report.training import report_training_table  # issue 16: one training step per model
 
-    train, train_notes = report_training_table([(lo.name, lo.module, lo.input_size) for lo, _ in analysed.values()])
+    train, train_notes = report_training_table([lo for lo, _ in analysed.values()])
     doc.h2("Training cost (batch 1, adam)")
     doc.p(
         "One training step: forward FLOPs of the training-mode forward (batch norm with batch statistics), "
@@ -171,7 +175,9 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
         doc.p(f"Note: {note}.")
     doc.h2("Per-model cost, by top-level module")
     for name, report in reports.items():
-        doc.p(f"{name}: input {'x'.join(map(str, report.input_shape))}; per-layer table in {name}.csv")
+        shown = " ".join(f"{i.get('name') or ''}{'=' if i.get('name') else ''}{'x'.join(map(str, i['shape']))}"
+                         for i in report.input_shapes) or "x".join(map(str, report.input_shape))  # fmt: skip
+        doc.p(f"{name}: input {shown}; per-layer table in {name}.csv")
         df = layer_frame(report, depth=1)
         for col in ("params", "macs", "flops"):
             df[col] = df[col].map(format_count)

@@ -72,26 +72,27 @@ def render_training(report: CostReport, fmt: str = "text") -> str:
 
 
 def report_training_table(
-    analysed: list[tuple[str, object, tuple[int, ...]]], batch_size: int = 1, optimizer: str = "adam"
+    analysed: list, batch_size: int = 1, optimizer: str = "adam"
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The training table of ``archcost report``: per ``(name, module, input size)``, the forward FLOPs of the
-    training-mode forward, backward FLOPs, ``optimizer`` FLOPs and ``training_peak_bytes`` at ``batch_size``
-    (``archcost.cost.training.analyze_training``), formatted; and notes for the models left out (no trainable
-    parameter, or an input the training step does not take), each saying why."""
-    from archcost.cost.training import analyze_training
-    from archcost.errors import InputError
+    """The training table of ``archcost report``: per loaded ``Workload`` (``archcost.cost.workload``), the
+    forward FLOPs of the training-mode forward, backward FLOPs, ``optimizer`` FLOPs and
+    ``training_peak_bytes`` at its batch size (``archcost.analyze(..., mode="train")``), formatted; and notes for
+    the models left out (no trainable parameter, or an input the training step does not take), each saying
+    why."""
+    from archcost.cost import analyze
+    from archcost.errors import ArchcostError
 
     rows, notes = [], []
-    for name, module, size in analysed:
+    for work in analysed:
         try:
-            report = analyze_training(module, size, batch_size, name=name, optimizer=optimizer)
-        except InputError as exc:
-            notes.append(f"{name} left out of the training table: {exc.message}")
+            report = analyze(work, mode="train", optimizer=optimizer)
+        except ArchcostError as exc:
+            notes.append(f"{work.name} left out of the training table: {exc.message}")
             continue
         t = report.totals
         rows.append(
             {
-                "model": name,
+                "model": work.name,
                 "forward FLOPs": format_count(t["flops"]),
                 "backward FLOPs": format_count(t["backward_flops"]),
                 "optimizer FLOPs": format_count(t["optimizer_flops"]),
