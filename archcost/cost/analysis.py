@@ -20,10 +20,11 @@ from torch import nn
 
 from archcost.cost.crawl import Crawl, shape_of, storage_key
 from archcost.cost.formulas._args import tensors
-from archcost.cost.inputs import InputSpec, check_signature, describe_spec, input_specs, make_tensor
+from archcost.cost.inputs import InputSpec, assemble, check_signature, describe_spec, input_specs, make_tensor
+from archcost.cost.workload import Workload
 from archcost.cost.receptive import propagate, with_field
 from archcost.cost.record import CostReport, LayerCost
-from archcost.cost.untouched import has_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
+from archcost.cost.untouched import has_lazy, is_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
 from archcost.errors import AnalysisError, InputError, InternalError, first_line
 from archcost.units import DTYPES, format_bytes
 
@@ -41,7 +42,7 @@ DEVICES = ("auto", "meta", "cpu")
 
 
 def analyze(
-    model: nn.Module,
+    model: nn.Module | Workload,
     input_size: object = None,
     batch_size: int = 1,
     dtype: torch.dtype | str = torch.float32,
@@ -54,6 +55,8 @@ def analyze(
     max_memory: int | None = None,
     mode: str = "infer",
     optimizer: str = "adam",
+    batch_dim: int = 0,
+    int_range: tuple[int, int] | None = None,
 ) -> CostReport:
     """Per-layer params, MACs, FLOPs and bytes of ``model`` on its inputs.
 
@@ -61,7 +64,11 @@ def analyze(
     ``(3, 224, 224)``), a ``(dtype, shape)`` pair or spec string (``"int64:77"``), or a list of those, one
     per positional input; ``inputs=`` takes example tensors (a tensor, a tuple, or a dict of keyword
     inputs; their shapes include the batch); ``kwargs=`` passes keyword inputs (tensors or plain values).
-    Floating inputs and parameters take ``dtype``; ``batch_size`` is prepended to every shape.
+    Floating inputs and parameters take ``dtype``; ``batch_size`` is prepended to every shape, or put at
+    ``batch_dim`` (or where a spec string's ``B`` stands). ``int_range=(low, high)``: integer inputs of a CPU
+    run take seeded random values in ``[low, high)`` instead of zeros. ``model`` may instead be a
+    ``archcost.cost.workload.Workload`` (model and inputs in one object; the other input arguments are then
+    not given). A ``torch.compile``d module is analysed through its original module (said in ``notes``).
 
     Where it runs: on the meta device (nothing computed, however large the batch or image). A forward that
     needs values (``.item()``, ``bool(tensor)``, ``.tolist()``, mask indexing, ``nonzero``, NMS, a tensor
@@ -83,6 +90,21 @@ def analyze(
     Raises ``InputError`` (bad inputs, TorchScript, a CPU run over the memory limit), ``AnalysisError``
     (forward failed; the message names the layer, op and shapes) and ``InternalError`` (archcost's bug).
     """
+    notes: list[str] = []
+    if isinstance(model, Workload):
+        work = model.load("meta") if not isinstance(model.model, nn.Module) else model.load()
+        model, name = work.module, name or work.name
+        specs, plain = list(work.specs), dict(work.plain)
+        batch_size, dtype, int_range = work.batch_size, work.dtype, work.int_range
+        device, max_memory = work.device if device == "auto" else device, max_memory or work.max_memory
+    else:
+        specs, plain = input_specs(input_size, inputs, kwargs, batch_dim=batch_dim)
+    model, compiled = _uncompiled(model)
+    if compiled:
+        notes.append(
+            "analysed through the original module of this torch.compile'd model (archcost's hooks are not "
+            "compiled); the compiled graph runs the same ops, fused kernels aside"
+        )
     dtype = _parse_dtype(dtype)
     if mode not in ("infer", "train"):
         raise InputError(f"unknown mode {mode!r}", "use mode='infer' (the forward) or 'train' (+ backward, optimizer)")
@@ -91,7 +113,6 @@ def analyze(
         raise InputError(f"unknown analysis device {device!r}", f"use one of {', '.join(DEVICES)}")
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}", "give a batch size >= 1")
-    specs, plain = input_specs(input_size, inputs, kwargs)
     model = unwrap(model)
     refuse_torchscript(model)
     check_signature(model, specs, plain)
@@ -102,6 +123,7 @@ def analyze(
         target = lazy_copy(model)
         _materialise(target, specs, plain, batch_size, compute_dtype, training)
     run = _Run(target, specs, plain, batch_size, compute_dtype, training)
+    run.int_range = int_range
 
     because = None
     if device != "cpu":
@@ -109,7 +131,7 @@ def analyze(
             crawl, out = run.forward("meta")
         except _Failed as failed:
             if not failed.needs_data:
-                raise failed.error(run) from failed.cause
+                raise _explained(run, failed) from failed.cause
             if device == "meta":
                 raise AnalysisError(
                     f"the forward needs real data: {failed.reason}",
@@ -124,11 +146,12 @@ def analyze(
         try:
             crawl, out = run.forward("cpu")
         except _Failed as failed:
-            raise failed.error(run) from failed.cause
+            raise _explained(run, failed) from failed.cause
     report = _report(
         run, crawl, out, model_name=name or type(model).__name__, dtype=dtype, on="cpu" if because else "meta",
         because=because,
     )  # fmt: skip
+    report.notes.extend(notes)
     if mode == "train":
         return _train(run, report, dtype=dtype, device=device, max_memory=max_memory, optimizer=optimizer)
     return report
@@ -255,12 +278,14 @@ class _Run:
         self.state: dict[str, torch.Tensor] = {}
         self.axes = _spatial_axes(specs)
 
-    def tensors(self, device: str) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    def tensors(self, device: str) -> tuple[list, dict]:
+        """Forward's ``(args, kwargs)`` on ``device`` (tuple and dict arguments put together; the plain
+        keyword values are ``self.plain``, not included)."""
         generator = torch.Generator().manual_seed(0) if device == "cpu" else None
-        made = [make_tensor(s, self.batch_size, self.dtype, device, generator) for s in self.specs]
-        args = [t for s, t in zip(self.specs, made, strict=True) if s.name is None]
-        kwargs = {s.name: t for s, t in zip(self.specs, made, strict=True) if s.name is not None}
-        return args, kwargs
+        int_range = getattr(self, "int_range", None)
+        made = [make_tensor(s, self.batch_size, self.dtype, device, generator, int_range) for s in self.specs]
+        self.made = made
+        return assemble(self.specs, made)
 
     def forward(self, device: str, step=None) -> tuple[Crawl, object]:
         """Crawl forward on ``device`` (meta or cpu) on private tensors, under the guards of
@@ -395,16 +420,29 @@ def _state(model: nn.Module, device: str, dtype: torch.dtype) -> dict[str, torch
 def _materialise(model: nn.Module, specs, plain, batch_size, dtype, training) -> None:
     """Run one forward of the private lazy copy on meta so its lazy layers take their shapes."""
     args, kwargs = _Run(model, specs, plain, batch_size, dtype, training).tensors("meta")
+    # uninitialised tensors that forward may replace (``self.w = nn.Parameter(...)``) rather than materialise
+    lazy = [(table, key) for m in model.modules() for table in (m._parameters, m._buffers)
+            for key, t in table.items() if t is not None and is_lazy(t)]  # fmt: skip
     try:
         with torch.no_grad(), private_state(model, "meta"):
             model.train(training)
             model(*args, **kwargs, **plain)
+            made = [(table, key, table.get(key)) for table, key in lazy]
+        for table, key, t in made:  # private_state restored the tables: keep what forward put there
+            if t is not None and not is_lazy(t):
+                table[key] = t
     except Exception as exc:
         detail = first_line(exc)
         raise AnalysisError(
             f"the lazy modules could not take their shapes from the inputs given: {detail}",
             "check the input size, or run one forward of the model on real data before analysing it",
         ) from exc
+    left = [k for k, t in [*model.named_parameters(), *model.named_buffers()] if is_lazy(t)]
+    if left:
+        raise AnalysisError(
+            f"{', '.join(left)} still uninitialised after one forward: its shape is unknown",
+            "give it a shape before analysing (initialise it in __init__, or run one forward on real data)",
+        )
 
 
 def _check_memory(needed: int, limit: int | None) -> None:
