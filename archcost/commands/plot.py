@@ -111,7 +111,7 @@ def figure(args: argparse.Namespace):
                 f"{', '.join(args.results)} has no power data", "power is measured through NVML on NVIDIA GPUs only"
             )
     if args.kind == "roofline":
-        return figures.roofline(df, float(df["peak_flops_per_s"].iloc[0]), float(df["peak_bytes_per_s"].iloc[0])), notes
+        return figures.roofline(df), notes  # each record under the roof of its own run
     fn = {
         "latency-vs-batch": figures.latency_vs_batch, "throughput-vs-batch": figures.throughput_vs_batch,
         "power-vs-batch": figures.power_vs_batch, "energy-per-image": figures.energy_per_image,

@@ -2,26 +2,32 @@
 
 Every function takes a pandas DataFrame (or a CostReport) and returns a ``Figure``; nothing is shown
 or saved here. Colours are fixed per model family, so a family looks the same in every chart.
+
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so importing this module leaves the
+caller's matplotlib backend as it was; ``Figure.savefig`` renders them headless whatever the backend.
 """
 
 from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless: figures are written to files, never shown
+from archcost.cost.record import CostReport
+from archcost.units import format_count
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from archcost.cost.record import CostReport  # noqa: E402
-from archcost.units import format_count  # noqa: E402
-
-#: ten colours a reader can tell apart (tab10); where they run out, the family's marker changes too
-_COLOURS = plt.get_cmap("tab10").colors
+#: Kelly's (1965) colours of maximum contrast without white and black (black is a user's model), and two
+#: more: 22 colours, one per zoo family, so that no two families share one (tab10's ten ran out at 22
+#: families and gave mobilenet and vgg the same olive); the marker changes too (``_MARKERS`` cycle). In the
+#: order of the zoo's sorted families, the pale ones (buff, light blue, yellows) falling to the least drawn.
+_COLOURS = (
+    "#be0032", "#c2b280", "#a1caf1", "#875692", "#008856", "#f38400", "#882d17", "#848482", "#e68fac",
+    "#f3c300", "#dcd300", "#604e97", "#0067a5", "#f99379", "#2b3d26", "#00a3a3", "#f6a600", "#b3446c",
+    "#8db600", "#1f2a80", "#e25822", "#654522",
+)  # fmt: skip
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
 #: the style of a model that is not in the zoo
 USER_STYLE = ("black", "*")
@@ -36,13 +42,15 @@ def _zoo_families() -> list[str]:
 def family_style(family: str) -> tuple[tuple, str]:
     """(colour, marker) of a family: its place among all zoo families, so it never changes between charts.
 
-    Ten colours (tab10) cycle; the marker changes with each cycle, so two families never share both.
-    A family outside the zoo (a user's model) is a black star."""
+    Each family has its own colour (``_COLOURS``, as many as the zoo has families) and the markers cycle
+    beside them, so bar charts (colour only) and scatter charts both tell every family apart. Beyond
+    ``len(_COLOURS)`` families the colours repeat with another marker. A family outside the zoo (a user's
+    model) is a black star."""
     families = _zoo_families()
     if family not in families:
         return USER_STYLE
     i = families.index(family)
-    return _COLOURS[i % len(_COLOURS)], _MARKERS[(i // len(_COLOURS)) % len(_MARKERS)]
+    return _COLOURS[i % len(_COLOURS)], _MARKERS[(i + i // len(_COLOURS)) % len(_MARKERS)]
 
 
 def family_colour(family: str) -> tuple:
@@ -69,7 +77,7 @@ def upper_envelope(x: list[float], y: list[float]) -> list[int]:
     return sorted(flipped, key=lambda i: x[i])
 
 
-def _new(title: str, xlabel: str, ylabel: str, size=(8, 5.5), subtitle: str = "") -> tuple[Figure, plt.Axes]:
+def _new(title: str, xlabel: str, ylabel: str, size=(8, 5.5), subtitle: str = "") -> tuple[Figure, Axes]:
     """A figure with one axes: ``title`` on top, ``subtitle`` (where it was measured) under it.
 
     ``fig.warnings`` collects what the chart cannot show (``_warn``)."""
@@ -85,36 +93,69 @@ def _new(title: str, xlabel: str, ylabel: str, size=(8, 5.5), subtitle: str = ""
     return fig, ax
 
 
+#: the font size of a warning under a chart, and the width of a character in it (em, a generous average)
+_WARN_FONTSIZE, _CHAR_EM = 8, 0.6
+
+
+def wrap_to_figure(fig: Figure, text: str, fontsize: float = _WARN_FONTSIZE) -> str:
+    """``text`` broken into lines that fit the figure's width (with a margin): a long warning is never cut
+    off at the figure's edges."""
+    import textwrap
+
+    width = max(20, int(0.92 * fig.get_figwidth() * 72 / (fontsize * _CHAR_EM)))
+    return textwrap.fill(text, width=width, break_on_hyphens=False)
+
+
 def _warn(fig: Figure, text: str) -> None:
-    """Say on the figure (under the x axis, in red) what it cannot show; ``fig.warnings`` keeps the text
-    for the command line."""
+    """Say on the figure (under the x axis, in red, wrapped to its width) what it cannot show;
+    ``fig.warnings`` keeps the text for the command line."""
     fig.warnings.append(text)
-    fig.supxlabel("\n".join(f"Warning: {w}" for w in fig.warnings), fontsize=8, color="firebrick")
+    fig.supxlabel("\n".join(wrap_to_figure(fig, f"Warning: {w}") for w in fig.warnings), fontsize=_WARN_FONTSIZE,
+                  color="firebrick", gid="warnings")  # fmt: skip
 
 
 # -- axes ----------------------------------------------------------------------------------------------
-_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
 
 def tick_text(value: float) -> str:
-    """A tick label in plain numbers: 0.5, 30, 500, 2000, 20 k, 10 G (never 3x10^1)."""
-    if abs(value) >= 1e4:
-        for scale, prefix in _SI:
-            if abs(value) >= scale:
-                return f"{value / scale:g} {prefix}"
+    """A tick label in plain numbers with archcost's decimal prefixes (``units.format_count``'s K, M, G, T):
+    0.5, 30, 500, 2 K, 20 K, 10 G (never 3x10^1, 1e8 or an offset)."""
+    for scale, prefix in _SI:
+        if abs(value) >= scale:
+            return f"{value / scale:g} {prefix}"
     return f"{value:g}"
 
 
-def _log_axis(axis, values) -> None:
-    """Log scale with plain-number ticks: decades over a wide range, 1-2-5 over one to three decades,
-    every integer multiple over less than one; no minor labels, so labels never run into each other."""
+def bytes_tick_text(value: float, unit: float = 1.0) -> str:
+    """A tick of an axis in bytes (``unit`` bytes per data unit: 1e6 for MB): 500 MB, 1 GB, 20 GB (never
+    '10 k' MB)."""
+    b = value * unit
+    for scale, prefix in (*_SI, (1.0, "")):
+        if abs(b) >= scale:
+            return f"{b / scale:g} {prefix}B"
+    return f"{b:g} B"
+
+
+def linear_axis(axis, formatter=None) -> None:
+    """Linear ticks at 1, 2 and 5 times a power of ten, written with ``tick_text`` (no ``1e8`` offset)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: (formatter or tick_text)(v)))
+
+
+def _log_axis(axis, values, formatter=None) -> None:
+    """Log scale with plain-number ticks (``tick_text``, or ``formatter``): decades over a wide range, 1-2-5
+    over one to three decades, every integer multiple over less than one; no minor labels, so labels never
+    run into each other."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     vals = [float(v) for v in values if v is not None and v == v and v > 0]
     decades = math.log10(max(vals) / min(vals)) if vals else 4.0
     subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 0.9 else tuple(float(i) for i in range(1, 10))
     axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: tick_text(v)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: (formatter or tick_text)(v)))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -495,25 +536,48 @@ def receptive_field(report: CostReport) -> Figure:
 
 
 # -- charts from measured results -----------------------------------------------------------------
-def _per_model_lines(df: pd.DataFrame, y: str, title: str, ylabel: str, logy: bool = False) -> Figure:
-    fig, ax = _new(title, "batch size (log scale)", ylabel, subtitle=measured_on(df, batch=False))
-    _mixed_configurations(fig, df)
-    seen: dict[str, int] = {}  # models drawn per family: the family's colour and marker, another line style
-    single = []
-    for model, group in df.groupby("model", sort=True):
-        group = group.sort_values("batch_size")
-        family = group["family"].iloc[0]
+#: line styles of the models of one family, in turn
+_DASHES = ("-", "--", ":", "-.")
+
+
+def model_styles(models: list[str], families: list[str]) -> dict[str, dict]:
+    """Per model, the keywords of its line: its family's colour; the first model of a family its family's
+    marker and a solid line, the next ones the next markers and dashes (and hollow markers after four), so
+    that resnet18 and resnet50 differ in marker as well as dash and the legend tells every model apart."""
+    seen: dict[str, int] = {}
+    out = {}
+    for model, family in zip(models, families, strict=True):
         colour, marker = family_style(family)
         k = seen[family] = seen.get(family, -1) + 1
-        ax.plot(group["batch_size"], group[y], marker=marker, linestyle=("-", "--", ":", "-.")[k % 4],
-                fillstyle="full" if k < 4 else "none", label=model, color=colour, gid=f"model:{model}")  # fmt: skip
+        start = _MARKERS.index(marker) if marker in _MARKERS else 0
+        out[model] = {
+            "color": colour,
+            "marker": marker if k == 0 else _MARKERS[(start + k) % len(_MARKERS)],
+            "linestyle": _DASHES[k % len(_DASHES)],
+            "fillstyle": "full" if k < len(_MARKERS) else "none",
+        }
+    return out
+
+
+def _per_model_lines(df: pd.DataFrame, y: str, title: str, ylabel: str, logy: bool = False, formatter=None) -> Figure:
+    fig, ax = _new(title, "batch size (log scale)", ylabel, subtitle=measured_on(df, batch=False))
+    _mixed_configurations(fig, df)
+    groups = [(model, group.sort_values("batch_size")) for model, group in df.groupby("model", sort=True)]
+    styles = model_styles([m for m, _ in groups], [g["family"].iloc[0] for _, g in groups])
+    single = []
+    for model, group in groups:
+        ax.plot(group["batch_size"], group[y], label=model, gid=f"model:{model}", **styles[model])
         if group["batch_size"].nunique() < 2:
             single.append(model)
     _batch_axis(ax, df["batch_size"])
     if logy:
         ax.set_yscale("log")
-        _log_axis(ax.yaxis, df[y])
-    ax.legend(fontsize=7, ncols=2 if df["model"].nunique() > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
+        _log_axis(ax.yaxis, df[y], formatter)
+    else:
+        linear_axis(ax.yaxis, formatter)
+    # handles long enough to show a dash pattern ("--" and ":" look alike over matplotlib's default 2 em)
+    ax.legend(fontsize=7, ncols=2 if df["model"].nunique() > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1),
+              handlelength=4)  # fmt: skip
     if single and len(single) == df["model"].nunique():
         sizes = ", ".join(str(int(b)) for b in sorted(df["batch_size"].unique()))
         _warn(fig, f"every model was measured at one batch size only (batch {sizes}): no trend to show; "
@@ -549,7 +613,8 @@ def energy_per_image(df: pd.DataFrame) -> Figure:
 
 def memory_vs_batch(df: pd.DataFrame) -> Figure:
     """Measured peak memory against batch size, one line per model (Canziani & Culurciello, Fig. 6)."""
-    return _per_model_lines(df, "memory_mb", "Memory against batch size", "peak memory (MB, log scale)", True)
+    return _per_model_lines(df, "memory_mb", "Memory against batch size", "peak memory (log scale)", True,
+                            lambda v: bytes_tick_text(v, 1e6))  # fmt: skip
 
 
 #: fewest points a fit is drawn through: two points always lie on a line (R² = 1 says nothing)
@@ -607,9 +672,11 @@ def _figure_size(n: int) -> tuple[float, float]:
 
 def memory_vs_params(df: pd.DataFrame) -> Figure:
     """Measured peak memory against parameter count, with a least-squares line (linear axes)."""
-    fig, ax = _new("Memory against parameters", "parameters (millions)", "measured peak memory (MB)",
+    fig, ax = _new("Memory against parameters", "parameters (millions)", "measured peak memory",
                    size=_figure_size(len(df)), subtitle=measured_on(df))  # fmt: skip
     _mixed_configurations(fig, df)
+    linear_axis(ax.xaxis)
+    linear_axis(ax.yaxis, lambda v: bytes_tick_text(v, 1e6))  # data in MB
     return _scatter_with_fit(df, (df["params"] / 1e6).tolist(), df["memory_mb"].tolist(), fig, ax, False,
                              "memory against parameters")  # fmt: skip
 
@@ -655,28 +722,77 @@ def accuracy_vs_throughput(df: pd.DataFrame) -> Figure:
     return fig
 
 
-def roofline(df: pd.DataFrame, peak_flops: float, peak_bytes_per_s: float) -> Figure:
+#: line styles of the roofs of several runs on one chart, in turn
+_ROOF_STYLES = ("-", "--", "-.", ":")
+
+
+def _roof_groups(df: pd.DataFrame) -> list[tuple[float, float, float | None, list[int]]]:
+    """The distinct roofs of the records: (peak FLOP/s, peak bytes/s, cache bytes/s or None, row indices),
+    oldest calibration first. Runs that share one calibration (the peaks are cached) share one roof."""
+    cache = df["peak_cache_bytes_per_s"] if "peak_cache_bytes_per_s" in df else pd.Series([None] * len(df))
+    when = df["peaks_measured_at"] if "peaks_measured_at" in df else pd.Series([""] * len(df))
+    groups: dict[tuple, list[int]] = {}
+    for i, (f, b, c) in enumerate(zip(df["peak_flops_per_s"], df["peak_bytes_per_s"], cache, strict=True)):
+        c = None if c is None or c != c else float(c)
+        groups.setdefault((float(f), float(b), c), []).append(i)
+    order = sorted(groups, key=lambda k: min(str(when.iloc[i] or "") for i in groups[k]))
+    return [(*k, groups[k]) for k in order]
+
+
+def roofline(df: pd.DataFrame, peak_flops: float | None = None, peak_bytes_per_s: float | None = None) -> Figure:
     """The device's measured roofs (Williams, Waterman & Patterson 2009), and each model at its arithmetic
-    intensity and achieved FLOP/s."""
+    intensity and achieved FLOP/s, under the roof of its own run.
+
+    Each record carries the peaks it was measured against (``peak_flops_per_s``, ``peak_bytes_per_s``, and
+    ``peak_cache_bytes_per_s`` where the cache-resident memory roof was measured); records of several
+    calibrations (other runs, thread counts, a recalibration) get one roof each, labelled with the models
+    under it, and a model is "above the roof" only against its own. ``peak_flops`` / ``peak_bytes_per_s``
+    given: one roof for every record (as before). Records without peaks are left out with a warning.
+    ``fig.roofs``: per roof (peak FLOP/s, peak bytes/s, models); ``fig.above``: the models above their own."""
+    from archcost.profiling.roofline import ABOVE_PEAK
+
     fig, ax = _new("Roofline", "arithmetic intensity (FLOPs per byte, log scale)", "achieved FLOP/s (log scale)",
                    subtitle=measured_on(df))  # fmt: skip
     _mixed_configurations(fig, df)
+    if peak_flops is not None and peak_bytes_per_s is not None:
+        df = df.assign(peak_flops_per_s=float(peak_flops), peak_bytes_per_s=float(peak_bytes_per_s))
+    known = df["peak_flops_per_s"].notna() & df["peak_bytes_per_s"].notna() & (df["peak_flops_per_s"] > 0)
+    if not known.all():
+        _warn(fig, "no device peaks in the record (profiled with --no-roofline), left out: "
+                   + ", ".join(df[~known]["model"].astype(str)))  # fmt: skip
+    df = df[known].reset_index(drop=True)
+    fig.roofs, fig.above = [], []
+    if df.empty:
+        return fig
+    groups = _roof_groups(df)
     ai = df["arithmetic_intensity"].tolist()
-    lo, hi = min(ai + [1.0]) / 4, max(ai + [peak_flops / peak_bytes_per_s]) * 4
+    ridges = [f / b for f, b, _, _ in groups]
+    lo, hi = min(ai + [1.0]) / 4, max(ai + ridges) * 4
     xs = np.logspace(math.log10(lo), math.log10(hi), 100)
-    roof = np.minimum(peak_flops, xs * peak_bytes_per_s)
-    ax.plot(xs, roof, color="black", gid="roof",
-            label=f"roofs: {format_count(peak_flops)}FLOP/s, {format_count(peak_bytes_per_s)}B/s")  # fmt: skip
+    roof_values = []
+    for n, (flops, bandwidth, cache, rows) in enumerate(groups):
+        style = _ROOF_STYLES[n % len(_ROOF_STYLES)]
+        models = list(dict.fromkeys(df["model"].iloc[rows]))
+        more = f" +{len(models) - 4}" if len(models) > 4 else ""
+        under = "" if len(groups) == 1 else ": " + ", ".join(models[:4]) + more
+        roof = np.minimum(flops, xs * bandwidth)
+        roof_values += list(roof)
+        ax.plot(xs, roof, color="black", linestyle=style, linewidth=1.2, gid=f"roof:{n}",
+                label=f"roof {format_count(flops)}FLOP/s, {format_count(bandwidth)}B/s{under}")  # fmt: skip
+        if cache and cache > bandwidth:
+            ax.plot(xs, np.minimum(flops, xs * cache), color="gray", linestyle=style, linewidth=0.8,
+                    gid=f"cache-roof:{n}", label=f"cache-resident stream {format_count(cache)}B/s")  # fmt: skip
+            roof_values += list(np.minimum(flops, xs * cache))
+        fig.roofs.append((flops, bandwidth, models))
     ax.set_xscale("log")
     ax.set_yscale("log")
     _log_axis(ax.xaxis, [lo, hi])
-    _log_axis(ax.yaxis, list(roof) + df["achieved_flops"].tolist())
-    ax.legend(fontsize=8, loc="lower right")
+    _log_axis(ax.yaxis, roof_values + df["achieved_flops"].tolist())
+    ax.legend(fontsize=7, loc="lower right")
     _scatter(ax, ai, df["achieved_flops"], df["family"])
     _legend_by_family(ax, df["family"])
-    above = df[df["achieved_flops"] > peak_flops]["model"].tolist()
-    if above:
-        _warn(fig, f"above the measured compute roof: {', '.join(above)}; the peak (a matrix product, measured "
-                   "once and cached) is lower than what they reached: measure it again with --recalibrate")  # fmt: skip
+    fig.above = list(dict.fromkeys(df[df["achieved_flops"] > df["peak_flops_per_s"]]["model"]))
+    if fig.above:
+        _warn(fig, f"above their own run's compute roof: {', '.join(fig.above)}. {ABOVE_PEAK}")
     _place_labels(fig, ax, ai, df["achieved_flops"].tolist(), df["model"].tolist())
     return fig

@@ -17,6 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from archcost.errors import InputError
+from archcost.report.figures import _log_axis, linear_axis
+from archcost.units import format_count
 
 
 def _value(v):
@@ -77,6 +79,8 @@ def layer_time(r: dict) -> Figure:
     ax_macs.invert_yaxis()
     ax_macs.set_xlabel("MACs per layer (analytic)")
     ax_time.set_xlabel("median time per layer (ms, torch.profiler)")
+    linear_axis(ax_macs.xaxis)  # 1-2-5 ticks written 200 M, 400 M: never matplotlib's 1e8 offset
+    linear_axis(ax_time.xaxis)
     ax_macs.grid(axis="x", alpha=0.3)
     ax_time.grid(axis="x", alpha=0.3)
     total = _value(r.get("layer_time_sum_s"))
@@ -110,7 +114,15 @@ def layer_roofline(r: dict) -> Figure:
     xs = [x["arithmetic_intensity"] for x in pts]
     lo, hi = min(xs + [1.0]) / 2, max(xs + [peak_f / peak_b]) * 2
     grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
-    ax.plot(grid, [min(peak_f, i * peak_b) for i in grid], color="black", linewidth=1.2, label="measured roofline")
+    roof = [min(peak_f, i * peak_b) for i in grid]
+    ax.plot(grid, roof, color="black", linewidth=1.2, gid="roof",
+            label=f"roof: {format_count(peak_f)}FLOP/s, DRAM {format_count(peak_b)}B/s")  # fmt: skip
+    cache_b = _value(r.get("peak_cache_bytes_per_s"))
+    if cache_b and cache_b > peak_b:  # small layers whose data stays in cache may run above the DRAM roof
+        cache_roof = [min(peak_f, i * cache_b) for i in grid]
+        ax.plot(grid, cache_roof, color="gray", linewidth=0.8, linestyle="--", gid="cache-roof",
+                label=f"cache-resident stream {format_count(cache_b)}B/s")  # fmt: skip
+        roof += cache_roof
     ax.axvline(peak_f / peak_b, color="grey", linestyle=":", linewidth=0.8, label="ridge point")
     types = sorted({x["type"] for x in pts})
     for t in types:
@@ -127,20 +139,25 @@ def layer_roofline(r: dict) -> Figure:
         ax.annotate("whole model", (r["arithmetic_intensity"], r["achieved_flops_per_s"]), fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _log_axis(ax.xaxis, [lo, hi])  # plain 1-2-5 or decade ticks: 0.5, 10, 1 K, not 10^-1 ... 10^11
+    _log_axis(ax.yaxis, roof + [x["flops_per_s"] for x in pts])
     ax.set_xlabel("arithmetic intensity (FLOPs / bytes moved, no cache reuse: a lower bound)")
     ax.set_ylabel("achieved FLOP/s (analytic FLOPs / measured time)")
-    ax.grid(which="both", alpha=0.2)
+    ax.grid(which="major", alpha=0.2)
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"Layers on the roofline (area: share of time)\n{measured_setting(r)}", fontsize=9)
     fig.tight_layout()
     warnings = _list(r.get("warnings"))
-    if any(x["flops_per_s"] > peak_f for x in pts):
-        from archcost.profiling.roofline import STALE_PEAKS
+    above = [x["name"] for x in pts if x["flops_per_s"] > peak_f]
+    fig.above = above
+    if above:
+        from archcost.profiling.roofline import ABOVE_PEAK
 
-        ax.text(0.01, 0.99, "points above the roof: the cached peaks are stale; rerun with --recalibrate",
-                transform=ax.transAxes, va="top", fontsize=7, color="#c44e52")  # fmt: skip
+        shown = ", ".join(above[:4]) + (f" and {len(above) - 4} more" if len(above) > 4 else "")
+        ax.text(0.01, 0.99, f"above the compute roof: {shown} (see the warning)", transform=ax.transAxes,
+                va="top", fontsize=7, color="#c44e52", gid="above")  # fmt: skip
         if "peaks_stale" not in _list(r.get("flags")):
-            warnings.append(f"a layer is drawn above the roof: {STALE_PEAKS}")
+            warnings.append(f"layers above the calibrated compute peak ({shown}): {ABOVE_PEAK}")
     fig.warnings = list(dict.fromkeys(warnings))
     return fig
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from archcost.errors import InputError
-from archcost.report.figures import _batch_axis, _log_axis, _new, _warn, measured_on
+from archcost.report.figures import _COLOURS, _batch_axis, _log_axis, _new, _warn, bytes_tick_text, measured_on
 
 #: batch sizes of the curves when no measurement says which
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -40,16 +39,16 @@ def memory_estimates(
     Raises ``InputError`` for an unknown model or optimizer, or a model with nothing to train.
     """
     from archcost.cost.training import estimated_peak, optimizer_rule
-    from archcost.models import load_model
+    from archcost.cost.workload import Workload
 
     optimizer_rule(optimizer)
     rows = []
     for spec in models:
-        loaded = load_model(str(spec), {}, device="meta")
+        loaded = Workload.of(str(spec), dtype=dtype).load("meta")
         for mode in MODES:
             for b in sorted({int(b) for b in batch_sizes}):
-                peak = estimated_peak(
-                    loaded.module, loaded.input_size, b, dtype, mode=mode, optimizer=optimizer, foreach=foreach
+                peak = estimated_peak(  # a Workload in the model's place: analyze takes its inputs from it
+                    loaded.with_batch(b), None, b, dtype, mode=mode, optimizer=optimizer, foreach=foreach
                 )
                 rows.append({"model": loaded.name, "batch_size": b, "mode": mode, "estimate_bytes": int(peak)})
     return pd.DataFrame(rows, columns=["model", "batch_size", "mode", "estimate_bytes"])
@@ -69,8 +68,8 @@ def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None
     if measured is not None and len(measured):
         where += "\npoints " + measured_on(measured, batch=False)
     fig, ax = _new("Memory against batch size: training and inference", "batch size (log scale)",
-                   "peak memory (MB, log scale)", subtitle=where)  # fmt: skip
-    colours = plt.get_cmap("tab10").colors
+                   "peak memory (log scale)", subtitle=where)  # fmt: skip
+    colours = _COLOURS
     models = list(dict.fromkeys(estimates["model"]))
     values = list(estimates["estimate_bytes"] / 1e6)
     batches = list(estimates["batch_size"])
@@ -100,8 +99,8 @@ def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None
             _warn(fig, f"measured records in {', '.join(other)} are drawn against estimates in {dtype}")
     _batch_axis(ax, batches)
     ax.set_yscale("log")
-    _log_axis(ax.yaxis, values)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    _log_axis(ax.yaxis, values, lambda v: bytes_tick_text(v, 1e6))  # data in MB, ticks 500 MB, 10 GB (not 10 k)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), handlelength=4)
     return fig
 
 
