@@ -18,6 +18,7 @@ import os
 import torch
 from torch import nn
 
+from archcost.cost._registry import formula_overrides
 from archcost.cost.crawl import Crawl, shape_of, storage_key
 from archcost.cost.formulas._args import tensors
 from archcost.cost.inputs import InputSpec, assemble, check_signature, describe_spec, input_specs, make_tensor
@@ -57,6 +58,7 @@ def analyze(
     optimizer: str = "adam",
     batch_dim: int = 0,
     int_range: tuple[int, int] | None = None,
+    formulas: dict | None = None,
 ) -> CostReport:
     """Per-layer params, MACs, FLOPs and bytes of ``model`` on its inputs.
 
@@ -87,9 +89,17 @@ def analyze(
     backward on meta tensors) and the ``optimizer``'s FLOPs (sgd, momentum, adam, adamw), and the peak bytes
     of a training step (``archcost.cost.training``; one input shape only).
 
+    ``formulas={key: fn}``: cost formulas for this call only, replacing the registered ones (keys as
+    ``register_cost`` takes them: a torch callable, an op name, an ``nn.Module`` class; fvcore's
+    ``set_op_handle``). The registry is unchanged for every other call.
+
     Raises ``InputError`` (bad inputs, TorchScript, a CPU run over the memory limit), ``AnalysisError``
     (forward failed; the message names the layer, op and shapes) and ``InternalError`` (archcost's bug).
     """
+    if formulas:
+        call = {k: v for k, v in locals().items() if k != "formulas"}
+        with formula_overrides(formulas):
+            return analyze(**call)
     notes: list[str] = []
     if isinstance(model, Workload):
         work = model.load("meta") if not isinstance(model.model, nn.Module) else model.load()

@@ -18,12 +18,22 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from archcost.cost._registry import Cost, NotCostable, apply_formula, module_formula, op_formula, op_name
+from archcost.cost._registry import (
+    Cost,
+    NotCostable,
+    apply_formula,
+    bind,
+    module_formula,
+    op_entry,
+    op_formula,
+    op_name,
+    tool_counts,
+)
 from archcost.cost.formulas._args import tensors
 from archcost.cost.memory import workspace_bytes
 from archcost.cost.meta_shapes import META_SHAPE
 from archcost.cost.receptive import Unknown, spatial, step_of
-from archcost.cost.record import LayerCost, Unsupported
+from archcost.cost.record import LayerCost, OpCost, Unsupported
 from archcost.errors import InternalError
 
 
@@ -41,6 +51,7 @@ class _Frame:
     act_ids: set[int] = field(default_factory=set)  # tensors on the path from the call's inputs
     steps: list = field(default_factory=list)  # receptive-field geometry of the ops on that path
     since: int = 0  # storages allocated before the call (``Crawl.allocations``): not new memory of its row
+    parts: list = field(default_factory=list)  # OpCost of each op summed into the row
 
 
 def storage_key(t: torch.Tensor) -> int:
@@ -128,6 +139,7 @@ class Crawl(TorchFunctionMode):
             cost=cost,
             param_ids={id(p) for p in own},
             ops=tuple(frame.ops),
+            parts=frame.parts if formula is None else (),
             unsupported=[] if formula is not None else frame.unsupported,
             steps=frame.steps if formula is None else [(Unknown(type(module).__name__), ())],
             since=frame.since,
@@ -147,7 +159,7 @@ class Crawl(TorchFunctionMode):
             raise
         out_tensors = tensors(out)
         if out_tensors:
-            self._on_op(name, args, kwargs, out, out_tensors)
+            self._on_op(name, args, kwargs, out, out_tensors, func=func)
         return out
 
     def _decompose(self, name: str, func, types, args: tuple, kwargs: dict):
@@ -175,7 +187,7 @@ class Crawl(TorchFunctionMode):
         if not out_tensors:
             return out
         if self.leaf_ops == seen:  # nothing inside reached torch through the mode: no formula, no parts
-            self._on_op(name, args, kwargs, out, out_tensors)
+            self._on_op(name, args, kwargs, out, out_tensors, func=func)
         elif cover is not None:
             self._cover_row(cover, out, out_tensors)
         return out
@@ -199,7 +211,18 @@ class Crawl(TorchFunctionMode):
             unsupported.append(name)
             return Cost()
 
-    def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list) -> None:
+    def _part(self, name: str, func, args: tuple, kwargs: dict, out: object, unsupported: list) -> OpCost:
+        """The op's cost (``_cost``) with its arguments bound by name (``bind``: by the signature of ``func``,
+        the callable that ran), and what fvcore and FlopCounterMode count for it (its catalogue entry)."""
+        formula = op_formula(name)
+        if func is not None and formula is not None:
+            kwargs = bind(func, name, args, kwargs)
+        cost = self._cost(name, formula, args, kwargs, out, unsupported)
+        fvcore, flop_counter = tool_counts(op_entry(name), args, kwargs, out, cost)
+        first = out if isinstance(out, torch.Tensor) else tensors(out)[0]
+        return OpCost(name, cost.macs, cost.flops, fvcore, flop_counter, first.numel())
+
+    def _on_op(self, name: str, args: tuple, kwargs: dict, out: object, out_tensors: list, func=None) -> None:
         self.leaf_ops += 1
         since = self.allocations
         frame = self.stack[-1] if self.stack else None
@@ -210,7 +233,6 @@ class Crawl(TorchFunctionMode):
             if id(t) not in self.params:
                 self.track(t)
         self._workspace(name, out_tensors)
-        formula = op_formula(name)
         ins = tensors((args, kwargs))
         origins = self._origins(ins)
         covered = next((f for f in self.stack if f.covered), None)
@@ -230,13 +252,16 @@ class Crawl(TorchFunctionMode):
             elif module_formula(cover.module) is not None:
                 return  # the module's own formula costs the whole call
             cover.ops.append(name)
-            cover.cost = cover.cost + self._cost(name, formula, args, kwargs, out, cover.unsupported)
+            part = self._part(name, func, args, kwargs, out, cover.unsupported)
+            cover.parts.append(part)
+            cover.cost = cover.cost + Cost(part.macs, part.flops)
             return
         acts = [t for t in ins if id(t) in self.producer]
         if id(out_tensors[0]) in self.params or (not acts and not origins):
             return  # reading a parameter, or creating a constant: no work on activations
         unsupported: list[str] = []
-        cost = self._cost(name, formula, args, kwargs, out, unsupported)
+        part = self._part(name, func, args, kwargs, out, unsupported)
+        cost = Cost(part.macs, part.flops)
         if not acts:
             # Work on parameters only (e.g. building a weight): follow it, row only if it costs.
             for t in out_tensors:
@@ -254,6 +279,7 @@ class Crawl(TorchFunctionMode):
             cost=cost,
             param_ids=set(origins),
             ops=(name,),
+            parts=(part,),
             unsupported=unsupported,
             steps=[self._step(name, args, kwargs, acts[0], out_tensors[0])] if acts else [],
             since=since,
@@ -278,6 +304,7 @@ class Crawl(TorchFunctionMode):
             cost=cover.cost,
             param_ids=set(cover.origins),
             ops=tuple(cover.ops),
+            parts=cover.parts,
             unsupported=cover.unsupported,
             steps=cover.steps,
             since=cover.since,
@@ -285,10 +312,15 @@ class Crawl(TorchFunctionMode):
 
     def _step(self, name: str, args: tuple, kwargs: dict, x: torch.Tensor, out: torch.Tensor) -> tuple:
         shape = tuple(x.shape)
+        entry = op_entry(name)
+        if entry is not None and entry.geometry is not None:  # the catalogue's own geometry for the op
+            return entry.geometry(args, kwargs, shape, tuple(out.shape), self.axes), spatial(shape, self.axes)
         return step_of(name, args, kwargs, shape, tuple(out.shape), self.axes), spatial(shape, self.axes)
 
     # -- rows -----------------------------------------------------------------------------------
-    def _add_row(self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps, since):
+    def _add_row(
+        self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps, since, parts=()
+    ):
         new_params = [self.params[i] for i in sorted(param_ids - self.counted) if i in self.params]
         self.counted.update(id(p) for p in new_params)
         self.names[base] += 1
@@ -315,6 +347,7 @@ class Crawl(TorchFunctionMode):
                 view_bytes=shared,
                 supported=not unsupported,
                 ops=ops,
+                parts=tuple(parts),
                 alias_of=next((self.storage_row[k] for k in [storage_key(outs[0])] if k in self.storage_row), None)
                 if outs
                 else None,
@@ -402,6 +435,7 @@ class _Cover:
     unsupported: list[str] = field(default_factory=list)
     steps: list = field(default_factory=list)
     origins: frozenset[int] = frozenset()
+    parts: list = field(default_factory=list)
     since: int = 0  # storages allocated before the call (``Crawl.allocations``)
 
 

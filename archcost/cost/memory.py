@@ -5,7 +5,7 @@ sees it freed when Python frees it (a finalizer per tensor), so the timeline is 
 model's own code: a residual or dense block keeps its inputs alive until the merge, a variable keeps
 its tensor until it is rebound. Views and in-place results share their storage. The model input is
 held by the caller throughout. Temporaries inside one torch function are counted where the function
-is known to hold them (``WORKSPACE``); work buffers of a backend (convolution workspaces) are not.
+is known to hold them (the catalogue's ``workspace``); work buffers of a backend (convolution workspaces) are not.
 
 Training: parameters + the larger of (the activations autograd saves for backward, taken as every
 distinct activation tensor of the forward pass, + gradients, one per parameter) and (gradients +
@@ -23,20 +23,13 @@ from archcost.units import DTYPES, dtype_bytes
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 
-#: Temporaries an op holds while it runs, in multiples of its output's bytes, and why.
-WORKSPACE: dict[str, tuple[int, str]] = {
-    "local_response_norm": (
-        2,
-        "torch.nn.functional.local_response_norm squares the input, pads it, average-pools it, then "
-        "scales, shifts and raises it in new tensors: two input-sized temporaries are alive at its peak "
-        "(measured: AlexNet and GoogLeNet peak inside their LRN layers at input + output + 2 temporaries)",
-    ),
-}
-
-
 def workspace_bytes(op: str, out_bytes: int) -> int:
-    """Bytes of temporaries ``op`` holds beside its output (0 where none are known)."""
-    return WORKSPACE.get(op, (0, ""))[0] * out_bytes
+    """Bytes of temporaries ``op`` holds beside its output: its catalogue entry's ``workspace`` (0 where
+    none is known)."""
+    from archcost.cost._registry import op_entry
+
+    entry = op_entry(op)
+    return entry.workspace[0] * out_bytes if entry is not None and entry.workspace else 0
 
 
 @dataclass(frozen=True)

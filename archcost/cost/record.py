@@ -17,6 +17,19 @@ TRAINING_FIELDS = ("backward_macs", "backward_flops", "optimizer_flops")
 
 
 @dataclass(frozen=True)
+class OpCost:
+    """One op summed into a row: its name, archcost's cost of it, and what fvcore and torch's
+    FlopCounterMode count for it by their conventions (the op's catalogue entry; None: not predictable)."""
+
+    op: str
+    macs: int
+    flops: int
+    fvcore: int | None = 0
+    flop_counter: int | None = 0
+    outputs: int = 0  # elements of the op's (first) output
+
+
+@dataclass(frozen=True)
 class LayerCost:
     """One executed leaf-module call, or one op run directly inside a non-leaf module's ``forward``.
 
@@ -58,6 +71,9 @@ class LayerCost:
     optimizer_flops: int | None = None  # one optimizer step on the parameters this row counted
     #: of ``params``, those with ``requires_grad=True`` (the rest are frozen); None where unknown (an ONNX graph)
     trainable_params: int | None = None
+    #: the ops summed into the row, one ``OpCost`` per call (empty where a module formula costs the layer
+    #: whole, or for an ONNX graph); not in the row's JSON
+    parts: tuple[OpCost, ...] = field(default=(), repr=False)
 
     @property
     def frozen_params(self) -> int | None:
@@ -66,6 +82,7 @@ class LayerCost:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        del d["parts"]
         for key in (*TRAINING_FIELDS, "trainable_params"):
             if d[key] is None:
                 del d[key]
@@ -234,3 +251,31 @@ class CostReport:
             known = g["trainable_params"] is not None and r.trainable_params is not None
             g["trainable_params"] = g["trainable_params"] + r.trainable_params if known else None  # None: unknown
         return list(groups.values())
+
+    def by_operator(self) -> dict[str, OperatorTotal]:
+        """Calls, MACs and FLOPs per op over the whole model (fvcore's ``by_operator``, torch's
+        ``get_flop_counts()["Global"]``), costliest first: each row's ops (``LayerCost.parts``), or the row
+        itself under its type where a module formula costs it whole. Ops archcost could not cost are
+        listed with ``supported=False``."""
+        totals: dict[str, list] = {}
+        unsupported = {u.op for u in self.unsupported}
+        for r in self.layers:
+            parts = r.parts or (OpCost(r.type, r.macs, r.flops),)
+            for p in parts:
+                t = totals.setdefault(p.op, [0, 0, 0])
+                t[0] += 1
+                t[1] += p.macs
+                t[2] += p.flops
+        ordered = sorted(totals.items(), key=lambda kv: (-kv[1][2], -kv[1][1], kv[0]))
+        return {op: OperatorTotal(op, c, m, f, op not in unsupported) for op, (c, m, f) in ordered}
+
+
+@dataclass(frozen=True)
+class OperatorTotal:
+    """One op over a whole model (``CostReport.by_operator``)."""
+
+    op: str
+    calls: int
+    macs: int
+    flops: int
+    supported: bool = True

@@ -1,10 +1,12 @@
-"""What fvcore and torch's FlopCounterMode count for each op, written down with the source it was read from.
+"""What fvcore and torch's FlopCounterMode count for each op, read from the op catalogue.
 
-Each ``Rule`` says, for the ops archcost records under some names, under which name a tool reports them,
-how much it counts, in words and as a function of archcost's own row (its MACs, its input and output
-shapes, its layer settings), and where in the tool's source that convention lives. The reconciliation
-(``reconcile.py``) predicts each tool's figure for every archcost row from these rules and compares the
-prediction with what the tool measured: a difference the rules do not predict is a mismatch.
+The forward conventions are not a second table: every op's ``fvcore=`` and ``flop_counter=`` facets
+(``archcost.cost._registry.Counted``, written beside its cost formula in ``cost/formulas/``, sources in
+``cost/formulas/_tools.py``) are evaluated by the crawler on the op's own arguments, so each row carries what
+each tool counts for it (``LayerCost.parts``). This module turns those facets into the ``Rule`` list
+``archcost check`` cites: one rule per facet, naming the ops that share it, plus the fallback for an op with
+no facet (the tool has no formula for it: counted 0). The backward conventions of ``check --mode train``
+(``TORCH_BACKWARD``) stay here: they are functions of a training analysis's rows (``OpView``).
 
 Sources (read in the installed packages; versions as pinned by the project):
 
@@ -23,7 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from archcost.cost.formulas.elementwise import INTERPOLATE_FLOPS
+from archcost.cost._registry import Counted, entries, op_entry
 
 FVCORE, TORCH = "fvcore", "torch"
 #: FlopCounterMode on the backward of a training step (``archcost check --mode train``)
@@ -32,7 +34,7 @@ TORCH_BACKWARD = "torch backward"
 
 @dataclass(frozen=True)
 class OpView:
-    """One archcost row seen as one op: what the rules need, all taken from archcost's own analysis."""
+    """One row of a training analysis seen as one op: what the backward rules need."""
 
     op: str  # archcost's op name (conv2d, batch_norm, ...)
     macs: int
@@ -51,39 +53,22 @@ class OpView:
 class Rule:
     """One tool's convention for some archcost ops."""
 
-    tool: str  # FVCORE or TORCH
+    tool: str  # FVCORE, TORCH or TORCH_BACKWARD
     ops: tuple[str, ...]  # archcost op names it covers
     tool_op: str  # the name the tool reports the count under ("" when the tool counts nothing)
     text: str  # the convention, in words
     source: str  # where in the tool's source it is written
-    count: Callable[[OpView], int]
-
-    @property
-    def needs_shapes(self) -> bool:
-        """Whether the count depends on more than the op's MACs (so on its own input or output shape)."""
-        return self.count not in (_macs, _two_macs, _zero, _two_backward_macs)
+    #: backward rules: the count from a training row (``OpView``); forward rules are evaluated per op call by
+    #: the crawler (the catalogue's ``Counted``) and carry None
+    count: Callable[[OpView], int] | None = None
 
 
 _CONV = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 _MATMUL = ("linear", "matmul", "mm", "bmm", "addmm", "baddbmm")
-#: archcost ops whose work archcost counts as MACs (cost/formulas/conv.py and linear.py).
+#: archcost ops whose work archcost counts as MACs and whose backward the TORCH_BACKWARD rules cover.
 MAC_OPS = (*_CONV, *_MATMUL, "bilinear")
 
-_FV_FLOPS = "fvcore/nn/flop_count.py _DEFAULT_SUPPORTED_OPS"
-_FV_HANDLES = "fvcore/nn/jit_handles.py"
 _TORCH = "torch/utils/flop_counter.py"
-
-
-def _macs(v: OpView) -> int:
-    return v.macs
-
-
-def _two_macs(v: OpView) -> int:
-    return 2 * v.macs
-
-
-def _zero(v: OpView) -> int:
-    return 0
 
 
 def _two_backward_macs(v: OpView) -> int:
@@ -96,162 +81,7 @@ def _torch_conv_backward(v: OpView) -> int:
     return 2 * v.backward_macs + (2 * v.macs * (v.groups - 1) if v.weight_grad else 0)
 
 
-def _fv_batch_norm(v: OpView) -> int:
-    if v.training:  # batchnorm_flop_jit falls back to norm_flop_counter(1)
-        return v.in_numel * (5 if v.affine else 4)
-    return v.in_numel * (2 if v.affine else 1)
-
-
-def _fv_norm(v: OpView) -> int:
-    return v.in_numel * (5 if v.affine else 4)
-
-
-def _interpolate_mode(v: OpView) -> str | None:
-    """The interpolation mode, read back from archcost's own FLOPs per output element."""
-    if v.out_numel == 0 or v.flops % v.out_numel:
-        return None
-    per = v.flops // v.out_numel
-    modes = [m for m, f in INTERPOLATE_FLOPS.items() if f == per and m != "nearest-exact"]
-    return modes[0] if len(modes) == 1 else None
-
-
-def _fv_interpolate(v: OpView) -> int:
-    mode = _interpolate_mode(v)
-    if v.out_dims == 4 and mode == "nearest":  # aten::upsample_nearest2d: elementwise_flop_counter(0, 1)
-        return v.out_numel
-    if v.out_dims == 4 and mode == "bilinear":  # aten::upsample_bilinear2d: elementwise_flop_counter(0, 4)
-        return 4 * v.out_numel
-    return 0
-
-
-RULES: tuple[Rule, ...] = (
-    # -- fvcore FlopCountAnalysis ------------------------------------------------------------------------
-    Rule(
-        FVCORE,
-        _CONV,
-        "conv",
-        "1 per MAC (one fused multiply-add = one flop); bias not counted",
-        f"{_FV_FLOPS}['aten::_convolution'] -> {_FV_HANDLES} conv_flop_jit / conv_flop_count: "
-        "batch * prod(w_shape) * prod(out_shape[2:]) (input spatial size when transposed)",
-        _macs,
-    ),
-    Rule(
-        FVCORE,
-        ("linear",),
-        "linear",
-        "1 per MAC; bias not counted",
-        f"{_FV_FLOPS}['aten::linear'] -> {_FV_HANDLES} linear_flop_jit: prod(input_shape) * out_features",
-        _macs,
-    ),
-    Rule(
-        FVCORE,
-        ("matmul",),
-        "matmul",
-        "1 per MAC",
-        f"{_FV_FLOPS}['aten::matmul'] -> {_FV_HANDLES} matmul_flop_jit: prod(a_shape) * b_shape[-1]",
-        _macs,
-    ),
-    Rule(FVCORE, ("mm",), "mm", "1 per MAC", f"{_FV_FLOPS}['aten::mm'] -> {_FV_HANDLES} matmul_flop_jit", _macs),
-    Rule(
-        FVCORE,
-        ("bmm",),
-        "bmm",
-        "1 per MAC",
-        f"{_FV_FLOPS}['aten::bmm'] -> {_FV_HANDLES} bmm_flop_jit: n * c * t * d",
-        _macs,
-    ),
-    Rule(
-        FVCORE,
-        ("addmm",),
-        "addmm",
-        "1 per MAC; the added matrix not counted",
-        f"{_FV_FLOPS}['aten::addmm'] -> {_FV_HANDLES} addmm_flop_jit: batch * input_dim * output_dim",
-        _macs,
-    ),
-    Rule(
-        FVCORE,
-        ("baddbmm", "bilinear"),
-        "",
-        "no handle: reported unsupported, counted 0",
-        f"{_FV_FLOPS} has no 'aten::baddbmm' or 'aten::bilinear'",
-        _zero,
-    ),
-    Rule(
-        FVCORE,
-        ("batch_norm",),
-        "batch_norm",
-        "inference: 2 per element with affine, 1 without; training: 5 with affine, 4 without "
-        "(archcost: 2 per element at inference, see units.FLOPS_PER_ELEMENT)",
-        f"{_FV_FLOPS}['aten::batch_norm'] -> {_FV_HANDLES} batchnorm_flop_jit",
-        _fv_batch_norm,
-    ),
-    Rule(
-        FVCORE,
-        ("group_norm",),
-        "group_norm",
-        "5 per input element with affine, 4 without",
-        f"{_FV_FLOPS}['aten::group_norm'] -> {_FV_HANDLES} norm_flop_counter(2)",
-        _fv_norm,
-    ),
-    Rule(
-        FVCORE,
-        ("layer_norm",),
-        "layer_norm",
-        "5 per input element with affine, 4 without",
-        f"{_FV_FLOPS}['aten::layer_norm'] -> {_FV_HANDLES} norm_flop_counter(2)",
-        _fv_norm,
-    ),
-    Rule(
-        FVCORE,
-        ("instance_norm",),
-        "instance_norm",
-        "5 per input element with affine, 4 without",
-        f"{_FV_FLOPS}['aten::instance_norm'] -> {_FV_HANDLES} norm_flop_counter(1)",
-        _fv_norm,
-    ),
-    Rule(
-        FVCORE,
-        ("adaptive_avg_pool2d",),
-        "adaptive_avg_pool2d",
-        "1 per input element (archcost: 1 per element read by the windows)",
-        f"{_FV_FLOPS}['aten::adaptive_avg_pool2d'] -> {_FV_HANDLES} elementwise_flop_counter(1, 0)",
-        lambda v: v.in_numel,
-    ),
-    Rule(
-        FVCORE,
-        ("interpolate", "upsample", "upsample_nearest", "upsample_bilinear"),
-        "",
-        "2-d nearest: 1 per output element (upsample_nearest2d); 2-d bilinear: 4 per output element "
-        "(upsample_bilinear2d); other modes and dimensions: no handle, counted 0",
-        f"{_FV_FLOPS}['aten::upsample_nearest2d'] elementwise_flop_counter(0, 1), "
-        "['aten::upsample_bilinear2d'] elementwise_flop_counter(0, 4)",
-        _fv_interpolate,
-    ),
-    # -- torch FlopCounterMode ---------------------------------------------------------------------------
-    Rule(
-        TORCH,
-        _CONV,
-        "convolution",
-        "2 per MAC; bias not counted",
-        f"{_TORCH} conv_flop / conv_flop_count: prod(conv_shape) * prod(filter_size) * batch * c_out * c_in * 2",
-        _two_macs,
-    ),
-    Rule(
-        TORCH,
-        _MATMUL,
-        "matmul",
-        "2 per MAC (linear and matmul reach it as aten.mm, addmm or bmm); bias not counted",
-        f"{_TORCH} mm_flop / addmm_flop / bmm_flop / baddbmm_flop: 2 * m * k * n (per batch)",
-        _two_macs,
-    ),
-    Rule(
-        TORCH,
-        ("bilinear",),
-        "",
-        "aten.bilinear runs as aten._trilinear, which has no formula: counted 0",
-        f"{_TORCH} flop_registry has no aten._trilinear",
-        _zero,
-    ),
+BACKWARD_RULES: tuple[Rule, ...] = (
     # -- torch FlopCounterMode, backward (archcost check --mode train) -----------------------------------
     Rule(
         TORCH_BACKWARD,
@@ -274,14 +104,18 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-#: The fallback for an op no rule names: both tools count nothing for it.
+
+def _zero(v: OpView) -> int:
+    return 0
+
+
+#: The fallback for an op no facet names: the tool has no formula for it and counts nothing.
 FVCORE_NONE = Rule(
     FVCORE,
     ("*",),
     "",
     "no handle: counted 0 (reported unsupported unless listed in _IGNORED_OPS, e.g. relu, cat, dropout)",
-    f"{_FV_FLOPS}; fvcore/nn/jit_analysis.py _IGNORED_OPS",
-    _zero,
+    "fvcore/nn/flop_count.py _DEFAULT_SUPPORTED_OPS; fvcore/nn/jit_analysis.py _IGNORED_OPS",
 )
 TORCH_NONE = Rule(
     TORCH,
@@ -289,17 +123,7 @@ TORCH_NONE = Rule(
     "",
     "counts only convolution, matrix products and attention: counted 0",
     f"{_TORCH} flop_registry",
-    _zero,
 )
-
-_BY_OP: dict[tuple[str, str], Rule] = {}
-for _rule in RULES:
-    for _op in _rule.ops:
-        if (_rule.tool, _op) in _BY_OP:
-            raise ValueError(f"two {_rule.tool} rules for op {_op!r}")
-        _BY_OP[(_rule.tool, _op)] = _rule
-
-
 TORCH_BACKWARD_NONE = Rule(
     TORCH_BACKWARD,
     ("*",),
@@ -310,24 +134,69 @@ TORCH_BACKWARD_NONE = Rule(
 )
 
 
+#: nn.MultiheadAttention in eval on the CPU (fvcore's trace) takes its fused fast path, one
+#: aten::_native_multi_head_attention, which fvcore has no handle for; archcost, on the meta device (not a
+#: fast-path device), sees F.multi_head_attention_forward run as linear/bmm/softmax. Applied where fvcore
+#: itself reports that op unsupported in the module.
+FVCORE_MHA_FASTPATH = Rule(
+    FVCORE,
+    ("multi_head_attention_forward",),
+    "aten::_native_multi_head_attention",
+    "nn.MultiheadAttention's fused CPU fast path (eval, no grad) is one aten::_native_multi_head_attention, "
+    "which has no handle: counted 0 (flops and activations), where fvcore reports it unsupported",
+    "torch/nn/modules/activation.py MultiheadAttention.forward (why_not_fast_path); "
+    "fvcore/nn/flop_count.py _DEFAULT_SUPPORTED_OPS has no aten::_native_multi_head_attention",
+)
+
+
+def forward_rules() -> tuple[Rule, ...]:
+    """One rule per ``Counted`` facet of the catalogue, naming every op that carries it (fvcore, then torch)."""
+    by_facet: dict[tuple[str, int], tuple[Counted, list[str]]] = {}
+    for entry in entries():
+        for tool, counted in ((FVCORE, entry.fvcore), (TORCH, entry.flop_counter)):
+            if counted is not None:
+                by_facet.setdefault((tool, id(counted)), (counted, []))[1].append(entry.name)
+    rules = [Rule(tool, tuple(ops), c.reported_as, c.text, c.source) for (tool, _), (c, ops) in by_facet.items()]
+    return tuple(sorted(rules, key=lambda r: (r.tool, r.ops)))
+
+
+RULES: tuple[Rule, ...] = forward_rules() + BACKWARD_RULES
+
+_BY_OP: dict[tuple[str, str], Rule] = {}
+for _rule in RULES:
+    for _op in _rule.ops:
+        if (_rule.tool, _op) in _BY_OP:
+            raise ValueError(f"two {_rule.tool} rules for op {_op!r}")
+        _BY_OP[(_rule.tool, _op)] = _rule
+
+
 def rule_for(tool: str, op: str) -> Rule:
-    """The convention ``tool`` follows for archcost op ``op``."""
-    fallback = {FVCORE: FVCORE_NONE, TORCH_BACKWARD: TORCH_BACKWARD_NONE}.get(tool, TORCH_NONE)
-    return _BY_OP.get((tool, op), fallback)
+    """The convention ``tool`` follows for archcost op ``op`` (an entry registered after this module was
+    imported is read from the catalogue)."""
+    rule = _BY_OP.get((tool, op))
+    if rule is not None:
+        return rule
+    entry = op_entry(op) if tool in (FVCORE, TORCH) else None
+    counted = None if entry is None else entry.fvcore if tool == FVCORE else entry.flop_counter
+    if counted is not None:
+        return Rule(tool, (op,), counted.reported_as, counted.text, counted.source)
+    return {FVCORE: FVCORE_NONE, TORCH_BACKWARD: TORCH_BACKWARD_NONE}.get(tool, TORCH_NONE)
 
 
 #: fvcore ActivationCountAnalysis: output elements of these ops (activation_count.py
 #: _DEFAULT_SUPPORTED_OPS: aten::_convolution, addmm, bmm, einsum, matmul, linear).
-ACTIVATION_OPS = (*_CONV, "linear", "matmul", "bmm", "addmm")
+ACTIVATION_OPS = (*_CONV, "linear", "matmul", "bmm", "addmm", "einsum")
 ACTIVATION_SOURCE = "fvcore/nn/activation_count.py _DEFAULT_SUPPORTED_OPS -> jit_handles.generic_activation_jit"
 PARAMS_SOURCE = "fvcore/nn/parameter_count.py parameter_count: numel of model.named_parameters() per name prefix"
 
 #: Conventions that are not per op, shown in the README and the check's legend.
 GENERAL = (
     ("fvcore", "one fused multiply-add is one flop: its conv/linear/matmul count equals archcost's MACs"),
-    ("fvcore", "besides MACs it counts batch norm, group/layer/instance norm, adaptive average pooling and "
-     "2-d nearest/bilinear upsampling by default; every other op counts 0"),
+    ("fvcore", "besides MACs it counts batch norm, group/layer/instance norm, adaptive average pooling, "
+     "2-d nearest/bilinear upsampling and grid_sample by default; every other op counts 0"),
     ("torch", "FlopCounterMode counts 2 per MAC of convolution and matrix products (and attention), nothing else"),
+    ("archcost", "each op's convention for both tools is written beside its cost formula (the op catalogue) "
+     "and evaluated on the op's own arguments"),
     ("archcost", "flops counts 2 per MAC plus bias, norm, activation, pooling and elementwise work"),
 )  # fmt: skip
 

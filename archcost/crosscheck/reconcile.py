@@ -6,9 +6,10 @@ into each module's own work (its figure minus its children's) and that is placed
 itself or an ancestor, that archcost has rows for. So a container's own ``forward`` ops (a residual add)
 meet archcost's op rows, and a layer archcost costs as a whole meets the sum of its parts.
 
-Explanation. For every archcost row, the rules in ``conventions.py`` predict what each tool counts, from
-the row's MACs, shapes and layer settings. A module whose measured figure equals the prediction is
-explained, and the rules used are cited; one that differs is a mismatch.
+Explanation. For every op of every archcost row, its catalogue entry says what each tool counts for that
+call (``LayerCost.parts``, evaluated by the crawler on the op's own arguments; ``conventions.py`` names the
+rules). A module whose measured figure equals the prediction is explained, and the rules used are cited;
+one that differs is a mismatch.
 """
 
 from __future__ import annotations
@@ -23,17 +24,15 @@ from archcost.cost.record import CostReport, LayerCost
 from archcost.crosscheck.conventions import (
     ACTIVATION_OPS,
     FVCORE,
+    FVCORE_MHA_FASTPATH,
     MAC_OPS,
     TORCH,
     TORCH_BACKWARD,
-    OpView,
     Rule,
-    numel,
     rule_for,
 )
 from archcost.crosscheck.fvcore_run import FvcoreResult
 from archcost.crosscheck.torch_counter import TorchCount
-from archcost.units import per_element
 
 # -- placing per-module figures on archcost's modules ---------------------------------------------------
 
@@ -89,40 +88,6 @@ def fvcore_own_params(fv: FvcoreResult, model: nn.Module) -> dict[str, int]:
 # -- predicting each tool's figure from archcost's rows ------------------------------------------------
 
 
-def _affine(row: LayerCost, module: nn.Module | None, op: str, training: bool) -> tuple[bool, bool]:
-    """Whether a norm has a weight, and whether that is a guess: the layer's setting, else archcost's
-    FLOPs per element (norms with run-time statistics), else (a functional batch norm at inference,
-    where archcost counts 2 per element either way) whether archcost's row holds parameters: a guess."""
-    for attr in ("affine", "elementwise_affine"):
-        if module is not None and isinstance(getattr(module, attr, None), bool):
-            return getattr(module, attr), False
-    out = numel(row.output_shape)
-    if out and (op != "batch_norm" or training):
-        return row.flops // out == per_element("norm_train") + per_element("norm_affine"), False
-    return row.params > 0, True
-
-
-def op_view(row: LayerCost, module: nn.Module | None, training: bool) -> OpView | None:
-    """The row as one op, or None when it runs several ops whose own shapes the row does not keep."""
-    kinds = set(row.ops)
-    if len(kinds) != 1:
-        return None
-    op = next(iter(kinds))
-    affine, _ = _affine(row, module, op, training)
-    out = row.output_shape
-    dims = len(out) if out and isinstance(out[0], int) else 0
-    return OpView(
-        op=op,
-        macs=row.macs,
-        flops=row.flops,
-        in_numel=numel(row.input_shapes[0]) if row.input_shapes else 0,
-        out_numel=numel(out),
-        out_dims=dims,
-        affine=affine,
-        training=training,
-    )
-
-
 @dataclass
 class Prediction:
     """What the conventions predict a tool counts for some rows; ``None`` when it cannot be predicted."""
@@ -147,43 +112,31 @@ class Prediction:
 
 
 def predict(row: LayerCost, module: nn.Module | None, training: bool, tool: str, pred: Prediction) -> None:
-    """Add what ``tool`` counts for ``row`` to ``pred``."""
-    if not row.ops:
+    """Add what ``tool`` counts for ``row`` to ``pred``: the sum over the ops summed into the row of what the
+    op's catalogue entry says the tool counts for that call (``LayerCost.parts``, evaluated by the crawler
+    on the op's own arguments). A row a module formula costs whole keeps no ops: the tools count what its
+    forward runs, which archcost did not look at, so such a row is predicted only where it runs nothing."""
+    if row.parts:
+        for part in row.parts:
+            n = part.fvcore if tool == FVCORE else part.flop_counter
+            rule = rule_for(tool, part.op)
+            if n is None:
+                pred.fail(f"{row.name}: what {tool} counts for this {part.op} call cannot be predicted")
+                pred.by_rule.setdefault(rule, 0)
+            else:
+                pred.add(rule, n)
         return
-    view = op_view(row, module, training)
-    if view is not None:
-        rule = rule_for(tool, view.op)
-        pred.add(rule, rule.count(view))
-        if rule.needs_shapes and view.op == "batch_norm" and _affine(row, module, view.op, training)[1]:
-            pred.guesses.append(
-                f"{row.name}: a functional batch_norm taken as {'affine' if view.affine else 'without weight'} "
-                f"because archcost's row holds {row.params} parameters"
-            )
-        return
-    # Several ops in one row: only MACs can be apportioned, and only when one rule covers all of them.
-    kinds = set(row.ops)
-    mac_kinds = kinds & set(MAC_OPS)
-    rules = {rule_for(tool, op) for op in kinds}
-    shaped = {r for r in rules if r.needs_shapes}
-    mac_rules = {rule_for(tool, op) for op in mac_kinds}
-    if shaped or len(mac_rules) > 1:
-        pred.fail(f"{row.name} runs {', '.join(sorted(kinds))}; the row keeps one set of shapes for them all")
-        return
-    for rule in mac_rules:
-        pred.add(rule, rule.count(OpView(rule.ops[0], row.macs, row.flops, 0, 0, 0)))
-    for op in sorted(kinds - mac_kinds):
-        pred.add(rule_for(tool, op), 0)
+    if row.ops or row.macs or row.flops:
+        pred.fail(f"{row.name} is costed whole by a module formula; the ops its forward runs were not recorded")
 
 
 def predict_activations(row: LayerCost, pred: Prediction) -> None:
-    """fvcore's ActivationCountAnalysis: output elements of conv, linear and matrix products."""
-    calls = [op for op in row.ops if op in ACTIVATION_OPS]
-    if not calls:
-        return
-    if len(calls) > 1:
-        pred.fail(f"{row.name} runs {len(calls)} conv/linear/matmul ops; the row keeps only its last output")
-        return
-    pred.value = None if pred.value is None else pred.value + numel(row.output_shape)
+    """fvcore's ActivationCountAnalysis: output elements of conv, linear, matrix products and einsum."""
+    for part in row.parts:
+        if part.op in ACTIVATION_OPS and pred.value is not None:
+            pred.value += part.outputs
+    if not row.parts and row.ops:
+        pred.fail(f"{row.name} is costed whole by a module formula; its ops' outputs were not recorded")
 
 
 # -- the reconciliation ----------------------------------------------------------------------------------
@@ -374,8 +327,13 @@ def reconcile(report: CostReport, model: nn.Module, fv: FvcoreResult, tc: TorchC
     for key, rows in rows_at.items():
         preds = {FVCORE: Prediction(), TORCH: Prediction()}
         acts = Prediction()
+        fused = FVCORE_MHA_FASTPATH.tool_op in fv_unsup.get(key, ())
         for r in rows:
             module = _module_at(model, r.module) if r.kind == "module" else None
+            if fused and r.type == "multi_head_attention_forward":
+                preds[FVCORE].add(FVCORE_MHA_FASTPATH, 0)  # fvcore ran the fused kernel: no handle, and no
+                predict(r, module, report.training, TORCH, preds[TORCH])  # activations of linear/bmm either
+                continue
             for tool, pred in preds.items():
                 predict(r, module, report.training, tool, pred)
             predict_activations(r, acts)

@@ -60,8 +60,8 @@ def dict_output() -> nn.Module:
 
 
 class WithEinsum(nn.Module):
-    """An einsum, which archcost has no formula for: FlopCounterMode counts it, so the check cannot
-    explain the difference."""
+    """A conv and an einsum: fvcore counts the einsum by numpy's contraction path, FlopCounterMode by the
+    bmm torch runs (both written in the einsum's catalogue entry)."""
 
     input_size = (3, 4, 4)
 
@@ -76,6 +76,24 @@ class WithEinsum(nn.Module):
 
 def with_einsum() -> nn.Module:
     return WithEinsum()
+
+
+class DirectConvolution(nn.Module):
+    """Calls aten's convolution directly (``torch.convolution``), which archcost has no formula for and
+    FlopCounterMode counts: the check cannot explain the difference."""
+
+    input_size = (3, 4, 4)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(4, 3, 1, 1))
+
+    def forward(self, x):
+        return torch.convolution(x, self.w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+
+
+def direct_convolution() -> nn.Module:
+    return DirectConvolution()
 
 
 class Tied(nn.Module):

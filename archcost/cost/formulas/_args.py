@@ -6,10 +6,13 @@ import torch
 
 
 def arg(args: tuple, kwargs: dict, index: int, name: str, default: object = None) -> object:
-    """The op argument at ``index`` or named ``name``, else ``default``."""
+    """The op argument named ``name`` (``kwargs`` holds every argument by name where the crawler could bind
+    them, ``_registry.bind``), else the one at ``index``, else ``default``."""
+    if name in kwargs:
+        return kwargs[name]
     if len(args) > index:
         return args[index]
-    return kwargs.get(name, default)
+    return default
 
 
 def tensors(value: object) -> list[torch.Tensor]:

@@ -25,6 +25,13 @@ for _op in _ACTIVATIONS:
 
 @register_cost("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
 def _dropout(args: tuple, kwargs: dict, out) -> Cost:
-    """Free at inference; in training, one multiply per element by the scaled mask."""
-    training = bool(arg(args, kwargs, 2, "training", True))
-    return Cost(flops=out_numel(out) * per_element("dropout_train") if training else 0)
+    """Free at inference; in training, one multiply per element by the scaled mask. ``p = 0`` is free in
+    training too: ATen's ``dropout`` returns its input untouched when ``p == 0 || !train`` (``_dropout_impl``
+    in ``aten/src/ATen/native/Dropout.cpp``; the fused kernel is used only for ``0 < p < 1``)."""
+    training = arg(args, kwargs, 2, "training", None)
+    if training is None:
+        training = kwargs.get("train", True)  # torch.dropout(input, p, train)
+    p = arg(args, kwargs, 1, "p", 0.5)
+    if not training or p == 0:
+        return Cost()
+    return Cost(flops=out_numel(out) * per_element("dropout_train"))

@@ -19,6 +19,7 @@ import math
 
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._tools import FC_SDPA
 from archcost.units import per_element
 
 
@@ -40,7 +41,7 @@ def sdpa_cost(
     return Cost(macs=macs, flops=2 * macs + rows * keys * per_score)
 
 
-@register_cost("scaled_dot_product_attention")
+@register_cost("scaled_dot_product_attention", flop_counter=FC_SDPA)  # fvcore has no handle: 0
 def _sdpa(args: tuple, kwargs: dict, out) -> Cost:
     q, k, v = (arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
     mask = arg(args, kwargs, 3, "attn_mask")

@@ -6,6 +6,7 @@ import math
 
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._tools import FC_CONV, FV_CONV
 
 
 def conv_macs(out_shape: tuple[int, ...], weight_shape: tuple[int, ...]) -> int:
@@ -28,14 +29,14 @@ def with_bias(macs: int, out_elements: int, has_bias: bool) -> Cost:
     return Cost(macs=macs, flops=2 * macs + (out_elements if has_bias else 0))
 
 
-@register_cost("conv1d", "conv2d", "conv3d")
+@register_cost("conv1d", "conv2d", "conv3d", fvcore=FV_CONV, flop_counter=FC_CONV)
 def _conv(args: tuple, kwargs: dict, out) -> Cost:
     weight = arg(args, kwargs, 1, "weight")
     bias = arg(args, kwargs, 2, "bias")
     return with_bias(conv_macs(tuple(out.shape), tuple(weight.shape)), out.numel(), bias is not None)
 
 
-@register_cost("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+@register_cost("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", fvcore=FV_CONV, flop_counter=FC_CONV)
 def _conv_transpose(args: tuple, kwargs: dict, out) -> Cost:
     x = arg(args, kwargs, 0, "input")
     weight = arg(args, kwargs, 1, "weight")

@@ -12,11 +12,13 @@ no MACs), as torch runs it with ``mul``. FlopCounterMode sees the same ``bmm`` c
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
-from archcost.cost._registry import Cost, register_cost
+from archcost.cost._registry import Cost, Counted, register_cost
+from archcost.cost.formulas._tools import FC_EINSUM, FV, FV_HANDLES
 
 
 def parse_equation(equation: str, ndims: list[int]) -> tuple[list[tuple], tuple]:
@@ -131,12 +133,54 @@ def torch_path(equation: str, shapes: list[tuple[int, ...]]) -> list[tuple[int, 
     return [tuple(p) for p in path]
 
 
-@register_cost("einsum")
-def _einsum(args: tuple, kwargs: dict, out) -> Cost:
+@functools.lru_cache(maxsize=512)
+def fvcore_einsum(equation: str, shapes: tuple[tuple[int, ...], ...]) -> int:
+    """fvcore's einsum count: the MACs of ``abc,abd->acd`` and ``abc,adc->adb`` (letters renamed in order of
+    appearance), else numpy's ``einsum_path(optimize="optimal")`` "Optimized FLOP count" halved, floored."""
+    import numpy as np
+
+    equation = equation.replace(" ", "")
+    order = dict.fromkeys(c for c in equation if c.isalpha())
+    equation = equation.translate({ord(c): 97 + i for i, c in enumerate(order)})
+    if equation == "abc,abd->acd":
+        n, c, t = shapes[0]
+        return n * c * t * shapes[-1][-1]
+    if equation == "abc,adc->adb":
+        n, t, g = shapes[0]
+        return n * t * g * shapes[-1][1]
+    arrays = [np.broadcast_to(np.zeros(()), s) for s in shapes]  # shapes only, no memory
+    text = np.einsum_path(equation, *arrays, optimize="optimal")[1]
+    line = next(x for x in text.split("\n") if "optimized flop" in x.lower())
+    return int(math.floor(float(line.split(":")[-1]) / 2))
+
+
+def _fv_einsum(args: tuple, kwargs: dict, out, cost: Cost) -> int | None:
+    equation, operands = _equation(args)
+    shapes = tuple(tuple(t.shape) for t in operands)
+    try:
+        return fvcore_einsum(equation, tuple(shapes))
+    except ImportError:
+        return None
+
+
+FV_EINSUM = Counted(
+    _fv_einsum,
+    "einsum",
+    "MACs for 'abc,abd->acd' and 'abc,adc->adb'; any other equation: numpy's optimal einsum_path FLOP count / 2",
+    f"{FV}['aten::einsum'] -> {FV_HANDLES} einsum_flop_jit",
+)
+
+
+def _equation(args: tuple) -> tuple[str, list]:
+    """The equation and operands of an ``einsum`` call, in either of its forms."""
     if isinstance(args[0], torch.Tensor):
-        equation, operands = _sublist_equation(args)
-    else:
-        equation = args[0]
-        operands = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else list(args[1:])
+        return _sublist_equation(args)
+    operands = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else list(args[1:])
+    return args[0], operands
+
+
+@register_cost(torch.einsum, fvcore=FV_EINSUM, flop_counter=FC_EINSUM)
+def _einsum(args: tuple, kwargs: dict, out) -> Cost:
+    equation, operands = _equation(args)
     shapes = [tuple(t.shape) for t in operands]
     return einsum_cost(equation, shapes, torch_path(equation, shapes))

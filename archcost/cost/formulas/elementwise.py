@@ -7,6 +7,7 @@ import torch
 
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg, out_numel, tensors
+from archcost.cost.formulas._tools import FV_INTERPOLATE
 from archcost.cost.formulas.pool import adaptive_elements
 from archcost.units import per_element
 
@@ -38,7 +39,7 @@ _ALIASES = {
     "clamp_min": "comparison", "clamp_max": "comparison", "bernoulli": "comparison", "nan_to_num": "comparison",
     "logical_and": "logical", "logical_or": "logical", "logical_xor": "logical", "logical_not": "logical",
     "bitwise_and": "logical", "bitwise_or": "logical", "bitwise_xor": "logical", "bitwise_not": "logical",
-    "and": "logical", "or": "logical", "xor": "logical", "invert": "logical",
+    "xor": "logical", "invert": "logical",
     "addcmul": "addcmul", "addcdiv": "addcdiv", "lerp": "lerp",
 }  # fmt: skip
 
@@ -87,7 +88,7 @@ def _mean(args: tuple, kwargs: dict, out) -> Cost:
 INTERPOLATE_FLOPS = {"nearest": 0, "nearest-exact": 0, "linear": 3, "bilinear": 9, "trilinear": 21, "bicubic": 32}
 
 
-@register_cost("interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+@register_cost("interpolate", "upsample", "upsample_nearest", "upsample_bilinear", fvcore=FV_INTERPOLATE)
 def _interpolate(args: tuple, kwargs: dict, out) -> Cost:
     mode = arg(args, kwargs, 3, "mode", "nearest")
     if mode == "area":

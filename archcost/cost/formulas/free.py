@@ -23,7 +23,6 @@ COPIES = (
     "cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack", "clone", "copy",
     "repeat", "repeat_interleave", "tile", "roll", "flip", "fliplr", "flipud", "rot90", "pad", "channel_shuffle",
     "native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "im2col", "meshgrid", "tril", "triu",
-    "identity",
 )  # fmt: skip
 #: Indexing, gathering and selecting by a mask or a condition (no arithmetic on the values).
 INDEXING = (
@@ -44,4 +43,5 @@ CREATION = (
 )  # fmt: skip
 
 FREE_OPS = VIEWS + COPIES + INDEXING + CASTS + CREATION
-register_free(*FREE_OPS)
+register_free(*VIEWS, memory="view")  # views where torch can make one (reshape, contiguous copy otherwise)
+register_free(*COPIES, *INDEXING, *CASTS, *CREATION)

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import math
 
-from archcost.cost._registry import Cost, register_cost
+from archcost.cost._registry import Cost, Counted, register_cost
 from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._tools import (
+    FC_MATMUL,
+    FC_TORCH_MATMUL,
+    FV_ADDMM,
+    FV_BMM,
+    FV_LINEAR,
+    FV_MATMUL,
+    FV_MM,
+    TORCH,
+)
 from archcost.cost.formulas.conv import with_bias
+
+FC_INNER = Counted(
+    lambda args, kwargs, out, cost: 0 if kwargs["input"].dim() == kwargs["other"].dim() == 1 else 2 * cost.macs,
+    "matmul",
+    "2 per MAC where an operand has 2 or more dimensions (torch.inner runs as aten.mm); two vectors: aten.dot, 0",
+    f"{TORCH} mm_flop: 2 * m * k * n; flop_registry has no aten.dot",
+)
 
 
 def linear_macs(out_shape: tuple[int, ...], in_features: int) -> int:
@@ -25,7 +42,7 @@ def matmul_macs(a_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
     return math.prod(out_shape) * a_shape[-1]
 
 
-@register_cost("linear")
+@register_cost("linear", fvcore=FV_LINEAR, flop_counter=FC_MATMUL)
 def _linear(args: tuple, kwargs: dict, out) -> Cost:
     weight = arg(args, kwargs, 1, "weight")
     bias = arg(args, kwargs, 2, "bias")
@@ -41,7 +58,6 @@ def _bilinear(args: tuple, kwargs: dict, out) -> Cost:
     return with_bias(macs, out.numel(), bias is not None)
 
 
-@register_cost("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner")
 def _matmul(args: tuple, kwargs: dict, out) -> Cost:
     """Any rank: 1-D @ 1-D is a dot product (``n`` MACs), matrix @ vector ``m * n``, batched products
     broadcast; the contracted dimension is always the last of the first operand."""
@@ -50,19 +66,30 @@ def _matmul(args: tuple, kwargs: dict, out) -> Cost:
     return Cost(macs=macs, flops=2 * macs)
 
 
+register_cost("matmul", fvcore=FV_MATMUL, flop_counter=FC_TORCH_MATMUL)(_matmul)
+register_cost("mm", fvcore=FV_MM, flop_counter=FC_MATMUL)(_matmul)
+register_cost("bmm", fvcore=FV_BMM, flop_counter=FC_MATMUL)(_matmul)
+register_cost("inner", flop_counter=FC_INNER)(_matmul)
+register_cost("mv", "dot", "vdot")(_matmul)  # aten.mv / dot: neither tool has a formula
+
+
 def _scaled_sum(macs: int, out_elements: int) -> Cost:
     """``beta * input + alpha * product``: 2 FLOPs per MAC plus one add per output element (the default
     alpha = beta = 1 needs no multiply), like a bias."""
     return with_bias(macs, out_elements, True)
 
 
-@register_cost("addmm", "addmv", "baddbmm")
 def _addmm(args: tuple, kwargs: dict, out) -> Cost:
     """``input + mat1 @ mat2`` (addmm), ``input + mat @ vec`` (addmv), ``input + batch1 @ batch2`` (baddbmm)."""
     a = arg(args, kwargs, 1, "mat1")
     if a is None:
         a = kwargs.get("batch1", kwargs.get("mat"))
     return _scaled_sum(matmul_macs(tuple(a.shape), tuple(out.shape)), out.numel())
+
+
+register_cost("addmm", fvcore=FV_ADDMM, flop_counter=FC_MATMUL)(_addmm)
+register_cost("baddbmm", flop_counter=FC_MATMUL)(_addmm)  # fvcore has no aten::baddbmm handle
+register_cost("addmv")(_addmm)
 
 
 @register_cost("addbmm")

@@ -6,6 +6,7 @@ import math
 
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._tools import FV_ADAPTIVE_AVG_POOL2D
 
 
 def _window(kernel_size: object, dims: int) -> int:
@@ -59,5 +60,5 @@ def _adaptive(dims: int, kind: str):
 for _d in (1, 2, 3):
     register_cost(f"max_pool{_d}d", f"max_pool{_d}d_with_indices")(_pool(_d, "max"))
     register_cost(f"avg_pool{_d}d")(_pool(_d, "avg"))
-    register_cost(f"adaptive_avg_pool{_d}d")(_adaptive(_d, "avg"))
+    register_cost(f"adaptive_avg_pool{_d}d", fvcore=FV_ADAPTIVE_AVG_POOL2D if _d == 2 else None)(_adaptive(_d, "avg"))
     register_cost(f"adaptive_max_pool{_d}d", f"adaptive_max_pool{_d}d_with_indices")(_adaptive(_d, "max"))

@@ -20,6 +20,7 @@ import torch
 
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._tools import FC_RECURRENT
 from archcost.units import per_element
 
 _GATE_FLOPS = {"lstm": "lstm_cell", "gru": "gru_cell", "rnn_tanh": "rnn_cell", "rnn_relu": "rnn_cell"}
@@ -88,5 +89,5 @@ def _cell(kind: str):
 
 
 for _kind in _GATE_FLOPS:
-    register_cost(_kind)(_stack(_kind))
-    register_cost(f"{_kind}_cell")(_cell(_kind))
+    register_cost(_kind, flop_counter=FC_RECURRENT)(_stack(_kind))  # fvcore: no aten::lstm ... handle, 0
+    register_cost(f"{_kind}_cell", flop_counter=FC_RECURRENT)(_cell(_kind))

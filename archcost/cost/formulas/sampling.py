@@ -6,6 +6,7 @@ import math
 
 from archcost.cost._registry import Cost, register_cost
 from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._tools import FV_GRID_SAMPLE
 from archcost.cost.formulas.elementwise import INTERPOLATE_FLOPS
 from archcost.units import per_element
 
@@ -20,7 +21,7 @@ def grid_sample_flops(out_elements: int, grid_elements: int, mode: str, dims: in
     return out_elements * interp + grid_elements * per_element("grid_coordinate")
 
 
-@register_cost("grid_sample", "grid_sampler")
+@register_cost("grid_sample", "grid_sampler", fvcore=FV_GRID_SAMPLE)
 def _grid_sample(args: tuple, kwargs: dict, out) -> Cost:
     grid = arg(args, kwargs, 1, "grid")
     mode = arg(args, kwargs, 2, "mode", "bilinear")

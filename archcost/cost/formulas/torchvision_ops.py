@@ -16,7 +16,7 @@ def roi_align_flops(out_elements: int, sampling_ratio: int) -> int:
     return out_elements * sampling_ratio**2 * (INTERPOLATE_FLOPS["bilinear"] + 1)
 
 
-@register_cost("roi_align", "ps_roi_align")
+@register_cost("torchvision::roi_align", "torchvision::ps_roi_align")
 def _roi_align(args: tuple, kwargs: dict, out) -> Cost:
     # roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned)
     result = out[0] if isinstance(out, tuple) else out
@@ -40,7 +40,7 @@ def deform_conv2d_cost(
     return Cost(macs=macs, flops=flops)
 
 
-@register_cost("deform_conv2d")
+@register_cost("torchvision::deform_conv2d")
 def _deform_conv2d(args: tuple, kwargs: dict, out) -> Cost:
     # deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
     #               n_weight_grps, n_offset_grps, use_mask)
@@ -49,11 +49,11 @@ def _deform_conv2d(args: tuple, kwargs: dict, out) -> Cost:
     return deform_conv2d_cost(tuple(out.shape), tuple(weight.shape), x.shape[1], bias=has_bias, mask=use_mask)
 
 
-@register_cost("roi_pool", "ps_roi_pool")
+@register_cost("torchvision::roi_pool", "torchvision::ps_roi_pool")
 def _roi_pool(args: tuple, kwargs: dict, out) -> Cost:
     raise NotCostable("RoI max pooling compares the values in each bin, whose size depends on the boxes")
 
 
-@register_cost("nms", "batched_nms")
+@register_cost("torchvision::nms")  # torchvision.ops.batched_nms calls it
 def _nms(args: tuple, kwargs: dict, out) -> Cost:
     raise NotCostable("non-maximum suppression's comparisons depend on the scores and boxes")
