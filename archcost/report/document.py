@@ -72,6 +72,20 @@ class Document:
         return "\n".join(out)
 
 
+def fit_caption(fig) -> str:
+    """The caption of ``figures.macs_vs_latency``: the power-law fit it draws (a straight line on its log-log
+    axes, not a linear fit), with its exponent and R² of the log values, or why none is drawn."""
+    from archcost.report.figures import MIN_FIT_POINTS
+
+    if fig.fit is None:
+        return f"Operations against measured latency (no fit: fewer than {MIN_FIT_POINTS} models)"
+    k, c, r2 = fig.fit
+    return (
+        f"Operations against measured latency, with a power-law fit GMACs = {c:.3g} x latency_ms^{k:.2f} "
+        f"(a straight line on the log-log axes; R² = {r2:.3f} of the log values)"
+    )
+
+
 def _save(fig, folder: Path, name: str) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=130)
@@ -152,8 +166,8 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
             doc.img(_save(fn(df), folder, name), caption)
         one = df[df["batch_size"] == df["batch_size"].min()].reset_index(drop=True)
         if len(one) >= 2:
-            doc.img(_save(figures.macs_vs_latency(one), folder, "macs-vs-latency.png"),
-                    "Operations against measured latency, with a linear fit")  # fmt: skip
+            fit = figures.macs_vs_latency(one)
+            doc.img(_save(fit, folder, "macs-vs-latency.png"), fit_caption(fit))
             acc = one[one["top1"].notna()].reset_index(drop=True)
             if len(acc) >= 2:
                 doc.img(_save(figures.accuracy_vs_throughput(acc), folder, "accuracy-vs-throughput.png"),

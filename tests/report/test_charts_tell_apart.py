@@ -192,3 +192,16 @@ def test_importing_the_charts_leaves_the_matplotlib_backend_as_it_was():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "svg"  # was agg: the module called matplotlib.use("Agg") at import
+
+
+# -- the report's caption ----------------------------------------------------------------------------------
+def test_the_report_captions_the_power_law_fit_as_what_it_is():
+    from archcost.report.document import fit_caption
+
+    x = np.array([1.0, 3.0, 10.0, 30.0])
+    df = pd.DataFrame({"model": list("abcd"), "family": ["resnet"] * 4, "latency_ms": x,
+                       "macs": 0.5e9 * x**1.2, "batch_size": 1})  # fmt: skip
+    caption = fit_caption(figures.macs_vs_latency(df))
+    assert "linear fit" not in caption
+    assert "power-law fit GMACs = 0.5 x latency_ms^1.20" in caption and "R² = 1.000 of the log values" in caption
+    assert "no fit" in fit_caption(figures.macs_vs_latency(df.head(2)))
