@@ -1,20 +1,37 @@
 """Receptive fields over the real graph of the forward pass (Araujo, Norris & Sim, Distill 2019).
 
-Per spatial axis, every tensor carries ``(r, j, start)``: the receptive field size in input pixels, the
-jump (effective stride: input pixels between neighbouring units) and the centre of the first unit's
-field in input pixel coordinates (pixel centres at 0, 1, ...). A layer of kernel ``k``, stride ``s``,
-padding ``p`` and dilation ``d`` maps them by the recurrences of seed 002 and of Araujo et al.::
+Per spatial axis of the model input, every tensor carries the field of each of its units exactly: unit
+``u`` sees input pixels ``lo(u) .. hi(u)`` (pixel centres at 0, 1, ...; the input taken as unbounded, so
+padding counts as pixels, as in the published tables). The fields follow a pattern of ``P`` units that
+repeats ``Q`` input pixels further on: ``lo(u) = lo[u mod P] + (u div P) * Q``. A convolution or pooling
+of kernel ``k``, stride ``s``, padding ``p`` and dilation ``d`` (output unit ``o`` reads input units
+``o * s - p + t * d``, ``t`` in ``[0, k)``) keeps ``P = 1`` and gives the recurrences of Araujo et al.::
 
     k_eff = d * (k - 1) + 1
     j_out = j_in * s
     r_out = r_in + (k_eff - 1) * j_in
     start_out = start_in + ((k_eff - 1) / 2 - p) * j_in
 
-Where paths merge (concatenation, residual add, gating multiply) the field is the largest over the
-merging paths; paths whose jumps or centres differ are *misaligned* and the merge is flagged. An op
-that reduces over the whole map (global pooling, flatten into a linear layer) acts as a kernel the size
-of the map: the field becomes *global*. An op whose geometry archcost does not know makes the field
-*unknown* from there on, naming the layer that stopped it; never a made-up number.
+A transposed convolution is that convolution's adjoint (Dumoulin & Visin, "A guide to convolution
+arithmetic for deep learning", 2016, section 4): input unit ``i`` writes output units ``i * s - p + t * d``,
+so output unit ``o`` is written by the input units ``i = (o + p - t * d) / s`` that are whole numbers. With
+``d = 1`` those are ``ceil((o + p - k + 1) / s) .. floor((o + p) / s)``: ``ceil(k / s)`` or ``floor(k / s)``
+units, depending on ``(o + p) mod s``, so the pattern has ``P = s`` units and the mean jump is ``j_in / s``.
+Upsampling by an integer factor is the same kind of map (nearest: unit ``o`` reads ``floor(o / s)``;
+(bi)linear: the two units around ``(o + 0.5) / s - 0.5``).
+
+The report gives per axis ``rf``, the largest field any unit sees; ``rf_stride``, the mean jump ``Q / P``;
+``rf_start``, the centre of unit 0's field on the mean lattice (the mean over one pattern of
+``centre(u) - u * jump``: unit 0's centre itself when ``P = 1``); and ``rf_pattern`` where ``P > 1``.
+
+Axes follow the tensor's dimensions through squeeze, unsqueeze, permute, transpose, movedim, select,
+indexing and reshapes that keep a spatial dimension whole; an axis indexed or squeezed away stays with the
+field of the one unit kept. Where paths merge (concatenation, residual add, gating multiply) each unit sees
+the union of its fields over the paths; paths whose centres or jumps differ are *misaligned* and the merge
+is flagged. An op that reduces over the whole map (global pooling, flatten into a linear layer) acts as a
+kernel the size of the map: the field becomes *global*. An op whose geometry archcost does not know (or a
+reshape that mixes spatial axes) makes the field *unknown* from there on, naming the layer that stopped it;
+never a made-up number.
 
 Normalisation statistics (group/layer norm) are treated as pointwise, like every counter does.
 """
@@ -22,47 +39,174 @@ Normalisation statistics (group/layer norm) are treated as pointwise, like every
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import torch
 
 from archcost.cost.formulas._args import arg
 
 Axes = tuple[float, ...]
+#: the input units output unit ``v`` of one pattern reads: ``taps[v % period] + (v // period) * shift``
+Taps = tuple[int, int, tuple[tuple[int, ...], ...]]  # (period, shift, taps)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The fields of the units along one axis: unit ``u`` sees input pixels ``lo(u) .. hi(u)``, with
+    ``lo(u) = lo[u % P] + (u // P) * q`` (``hi`` likewise); ``None``: the unit sees no input pixel."""
+
+    lo: tuple[int | None, ...]
+    hi: tuple[int | None, ...]
+    q: int
+
+    @property
+    def period(self) -> int:
+        return len(self.lo)
+
+    def at(self, u: int) -> tuple[int, int] | None:
+        cycle, phase = divmod(u, self.period)
+        lo = self.lo[phase]
+        return None if lo is None else (lo + cycle * self.q, self.hi[phase] + cycle * self.q)
+
+    @property
+    def size(self) -> int:
+        return max((h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True) if lo is not None), default=0)
+
+    @property
+    def jump(self) -> float:
+        return self.q / self.period
+
+    @property
+    def start(self) -> float:
+        centres = [(lo + h) / 2 - u * self.jump for u, (lo, h) in enumerate(zip(self.lo, self.hi, strict=True))
+                   if lo is not None]  # fmt: skip
+        return sum(centres) / len(centres) if centres else 0.0
+
+    def over(self, period: int) -> Axis:
+        """The same fields written as a pattern of ``period`` units (a multiple of ``self.period``)."""
+        fields = [self.at(u) for u in range(period)]
+        lo = tuple(None if f is None else f[0] for f in fields)
+        hi = tuple(None if f is None else f[1] for f in fields)
+        return Axis(lo, hi, self.q * (period // self.period))
+
+    def reduced(self) -> Axis:
+        """The same fields as the shortest pattern that repeats."""
+        p = self.period
+        for d in range(1, p):
+            if p % d or (self.q * d) % p:
+                continue
+            shift = self.q * d // p
+            if all(_shifted(self.at(u), shift) == self.at(u + d) for u in range(p)):
+                return Axis(self.lo[:d], self.hi[:d], shift)
+        return self
+
+    def pinned(self, u: int) -> Axis:
+        """The field of unit ``u`` alone: the axis is no longer a dimension of the tensor."""
+        f = self.at(u)
+        return Axis((None,), (None,), 0) if f is None else Axis((f[0],), (f[1],), 0)
+
+
+def _shifted(f: tuple[int, int] | None, by: int) -> tuple[int, int] | None:
+    return None if f is None else (f[0] + by, f[1] + by)
+
+
+def _read(axis: Axis, taps: Taps) -> Axis:
+    """The fields after an op whose output unit ``v`` reads the input units ``taps`` gives."""
+    period_in, (period, shift, table) = axis.period, taps
+    cycles = period_in // math.gcd(shift, period_in)  # patterns of the op before the input's pattern repeats
+    lo, hi = [], []
+    for v in range(period * cycles):
+        base = (v // period) * shift
+        seen = [f for f in (axis.at(t + base) for t in table[v % period]) if f is not None]
+        lo.append(min(f[0] for f in seen) if seen else None)
+        hi.append(max(f[1] for f in seen) if seen else None)
+    return Axis(tuple(lo), tuple(hi), cycles * shift // period_in * axis.q).reduced()
 
 
 @dataclass(frozen=True)
 class Field:
-    """The receptive field of one tensor, per spatial axis."""
+    """The receptive field of one tensor, per spatial axis of the model input."""
 
-    r: Axes
-    j: Axes
-    start: Axes
+    axes: tuple[Axis, ...]
+    #: the tensor dimension (counted from the end, -1 last) that holds each input axis; None: indexed away
+    dims: tuple[int | None, ...]
     is_global: bool = False
+    held: Axes | None = None  # the size per axis once global (the whole input stays the whole input)
     misaligned: bool = False
     unknown: str | None = None  # the layer that stopped the derivation
 
     @staticmethod
     def input(axes: int) -> Field:
-        return Field((1.0,) * axes, (1.0,) * axes, (0.0,) * axes)
+        return Field(tuple(Axis((0,), (0,), 1) for _ in range(axes)), tuple(range(-axes, 0)))
+
+    @property
+    def r(self) -> Axes:
+        return self.held if self.held is not None else tuple(float(a.size) for a in self.axes)
+
+    @property
+    def j(self) -> Axes:
+        return tuple(a.jump for a in self.axes)
+
+    @property
+    def start(self) -> Axes:
+        return tuple(a.start for a in self.axes)
+
+    @property
+    def pattern(self) -> tuple | None:
+        """Per axis ``(period, ((lo, hi) of units 0 .. period - 1))`` where some axis repeats over more than
+        one unit (after a transposed convolution or an upsampling); None where every period is 1."""
+        if all(a.period == 1 for a in self.axes):
+            return None
+        return tuple((a.period, tuple(zip(a.lo, a.hi, strict=True))) for a in self.axes)
 
 
 @dataclass(frozen=True)
 class Window:
-    """A sliding window along the spatial axes: kernel, stride, padding, dilation per axis."""
+    """A sliding window along the last ``len(k)`` dimensions: kernel, stride, padding (before the first
+    unit), dilation per dimension; ``transposed``: the adjoint map (a transposed convolution)."""
 
     k: tuple[int, ...]
     s: tuple[int, ...]
     p: tuple[float, ...]
     d: tuple[int, ...]
+    transposed: bool = False
+
+    def taps(self) -> tuple[Taps, ...] | None:
+        out = []
+        for k, s, p, d in zip(self.k, self.s, self.p, self.d, strict=True):
+            if not float(p).is_integer():
+                return None
+            p = int(p)
+            if self.transposed:
+                table = tuple(
+                    tuple((v + p - t * d) // s for t in range(k) if (v + p - t * d) % s == 0) for v in range(s)
+                )
+                out.append((s, 1, table))
+            else:
+                out.append((1, s, (tuple(-p + t * d for t in range(k)),)))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Output unit ``v`` of each of the last ``len(taps)`` dimensions reads the input units ``taps`` gives
+    (an upsampling, an adaptive pooling with windows of unequal size)."""
+
+    taps: tuple[Taps, ...]
 
 
 class Pointwise:
     """Each output unit sees the same input position (activations, norms, dropout, views)."""
 
 
+@dataclass(frozen=True)
 class Collapse:
-    """Each output unit sees the whole map (global pooling, flatten): a kernel the size of the map."""
+    """Each output unit sees the whole map (global pooling, flatten): a kernel the size of the map.
+    ``shape``: the op's input shape (None: the map is the ``in_spatial`` given to ``apply``)."""
+
+    shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,38 +214,119 @@ class Unknown:
     op: str
 
 
+@dataclass(frozen=True)
+class Relayout:
+    """Tensor dimensions move: ``moves`` holds ``(dim, new_dim)`` per input dimension (both counted from
+    the end); ``new_dim`` is ``("at", i)`` where the dimension is indexed away at unit ``i`` and ``"mixed"``
+    where a reshape merges or splits it."""
+
+    moves: tuple[tuple[int, object], ...]
+    shape: tuple[int, ...]  # the op's input shape
+    out_ndim: int
+    op: str
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Pointwise, unless a spatial axis lives on one of ``dims`` (from the end): then unknown (``why``)."""
+
+    dims: tuple[int, ...]
+    why: str
+
+
+@dataclass(frozen=True)
+class Reduce:
+    """A reduction over ``dims`` (from the end): the whole map where a spatial axis is among them."""
+
+    dims: tuple[int, ...]
+    keepdim: bool
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Chain:
+    steps: tuple
+
+
 POINTWISE, COLLAPSE = Pointwise(), Collapse()
-Step = Window | Pointwise | Collapse | Unknown
+Step = Window | Gather | Pointwise | Collapse | Unknown | Relayout | Touch | Reduce | Chain
 
 
 def apply(field: Field, step: Step, in_spatial: tuple[int, ...], where: str) -> Field:
-    """The field after one op. ``in_spatial`` is the op's input map size (for a collapse)."""
+    """The field after one op. ``in_spatial`` is the op's input map size (for a ``COLLAPSE`` without shape)."""
     if field.unknown is not None or isinstance(step, Pointwise):
+        return field
+    if isinstance(step, Chain):
+        for s in step.steps:
+            field = apply(field, s, in_spatial, where)
         return field
     if isinstance(step, Unknown):
         return replace(field, unknown=f"{where} ({step.op})")
     if isinstance(step, Collapse):
-        if field.is_global:
+        return _collapse(field, step.shape, in_spatial)
+    if isinstance(step, Touch):
+        return replace(field, unknown=f"{where} ({step.why})") if set(field.dims) & set(step.dims) else field
+    if isinstance(step, Reduce):
+        if set(field.dims) & set(step.dims):
+            field = _collapse(field, step.shape, ())
+        if step.keepdim:
             return field
-        n = in_spatial if len(in_spatial) == len(field.r) else (1,) * len(field.r)
-        step = Window(tuple(n), tuple(n), (0.0,) * len(n), (1,) * len(n))
-        return replace(_window(field, step), is_global=True)
-    moved = _window(field, step)
-    return replace(moved, r=field.r) if field.is_global else moved  # the whole input stays the whole input
+        nd = len(step.shape)
+        kept = [d for d in range(-nd, 0) if d not in step.dims]
+        moves = [(d, ("at", 0)) for d in step.dims] + [(d, i - len(kept)) for i, d in enumerate(kept)]
+        return apply(field, Relayout(tuple(moves), step.shape, len(kept), "reduction"), in_spatial, where)
+    if isinstance(step, Relayout):
+        return _relayout(field, step, where)
+    taps = step.taps() if isinstance(step, Window) else step.taps
+    if taps is None:
+        return replace(field, unknown=f"{where} (a window with half-pixel padding)")
+    m = len(taps)
+    axes = list(field.axes)
+    for a, dim in enumerate(field.dims):
+        if dim is not None and -m <= dim <= -1:
+            axes[a] = _read(axes[a], taps[m + dim])
+    return replace(field, axes=tuple(axes))
 
 
-def _window(field: Field, w: Window) -> Field:
-    r, j, start = [], [], []
-    for r_in, j_in, c_in, k, s, p, d in zip(field.r, field.j, field.start, w.k, w.s, w.p, w.d, strict=True):
-        k_eff = d * (k - 1) + 1
-        r.append(r_in + (k_eff - 1) * j_in)
-        j.append(j_in * s)
-        start.append(c_in + ((k_eff - 1) / 2 - p) * j_in)
-    return replace(field, r=tuple(r), j=tuple(j), start=tuple(start))
+def _collapse(field: Field, shape: tuple[int, ...] | None, in_spatial: tuple[int, ...]) -> Field:
+    if field.is_global:
+        return field
+    axes = list(field.axes)
+    for a, dim in enumerate(field.dims):
+        if dim is None:
+            continue
+        if shape is not None:
+            n = shape[dim] if -dim <= len(shape) else 1
+        else:  # the map given by the caller (ONNX graphs), one size per axis
+            n = in_spatial[a] if len(in_spatial) == len(axes) else 1
+        axes[a] = _read(axes[a], (1, n, (tuple(range(n)),)))
+    moved = replace(field, axes=tuple(axes))
+    return replace(moved, is_global=True, held=moved.r)
+
+
+def _relayout(field: Field, step: Relayout, where: str) -> Field:
+    moves = dict(step.moves)
+    axes, dims = list(field.axes), list(field.dims)
+    if any(dim is not None and moves.get(dim) == "mixed" for dim in dims):
+        if step.out_ndim <= 2:  # flattened into features: the next layer sees the whole map
+            return _collapse(field, step.shape, ())
+        return replace(field, unknown=f"{where} ({step.op} that mixes spatial axes)")
+    for a, dim in enumerate(dims):
+        if dim is None:
+            continue
+        if dim not in moves:
+            return replace(field, unknown=f"{where} ({step.op} whose axes archcost cannot follow)")
+        new = moves[dim]
+        if isinstance(new, tuple):  # indexed away: the field of the one unit kept
+            axes[a], dims[a] = axes[a].pinned(new[1]), None
+        else:
+            dims[a] = new
+    return replace(field, axes=tuple(axes), dims=tuple(dims))
 
 
 def merge(fields: list[Field]) -> Field:
-    """Paths meeting at a concat or elementwise op: the largest field, flagged if misaligned.
+    """Paths meeting at a concat or elementwise op: each unit sees the union of its fields over the paths;
+    flagged as misaligned where the paths' centres or jumps differ.
 
     A path that has seen the whole map (a squeeze-and-excitation gate, say) makes every output unit see
     the whole input: the result is global, with the jump and centre of the spatial paths."""
@@ -112,16 +337,38 @@ def merge(fields: list[Field]) -> Field:
         return replace(fields[0], unknown=unknown)
     spatial = [f for f in fields if not f.is_global]
     base = max(spatial or fields, key=lambda f: f.r)
-    misaligned = any(
-        not all(math.isclose(a, b) for a, b in zip(f.j + f.start, base.j + base.start, strict=True)) for f in spatial
-    )
-    widest = tuple(max(f.r[i] for f in fields) for i in range(len(base.r)))
-    return replace(
-        base,
-        r=widest,
-        is_global=any(f.is_global for f in fields),
-        misaligned=misaligned,  # flags this merge only; the paths after it start clean
-    )
+    axes, misaligned = list(base.axes), False
+    for f in spatial:
+        if f is base:
+            continue
+        for a, (mine, theirs) in enumerate(zip(axes, f.axes, strict=True)):
+            union, aligned = _union(mine, theirs)
+            misaligned |= not aligned
+            axes[a] = union if union is not None else mine  # jumps differ: the widest path's
+    merged = replace(base, axes=tuple(axes), misaligned=misaligned)  # flags this merge only
+    if any(f.is_global for f in fields):
+        widest = tuple(max(f.r[i] for f in [*fields, merged]) for i in range(len(base.axes)))
+        return replace(merged, is_global=True, held=widest)
+    return merged
+
+
+def _union(a: Axis, b: Axis) -> tuple[Axis | None, bool]:
+    """Unit by unit, the union of two axes' fields (None where their jumps differ) and whether the
+    fields of every unit share a centre."""
+    if a.q * b.period != b.q * a.period:
+        return None, False
+    period = a.period * b.period // math.gcd(a.period, b.period)
+    a, b = a.over(period), b.over(period)
+    lo, hi, aligned = [], [], True
+    for la, ha, lb, hb in zip(a.lo, a.hi, b.lo, b.hi, strict=True):
+        if la is None or lb is None:
+            lo.append(la if lb is None else lb)
+            hi.append(ha if hb is None else hb)
+            continue
+        aligned &= la + ha == lb + hb
+        lo.append(min(la, lb))
+        hi.append(max(ha, hb))
+    return Axis(tuple(lo), tuple(hi), a.q).reduced(), aligned
 
 
 # -- the geometry of each op ---------------------------------------------------------------------------
@@ -138,12 +385,12 @@ _POINTWISE = frozenset(
     """relu relu6 hardtanh leaky_relu prelu elu selu threshold tanh sigmoid hardsigmoid hardswish silu mish gelu
     softplus softmax log_softmax add sub mul div pow sqrt rsqrt exp log abs neg clamp clip maximum minimum
     true_divide square batch_norm group_norm layer_norm instance_norm local_response_norm dropout dropout1d
-    dropout2d dropout3d alpha_dropout feature_alpha_dropout cat concat concatenate stack chunk split
-    tensor_split unbind contiguous clone to float half bfloat16 double type type_as detach identity
-    channel_shuffle expand expand_as squeeze unsqueeze narrow masked_fill""".split()
+    dropout2d dropout3d alpha_dropout feature_alpha_dropout contiguous clone to float half bfloat16 double type
+    type_as detach identity channel_shuffle expand expand_as broadcast_to masked_fill""".split()
 )
-_RESHAPES = frozenset("view view_as reshape flatten unflatten permute transpose movedim swapaxes t".split())
+_RESHAPES = frozenset("view view_as reshape reshape_as flatten unflatten".split())
 _REDUCTIONS = frozenset("mean sum amax amin max min logsumexp".split())
+_SPLITS = frozenset("chunk split tensor_split unbind".split())
 
 
 def _elementwise(name: str) -> bool:
@@ -154,62 +401,142 @@ def _elementwise(name: str) -> bool:
     return name in _ALIASES
 
 
+def _rank(name: str, default: int) -> int:
+    """The spatial rank in an op's name: ``max_pool2d`` -> 2."""
+    found = re.search(r"([123])d", name)
+    return int(found.group(1)) if found else default
+
+
 def step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], out_shape: tuple[int, ...], axes: int):
-    """The geometry of op ``name`` on an input of ``in_shape`` with ``axes`` spatial (trailing) dims."""
-    n = axes
-    spatial_in, spatial_out = in_shape[-n:], out_shape[-n:] if len(out_shape) >= n else ()
-    if name.startswith("conv") and not name.startswith("conv_transpose"):
-        weight = arg(args, kwargs, 1, "weight")
-        padding = arg(args, kwargs, 4, "padding", 0)
-        k = tuple(weight.shape[2:])
-        d = _tuple(arg(args, kwargs, 5, "dilation", 1), n, 1)
-        if isinstance(padding, str):  # "valid" or "same"
-            padding = 0 if padding == "valid" else tuple((di * (ki - 1)) / 2 for ki, di in zip(k, d, strict=True))
-        return Window(k, _tuple(arg(args, kwargs, 3, "stride", 1), n, 1), _tuple(padding, n), d)
-    if name.startswith(("max_pool", "avg_pool")):
-        k = _tuple(arg(args, kwargs, 1, "kernel_size"), n)
-        stride = arg(args, kwargs, 2, "stride", None)
-        s = k if stride is None or stride == [] or stride == () else _tuple(stride, n)
-        dil = arg(args, kwargs, 4, "dilation", 1) if name.startswith("max") else 1
-        pad = _tuple(arg(args, kwargs, 3, "padding", 0), n)
-        if all(o == 1 for o in spatial_out) and all(
-            ki + 2 * pi >= i for ki, pi, i in zip(k, pad, spatial_in, strict=True)
-        ):
-            return COLLAPSE  # one window over the whole map (GoogLeNet's 7x7 average pool): global pooling
-        return Window(k, s, pad, _tuple(dil, n, 1))
+    """The geometry of op ``name`` on an input of ``in_shape`` giving ``out_shape``, in the tensor's own
+    dimensions (windows on its last dimensions; moves of dimensions counted from the end). ``axes``: the
+    spatial axes of the model input, for ops whose rank their arguments do not say."""
+    nd = len(in_shape)
+    if name.startswith("conv"):
+        return _conv(name, args, kwargs)
+    if name.startswith(("max_pool", "avg_pool", "lp_pool")):
+        return _pool(name, args, kwargs, in_shape, out_shape)
     if name.startswith(("adaptive_avg_pool", "adaptive_max_pool")):
-        if all(o == 1 for o in spatial_out):
-            return COLLAPSE
-        if all(i % o == 0 for i, o in zip(spatial_in, spatial_out, strict=True)):
-            k = tuple(i // o for i, o in zip(spatial_in, spatial_out, strict=True))
-            return Window(k, k, (0.0,) * n, (1,) * n)
-        return Unknown(f"{name} with windows of unequal size ({spatial_in} -> {spatial_out})")
+        m = _rank(name, axes)
+        return _adaptive(tuple(in_shape[-m:]), tuple(out_shape[-m:]), in_shape)
+    if name in ("interpolate", "upsample", "upsample_nearest", "upsample_bilinear"):
+        return _interpolate(name, args, kwargs, in_shape, out_shape)
+    if name in ("cat", "concat", "concatenate"):
+        return Touch((_dim(args, kwargs, 1, len(out_shape)) - len(out_shape),), f"{name} along a spatial axis")
+    if name == "stack":
+        at = _dim(args, kwargs, 1, len(out_shape))
+        return _moves([i if i < at else i + 1 for i in range(nd)], in_shape, len(out_shape), name)
+    if name in _SPLITS:
+        dim = _dim(args, kwargs, 2 if name != "unbind" else 1, nd)
+        return Touch((dim - nd,), f"{name} along a spatial axis")
     if name in _POINTWISE or _elementwise(name):
-        if (
-            name in ("cat", "concat", "concatenate", "stack")
-            and _dim(args, kwargs, 1, len(out_shape)) >= len(out_shape) - n
-        ):
-            return Unknown(f"{name} along a spatial axis")
         return POINTWISE
+    if name in ("squeeze", "unsqueeze", "permute", "transpose", "swapaxes", "swapdims", "t", "movedim",
+                "moveaxis", "select"):  # fmt: skip
+        return _layout(name, args, kwargs, in_shape, out_shape)
     if name in _RESHAPES:
-        if len(out_shape) >= n + 2 and tuple(out_shape[-n:]) == tuple(spatial_in):
-            return POINTWISE
-        return COLLAPSE if len(out_shape) <= 2 else Unknown(f"{name} that mixes spatial axes")
+        return _reshape(name, in_shape, out_shape)
+    if name == "narrow":
+        dim, start = _dim(args, kwargs, 1, nd), arg(args, kwargs, 2, "start")
+        start = int(start) % in_shape[dim] if int(start) < 0 else int(start)
+        return Window((1,) * (nd - dim), (1,) * (nd - dim), (-float(start),) + (0.0,) * (nd - dim - 1),
+                      (1,) * (nd - dim))  # fmt: skip
     if name in _REDUCTIONS:
         dims = arg(args, kwargs, 1, "dim", None)
-        if dims is None:
-            return COLLAPSE
-        dims = {d % len(in_shape) for d in ((dims,) if isinstance(dims, int) else dims)}
-        return COLLAPSE if dims & set(range(len(in_shape) - n, len(in_shape))) else POINTWISE
+        if dims is None or dims == () or dims == []:
+            return Collapse(tuple(in_shape))
+        keepdim = bool(arg(args, kwargs, 2, "keepdim", False))
+        dims = tuple(sorted({d % nd - nd for d in ((dims,) if isinstance(dims, int) else dims)}))
+        return Reduce(dims, keepdim, tuple(in_shape))
     if name in ("linear", "matmul", "bilinear", "mm", "bmm", "addmm"):
-        return COLLAPSE if len(in_shape) <= 2 else Unknown(f"{name} over a spatial axis")
+        if nd <= 2:
+            return Collapse(tuple(in_shape))
+        # linear contracts the last dimension; a matmul's activation may be either factor: both of its dims
+        return Touch((-1,) if name in ("linear", "bilinear") else (-1, -2), f"{name} over a spatial axis")
     if name == "getitem":
-        return _getitem(arg(args, kwargs, 1, "idx"), in_shape, n)
+        return _getitem(arg(args, kwargs, 1, "idx"), in_shape, out_shape)
     if name == "pad":
         pad = tuple(arg(args, kwargs, 1, "pad"))
-        left = [pad[2 * i] if 2 * i < len(pad) else 0 for i in range(n)][::-1]  # pad lists the last axis first
-        return Window((1,) * n, (1,) * n, tuple(float(p) for p in left), (1,) * n)
+        m = len(pad) // 2
+        left = [float(pad[2 * i]) for i in range(m)][::-1]  # pad lists the last dimension first
+        return Window((1,) * m, (1,) * m, tuple(left), (1,) * m)
     return Unknown(name)
+
+
+def _conv(name: str, args: tuple, kwargs: dict):
+    """``conv{1,2,3}d`` and ``conv_transpose{1,2,3}d``: a window on the last ``weight.dim() - 2`` dims."""
+    weight = arg(args, kwargs, 1, "weight")
+    k = tuple(weight.shape[2:])
+    m = len(k)
+    s = _tuple(arg(args, kwargs, 3, "stride", 1), m, 1)
+    if name.startswith("conv_transpose"):
+        d = _tuple(arg(args, kwargs, 7, "dilation", 1), m, 1)
+        return Window(k, s, _tuple(arg(args, kwargs, 4, "padding", 0), m), d, transposed=True)
+    d = _tuple(arg(args, kwargs, 5, "dilation", 1), m, 1)
+    padding = arg(args, kwargs, 4, "padding", 0)
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":  # torch pads d * (k - 1) in all, the smaller half first (left = total // 2)
+        padding = tuple((di * (ki - 1)) // 2 for ki, di in zip(k, d, strict=True))
+    return Window(k, s, _tuple(padding, m), d)
+
+
+def _pool(name: str, args: tuple, kwargs: dict, in_shape: tuple, out_shape: tuple):
+    m = _rank(name, 2)
+    first = 2 if name.startswith("lp_pool") else 1  # lp_pool takes norm_type first
+    k = _tuple(arg(args, kwargs, first, "kernel_size"), m)
+    stride = arg(args, kwargs, first + 1, "stride", None)
+    s = k if stride is None or stride == [] or stride == () else _tuple(stride, m)
+    pad = (0,) * m if name.startswith("lp_pool") else _tuple(arg(args, kwargs, 3, "padding", 0), m)
+    dil = arg(args, kwargs, 4, "dilation", 1) if name.startswith("max") else 1
+    spatial_in, spatial_out = in_shape[-m:], out_shape[-m:]
+    if all(o == 1 for o in spatial_out) and all(ki + 2 * pi >= i for ki, pi, i in zip(k, pad, spatial_in, strict=True)):
+        return Collapse(tuple(in_shape))  # one window over the whole map (GoogLeNet's 7x7 average pool)
+    return Window(k, s, pad, _tuple(dil, m, 1))
+
+
+def _adaptive(spatial_in: tuple, spatial_out: tuple, in_shape: tuple):
+    """Output unit ``o`` of ``n -> out`` pools units ``floor(o n / out) .. ceil((o + 1) n / out) - 1``; the
+    windows repeat every ``out / gcd`` units."""
+    if all(o == 1 for o in spatial_out):
+        return Collapse(tuple(in_shape))
+    taps = []
+    for n, out in zip(spatial_in, spatial_out, strict=True):
+        g = math.gcd(n, out)
+        period, shift = out // g, n // g
+        taps.append((period, shift, tuple(tuple(range(o * n // out, -(-(o + 1) * n // out))) for o in range(period))))
+    return Gather(tuple(taps))
+
+
+def _interpolate(name: str, args: tuple, kwargs: dict, in_shape: tuple, out_shape: tuple):
+    """Upsampling by a whole factor ``s`` per axis, from torch's source-index rules
+    (``aten/src/ATen/native/UpSample.h``: nearest reads ``floor(o / s)``, nearest-exact
+    ``floor((o + 0.5) / s)``, (bi/tri)linear without align_corners the units around ``(o + 0.5) / s - 0.5``)."""
+    mode = arg(args, kwargs, 3, "mode", "nearest") if name == "interpolate" else "nearest"
+    if name == "upsample_bilinear":
+        mode = "bilinear-corners"
+    corners = arg(args, kwargs, 4, "align_corners", None) if name == "interpolate" else None
+    m = len(in_shape) - 2
+    taps = []
+    for n, out in zip(in_shape[-m:], out_shape[-m:], strict=True):
+        if out % n:
+            return Unknown(f"{name} by a factor that is not a whole number ({n} -> {out})")
+        s = out // n
+        if mode == "nearest":
+            table = tuple((v // s,) for v in range(s))
+        elif mode == "nearest-exact":
+            table = tuple((math.floor(Fraction(2 * v + 1, 2 * s)),) for v in range(s))
+        elif mode in ("linear", "bilinear", "trilinear") and not corners:
+            table = []
+            for v in range(s):
+                x = Fraction(2 * v + 1 - s, 2 * s)  # (v + 0.5) / s - 0.5
+                left = math.floor(x)
+                table.append((left, left + 1) if x != left else (left,))
+            table = tuple(table)
+        else:
+            return Unknown(f"{name} ({mode}{', align_corners' if corners else ''})")
+        taps.append((s, 1, table))
+    return Gather(tuple(taps))
 
 
 def _dim(args: tuple, kwargs: dict, index: int, ndim: int) -> int:
@@ -217,22 +544,135 @@ def _dim(args: tuple, kwargs: dict, index: int, ndim: int) -> int:
     return dim % ndim if isinstance(dim, int) else 0
 
 
-def _getitem(index, in_shape: tuple[int, ...], n: int):
-    """Slicing: ``x[:, :, ::2, ::2]`` is a 1x1 window of stride 2; a start offset shifts the centre."""
+def _moves(targets: list, in_shape: tuple, out_ndim: int, op: str) -> Relayout:
+    """``targets[i]``: where input dimension ``i`` goes (an output index, ``("at", unit)`` or ``"mixed"``)."""
+    nd = len(in_shape)
+    moves = tuple((i - nd, t - out_ndim if isinstance(t, int) else t) for i, t in enumerate(targets))
+    return Relayout(moves, tuple(in_shape), out_ndim, op)
+
+
+def _layout(name: str, args: tuple, kwargs: dict, in_shape: tuple, out_shape: tuple):
+    nd, out_nd = len(in_shape), len(out_shape)
+    if name == "squeeze":
+        dims = arg(args, kwargs, 1, "dim", None)
+        dims = range(nd) if dims is None else [dims] if isinstance(dims, int) else dims
+        gone = {d % nd for d in dims if in_shape[d % nd] == 1}
+        kept = [i for i in range(nd) if i not in gone]
+        return _moves([("at", 0) if i in gone else kept.index(i) for i in range(nd)], in_shape, out_nd, name)
+    if name == "unsqueeze":
+        at = arg(args, kwargs, 1, "dim") % out_nd
+        return _moves([i if i < at else i + 1 for i in range(nd)], in_shape, out_nd, name)
+    if name == "select":
+        dim, index = _dim(args, kwargs, 1, nd), int(arg(args, kwargs, 2, "index"))
+        index = index % in_shape[dim] if index < 0 else index
+        return _moves([("at", index) if i == dim else i - (i > dim) for i in range(nd)], in_shape, out_nd, name)
+    if name == "permute":
+        rest = args[1:]
+        perm = rest[0] if len(rest) == 1 and not isinstance(rest[0], int) else rest or kwargs.get("dims")
+        order = [d % nd for d in perm]
+    elif name == "t":
+        order = list(range(nd))[::-1] if nd == 2 else list(range(nd))
+    elif name in ("transpose", "swapaxes", "swapdims"):
+        a, b = arg(args, kwargs, 1, "dim0") % nd, arg(args, kwargs, 2, "dim1") % nd
+        order = list(range(nd))
+        order[a], order[b] = order[b], order[a]
+    else:  # movedim / moveaxis
+        src, dst = arg(args, kwargs, 1, "source"), arg(args, kwargs, 2, "destination")
+        src = [s % nd for s in ((src,) if isinstance(src, int) else src)]
+        dst = [d % nd for d in ((dst,) if isinstance(dst, int) else dst)]
+        order = [None] * nd
+        for s, d in zip(src, dst, strict=True):
+            order[d] = s
+        rest = iter([i for i in range(nd) if i not in src])
+        order = [next(rest) if o is None else o for o in order]
+    return _moves([order.index(i) for i in range(nd)], in_shape, out_nd, name)  # output j holds input order[j]
+
+
+def _reshape(name: str, in_shape: tuple, out_shape: tuple) -> Relayout:
+    """A view or reshape, read from the shapes: a dimension kept whole (the same size, at the same place
+    in the sequence of sizes) moves; one merged with others or split is mixed; a size-1 dimension may go."""
+    n_in, n_out = len(in_shape), len(out_shape)
+    targets: list = ["mixed"] * n_in
+    i = j = 0
+    while i < n_in:
+        if j < n_out and in_shape[i] == out_shape[j]:
+            targets[i] = j
+            i, j = i + 1, j + 1
+        elif in_shape[i] == 1:
+            targets[i] = ("at", 0)
+            i += 1
+        elif j < n_out and out_shape[j] == 1:
+            j += 1
+        elif j >= n_out:
+            break  # sizes that do not multiply out: the rest stays mixed
+        else:  # a block of dimensions whose sizes multiply to the same number: merged or split
+            a, b = in_shape[i], out_shape[j]
+            i, j = i + 1, j + 1
+            while a != b and (i < n_in if a < b else j < n_out):
+                if a < b:
+                    a *= in_shape[i]
+                    i += 1
+                else:
+                    b *= out_shape[j]
+                    j += 1
+    return _moves(targets, in_shape, n_out, name)
+
+
+def _getitem(index, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
+    """Indexing: a slice is a 1-unit window (stride = its step, its start shifts the centre); an integer
+    keeps one unit; ``None`` adds a dimension; a tensor index picks along one dimension."""
     index = index if isinstance(index, tuple) else (index,)
-    if any(i is Ellipsis or i is None or isinstance(i, torch.Tensor) for i in index):
+    nd = len(in_shape)
+    if sum(i is Ellipsis for i in index) > 1:
+        return Unknown("getitem")
+    used = sum(1 for i in index if i is not None and i is not Ellipsis and not isinstance(i, bool))
+    if Ellipsis in [i for i in index if not isinstance(i, torch.Tensor)]:
+        at = next(n for n, i in enumerate(index) if i is Ellipsis)
+        index = index[:at] + (slice(None),) * (nd - used) + index[at + 1 :]
+    else:
+        index = index + (slice(None),) * (nd - used)
+    advanced = [i for i in index if isinstance(i, torch.Tensor | list | bool)]
+    if len(advanced) > 1 or any(isinstance(i, torch.Tensor | list) and _ndim(i) != 1 for i in advanced):
         return Unknown("getitem with advanced indexing")
-    full = list(index) + [slice(None)] * (len(in_shape) - len(index))
-    strides, offsets = [], []
-    for axis in full[len(in_shape) - n :]:
-        if not isinstance(axis, slice):
-            return Unknown("getitem that selects one spatial position")
-        start, step = axis.start or 0, axis.step or 1
-        if start < 0:
-            return Unknown("getitem with a negative spatial start")
-        strides.append(step)
-        offsets.append(-float(start))
-    return Window((1,) * n, tuple(strides), tuple(offsets), (1,) * n)
+    targets: list = []
+    strides, offsets, touched = [], [], []
+    out = 0
+    for item in index:
+        if item is None:
+            out += 1
+            continue
+        dim = len(targets)
+        if dim >= nd:
+            return Unknown("getitem")
+        size = in_shape[dim]
+        if isinstance(item, slice):
+            step = item.step or 1
+            start = item.start or 0
+            start = max(start + size, 0) if start < 0 else start
+            strides.append(step)
+            offsets.append(-float(start))
+            targets.append(out)
+            out += 1
+        elif isinstance(item, int):
+            targets.append(("at", item % size if item < 0 else item))
+            strides.append(1)
+            offsets.append(0.0)
+        else:  # one 1-d tensor index: each output unit along it reads a unit chosen at run time
+            touched.append(dim - nd)
+            targets.append(out)
+            strides.append(1)
+            offsets.append(0.0)
+            out += 1
+    if out != len(out_shape):
+        return Unknown("getitem")
+    steps = [Window((1,) * nd, tuple(strides), tuple(offsets), (1,) * nd), _moves(targets, in_shape, out, "getitem")]
+    if touched:
+        steps.insert(0, Touch(tuple(touched), "getitem with a tensor index on a spatial axis"))
+    return Chain(tuple(steps))
+
+
+def _ndim(index) -> int:
+    return index.dim() if isinstance(index, torch.Tensor) else 1 if not any(isinstance(i, list) for i in index) else 2
 
 
 def spatial(shape: tuple[int, ...], axes: int) -> tuple[int, ...]:
@@ -273,5 +713,5 @@ def with_field(row, field: Field | None):
         return replace(row, rf_unknown=field.unknown)
     return replace(
         row, rf=field.r, rf_stride=field.j, rf_start=field.start, rf_global=field.is_global,
-        rf_misaligned=field.misaligned,
+        rf_misaligned=field.misaligned, rf_pattern=None if field.is_global else field.pattern,
     )  # fmt: skip

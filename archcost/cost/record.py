@@ -65,6 +65,11 @@ class LayerCost:
     rf_global: bool = False  # every unit sees the whole input map
     rf_misaligned: bool = False  # merged paths whose fields are not aligned
     rf_unknown: str | None = None  # the layer whose geometry stopped the derivation
+    #: where the fields repeat over more than one unit (after a transposed conv or an upsampling): per axis
+    #: ``(period, ((lo, hi) input pixels seen by units 0 .. period - 1))``, unit ``u + period`` seeing
+    #: ``period * rf_stride`` pixels further; None where every unit's field is ``rf`` wide around
+    #: ``rf_start + u * rf_stride`` (left out of the JSON then)
+    rf_pattern: tuple | None = None
     # training mode only (archcost.cost.training); None in an inference analysis and left out of its JSON
     backward_macs: int | None = None  # gradient of the input where needed + gradient of the weights
     backward_flops: int | None = None
@@ -83,7 +88,7 @@ class LayerCost:
     def to_dict(self) -> dict:
         d = asdict(self)
         del d["parts"]
-        for key in (*TRAINING_FIELDS, "trainable_params"):
+        for key in (*TRAINING_FIELDS, "trainable_params", "rf_pattern"):
             if d[key] is None:
                 del d[key]
         d["input_shapes"] = [list(s) for s in self.input_shapes]

@@ -5,7 +5,9 @@ non-linearity, average in place of max pooling and batch norm reduced to the ide
 one centre output unit of a layer with respect to the input is non-zero exactly on that unit's receptive
 field: every path contributes with the same sign, so nothing cancels. The input is made large enough
 that the field lies inside it. The extent of the support (first to last non-zero pixel, per axis) and
-its centre are compared with the analytic ``rf`` and ``rf_start + u * rf_stride``.
+its centre are compared with the analytic field of that unit: ``rf`` wide around ``rf_start + u * rf_stride``,
+or, where the fields repeat over several units (``rf_pattern``: after a transposed convolution or an
+upsampling), the pattern's own field for the unit, which is taken where the pattern's field is widest.
 
 Limits: float64 underflows for paths through more than about 100 layers of fan-in 1000 (the gradient
 at the edge of the field is a product of 1/fan-in); normalisation with run-time statistics (group and
@@ -158,19 +160,50 @@ def verify(
     x = torch.ones((1, *size), dtype=torch.float64, requires_grad=True)
     with _Linearise():
         y = _run_until(net, x, target)
-    centre = tuple(n // 2 for n in y.shape[2:])
+    if y.dim() - 2 != len(row.rf):
+        raise InputError(
+            f"the output of {row.name} has {y.dim() - 2} spatial dimensions, the input {len(row.rf)}: its axes "
+            "moved (squeeze, permute, ...) and the check reads them as the input's",
+            "check a layer whose output keeps the input's spatial axes",
+        )
+    centre = tuple(_widest_unit(row, axis, n // 2) for axis, n in enumerate(y.shape[2:]))
     y[(0, slice(None), *centre)].sum().backward()
     support = (x.grad[0].abs().sum(0) > 0).nonzero()
     lo, hi = support.min(0).values.tolist(), support.max(0).values.tolist()
+    analytic = [unit_field(row, axis, u) for axis, u in enumerate(centre)]
     return RFCheck(
         layer=row.name,
         input_size=size,
-        analytic_rf=row.rf,
+        analytic_rf=tuple(float(h - low + 1) for low, h in analytic),
         empirical_rf=tuple(h - low + 1 for low, h in zip(lo, hi, strict=True)),
-        analytic_centre=tuple(s + u * j for s, u, j in zip(row.rf_start, centre, row.rf_stride, strict=True)),
+        analytic_centre=tuple((low + h) / 2 for low, h in analytic),
         empirical_centre=tuple((low + h) / 2 for low, h in zip(lo, hi, strict=True)),
         is_global=row.rf_global,
     )
+
+
+def unit_field(row: LayerCost, axis: int, u: int) -> tuple[float, float]:
+    """The input pixels (first, last) that unit ``u`` of ``row``'s output sees along ``axis``, analytically."""
+    if row.rf_pattern is not None:
+        period, fields = row.rf_pattern[axis]
+        cycle, phase = divmod(u, period)
+        low, high = fields[phase]
+        if low is None:
+            return (math.nan, math.nan)
+        shift = round(row.rf_stride[axis] * period)
+        return (low + cycle * shift, high + cycle * shift)
+    centre, half = row.rf_start[axis] + u * row.rf_stride[axis], (row.rf[axis] - 1) / 2
+    return (centre - half, centre + half)
+
+
+def _widest_unit(row: LayerCost, axis: int, u: int) -> int:
+    """``u``, or where the fields repeat over several units the nearest unit at or after it whose field is
+    the widest (``rf``)."""
+    if row.rf_pattern is None:
+        return u
+    period, fields = row.rf_pattern[axis]
+    widest = max(h - low for low, h in fields if low is not None)
+    return next(v for v in range(u, u + period) if (f := fields[v % period])[0] is not None and f[1] - f[0] == widest)
 
 
 def _input_size(model, report, row, input_size, target_path) -> tuple[int, ...]:
@@ -185,10 +218,11 @@ def _input_size(model, report, row, input_size, target_path) -> tuple[int, ...]:
         with torch.no_grad():
             out = _run_until(model, torch.empty((1, channels, *spatial), device="meta"), target, state)
         ok = True
+        if out.dim() - 2 != len(spatial):
+            return (channels, *spatial)  # axes moved: verify says so
         for axis, n in enumerate(out.shape[2:]):
-            centre = row.rf_start[axis] + (n // 2) * row.rf_stride[axis]
-            half = (row.rf[axis] - 1) / 2
-            if centre - half < 0 or centre + half > spatial[axis] - 1:
+            low, high = unit_field(row, axis, _widest_unit(row, axis, n // 2))
+            if low < 0 or high > spatial[axis] - 1:
                 ok = False
                 spatial[axis] += int(max(2 * row.rf_stride[axis], spatial[axis] // 4))
         if ok:
