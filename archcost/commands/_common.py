@@ -136,6 +136,8 @@ DEVICE_HELP = {
     "analysis": "where forward runs for the analysis: meta (shapes only, no memory), cpu (real tensors), or auto "
     "(default: meta, and the CPU when forward needs values: .item(), masks, NMS)",
     "run": "where forward runs to be measured: auto (default: CUDA when available, else the CPU), cpu, cuda, cuda:N",
+    "records": "with --results: the device forward ran on in the records to show (cpu, cuda:0, or the device's "
+    "name; default: the one device the records hold)",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from archcost.commands._common import EXIT_FAIL, EXIT_OK, emit
+from archcost.commands._common import EXIT_FAIL, EXIT_OK, add_output_args, emit
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,8 +39,7 @@ def add_parser(sub) -> None:
         "macs, flops, param_bytes, activation_bytes, peak_activation_bytes, receptive_field, unsupported, "
         "latency, throughput, measured_memory",
     )
-    p.add_argument("--format", default="text", choices=["text", "markdown", "json"])
-    p.add_argument("--output", help="write to this file instead of standard output")
+    add_output_args(p, ("text", "markdown", "json"))
     p.add_argument("--base-label", help="name BASE this way in the table (default: its file name as given)")
     p.add_argument("--new-label", help="name NEW this way in the table (default: its file name as given)")
     p.add_argument("--only-changed", action="store_true", help="list only figures that changed (or have a note)")

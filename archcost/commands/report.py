@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.commands._common import EXIT_OK, add_input_args, input_kwargs, parse_opts, quiet_stdout
+from archcost.commands._common import EXIT_OK, add_device_arg, add_input_args, input_kwargs, parse_opts, quiet_stdout
 from archcost.errors import InputError
 
 
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
         "--results", action="append", metavar="FILE", help="profile results to include (JSON lines); repeatable"
     )
     p.add_argument("--accuracy", help="CSV model,top1[,top5] adding or overriding published accuracy")
-    p.add_argument("--device", help="with --results: the device the records to report were measured on (cpu, cuda:0)")
+    add_device_arg(p, "records", default=None)
     add_input_args(p, batch=False, dtypes=("float32",), many=True)
     p.add_argument("--output", required=True, help="the folder to write")
     p.set_defaults(func=run)

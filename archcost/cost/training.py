@@ -641,11 +641,29 @@ def train_step(run, device: str, *, optimizer: str = "adam", foreach: bool = Fal
     attribution (memory only). Raises ``analysis._Failed`` where forward, backward or the optimizer failed
     (``needs_data`` says whether values were what it needed), ``InputError`` for a model with nothing to train.
     """
+    _warm_optimizer(optimizer)
     plan = StepPlan(optimizer, foreach=foreach, cost=cost)
     run.forward(device, step=plan)
     if plan.result is None:
         raise InternalError("the training step returned without a result")
     return plan.result
+
+
+_WARMED: set[str] = set()
+
+
+def _warm_optimizer(name: str) -> None:
+    """Build and step ``name``'s optimizer once in this process on a one-element CPU parameter, before the
+    first measured step. The first ``torch.optim`` optimizer a process builds imports parts of torch lazily;
+    done inside the step, that kept forward's activations referenced, so the first step of a process read up to
+    one activation per layer higher than every later one (a small conv net: 136,184 then 80,504 bytes)."""
+    if name in _WARMED:
+        return
+    p = nn.Parameter(torch.zeros(1))
+    p.grad = torch.zeros(1)
+    opt = optimizer_rule(name).make([p])
+    opt.step()
+    _WARMED.add(name)
 
 
 @dataclass

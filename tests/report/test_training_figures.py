@@ -63,13 +63,15 @@ def test_report_training_table_and_section(tmp_path):
     from torch import nn
 
     from archcost.cost.training import analyze_training
+    from archcost.cost.workload import Workload
     from archcost.report.document import build
     from archcost.report.training import report_training_table
     from archcost.units import format_bytes, format_count
 
     model = archcost.get_model("lenet5")
     frozen = nn.Linear(4, 2).requires_grad_(False)
-    df, notes = report_training_table([("lenet5", model, (1, 32, 32)), ("frozen", frozen, (4,))])
+    works = [Workload.of(model, (1, 32, 32), name="lenet5").load(), Workload.of(frozen, (4,), name="frozen").load()]
+    df, notes = report_training_table(works)
     t = analyze_training(model, (1, 32, 32), 1, optimizer="adam")
     (row,) = df.to_dict(orient="records")
     assert row["forward FLOPs"] == format_count(t.totals["flops"])
