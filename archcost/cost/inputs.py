@@ -386,7 +386,7 @@ def check_signature(model: nn.Module, specs: list[InputSpec], plain: dict) -> No
         sig = inspect.signature(model.forward)
     except (TypeError, ValueError):
         return  # a builtin or C++ forward: let the call tell
-    args = [None] * sum(1 for s in specs if s.name is None)
+    args = [None] * len({s.arg if s.arg is not None else -1 - i for i, s in enumerate(specs) if s.name is None})
     kwargs = {s.name: None for s in specs if s.name is not None} | dict(plain)
     try:
         sig.bind(*args, **kwargs)
