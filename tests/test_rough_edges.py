@@ -328,6 +328,7 @@ print(json.dumps(shown))
 
 
 def test_summary_as_a_notebook_cells_last_line_shows_one_table():
+    import re
     import sys
 
     done = subprocess.run([sys.executable, "-c", NOTEBOOK_CELLS], capture_output=True, text=True, timeout=120)
@@ -336,6 +337,36 @@ def test_summary_as_a_notebook_cells_last_line_shows_one_table():
     for cell in (assigned, last_line):
         (html,) = cell["html"]  # one table, not the chosen columns and then the report's full table
         assert html.count("<table") == 1 and "MACs</th>" in html and "FLOPs</th>" not in html
-        assert "Out[" not in cell["out"]
+        assert re.sub(r"Out\[\d+\]:\s*", "", cell["out"]).strip() == ""  # the prompt only: nothing displayed
     (html,) = later["html"]
     assert "FLOPs</th>" in html  # shown again later: the report's own full table
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_maxbatch_verify_over_the_limit_warns_and_fails(monkeypatch, capsys, fmt):
+    import archcost.commands.maxbatch as maxbatch
+
+    measured = {"bytes": 242_000_000}
+    monkeypatch.setattr(maxbatch, "_verify", lambda *a, **k: measured["bytes"])  # as measured on the run
+    argv = ["maxbatch", "tests.fixtures.usermodels:tiny_resnet", "--input-size", "3x16x16", "--memory", "200MB"]
+    assert main([*argv, "--verify", "--format", fmt]) == 1
+    err = capsys.readouterr().err
+    assert "measured 242.00 MB, over the 200.00 MB limit by 21%" in err
+    measured["bytes"] = 150_000_000
+    assert main([*argv, "--verify", "--format", fmt]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_every_archcost_import_the_readme_names_imports():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    named = re.findall(r"from (archcost[\w.]*) import (\w+)", readme)
+    for line in readme.splitlines():  # `name(...)  # from archcost.module: ...`
+        m = re.search(r"^(\w+)\(.*# from (archcost[\w.]*)[: ]", line)
+        if m:
+            named.append((m.group(2), m.group(1)))
+    assert ("archcost.profiling", "layers_frame") in named
+    for module, name in named:
+        assert hasattr(importlib.import_module(module), name), f"README: from {module} import {name}"
