@@ -155,3 +155,14 @@ def test_an_unknown_keyword_input_is_named(capsys):
     code, _, err = _run(capsys, ["table", spec, "--input-size", "int64:7", "--input-size", "maks=bool:7"])
     assert code == 2
     assert "no parameter maks" in err
+
+
+def test_profile_isolated_child_takes_the_inputs_and_keeps_prints_out_of_the_records(capsys, tmp_path):
+    spec, flags, _, params, macs = _flags("token ids")
+    results = tmp_path / "r.jsonl"
+    argv = ["profile", spec, *flags, "--isolate", "--device", "cpu", "--threads", "1", "--warmup", "0"]
+    argv += ["--min-time", "0.001", "--repeats", "2", "--no-power", "--no-roofline", "--append", str(results)]
+    code, _, _ = _run(capsys, argv)
+    assert code == 0
+    (rec,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert (rec["status"], rec["input_shape"], rec["params"], rec["macs"]) == ("ok", "int64:16", params, macs)

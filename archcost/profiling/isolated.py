@@ -87,6 +87,7 @@ def _child() -> int:
     from archcost.units import DTYPES
 
     request = json.loads(sys.stdin.read())
+    records, sys.stdout = sys.stdout, sys.stderr  # what the model prints must not mix with the records
     config = ProfileConfig(**request["config"])
     device = torch.device(config.device)
     if config.threads:
@@ -109,8 +110,8 @@ def _child() -> int:
     )
     try:
         for rec in profile_model(request["spec"], ctx):
-            sys.stdout.write(record_json(rec) + "\n")
-            sys.stdout.flush()
+            records.write(record_json(rec) + "\n")
+            records.flush()
     except KeyboardInterrupt:
         return 130
     except ArchcostError as exc:
