@@ -307,6 +307,12 @@ def _collapse(field: Field, shape: tuple[int, ...] | None, in_spatial: tuple[int
 def _relayout(field: Field, step: Relayout, where: str) -> Field:
     moves = dict(step.moves)
     axes, dims = list(field.axes), list(field.dims)
+    mapped = [dim for dim in dims if dim is not None]
+    whole = [
+        moves.get(dim) == "mixed" or (isinstance(moves.get(dim), tuple) and step.shape[dim] == 1) for dim in mapped
+    ]
+    if mapped and all(whole) and step.out_ndim <= 2:
+        return _collapse(field, step.shape, ())  # the map (or its one unit) flattened into features: global
     if any(dim is not None and moves.get(dim) == "mixed" for dim in dims):
         if step.out_ndim <= 2:  # flattened into features: the next layer sees the whole map
             return _collapse(field, step.shape, ())

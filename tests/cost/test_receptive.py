@@ -295,3 +295,10 @@ def test_moved_axes_are_followed_or_stop_the_field(forward, rf, unknown):
     last = analyze(Net(), (1, 16, 16)).layers[-1]
     assert last.rf == rf
     assert (last.rf_unknown or "").endswith(f"({unknown})" if unknown else "")
+
+
+def test_a_flatten_into_features_is_global_whatever_the_map_size():
+    """LeNet-5's C5 leaves a 1x1 map: flattening it is global, as flattening a larger map is."""
+    rows = {r.name: r for r in analyze(archcost.get_model("lenet5"), (1, 32, 32)).layers}
+    assert rows["features.c5_act"].rf == (32, 32) and not rows["features.c5_act"].rf_global
+    assert rows["classifier.flatten"].rf_global
