@@ -416,7 +416,16 @@ def _rank(name: str, default: int) -> int:
 def step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], out_shape: tuple[int, ...], axes: int):
     """The geometry of op ``name`` on an input of ``in_shape`` giving ``out_shape``, in the tensor's own
     dimensions (windows on its last dimensions; moves of dimensions counted from the end). ``axes``: the
-    spatial axes of the model input, for ops whose rank their arguments do not say."""
+    spatial axes of the model input, for ops whose rank their arguments do not say. A call whose arguments
+    the rules below cannot read (an unusual signature) is unknown geometry, named with the reason: the
+    field stops there rather than the analysis."""
+    try:
+        return _step_of(name, args, kwargs, tuple(in_shape), tuple(out_shape), axes)
+    except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
+        return Unknown(f"{name}: its arguments could not be read ({type(exc).__name__}: {exc})")
+
+
+def _step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], out_shape: tuple[int, ...], axes: int):
     nd = len(in_shape)
     if name.startswith("conv"):
         return _conv(name, args, kwargs)

@@ -302,3 +302,10 @@ def test_a_flatten_into_features_is_global_whatever_the_map_size():
     rows = {r.name: r for r in analyze(archcost.get_model("lenet5"), (1, 32, 32)).layers}
     assert rows["features.c5_act"].rf == (32, 32) and not rows["features.c5_act"].rf_global
     assert rows["classifier.flatten"].rf_global
+
+
+def test_geometry_that_cannot_read_its_arguments_is_unknown_not_a_crash():
+    from archcost.cost.receptive import Unknown, step_of
+
+    step = step_of("permute", (torch.zeros(1, 2, 3, 4), "nchw"), {}, (1, 2, 3, 4), (1, 2, 3, 4), 2)
+    assert isinstance(step, Unknown) and step.op.startswith("permute: its arguments could not be read")
