@@ -14,6 +14,10 @@
 2. **Layer sum.** ``archcost profile --layers`` processes in the same rounds: the layers' times add up to the
    run's median latency within 15%; the profiler's overhead is reported.
 3. **Repeatability.** The spread (max / min) of the ``archcost profile`` processes' medians; target under 1.10.
+4. **Roofline.** ``archcost profile MODEL --layers --recalibrate`` for each of ``--roofline-models`` (zoo names,
+   default resnet18 and mobilenet_v2) against a freshly calibrated peak (an empty cache): the model's and the
+   highest layer's % of peak, the layers above 100% (target: none), the kernel that set the peak and the DRAM
+   and cache-resident memory roofs.
 
 Run it on a quiet machine (the load average is recorded); it takes about 5 minutes at the defaults:
 
@@ -123,6 +127,38 @@ def run_variant(variant: str, args, cache: str) -> dict:
     }
 
 
+def roofline_check(args, cache: str) -> list[dict]:
+    """Per zoo model of ``--roofline-models``: its % of a freshly calibrated peak and its layers' (the
+    calibration is read back from the cache file it was written to)."""
+    env = {**os.environ, "ARCHCOST_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+    out = []
+    for model in args.roofline_models:
+        cmd = [sys.executable, "-m", "archcost.cli", "profile", model, "--device", args.device, "--threads",
+               str(args.threads), "--layers", "--recalibrate", "--format", "json", "--quiet", "--no-power",
+               *args.archcost_flags]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
+        r = json.loads(done.stdout)[0]
+        layers = [x for x in r.get("layers") or [] if x.get("percent_of_peak") is not None]
+        top = max(layers, key=lambda x: x["percent_of_peak"], default=None)
+        peaks = json.loads((Path(cache) / "peaks.json").read_text())["peaks"]
+        calibration = next((e for e in peaks.values() if e.get("flops_per_s") == r["peak_flops_per_s"]), {})
+        out.append({
+            "model": model,
+            "percent_of_peak": r.get("percent_of_peak"),
+            "max_layer_percent": top["percent_of_peak"] if top else None,
+            "max_layer": top["name"] if top else None,
+            "layers_above_100": [x["name"] for x in layers if x["percent_of_peak"] > 100],
+            "peak_flops_per_s": r["peak_flops_per_s"],
+            "peak_bytes_per_s": r["peak_bytes_per_s"],
+            "flops_kernel": calibration.get("flops_kernel"),
+            "cache_bytes_per_s": calibration.get("cache_bytes_per_s"),
+        })  # fmt: skip
+        print(f"roofline {model}: max layer {out[-1]['max_layer_percent']}% of peak", file=sys.stderr)
+    return out
+
+
 def measure(args) -> dict:
     variants = [*PLAIN, *ARCHCOST]
     results: dict[str, list[dict]] = {v: [] for v in variants}
@@ -134,6 +170,8 @@ def measure(args) -> dict:
             for v in order:
                 results[v].append(run_variant(v, args, cache))
                 print(f"round {r + 1}/{args.rounds} {v}: {results[v][-1]['median_s'] * 1e3:.2f} ms", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as fresh:  # an empty cache: the peaks are calibrated for this check
+        results["roofline"] = roofline_check(args, fresh)
     return results
 
 
@@ -141,6 +179,8 @@ def summarise(results: dict) -> dict:
     plain = statistics.median(x["median_s"] for x in results["plain"])
     out = {}
     for v, runs in results.items():
+        if v == "roofline":
+            continue
         medians = [x["median_s"] for x in runs]
         m = statistics.median(medians)
         faults = [x["faults_per_forward"] for x in runs if "faults_per_forward" in x]
@@ -155,7 +195,8 @@ def summarise(results: dict) -> dict:
     out["layer_sum_ratio"] = statistics.median(x["layer_time_sum_ratio"] for x in layers)
     out["layer_sum_ratios"] = [x["layer_time_sum_ratio"] for x in layers]
     out["profiler_overhead"] = statistics.median(x["profiler_overhead"] for x in layers)
-    out["flags"] = sorted({f for runs in results.values() for x in runs for f in x.get("flags", [])})
+    out["flags"] = sorted({f for v in [*PLAIN, *ARCHCOST] for x in results[v] for f in x.get("flags", [])})
+    out["roofline"] = results.get("roofline", [])
     return out
 
 
@@ -209,9 +250,45 @@ def section(s: dict, args, load: tuple, seconds: float) -> str:
         f"**Repeatability.** `archcost profile` processes: spread max/min **{a['spread']:.3f}** (target under "
         f"1.10: {'met' if ok_rep else 'NOT met'}). Flags raised by archcost's runs: "
         f"{', '.join(s['flags']) or 'none'}.",
+        *roofline_lines(s["roofline"], args),
         END,
     ]
     return "\n".join(lines)
+
+
+def roofline_lines(rows: list[dict], args) -> list[str]:
+    """The roofline check's table and verdict (no layer above 100% of the freshly calibrated peak)."""
+    if not rows:
+        return []
+
+    def pct(v):
+        return "" if v is None else f"{v:.1f}%"
+
+    def rate(v, unit):
+        return "" if not v else f"{v / 1e9:.1f} G{unit}/s"
+
+    lines = [
+        "",
+        f"**Roofline.** `archcost profile MODEL --layers --recalibrate` ({args.threads} thread(s)), the peaks "
+        "calibrated afresh (an empty cache): the best of the calibration's matrix products and convolutions.",
+        "",
+        "| model | % peak (model) | highest layer | its % peak | layers above 100% | peak FLOP/s (kernel) | "
+        "DRAM / cache roof |",
+        "| --- | ---: | --- | ---: | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {pct(r['percent_of_peak'])} | {r['max_layer'] or ''} | {pct(r['max_layer_percent'])} "
+            f"| {', '.join(r['layers_above_100']) or 'none'} | {rate(r['peak_flops_per_s'], 'FLOP')} "
+            f"({r['flops_kernel'] or '?'}) | {rate(r['peak_bytes_per_s'], 'B')} / {rate(r['cache_bytes_per_s'], 'B')} |"
+        )
+    above = [r["model"] for r in rows if r["layers_above_100"]]
+    lines += [
+        "",
+        "Target, no layer above 100% of the calibrated peak: "
+        + ("met." if not above else f"NOT met ({', '.join(above)})."),
+    ]
+    return lines
 
 
 def main() -> int:
@@ -223,12 +300,15 @@ def main() -> int:
     p.add_argument("--min-run", type=float, default=2.0, help="Timer.blocked_autorange min_run_time (default 2)")
     p.add_argument("--smoke", action="store_true", help="tiny settings: checks the script runs, measures nothing")
     p.add_argument("--no-write", action="store_true", help="print the section instead of writing the report")
+    p.add_argument("--roofline-models", default="resnet18,mobilenet_v2",
+                   help="zoo models of the roofline check, comma-separated ('' skips it)")  # fmt: skip
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.factory, args.threads, args.device, args.min_run)))
         return 0
     args.archcost_flags = []
+    args.roofline_models = [m for m in args.roofline_models.split(",") if m.strip()]
     if args.smoke:
         args.factory, args.rounds, args.min_run = "small", 1, 0.05
         args.archcost_flags = ["--warmup", "0", "--min-time", "0.01", "--repeats", "3"]
