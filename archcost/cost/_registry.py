@@ -330,6 +330,16 @@ def op_entry(name: str) -> OpEntry | None:
     return _OPS.get(name)
 
 
+def lookup(name: str) -> tuple[OpFormula | None, OpEntry | None]:
+    """``(op_formula(name), op_entry(name))`` in one look-up (the crawler's, once per op call)."""
+    _load_formulas()
+    entry = _OPS.get(name)
+    over = _OVERRIDES.get()
+    if over is not None and name in over[0]:
+        return over[0][name], entry
+    return (entry.formula if entry is not None else None), entry
+
+
 def op_formula(name: str) -> OpFormula | None:
     """The formula op ``name`` is costed by in this call: a ``formula_overrides`` one, else the catalogue's."""
     _load_formulas()
@@ -490,5 +500,12 @@ def _fits(value: object, schema_type: str) -> bool:
     return not isinstance(value, (list, tuple, str))
 
 
+_LOADED = False
+
+
 def _load_formulas() -> None:
-    import archcost.cost.formulas  # noqa: F401  (registers every formula on import)
+    global _LOADED
+    if not _LOADED:
+        import archcost.cost.formulas  # noqa: F401  (registers every formula on import)
+
+        _LOADED = True

@@ -23,6 +23,7 @@ from archcost.cost._registry import (
     NotCostable,
     apply_formula,
     bind,
+    lookup,
     module_formula,
     op_entry,
     op_formula,
@@ -214,11 +215,14 @@ class Crawl(TorchFunctionMode):
     def _part(self, name: str, func, args: tuple, kwargs: dict, out: object, unsupported: list) -> OpCost:
         """The op's cost (``_cost``) with its arguments bound by name (``bind``: by the signature of ``func``,
         the callable that ran), and what fvcore and FlopCounterMode count for it (its catalogue entry)."""
-        formula = op_formula(name)
+        formula, entry = lookup(name)
         if func is not None and formula is not None:
             kwargs = bind(func, name, args, kwargs)
         cost = self._cost(name, formula, args, kwargs, out, unsupported)
-        fvcore, flop_counter = tool_counts(op_entry(name), args, kwargs, out, cost)
+        if entry is None or (entry.fvcore is None and entry.flop_counter is None):
+            fvcore = flop_counter = 0  # neither tool has a formula for it
+        else:
+            fvcore, flop_counter = tool_counts(entry, args, kwargs, out, cost)
         first = out if isinstance(out, torch.Tensor) else tensors(out)[0]
         return OpCost(name, cost.macs, cost.flops, fvcore, flop_counter, first.numel())
 

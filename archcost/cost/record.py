@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,10 +16,10 @@ TOTAL_FIELDS = ("params", "macs", "flops", "param_bytes", "activation_bytes")
 TRAINING_FIELDS = ("backward_macs", "backward_flops", "optimizer_flops")
 
 
-@dataclass(frozen=True)
-class OpCost:
+class OpCost(NamedTuple):
     """One op summed into a row: its name, archcost's cost of it, and what fvcore and torch's
-    FlopCounterMode count for it by their conventions (the op's catalogue entry; None: not predictable)."""
+    FlopCounterMode count for it by their conventions (the op's catalogue entry; None: not predictable).
+    A named tuple: one is made per op call, and the crawler's time matters."""
 
     op: str
     macs: int

@@ -97,7 +97,12 @@ def canonical(aten_name: str) -> str:
 def op_matches(row_op: str, aten_name: str) -> bool:
     """Whether a profiler op is the one a cost-table op row names (``add`` <- ``aten::add_``)."""
     name = canonical(aten_name)
-    return name == row_op or name in _ALIASES.get(row_op, ())
+    if name == row_op or name in _ALIASES.get(row_op, ()):
+        return True
+    from archcost.cost._registry import op_entry  # the op catalogue's profiler names for the op
+
+    entry = op_entry(row_op)
+    return entry is not None and name in entry.profiler
 
 
 def row_keys(rows: Sequence) -> list[RowKey]:

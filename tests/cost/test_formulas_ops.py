@@ -325,3 +325,39 @@ def test_embedding_bag_sums_rows():
 def test_data_movement_is_free_by_the_list(fn):
     report = analyze(Fn(fn), (4, 4, 4))
     assert report.totals["flops"] == 0 and not report.unsupported
+
+
+# -- op figures of issue 25 ------------------------------------------------------------------------------------------
+def test_dropout_with_p_zero_is_free_in_training():
+    """ATen's dropout returns its input untouched for p = 0 (Dropout.cpp _dropout_impl): no multiply runs."""
+    model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(p=0.0))
+    report = analyze(model, (6,), training=True)
+    assert report.layers[1].flops == 0
+    half = analyze(nn.Sequential(nn.Linear(6, 6), nn.Dropout(p=0.5)), (6,), training=True)
+    assert half.layers[1].flops == 6  # one multiply by the scaled mask per element
+
+
+@pytest.mark.parametrize(
+    "layer, per_element",
+    [
+        (nn.LayerNorm(8), 5 + 1 + 1),  # statistics and normalising, scale, shift
+        (nn.LayerNorm(8, bias=False), 5 + 1),  # no shift
+        (nn.LayerNorm(8, elementwise_affine=False), 5),
+        (nn.GroupNorm(2, 8), 5 + 1 + 1),
+    ],
+)
+def test_norms_charge_a_weight_and_a_bias_each_only_where_there_is_one(layer, per_element):
+    x = (8, 3, 3) if isinstance(layer, nn.GroupNorm) else (3, 8)
+    report = analyze(layer, x)
+    assert report.totals["flops"] == math.prod(x) * per_element
+
+
+def test_weight_norm_is_costed_on_its_layer():
+    """w = v * (g / ||v||) over every dim but 0: per element of v square, accumulate, multiply (3); per element
+    of g one divide. Conv2d(3, 8, 3): v 8x3x3x3 (216), g 8x1x1x1 (8)."""
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv2d(3, 8, 3, padding=1))
+    report = analyze(conv, (3, 4, 4))
+    (row,) = report.layers
+    assert not report.unsupported
+    assert row.macs == 8 * 16 * 27
+    assert row.flops == 2 * row.macs + 8 * 16 + 3 * 216 + 8

@@ -169,3 +169,20 @@ def test_render_formats(fmt):
     else:
         assert "stem" in out and "Conventions" in out and "fvcore/nn/jit_handles.py" in out
     assert "TinyResNet" in render_zoo([rec], fmt)
+
+
+def test_grid_sample_is_explained():
+    """fvcore counts grid_sampler as 4 per output element ('assume bilinear'); FlopCounterMode has no formula."""
+
+    class Warp(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.theta = torch.nn.Parameter(torch.tensor([[[0.9, 0.1, 0.0], [0.0, 1.1, 0.1]]]))
+
+        def forward(self, x):
+            grid = torch.nn.functional.affine_grid(self.theta, (1, 3, 5, 5), align_corners=False)
+            return torch.nn.functional.grid_sample(x, grid, align_corners=False)
+
+    rec = check_model(Warp(), (3, 8, 8))
+    assert rec.ok, rec.mismatches
+    assert rec.totals["fvcore"] == 4 * 3 * 5 * 5 and rec.totals["torch"] == 0
