@@ -16,9 +16,9 @@ def test_a_spec_is_built_once_and_analysed_at_two_sizes(monkeypatch):
     calls = []
     real = archcost.cost.analyze
 
-    def counting(model, size, batch, *a, **k):
-        calls.append(batch)
-        return real(model, size, batch, *a, **k)
+    def counting(work, *a, **k):  # the sweep analyses its workload at each batch asked
+        calls.append(work.batch_size)
+        return real(work, *a, **k)
 
     monkeypatch.setattr(archcost.cost, "analyze", counting)
     monkeypatch.setattr(models.Counted, "builds", 0)
