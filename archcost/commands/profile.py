@@ -138,7 +138,7 @@ def add_parser(sub) -> None:
         const="",
         metavar="ADDRESS",
         help="run each model as a Ray task (pip install 'archcost[ray]'): ray://HEAD:10001, HEAD:6379, auto, local; "
-        "no ADDRESS: RAY_ADDRESS or a local cluster. CPU tasks need --threads",
+        "no ADDRESS: RAY_ADDRESS or a local cluster. A CPU task holds --threads CPUs (default 1), as many threads",
     )
     p.add_argument(
         "--accelerator",

@@ -22,10 +22,10 @@ from archcost.cost._registry import formula_overrides
 from archcost.cost.crawl import Crawl, shape_of, storage_key
 from archcost.cost.formulas._args import tensors
 from archcost.cost.inputs import InputSpec, assemble, check_signature, describe_spec, input_specs, make_tensor
-from archcost.cost.workload import Workload
 from archcost.cost.receptive import propagate, with_field
 from archcost.cost.record import CostReport, LayerCost
 from archcost.cost.untouched import has_lazy, is_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
+from archcost.cost.workload import Workload
 from archcost.errors import AnalysisError, InputError, InternalError, first_line
 from archcost.units import DTYPES, format_bytes
 

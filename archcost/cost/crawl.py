@@ -153,6 +153,8 @@ class Crawl(TorchFunctionMode):
         if _redispatch is not None and op_formula(name) is None and _composite(func):
             return self._decompose(name, func, types, args, kwargs)
         try:
+            if name in _SAME_DTYPE:
+                _check_dtypes(name, args)
             shortcut = META_SHAPE.get(name) if self.shortcuts else None
             out = shortcut(func, *args, **kwargs) if shortcut is not None else func(*args, **kwargs)
         except Exception:
@@ -453,3 +455,22 @@ def _composite(func) -> bool:
 _redispatch = getattr(torch.overrides, "redispatch_function", None) or getattr(
     torch._C, "_skip_one_hop_torch_function", None
 )
+
+
+#: ops whose tensors must share one dtype: torch refuses an int64 input to a float convolution on the CPU and
+#: GPU, but its meta kernels accept it, so the analysis says so itself (the error of the real run)
+_SAME_DTYPE = frozenset(
+    {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear"}
+)
+
+
+def _check_dtypes(name: str, args: tuple) -> None:
+    """Raise as torch's real kernels would when ``name``'s input and weight dtypes differ (meta does not)."""
+    if len(args) < 2 or not all(isinstance(a, torch.Tensor) for a in args[:2]):
+        return
+    x, w = args[0], args[1]
+    if x.device.type == "meta" and x.dtype != w.dtype and not (x.is_floating_point() and w.is_floating_point()):
+        raise RuntimeError(
+            f"{name} got an input of dtype {str(x.dtype).removeprefix('torch.')} and a weight of dtype "
+            f"{str(w.dtype).removeprefix('torch.')}: input and weight must have the same dtype"
+        )

@@ -23,6 +23,7 @@ from archcost.units import DTYPES, dtype_bytes
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 
+
 def workspace_bytes(op: str, out_bytes: int) -> int:
     """Bytes of temporaries ``op`` holds beside its output: its catalogue entry's ``workspace`` (0 where
     none is known)."""

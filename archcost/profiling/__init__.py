@@ -156,7 +156,7 @@ def profile(
         optimizer=optimizer,
         amp=amp,
     )
-    check_config(config)
+    check_config(config, ray=executor == "ray")
     if results_file is not None:
         check_writable(results_file, "results file")
     if executor == "ray":

@@ -156,8 +156,8 @@ def task_device(
 
     ``auto`` is ``cuda`` when some node has a GPU, else ``cpu``. CUDA: ``num_gpus=1`` (Ray sets the
     worker's ``CUDA_VISIBLE_DEVICES``, so its GPU is ``cuda:0``; ``cuda:N`` with N > 0 is refused).
-    CPU: ``num_cpus=threads``, and ``threads`` is required (a task must not use more cores than it holds,
-    or tasks sharing a node slow each other down). ``accelerator``: only GPUs of this kind (Ray's
+    CPU: ``num_cpus=threads`` (default ``environment.RAY_CPU_THREADS``, one: a task must not use more cores than
+    it holds, or tasks sharing a node slow each other down). ``accelerator``: only GPUs of this kind (Ray's
     ``accelerator_type``, detected on each node: ``A100``, ``H100``, ``T4``, ...), so that a cluster of several
     GPU kinds gives one kind per results file. ``InputError`` when no node could ever run the task."""
     spec = (device or "auto").strip().lower()
@@ -190,11 +190,9 @@ def task_device(
         raise InputError(f"--accelerator {accelerator} is a GPU kind, and --device is {spec}", "add --device cuda")
     if spec != "cpu":
         raise InputError(f"unknown device {spec!r}", "use auto, cpu or cuda")
-    if threads is None:
-        raise InputError(
-            "--device cpu with --ray needs --threads N: each task holds N CPUs of its worker and torch uses N threads",
-            "add --threads, e.g. --threads 4 (tasks on one node then never share cores)",
-        )
+    from archcost.profiling.environment import ray_cpu_threads
+
+    threads = ray_cpu_threads(threads)  # one CPU per task by default: tasks on one node never share a core
     if threads > cpus:
         raise InputError(
             f"--threads {threads} with --ray: no node of the Ray cluster has {threads} CPUs (the largest has {cpus:g})",
@@ -314,13 +312,14 @@ def ray_records(
     cancels the tasks that have not finished."""
     ray = session.ray
     device, resources = task_device(config.device, config.threads, session.node_resources(), accelerator)
+    threads = resources["num_cpus"] if device == "cpu" else config.threads  # the torch threads a CPU task uses
     remote = ray.remote(max_calls=1)(profile_task).options(num_returns="streaming", max_retries=0, **resources)
     pending: dict = {}
     try:
         for i, (spec, name, sizes) in enumerate(zip(models, names, batch_sizes, strict=True)):
             if not sizes:
                 continue
-            task_config = replace(config, device=device, batch_sizes=tuple(sizes), isolate=False)
+            task_config = replace(config, device=device, batch_sizes=tuple(sizes), isolate=False, threads=threads)
             gen = remote.remote(spec, name, task_config, run_id)
             pending[gen] = _Task(i, name, "cuda:0" if device == "cuda" else device, tuple(sizes))
         while pending:

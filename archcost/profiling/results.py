@@ -98,6 +98,9 @@ FIELDS = (
     "analysis_note",
     *ROOFLINE_FIELDS,
     "peaks_measured_at",
+    "peak_cache_bytes_per_s",
+    "peak_kernel",
+    "peak_math_mode",
     *POWER_FIELDS,
     "power_note",
     # trust: what should not be taken at face value (sweep.FLAGS), each with a sentence in warnings

@@ -277,8 +277,9 @@ def check_writable(path, what: str = "output") -> None:
         )
 
 
-def check_config(config: ProfileConfig) -> None:
-    """Raise ``InputError`` for settings that cannot be measured, before anything runs."""
+def check_config(config: ProfileConfig, *, ray: bool = False) -> None:
+    """Raise ``InputError`` for settings that cannot be measured, before anything runs (``ray``: measured on a
+    Ray cluster, whose CPUs are not this process's)."""
     if config.dtype not in PROFILE_DTYPES:
         raise InputError(f"dtype {config.dtype!r} cannot be profiled", f"use one of {', '.join(PROFILE_DTYPES)}")
     for name, value in (("warmup", config.warmup_s), ("min-time", config.min_time_s)):
@@ -288,6 +289,10 @@ def check_config(config: ProfileConfig) -> None:
         raise InputError(f"--repeats {config.repeats} must be >= 1", "give at least one sample")
     if config.threads is not None and config.threads < 1:
         raise InputError(f"--threads {config.threads} must be >= 1", "give a thread count >= 1")
+    if not ray:  # a Ray task's threads are its worker's CPUs, checked against the cluster (distributed.task_device)
+        from archcost.profiling.environment import check_threads
+
+        check_threads(config.threads)
     if config.mode not in ("infer", "train"):
         raise InputError(f"unknown mode {config.mode!r}", "use infer (the default) or train")
     if config.mode == "train":
@@ -418,6 +423,9 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
         "peak_flops_per_s": peaks.flops_per_s if peaks else None,
         "peak_bytes_per_s": peaks.bytes_per_s if peaks else None,
         "peaks_measured_at": peaks.measured_at if peaks else None,
+        "peak_cache_bytes_per_s": peaks.cache_bytes_per_s if peaks else None,
+        "peak_kernel": peaks.flops_kernel if peaks else None,
+        "peak_math_mode": peaks.math_mode if peaks else None,
         **ctx.env,
     }
 
@@ -477,11 +485,11 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
     pct = out.get("percent_of_peak")
     layer_pct = [r["percent_of_peak"] for r in out.get("layers") or [] if r.get("percent_of_peak") is not None]
     if (pct is not None and pct > 100) or any(p > 100 for p in layer_pct):
-        from archcost.profiling.roofline import STALE_PEAKS
+        from archcost.profiling.roofline import ABOVE_PEAK
 
         flags.append("peaks_stale")
         where = "the model" if pct is not None and pct > 100 else "a layer"
-        warnings.append(f"{where} ran above the cached peak FLOP/s: {STALE_PEAKS}")
+        warnings.append(f"{where} ran above the calibrated peak FLOP/s: {ABOVE_PEAK}")
     ratio = out.get("layer_time_sum_ratio")
     if ratio is not None and abs(ratio - 1) > LAYER_SUM_TOLERANCE:
         flags.append("layer_sum_off")

@@ -82,6 +82,7 @@ def test_what_each_task_asks_for():
     assert dist.task_device("auto", None, [CPU_NODE, GPU_NODE]) == ("cuda", {"num_gpus": 1, "num_cpus": 1})
     assert dist.task_device("auto", 2, [CPU_NODE]) == ("cpu", {"num_cpus": 2})
     assert dist.task_device("cpu", 8, [CPU_NODE, GPU_NODE]) == ("cpu", {"num_cpus": 8})
+    assert dist.task_device("cpu", None, [CPU_NODE]) == ("cpu", {"num_cpus": 1})  # one CPU per task by default
     a100 = {"num_gpus": 1, "num_cpus": 1, "accelerator_type": "A100"}  # one GPU kind per results file
     assert dist.task_device("cuda", None, [CPU_NODE, GPU_NODE], "A100") == ("cuda", a100)
 
@@ -91,7 +92,6 @@ def test_what_each_task_asks_for():
     [
         ("cuda", None, [CPU_NODE], "no node of the Ray cluster has a GPU"),
         ("cuda:1", None, [GPU_NODE], "Ray gives each task its GPU"),
-        ("cpu", None, [CPU_NODE], "needs --threads N"),
         ("cpu", 16, [CPU_NODE, GPU_NODE], "no node of the Ray cluster has 16 CPUs"),
         ("tpu", None, [CPU_NODE], "unknown device"),
         ("cuda", None, [GPU_NODE], r"--accelerator H100: no node .* has that GPU kind \(it has: A100\)"),
