@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.commands._common import EXIT_OK, parse_opts
+from archcost.commands._common import EXIT_OK, add_device_arg, add_input_args, parse_opts, positive_int
 from archcost.errors import InputError
 
 ANALYTIC = ("accuracy-vs-macs", "accuracy-bar", "accuracy-density")
@@ -71,7 +71,7 @@ def figure(args: argparse.Namespace):
         if not args.model:
             raise InputError(f"plot {args.kind} needs a MODEL", f"e.g. archcost plot {args.kind} alexnet")
         # plot's --device picks measured results; the analysis itself runs where analyse() decides
-        report = analyse(argparse.Namespace(**{**vars(args), "batch_size": 1, "dtype": "float32", "device": "auto"}))
+        report = analyse(argparse.Namespace(**{**vars(args), "batch_size": 1, "device": "auto"}))
         return (figures.layers if args.kind == "layers" else figures.receptive_field)(report), notes
     if args.kind in ANALYTIC:
         points = with_accuracy(model_points(_models(args), args.accuracy, args.dataset))
@@ -156,9 +156,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--accuracy", help="CSV model,top1[,top5][,dataset] adding or overriding published accuracy")
     p.add_argument("--dataset", default="ImageNet", help="accuracy charts compare models of this dataset")
-    p.add_argument("--device", help="with --results: the device to draw (cpu, cuda:0)")
-    p.add_argument("--batch-size", type=int, help="with --results: the batch size for per-model charts (default 1)")
-    p.add_argument("--input-size", help="for `layers` and `rf`: CxHxW")
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    add_device_arg(p, "records", default=None)
+    p.add_argument(
+        "--batch-size", type=positive_int, help="with --results: the batch size for per-model charts (default 1)"
+    )
+    add_input_args(p, batch=False, dtypes=("float32",))  # for `layers` and `rf`: the inputs analysed
     p.add_argument("--output", required=True, help="FILE.png, .svg or .pdf")
     p.set_defaults(func=run, parse_opts=parse_opts)
