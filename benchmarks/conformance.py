@@ -37,7 +37,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIELDS = "suite model input_size verdict params ref_params macs ref_macs fcm_macs uncosted note seconds".split()
+FIELDS = (
+    "suite model input_size verdict params ref_params macs ref_macs fcm_macs uncosted note seconds archcost_s fcm_s"
+).split()
 
 # -- explanations: where archcost and the reference differ for a known reason -------------------------------
 #: op (as archcost names it) -> why FlopCounterMode's count differs from archcost's there.
@@ -206,20 +208,31 @@ def measure(suite: str, name: str) -> dict:
         row.update(verdict="build error", note=_first_line(exc), seconds=f"{time.perf_counter() - start:.1f}")
         return row
     row["input_size"] = "x".join(map(str, size))
-    if _is_raft(model):
-        row.update(verdict="not compared", note="RAFT takes two images (optical flow); the harness gives one input")
-        return row
-    try:
-        report = analyze(model, size)
-        row.update(params=report.totals["params"], macs=report.totals["macs"])
-        row["uncosted"] = " ".join(sorted({u.op for u in report.unsupported}))
-    except Exception as exc:
-        row["verdict"] = "archcost error"
-        row["note"] = _first_line(exc)
-    try:
-        row["fcm_macs"] = _fcm_macs(model, size)
-    except Exception as exc:
-        row["note"] = (row["note"] + "; " if row["note"] else "") + "FlopCounterMode: " + _first_line(exc)
+    inputs = [size, size] if _is_raft(model) else size  # RAFT: two images (optical flow)
+
+    def ours() -> None:
+        t0 = time.perf_counter()
+        try:
+            report = analyze(model, inputs)
+            row.update(params=report.totals["params"], macs=report.totals["macs"])
+            row["uncosted"] = " ".join(sorted({u.op for u in report.unsupported}))
+        except Exception as exc:
+            row["verdict"] = "archcost error"
+            row["note"] = _first_line(exc)
+        row["archcost_s"] = f"{time.perf_counter() - t0:.4f}"
+
+    def theirs() -> None:
+        t0 = time.perf_counter()
+        try:
+            row["fcm_macs"] = _fcm_macs(model, size)
+        except Exception as exc:
+            row["note"] = (row["note"] + "; " if row["note"] else "") + "FlopCounterMode: " + _first_line(exc)
+        row["fcm_s"] = f"{time.perf_counter() - t0:.4f}"
+
+    # the two analyses of one model, side by side in one process; which goes first alternates by name, so the
+    # warm-up a first run pays falls on each tool alike over a suite
+    for step in (ours, theirs) if sum(map(ord, name)) % 2 == 0 else (theirs, ours):
+        step()
     if suite == "tv-cls" and weights is not None:
         row["ref_params"] = weights.meta["num_params"]
         row["ref_macs"] = weights.meta["_ops"]
@@ -231,7 +244,7 @@ def measure(suite: str, name: str) -> dict:
     if not row["verdict"]:
         row["verdict"] = _verdict(suite, row)
     row["seconds"] = f"{time.perf_counter() - start:.1f}"
-    del model
+    model = None  # noqa: F841  (free it before the next model)
     torch.nn.Module  # noqa: B018  (keep torch imported in the worker)
     return row
 
@@ -379,6 +392,18 @@ def report(args: argparse.Namespace) -> int:
             f"| {suite} | {len(SUITES[suite]())} | {total} | {c['equal']} ({100 * c['equal'] / total:.1f}%) | "
             f"{c['differs']} | {c['uncosted']} | {errors} | {was} |"
         )
+    timed = [r for r in rows if r.get("archcost_s") and r.get("fcm_s") and r["verdict"] in ("equal", "differs")]
+    for suite in SUITES:
+        pairs = [(float(r["archcost_s"]), float(r["fcm_s"])) for r in timed if r["suite"] == suite]
+        if pairs:
+            ours, theirs = sum(a for a, _ in pairs), sum(b for _, b in pairs)
+            ratios = sorted(a / b for a, b in pairs if b > 0)
+            lines += [
+                "",
+                f"Analysis time, {suite} ({len(pairs)} models analysed by both, each pair side by side in one "
+                f"process, the order alternating): archcost {ours:.1f} s, FlopCounterMode on meta {theirs:.1f} s, "
+                f"**{ours / theirs:.2f}x** in total; per model median {ratios[len(ratios) // 2]:.2f}x.",
+            ]
     uncosted = Counter(op for r in rows for op in r["uncosted"].split())
     if uncosted:
         lines += [
@@ -406,7 +431,7 @@ NOTES = [
     "FlopCounterMode's MACs and the model's parameter count, exactly, and nothing uncosted); `differs`; "
     "`uncosted` (archcost listed an op it could not cost); `needs data` (the forward cannot run on meta "
     "tensors, for archcost and FlopCounterMode alike: detection models call `torch.nonzero`); "
-    "`not compared` (RAFT takes two images); `timeout` (over the per-model limit on a loaded machine).",
+    "`not compared`; `timeout` (over the per-model limit on a loaded machine).",
     "",
     "Where FlopCounterMode is the one that is wrong: it has no formula for `aten.mv`, `aten.dot`, "
     "`aten.addmv` or `aten._trilinear` (nn.Bilinear) and counts them 0, and on the CPU it counts 0 for "
