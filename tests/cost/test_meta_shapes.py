@@ -79,3 +79,44 @@ def test_zoo_analysis_does_not_import_sympy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    "name, fn, shape, args, kwargs",
+    [
+        ("layer_norm", F.layer_norm, (2, 5, 8), ((8,),), {}),
+        ("layer_norm", F.layer_norm, (2, 5, 8), ([5, 8],), {}),
+        ("group_norm", F.group_norm, (2, 6, 4, 4), (3,), {}),
+        ("rms_norm", F.rms_norm, (2, 5, 8), ((8,),), {}),
+        ("softmax", F.softmax, (2, 3, 7), (-1,), {}),
+        ("log_softmax", F.log_softmax, (2, 3, 7), (1,), {}),
+    ],
+)
+def test_norm_and_softmax_shapes_equal_torchs(name, fn, shape, args, kwargs):
+    want = fn(torch.randn(shape), *args, **kwargs)
+    got = META_SHAPE[name](fn, meta(*shape), *args, **kwargs)
+    assert got.shape == want.shape and got.dtype == want.dtype and got.device.type == "meta"
+
+
+def test_norm_and_softmax_fall_back_where_they_do_not_cover():
+    with pytest.raises(RuntimeError):  # torch's own error for a normalized_shape the input does not end with
+        META_SHAPE["layer_norm"](F.layer_norm, meta(2, 5, 8), (5,))
+    with pytest.raises(RuntimeError):  # 6 channels do not split into 4 groups
+        META_SHAPE["group_norm"](F.group_norm, meta(2, 6, 4, 4), 4)
+    got = META_SHAPE["softmax"](F.softmax, meta(2, 3), -1, dtype=torch.float64)  # a dtype asked: torch's path
+    assert got.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "q, k, v, kwargs",
+    [
+        ((2, 4, 10, 8), (2, 4, 12, 8), (2, 4, 12, 16), {}),
+        ((2, 4, 10, 8), (2, 4, 10, 8), (2, 4, 10, 8), {"is_causal": True}),
+        ((1, 8, 10, 8), (1, 2, 10, 8), (1, 2, 10, 8), {"enable_gqa": True}),
+    ],
+)
+def test_sdpa_shape_equals_torchs(q, k, v, kwargs):
+    want = F.scaled_dot_product_attention(torch.randn(q), torch.randn(k), torch.randn(v), **kwargs).shape
+    got = META_SHAPE["scaled_dot_product_attention"](F.scaled_dot_product_attention, meta(*q), meta(*k), meta(*v),
+                                                     **kwargs)  # fmt: skip
+    assert got.shape == want
