@@ -87,7 +87,9 @@ def analyze(
 
     ``mode="train"``: the training-mode forward, plus per row the backward MACs/FLOPs (from autograd's real
     backward on meta tensors) and the ``optimizer``'s FLOPs (sgd, momentum, adam, adamw), and the peak bytes
-    of a training step (``archcost.cost.training``; one input shape only).
+    of a training step (``archcost.cost.training``), on the same crawl, state and guards as inference: every
+    input kind, the CPU fallback, activation checkpointing (recompute counted in backward, said in ``notes``),
+    one seeded draw of forward's random numbers for forward and backward alike.
 
     ``formulas={key: fn}``: cost formulas for this call only, replacing the registered ones (keys as
     ``register_cost`` takes them: a torch callable, an op name, an ``nn.Module`` class; fvcore's
