@@ -105,3 +105,23 @@ def test_check_all_one_line_per_model(monkeypatch, capsys):
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith(("lenet5", "resnet20_cifar"))]
     assert len(lines) == 2 and all(line.rstrip().endswith("ok") for line in lines)
+
+
+def test_ctrl_c_in_check_all_keeps_the_finished_rows(monkeypatch, capsys, tmp_path):
+    """Issue 26 item 3: Ctrl-C during `check --all --output FILE` writes the models already checked (exit 130)."""
+    import archcost.commands.check as check_command
+
+    monkeypatch.setattr("archcost.zoo.list_models", lambda: ["lenet5", "resnet20_cifar", "alexnet"])
+    real = check_command._check
+
+    def interrupted_at_the_second(spec, args):
+        if spec == "resnet20_cifar":
+            raise KeyboardInterrupt
+        return real(spec, args)
+
+    monkeypatch.setattr(check_command, "_check", interrupted_at_the_second)
+    out = tmp_path / "ca.txt"
+    assert main(["check", "--all", "--quiet", "--output", str(out)]) == 130
+    text = out.read_text()
+    assert "lenet5" in text and "resnet20_cifar" not in text and "alexnet" not in text
+    assert "interrupted after 1 of 3 models" in capsys.readouterr().err
