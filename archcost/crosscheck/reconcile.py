@@ -131,9 +131,11 @@ def predict(row: LayerCost, module: nn.Module | None, training: bool, tool: str,
 
 
 def predict_activations(row: LayerCost, pred: Prediction) -> None:
-    """fvcore's ActivationCountAnalysis: output elements of conv, linear, matrix products and einsum."""
+    """fvcore's ActivationCountAnalysis: output elements of conv, linear, matrix products and einsum, where
+    fvcore's trace reaches the op it has a handle for (its flop convention counts it: a convolution with
+    string padding becomes ``aten::_convolution_mode``, counted by neither of fvcore's analyses)."""
     for part in row.parts:
-        if part.op in ACTIVATION_OPS and pred.value is not None:
+        if part.op in ACTIVATION_OPS and pred.value is not None and (part.fvcore != 0 or not part.macs):
             pred.value += part.outputs
     if not row.parts and row.ops:
         pred.fail(f"{row.name} is costed whole by a module formula; its ops' outputs were not recorded")

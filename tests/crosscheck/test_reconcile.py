@@ -186,3 +186,16 @@ def test_grid_sample_is_explained():
     rec = check_model(Warp(), (3, 8, 8))
     assert rec.ok, rec.mismatches
     assert rec.totals["fvcore"] == 4 * 3 * 5 * 5 and rec.totals["torch"] == 0
+
+
+def test_string_padding_convolution_is_counted_0_by_fvcore_and_explained():
+    """fvcore traces a convolution with padding='same' as aten::_convolution_mode, which it has no handle for:
+    0 flops and 0 activations there (timm's convmixer was a false MISMATCH)."""
+    from torch import nn
+
+    from archcost.crosscheck import check_model
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 9, padding="same"), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+    rec = check_model(model, (3, 16, 16))
+    assert rec.ok, rec.mismatches
+    assert rec.totals["fvcore"] == 8 * 3 * 3 * 256 * 8  # only the second convolution: 147,456

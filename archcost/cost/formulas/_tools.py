@@ -31,12 +31,21 @@ def _two_macs(args: tuple, kwargs: dict, out, cost: Cost) -> int:
 
 
 # -- fvcore ----------------------------------------------------------------------------------------------
+def _conv_fvcore(args: tuple, kwargs: dict, out, cost: Cost) -> int:
+    """fvcore's count of a convolution: its MACs, or 0 where the padding is a string ('same', 'valid'): torch
+    then calls ``aten::_convolution_mode``, which has no fvcore handle (fvcore lists it as unsupported)."""
+    padding = kwargs.get("padding", args[4] if len(args) > 4 else 0)
+    return 0 if isinstance(padding, str) else cost.macs
+
+
 FV_CONV = Counted(
-    _macs,
+    _conv_fvcore,
     "conv",
-    "1 per MAC (one fused multiply-add = one flop); bias not counted",
+    "1 per MAC (one fused multiply-add = one flop); bias not counted; 0 for padding='same'/'valid' "
+    "(aten::_convolution_mode has no handle)",
     f"{FV}['aten::_convolution'] -> {FV_HANDLES} conv_flop_jit / conv_flop_count: "
-    "batch * prod(w_shape) * prod(out_shape[2:]) (input spatial size when transposed)",
+    "batch * prod(w_shape) * prod(out_shape[2:]) (input spatial size when transposed); "
+    "no entry for aten::_convolution_mode",
 )
 FV_LINEAR = Counted(
     _macs,
