@@ -28,6 +28,7 @@ Equal = archcost's MACs equal FlopCounterMode's FLOPs / 2 exactly, and archcost 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import multiprocessing as mp
 import sys
@@ -221,10 +222,13 @@ def measure(suite: str, name: str) -> dict:
             row["note"] = _first_line(exc)
         row["archcost_s"] = f"{time.perf_counter() - t0:.4f}"
 
+    reference = copy.deepcopy(model)  # FlopCounterMode's run is not guarded: a forward that fails midway can
+    # leave meta tensors cached on the model (torchvision's anchor cache), which archcost's CPU fallback then reads
+
     def theirs() -> None:
         t0 = time.perf_counter()
         try:
-            row["fcm_macs"] = _fcm_macs(model, size)
+            row["fcm_macs"] = _fcm_macs(reference, size)
         except Exception as exc:
             row["note"] = (row["note"] + "; " if row["note"] else "") + "FlopCounterMode: " + _first_line(exc)
         row["fcm_s"] = f"{time.perf_counter() - t0:.4f}"
