@@ -167,3 +167,17 @@ def test_the_readmes_adding_an_op_example_works():
         assert check_model(Net(), (3, 6, 6)).ok
     finally:
         _OPS.pop("hypot", None)
+
+
+def test_registering_the_zoo_formulas_does_not_walk_torchs_override_lists(monkeypatch):
+    """Every key of archcost's own formulas is found by the cheap checks (torch's attributes, aten's schemas):
+    known_names, whose first call costs about 0.25 s of every command, is for typos and their suggestions."""
+    import archcost.cost._registry as registry
+
+    calls = []
+    monkeypatch.setattr(registry, "known_names", lambda: calls.append(1) or frozenset())
+    for entry in registry.entries():
+        for key in entry.keys:
+            if isinstance(key, str) and "::" not in key:
+                assert registry.resolve(key) == key
+    assert calls == []
