@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.onnx).parent
     if not folder.is_dir():  # before building the model: a large one takes seconds to initialise
         raise InputError(f"cannot write {args.onnx}: the folder {folder} does not exist", "create it first")
-    work = load(args, "cpu")
+    work = load(args, "cpu").runnable()  # wrappers unwrapped, lazy layers initialised by one forward
     with quiet_stdout():
         path = export_onnx(work.module, work, args.onnx, args.opset, fold_constants=args.fold_constants)
     print(f"wrote {path} ({work.name}, input {work.with_batch(work.batch_size).label()}, batch {work.batch_size})",

@@ -67,10 +67,38 @@ def _is_leaf(module: nn.Module) -> bool:
 
 
 def shape_of(value: object):
+    """The output's shape, or the shapes of every tensor it holds: tuples, lists and dicts, and also dataclass
+    fields (Hugging Face ``ModelOutput`` style) and plain objects' attributes (``torch.distributions``)."""
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
     ts = tensors(value)
-    if len(ts) == 1 and isinstance(value, torch.Tensor):
-        return tuple(ts[0].shape)
+    if not ts:
+        found: dict[int, torch.Tensor] = {}
+        _held(value, found, 0)
+        ts = list(found.values())
     return tuple(tuple(t.shape) for t in ts)
+
+
+def _held(v: object, found: dict, depth: int) -> None:
+    """Tensors inside a dataclass or a plain object (a few levels deep), each once, in attribute order."""
+    import dataclasses
+
+    if isinstance(v, torch.Tensor):
+        found.setdefault(id(v), v)
+    elif depth > 3 or v is None or isinstance(v, (str, bytes, int, float, bool, nn.Module, type)):
+        return
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _held(x, found, depth + 1)
+    elif isinstance(v, dict):
+        for x in v.values():
+            _held(x, found, depth + 1)
+    elif dataclasses.is_dataclass(v):
+        for f in dataclasses.fields(v):
+            _held(getattr(v, f.name), found, depth + 1)
+    elif hasattr(v, "__dict__") and not callable(v):
+        for x in vars(v).values():
+            _held(x, found, depth + 1)
 
 
 class Crawl(TorchFunctionMode):

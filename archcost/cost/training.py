@@ -107,7 +107,8 @@ NO_ARITHMETIC = frozenset(
     "detach view _unsafe_view reshape _reshape_alias t transpose permute expand squeeze unsqueeze as_strided "
     "slice select narrow clone copy _to_copy empty_like empty empty_strided zeros zeros_like new_zeros new_empty "
     "new_empty_strided new_ones ones_like full_like fill zero cat stack split split_with_sizes chunk unbind "
-    "contiguous alias constant_pad_nd slice_backward select_backward lift_fresh _copy_from".split()
+    "contiguous alias constant_pad_nd slice_backward select_backward lift_fresh _copy_from pixel_shuffle "
+    "pixel_unshuffle channel_shuffle native_channel_shuffle".split()
 )
 
 #: FLOPs per element of the backward aten ops archcost costs element by element, counted on the numel of
@@ -878,4 +879,4 @@ def estimated_peak(
     from archcost.cost.analysis import analyze
     from archcost.cost.memory import estimate
 
-    return estimate(analyze(model, input_size, batch_size, dtype, device="meta")).inference_total_bytes
+    return estimate(analyze(model, input_size, batch_size, dtype)).inference_total_bytes  # meta; CPU where it must

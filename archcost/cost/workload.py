@@ -145,6 +145,22 @@ class Workload:
             out = replace(out, specs=tuple(specs))
         return out
 
+    def runnable(self) -> Workload:
+        """This loaded workload with a module real tensors can run as the user's own code would: ``DataParallel``
+        / ``DistributedDataParallel`` unwrapped, lazy modules initialised on a private copy by one CPU forward of
+        these inputs (the caller's module is never changed). For fvcore's trace and the ONNX exporter."""
+        from archcost.cost.untouched import has_lazy, unwrap
+
+        module = unwrap(self.module)
+        if has_lazy(module):
+            import copy
+
+            module = copy.deepcopy(module)
+            args, kwargs = self.tensors("cpu")
+            with torch.no_grad():
+                module(*args, **kwargs)
+        return self if module is self.model else replace(self, model=module)
+
     def with_batch(self, batch_size: int) -> Workload:
         """This workload at another batch size (example tensors repeated or cut along their batch dimension)."""
         if batch_size == self.batch_size:

@@ -43,6 +43,7 @@ def check_model(
         work = model.load("cpu")
     else:
         work = Workload.of(model, input_size, batch_size, name=name).load("cpu")
+    work = work.runnable()  # wrappers unwrapped and lazy layers initialised (on a copy) for the tools that trace
     module = work.module
     report = analyze(work)
     rec = reconcile(report, module, run_fvcore(module, work), run_flop_counter(module, work))

@@ -53,6 +53,26 @@ def own_counts(inclusive: dict[str, Counter], modules: Iterable[str]) -> dict[st
     return own
 
 
+def module_names(model: nn.Module) -> tuple[list[str], dict[str, str]]:
+    """Every path a module is reachable by (shared modules under each of their names), and each path's
+    canonical name, the first (``named_modules()``'s, archcost's rows'). FlopCounterMode's module tracker names
+    a module by its last path (case 37: a conv shared by ``shared``, ``seq.0`` and ``wrap.layer`` is counted
+    under ``wrap.layer``); fvcore by its first."""
+    first: dict[int, str] = {}
+    for name, m in model.named_modules():
+        first.setdefault(id(m), name)
+    every = list(model.named_modules(remove_duplicate=False))
+    return [n for n, _ in every], {n: first[id(m)] for n, m in every}
+
+
+def canonical(own: dict[str, Counter], alias: dict[str, str]) -> dict[str, Counter]:
+    """``own`` figures keyed by each module's canonical name (``module_names``)."""
+    out: dict[str, Counter] = {}
+    for name, c in own.items():
+        out.setdefault(alias.get(name, name), Counter()).update(c)
+    return out
+
+
 def nearest(path: str, keys: set[str] | dict) -> str | None:
     """``path`` itself or its closest ancestor among ``keys`` ("" is the model)."""
     while True:
@@ -316,12 +336,15 @@ def reconcile(report: CostReport, model: nn.Module, fv: FvcoreResult, tc: TorchC
         rows_at.setdefault(r.module, []).append(r)
     rows_at.setdefault("", [])
     keys = dict.fromkeys(rows_at)
-    names = [n for n, _ in model.named_modules()]
+    names, alias = module_names(model)
 
-    fv_flops, fv_lost = place(own_counts(fv.flops, names), keys) if fv.ok else ({}, Counter())
-    fv_acts, acts_lost = place(own_counts(fv.activations, names), keys) if fv.ok else ({}, Counter())
-    fv_unsup, _ = place(own_counts(fv.unsupported, names), keys) if fv.ok else ({}, Counter())
-    t_flops, t_lost = place(own_counts(tc.flops, names), keys) if tc.ok else ({}, Counter())
+    def placed(inclusive):
+        return place(canonical(own_counts(inclusive, names), alias), keys)
+
+    fv_flops, fv_lost = placed(fv.flops) if fv.ok else ({}, Counter())
+    fv_acts, acts_lost = placed(fv.activations) if fv.ok else ({}, Counter())
+    fv_unsup, _ = placed(fv.unsupported) if fv.ok else ({}, Counter())
+    t_flops, t_lost = placed(tc.flops) if tc.ok else ({}, Counter())
     p_fv, _ = place({k: Counter(n=v) for k, v in fvcore_own_params(fv, model).items()}, keys)
 
     cited: list[Rule] = []
@@ -478,10 +501,10 @@ def predict_backward(row: LayerCost, module: nn.Module | None, pred: Prediction)
 def reconcile_backward(rec: Reconciliation, report: CostReport, model: nn.Module, tc: TorchCount) -> None:
     """Add FlopCounterMode's backward count to each module of ``rec``, predicted from ``report`` (a
     training analysis with backward MACs, ``archcost.cost.training``) by the ``TORCH_BACKWARD`` rules."""
-    names = [n for n, _ in model.named_modules()]
+    names, alias = module_names(model)
     by_key = {m.module: m for m in rec.modules}
     keys = dict.fromkeys([*by_key, ""])
-    measured, lost = place(own_counts(tc.flops, names), keys) if tc.ok else ({}, Counter())
+    measured, lost = place(canonical(own_counts(tc.flops, names), alias), keys) if tc.ok else ({}, Counter())
     preds: dict[str, Prediction] = {k: Prediction() for k in keys}
     macs: dict[str, int] = dict.fromkeys(keys, 0)
     for r in report.layers:
@@ -491,21 +514,27 @@ def reconcile_backward(rec: Reconciliation, report: CostReport, model: nn.Module
         module = _module_at(model, r.module) if r.kind == "module" else None
         predict_backward(r, module, preds[key])
         macs[key] += r.backward_macs or 0
+    root = None  # the model's own forward when no row of archcost's is attributed to it
     for key in keys:
         m = by_key.get(key)
         got = sum(measured.get(key, Counter()).values()) if tc.ok else None
         if m is None:
             if got or preds[key].value or macs[key]:
-                rec.findings.append(
-                    f"MISMATCH: the model's own forward: torch backward {_fmt(got)}, conventions predict "
-                    f"{_fmt(preds[key].value)}"
-                    if got != preds[key].value
-                    else f"the model's own forward: torch backward {_fmt(got)}, as the conventions predict"
-                )
+                root = _figure(got, preds[key], rec.rules, busy=bool(macs[key]))
             continue
         m.backward_macs = macs[key]
         m.torch_backward = _figure(got, preds[key], rec.rules, busy=bool(macs[key]))
-    _balance_backward(rec)
+    shared = len(set(alias.values())) < len(alias)  # a module reachable by several paths (reused)
+    _balance_backward(rec, {"": root} if root is not None else None, shared=shared)
+    if root is not None:  # the tracker may have charged the root's count to a module: balanced above
+        got, want = root.measured, root.predicted
+        rec.findings.append(
+            f"the model's own forward: torch backward {_fmt(got)}, {root.note}"
+            if root.balanced_in is not None
+            else f"the model's own forward: torch backward {_fmt(got)}, as the conventions predict"
+            if root.agrees
+            else f"MISMATCH: the model's own forward: torch backward {_fmt(got)}, conventions predict {_fmt(want)}"
+        )
     if tc.error:
         rec.backward_error = tc.error
         rec.findings.append(f"FlopCounterMode could not run the backward: {tc.error}")
@@ -526,6 +555,15 @@ def reconcile_backward(rec: Reconciliation, report: CostReport, model: nn.Module
     )
 
 
+#: Why FlopCounterMode's backward counts of a model that reuses a module are not per module.
+SHARED_NOTE = (
+    "the model calls one module instance several times (a shared layer, ModuleList([block] * n)); "
+    "FlopCounterMode's module tracker (torch/utils/module_tracker.py) keeps one entry per instance, named by its "
+    "last path, so the backward windows of its calls overlap and their ops are charged to whichever call's "
+    "window is open; per module the figures are not comparable, the model's total is"
+)
+
+
 #: Why FlopCounterMode's backward count of a module can differ from its own work while its parent's agrees.
 TRACKER_NOTE = (
     "FlopCounterMode's module tracker (torch/utils/module_tracker.py) enters a module in backward when the "
@@ -536,11 +574,18 @@ TRACKER_NOTE = (
 )
 
 
-def _balance_backward(rec: Reconciliation) -> None:
+def _balance_backward(rec: Reconciliation, extra: dict[str, Figure] | None = None, *, shared: bool = False) -> None:
     """Explain backward figures that differ module by module but add up in the smallest enclosing module
-    (not the whole model) by ``TRACKER_NOTE``; the difference stays visible in the figures."""
+    by ``TRACKER_NOTE``; the difference stays visible in the figures. ``extra``: figures of paths with no
+    module row (the model's own forward, ""). ``shared``: the model reuses a module (one instance under
+    several paths, or called several times): the tracker's windows of its calls overlap in backward
+    (``SHARED_NOTE``), so where the whole model's total agrees, its figures are compared as that total."""
     figs = {m.module: m.torch_backward for m in rec.modules if m.torch_backward is not None}
+    figs.update(extra or {})
     explained = []
+    whole = all(g.measured is not None and g.predicted is not None for g in figs.values()) and sum(
+        g.measured for g in figs.values()
+    ) == sum(g.predicted for g in figs.values())
     for key, f in figs.items():
         if f.agrees or f.measured is None:
             continue
@@ -550,6 +595,11 @@ def _balance_backward(rec: Reconciliation) -> None:
                 explained.append((f, scope))
                 break
             scope = scope.rpartition(".")[0] if scope else None
+        else:
+            if shared and whole:
+                f.balanced_in = ""
+                f.note = f"attribution within the model (its total agrees): {SHARED_NOTE}"
+                rec.findings.append(f"torch backward of {key or 'the model'}: {f.note}")
     for f, scope in explained:
         f.balanced_in = scope
         f.note = f"attribution within {scope or 'the model'} (its total agrees): {TRACKER_NOTE}"

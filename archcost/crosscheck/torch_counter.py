@@ -56,6 +56,19 @@ def _meta_state(model: nn.Module, *, grad: bool) -> dict[str, torch.Tensor]:
     }
 
 
+def seeded():
+    """torch's CPU generator seeded as archcost's analysis seeds it (``analysis.SEED``), the caller's state put
+    back after: a forward that draws (a random layer-drop) takes the same draw in both tools."""
+    import contextlib
+
+    from archcost.cost.analysis import SEED
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.random.fork_rng(devices=[]))
+    torch.default_generator.manual_seed(SEED)
+    return stack
+
+
 def forward_inputs(inputs: object, device: str, *, seed: int = 0) -> tuple[list, dict]:
     """``(args, kwargs)`` of forward on ``device`` for ``inputs``: a ``Workload`` (``archcost.cost.workload``,
     every input kind) or one input's shape with the batch (a seeded random float tensor; empty on meta)."""
@@ -83,7 +96,7 @@ def run_flop_counter(model: nn.Module, input_shape: object, *, training: bool = 
     result = TorchCount()
     try:
         model.train(training)
-        with FlopCounterMode(display=False) as counter, torch.no_grad(), private_state(model, "meta"):
+        with seeded(), FlopCounterMode(display=False) as counter, torch.no_grad(), private_state(model, "meta"):
             torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
     except Exception as exc:
         result.error = one_line(exc)
@@ -125,7 +138,7 @@ def run_flop_counter_backward(model: nn.Module, input_shape: object) -> TorchCou
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    from archcost.cost.formulas._args import tensors
+    from archcost.cost.training import loss_tensors
     from archcost.cost.untouched import private_state
 
     state = _meta_state(model, grad=True)
@@ -134,10 +147,10 @@ def run_flop_counter_backward(model: nn.Module, input_shape: object) -> TorchCou
     result = TorchCount()
     try:
         model.train(True)
-        with FlopCounterMode(display=False) as counter, torch.enable_grad(), private_state(model, "meta"):
+        with seeded(), FlopCounterMode(display=False) as counter, torch.enable_grad(), private_state(model, "meta"):
             out = torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
             forward = {k: Counter(v) for k, v in counter.get_flop_counts().items()}
-            outs = [t for t in tensors(out) if t.requires_grad]
+            outs = loss_tensors(out)  # the tensors archcost's training step sums, dataclasses included
             if not outs:
                 raise ValueError("the output does not depend on any trainable parameter: no backward to count")
             sum(t.sum() for t in outs).backward()

@@ -98,7 +98,9 @@ def export_onnx(
     try:
         model.eval()
         # the exporter writes a temp file beside `path` (mode from the umask), moved into place only when whole
-        with atomic_path(path, suffix=".onnx") as tmp, _onnx_lrn(model), warnings.catch_warnings(), torch.no_grad():
+        # not under no_grad: nn.MultiheadAttention takes its fused fast path there (aten::_native_multi_head_attention),
+        # which has no ONNX form; the exporter traces without computing gradients anyway
+        with atomic_path(path, suffix=".onnx") as tmp, _onnx_lrn(model), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's deprecation notices; errors still raise
             torch.onnx.export(
                 model,
@@ -117,7 +119,9 @@ def export_onnx(
         detail = first_line(exc)
         raise OnnxExportError(
             f"torch.onnx.export failed on input {shapes[0] if len(shapes) == 1 else shapes}: {detail}",
-            "check that the model runs on this input size; ops without an ONNX form cannot be exported",
+            "the message is torch.onnx.export's: an op without an ONNX form at this opset (try another --opset), "
+            "an output the exporter cannot trace (a dataclass or a distribution: return tensors), or an input the "
+            "model cannot take (`archcost table` with the same flags checks that)",
         ) from exc
     finally:
         for m, flag in flags.items():
