@@ -56,14 +56,24 @@ def parse_opts(items: Sequence[str] | None) -> dict[str, str]:
     return opts
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} must be >= {least}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """A flag's whole number >= 1."""
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """A flag's whole number >= 0."""
+    return _whole(text, 0)
 
 
 def seconds(text: str) -> float:
@@ -156,16 +166,6 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="refuse a CPU analysis estimated to need more (e.g. 16GB; default a quarter of the RAM)",
     )
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
 
 
 def int_range(text: str) -> tuple[int, int]:

@@ -71,21 +71,24 @@ def shape_of(value: object):
     fields (Hugging Face ``ModelOutput`` style) and plain objects' attributes (``torch.distributions``)."""
     if isinstance(value, torch.Tensor):
         return tuple(value.shape)
-    ts = tensors(value)
-    if not ts:
-        found: dict[int, torch.Tensor] = {}
-        _held(value, found, 0)
-        ts = list(found.values())
+    ts = tensors(value) or held_tensors(value)
     return tuple(tuple(t.shape) for t in ts)
 
 
+def held_tensors(value: object) -> list[torch.Tensor]:
+    """Every tensor ``value`` holds, each once, in order: through tuples, lists, dicts, dataclass fields and
+    plain objects' attributes (``torch.distributions``), a few levels deep."""
+    found: dict[int, torch.Tensor] = {}
+    _held(value, found, 0)  # a module-level function: a recursive closure would hold ``found`` in a cycle
+    return list(found.values())
+
+
 def _held(v: object, found: dict, depth: int) -> None:
-    """Tensors inside a dataclass or a plain object (a few levels deep), each once, in attribute order."""
     import dataclasses
 
     if isinstance(v, torch.Tensor):
         found.setdefault(id(v), v)
-    elif depth > 3 or v is None or isinstance(v, (str, bytes, int, float, bool, nn.Module, type)):
+    elif depth > 4 or v is None or isinstance(v, (str, bytes, int, float, bool, nn.Module, type)):
         return
     elif isinstance(v, (list, tuple)):
         for x in v:

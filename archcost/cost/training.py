@@ -27,7 +27,6 @@ seen on the meta device.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import gc
 import math
 import weakref
@@ -40,7 +39,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.checkpoint import set_checkpoint_early_stop
 
 from archcost.cost._registry import Cost
-from archcost.cost.crawl import Crawl, storage_key
+from archcost.cost.crawl import Crawl, held_tensors, storage_key
 from archcost.cost.formulas._args import tensors
 from archcost.cost.record import CostReport, Unsupported
 from archcost.errors import InputError, InternalError
@@ -430,30 +429,9 @@ def _enter(step: _Step, row: int | None):
 def loss_tensors(value: object) -> list[torch.Tensor]:
     """The floating tensors of forward's output that carry a gradient, followed through tuples (NamedTuple),
     lists, dicts (Hugging Face ``ModelOutput``), dataclasses and other plain objects
-    (``torch.distributions``: their parameters, e.g. a ``Categorical``'s normalised ``logits``), each once."""
-    found: dict[int, torch.Tensor] = {}
-    _walk(value, found, 0)  # a module-level function: a recursive closure would hold ``found`` in a cycle
-    return list(found.values())
-
-
-def _walk(v: object, found: dict[int, torch.Tensor], depth: int) -> None:
-    if isinstance(v, torch.Tensor):
-        if v.requires_grad and v.is_floating_point():
-            found.setdefault(id(v), v)
-    elif depth > 4 or v is None or isinstance(v, (str, bytes, int, float, bool, nn.Module)):
-        return
-    elif isinstance(v, (list, tuple)):
-        for x in v:
-            _walk(x, found, depth + 1)
-    elif isinstance(v, dict):
-        for x in v.values():
-            _walk(x, found, depth + 1)
-    elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-        for f in dataclasses.fields(v):
-            _walk(getattr(v, f.name), found, depth + 1)
-    elif hasattr(v, "__dict__") and not callable(v):
-        for x in vars(v).values():
-            _walk(x, found, depth + 1)
+    (``torch.distributions``: their parameters, e.g. a ``Categorical``'s normalised ``logits``), each once
+    (``crawl.held_tensors``)."""
+    return [t for t in held_tensors(value) if t.requires_grad and t.is_floating_point()]
 
 
 @dataclass
