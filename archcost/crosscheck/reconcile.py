@@ -401,6 +401,16 @@ def reconcile(report: CostReport, model: nn.Module, fv: FvcoreResult, tc: TorchC
         findings.append(
             "archcost has no formula for (counted 0): " + ", ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
         )
+    if len(set(alias.values())) < len(alias) and tc.ok:  # a reused module: the tracker's forward attribution
+        figs = [m.torch for m in modules]
+        if all(f.measured is not None and f.predicted is not None for f in figs) and sum(
+            f.measured for f in figs
+        ) == sum(f.predicted for f in figs):
+            for m in modules:
+                if not m.torch.agrees:
+                    m.torch.balanced_in = ""
+                    m.torch.note = f"attribution within the model (its total agrees): {SHARED_FORWARD_NOTE}"
+                    findings.append(f"torch: {m.module or 'the model'}: {m.torch.note}")
     totals = {
         "macs": report.totals["macs"],
         "flops": report.totals["flops"],
@@ -553,6 +563,15 @@ def reconcile_backward(rec: Reconciliation, report: CostReport, model: nn.Module
             + [preds[""].value if "" not in by_key else 0]
         ),
     )
+
+
+#: Why FlopCounterMode's forward counts of a model that reuses a module are not per module.
+SHARED_FORWARD_NOTE = (
+    "the model reuses one module instance (a position encoding shared by several blocks, ModuleList([block] * n)); "
+    "FlopCounterMode's module tracker (torch/utils/module_tracker.py) keeps one name and one set of parents per "
+    "instance, from its last path, so every call of it is counted under that path's ancestors, whichever block "
+    "made the call; per module the figures are not comparable, the model's total is"
+)
 
 
 #: Why FlopCounterMode's backward counts of a model that reuses a module are not per module.
