@@ -81,6 +81,26 @@ class Structured(nn.Module):
         return Output(self.fc(f.mean((2, 3))), f)
 
 
+class SharedAcrossBlocks(nn.Module):
+    """CoaT's pattern: one position-encoding conv shared by two blocks, each with a conv of its own."""
+
+    class Block(nn.Module):
+        def __init__(self, pos) -> None:
+            super().__init__()
+            self.pos, self.conv = pos, nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x + self.pos(x))
+
+    def __init__(self) -> None:
+        super().__init__()
+        pos = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.blocks = nn.Sequential(self.Block(pos), self.Block(pos))
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
 def wrapped():
     return nn.DataParallel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
 
@@ -103,6 +123,13 @@ def test_check_reconciles_a_reused_module(capsys, mode):
     doc = json.loads(out)
     assert code == 0, doc["mismatches"]
     assert doc["totals"]["macs"] == 3 * 9 * 8 * 64 + 3 * 8 * 8 * 64  # stem + three calls of the 1x1 conv
+
+
+def test_check_reconciles_a_module_shared_across_blocks(capsys):
+    code, out, _ = _run(capsys, "check", f"{M}:SharedAcrossBlocks", "--input-size", "4x6x6", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0, doc["mismatches"]
+    assert doc["totals"]["torch"] == doc["totals"]["torch_predicted"] == 2 * doc["totals"]["macs"]
 
 
 def test_check_train_takes_one_draw_for_both_tools(capsys):
