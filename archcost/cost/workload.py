@@ -126,13 +126,17 @@ class Workload:
 
     def load(self, device: str = "cpu") -> Workload:
         """This workload with its model built (once) as an ``nn.Module`` on ``device`` (``meta``: no weights)
-        and its inputs filled in from the model's own default where none were given."""
+        and its inputs filled in from the model's own default where none were given. A model built from a spec
+        is initialised under torch's CPU generator seeded with 0 (the caller's generator state put back), so
+        its random weights are the same in every command and every run."""
         model, name, default, source = self.model, self.name, self.default_input, self.source
         if model is not None and not isinstance(model, nn.Module):
             from archcost.models import ModelSpec, resolve_model
 
             spec = model if isinstance(model, ModelSpec) else resolve_model(str(model), self.options)
-            loaded = spec.build(device)
+            with torch.random.fork_rng(devices=[]):  # the same random weights in every command and run
+                torch.manual_seed(0)  # (a forward that branches on values takes the same branch each time)
+                loaded = spec.build(device)
             model, name = loaded.module, name or loaded.name
             default, source = default or tuple(loaded.input_size), loaded.source
         elif isinstance(model, nn.Module):

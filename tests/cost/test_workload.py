@@ -129,3 +129,13 @@ def test_profile_from_python_with_example_tensors_at_two_batch_sizes():
 def test_workload_for_nn_module_of_an_unknown_kind_is_a_clear_error():
     with pytest.raises(InputError, match="not a tensor"):
         archcost.analyze(nn.Linear(2, 2), inputs=(torch.zeros(1, 2), "text"))
+
+
+def test_a_spec_is_built_with_the_same_random_weights_every_time():
+    """A forward that branches on values must take the same branch in every command and run (check and profile
+    flipped between branches from run to run); the caller's generator is left as it was."""
+    state = torch.random.get_rng_state()
+    a = Workload.of("lenet5").load("cpu").module.state_dict()
+    b = Workload.of("lenet5").load("cpu").module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(torch.random.get_rng_state(), state)
