@@ -22,6 +22,7 @@ from archcost.commands._common import (  # noqa: F401  (re-exported for scripts 
     parse_input_size,
     parse_opts,
     positive_int,
+    results_to,
     seconds,
 )
 from archcost.errors import ArchcostError
@@ -52,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("archcost: interrupted while starting", file=sys.stderr)
         return EXIT_INTERRUPTED
     try:
-        return args.func(args)
+        with results_to(sys.stdout):  # what user code prints goes to stderr; the results to stdout
+            return args.func(args)
     except ArchcostError as exc:
         print(f"archcost: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -70,9 +70,14 @@ KINDS = {
 # -- the two kinds of child --------------------------------------------------------------------------------
 
 
+#: the protocol's stream: stdout as the process began (inside `archcost profile`, sys.stdout is stderr, where
+#: the CLI sends everything but its results)
+PROTOCOL = sys.stdout
+
+
 def say(text: str) -> None:
-    sys.stdout.write(TAG + text + "\n")
-    sys.stdout.flush()
+    PROTOCOL.write(TAG + text + "\n")
+    PROTOCOL.flush()
 
 
 def serve(block) -> None:

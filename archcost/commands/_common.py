@@ -6,8 +6,9 @@ Only ``archcost.commands.*`` and ``archcost.cli`` import this module (the librar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from archcost.errors import InputError
 
@@ -202,15 +203,33 @@ def add_output_args(p: argparse.ArgumentParser, formats: Sequence[str] = ("text"
     p.add_argument("--output", help="write to this file instead of standard output")
 
 
+#: Where a command's results go: standard output as it was when ``archcost.cli.main`` began. While a command
+#: runs, ``sys.stdout`` is standard error (``results_to``), so what user code prints (a model's constructor or
+#: forward) cannot mix with the results (``--format json`` stays JSON).
+_RESULTS: list = []
+
+
+@contextlib.contextmanager
+def results_to(stream) -> Iterator[None]:
+    """Run a command with its results (``emit``) going to ``stream`` and everything else printed to stdout going
+    to standard error."""
+    _RESULTS.append(stream)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _RESULTS.pop()
+
+
 def emit(text: str, path: str | None) -> None:
-    """Print ``text``, or write it atomically to ``path``."""
+    """Print ``text`` as the command's result (``results_to``), or write it atomically to ``path``."""
     if path:
         from archcost.report.files import write_atomic
 
         write_atomic(path, text)
         print(f"wrote {path}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        (_RESULTS[-1] if _RESULTS else sys.stdout).write(text)
 
 
 def workload(args: argparse.Namespace, model: object = None, *, device: str | None = None):
@@ -246,8 +265,7 @@ def input_kwargs(args: argparse.Namespace) -> dict:
 
 
 def load(args: argparse.Namespace, device: str = "meta", model: object = None):
-    """The flags' ``Workload`` with its model built on ``device`` (what a model prints while it is built goes
-    to standard error, so that ``--format json`` on standard output stays JSON)."""
+    """The flags' ``Workload`` with its model built on ``device``."""
     from archcost.onnx_graph import is_onnx_path
 
     spec = args.model if model is None else model
@@ -256,22 +274,7 @@ def load(args: argparse.Namespace, device: str = "meta", model: object = None):
             f"archcost {args.command} needs a torch model, and {spec} is an ONNX graph",
             "use the zoo name or module:callable the file was exported from; `archcost table FILE.onnx` reads it",
         )
-    work = workload(args, spec)
-    with quiet_stdout():
-        return work.load(device)
-
-
-class quiet_stdout:  # noqa: N801  (a context manager named for what it does)
-    """Send what user code prints (a model's constructor or forward) to standard error while it runs."""
-
-    def __enter__(self):
-        import contextlib
-
-        self._cm = contextlib.redirect_stdout(sys.stderr)
-        return self._cm.__enter__()
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
+    return workload(args, spec).load(device)
 
 
 def analyse(args: argparse.Namespace):
@@ -291,6 +294,4 @@ def analyse(args: argparse.Namespace):
                 "give one --input-size without dtype or name, or none (the graph's own shape)",
             )
         return analyze_onnx(args.model, size, args.batch_size, args.dtype)
-    work = load(args, "meta")
-    with quiet_stdout():
-        return analyze(work, device=getattr(args, "device", "auto") or "auto")
+    return analyze(load(args, "meta"), device=getattr(args, "device", "auto") or "auto")

@@ -13,7 +13,6 @@ from archcost.commands._common import (
     add_output_args,
     emit,
     load,
-    quiet_stdout,
 )
 from archcost.errors import InputError
 
@@ -22,8 +21,7 @@ def _check(spec: str, args: argparse.Namespace):
     from archcost.crosscheck import check_model
 
     work = load(args, "cpu", model=spec)  # fvcore traces real tensors
-    with quiet_stdout():
-        return check_model(work, mode=args.mode)
+    return check_model(work, mode=args.mode)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.commands._common import EXIT_OK, add_model_args, load, positive_int, quiet_stdout
+from archcost.commands._common import EXIT_OK, add_model_args, load, positive_int
 from archcost.errors import InputError
 
 
@@ -24,8 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir():  # before building the model: a large one takes seconds to initialise
         raise InputError(f"cannot write {args.onnx}: the folder {folder} does not exist", "create it first")
     work = load(args, "cpu").runnable()  # wrappers unwrapped, lazy layers initialised by one forward
-    with quiet_stdout():
-        path = export_onnx(work.module, work, args.onnx, args.opset, fold_constants=args.fold_constants)
+    path = export_onnx(work.module, work, args.onnx, args.opset, fold_constants=args.fold_constants)
     print(f"wrote {path} ({work.name}, input {work.with_batch(work.batch_size).label()}, batch {work.batch_size})",
           file=sys.stderr)  # fmt: skip
     return EXIT_OK

@@ -13,7 +13,6 @@ from archcost.commands._common import (
     byte_size,
     emit,
     load,
-    quiet_stdout,
 )
 from archcost.errors import InputError
 
@@ -33,11 +32,10 @@ def run(args: argparse.Namespace) -> int:
     foreach = device.type == "cuda"  # torch's optimizers default to the multi-tensor path on CUDA
 
     def peak(n: int) -> int:
-        with quiet_stdout():
-            # a Workload in the model's place: analyze takes its inputs from it
-            return estimated_peak(
-                work.with_batch(n), None, n, args.dtype, mode=args.mode, optimizer=args.optimizer, foreach=foreach
-            )
+        # a Workload in the model's place: analyze takes its inputs from it
+        return estimated_peak(
+            work.with_batch(n), None, n, args.dtype, mode=args.mode, optimizer=args.optimizer, foreach=foreach
+        )
 
     found = max_batch(peak, args.memory)
     result = {
@@ -143,5 +141,4 @@ def train_report(args: argparse.Namespace):
     if args.depth is not None:
         raise InputError("--depth rolls up the inference table only", "drop --depth with --mode train")
     work = load(args, "meta")
-    with quiet_stdout():
-        return analyze(work, mode="train", optimizer=args.optimizer, device=getattr(args, "device", "auto"))
+    return analyze(work, mode="train", optimizer=args.optimizer, device=getattr(args, "device", "auto"))

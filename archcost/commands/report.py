@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archcost.commands._common import EXIT_OK, add_device_arg, add_input_args, input_kwargs, parse_opts, quiet_stdout
+from archcost.commands._common import EXIT_OK, add_device_arg, add_input_args, input_kwargs, parse_opts
 from archcost.errors import InputError
 
 
@@ -23,8 +23,7 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         raise InputError("--models is empty", "e.g. --models resnet50,vgg16")
     inputs = {**input_kwargs(args), "options": parse_opts(args.opt)}
-    with quiet_stdout():
-        doc = build(models, folder, args.results, args.accuracy, args.device, inputs=inputs)
+    doc = build(models, folder, args.results, args.accuracy, args.device, inputs=inputs)
     for path in write(doc, folder):
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK

@@ -14,7 +14,6 @@ from archcost.commands._common import (
     analyse,
     emit,
     load,
-    quiet_stdout,
 )
 from archcost.errors import InputError
 
@@ -65,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 "run `archcost rf` without --verify for the analytic field of these inputs, or give one CxHxW input",
             )
         real = work.module
-        with quiet_stdout():
-            report = analyze(work, device=args.device)
+        report = analyze(work, device=args.device)
     else:
         report = analyse(args)  # a torch model, or an ONNX graph
     final = final_field(report)

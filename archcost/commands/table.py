@@ -15,7 +15,6 @@ from archcost.commands._common import (
     emit,
     load,
     positive_int,
-    quiet_stdout,
 )
 from archcost.errors import InputError
 
@@ -36,8 +35,7 @@ def run(args: argparse.Namespace) -> int:
         from archcost.report.fvcore_table import fvcore_table
 
         work = load(args, "cpu")  # fvcore traces real tensors
-        with quiet_stdout():
-            table = fvcore_table(work, fmt=args.format, depth=args.depth)
+        table = fvcore_table(work, fmt=args.format, depth=args.depth)
         emit(table, args.output)
         return EXIT_OK
     from archcost.report.table import not_costed_line, render
