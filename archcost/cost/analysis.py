@@ -134,8 +134,7 @@ def analyze(
     if has_lazy(model):
         target = lazy_copy(model)
         _materialise(target, specs, plain, batch_size, compute_dtype, training)
-    run = _Run(target, specs, plain, batch_size, compute_dtype, training)
-    run.int_range = int_range
+    run = _Run(target, specs, plain, batch_size, compute_dtype, training, int_range)
 
     because = None
     if device != "cpu":
@@ -225,7 +224,7 @@ def _explained(run: _Run, failed: _Failed) -> Exception:
 
     if isinstance(failed.cause, (InputError, AnalysisError)):
         return failed.cause
-    return explain_inputs(run.model, run.specs, getattr(run, "int_range", None)) or failed.error(run)
+    return explain_inputs(run.model, run.specs, run.int_range) or failed.error(run)
 
 
 class _Failed(Exception):
@@ -283,9 +282,10 @@ def _op_label(op: str) -> str:
 class _Run:
     """One model, its inputs and settings; ``forward(device)`` crawls it on meta or on the CPU."""
 
-    def __init__(self, model, specs, plain, batch_size, dtype, training) -> None:
+    def __init__(self, model, specs, plain, batch_size, dtype, training, int_range=None) -> None:
         self.model, self.specs, self.plain = model, specs, plain
         self.batch_size, self.dtype, self.training = batch_size, dtype, training
+        self.int_range = int_range  # integer inputs of a CPU run: seeded values in [low, high), else zeros
         self.param_names = {k for k, _ in model.named_parameters()}
         self.state: dict[str, torch.Tensor] = {}
         self.axes = _spatial_axes(specs)
@@ -294,8 +294,7 @@ class _Run:
         """Forward's ``(args, kwargs)`` on ``device`` (tuple and dict arguments put together; the plain
         keyword values are ``self.plain``, not included)."""
         generator = torch.Generator().manual_seed(0) if device == "cpu" else None
-        int_range = getattr(self, "int_range", None)
-        made = [make_tensor(s, self.batch_size, self.dtype, device, generator, int_range) for s in self.specs]
+        made = [make_tensor(s, self.batch_size, self.dtype, device, generator, self.int_range) for s in self.specs]
         self.made = made
         return assemble(self.specs, made)
 

@@ -26,7 +26,6 @@ from torch import nn
 from archcost.cost.inputs import (
     InputSpec,
     assemble,
-    check_signature,
     describe_spec,
     dtype_name,
     input_specs,
@@ -240,17 +239,6 @@ class Workload:
         specs = [s.with_batch(batch) for s in self.specs]
         made = [make_tensor(s, batch, target, device, generator, self.int_range) for s in specs]
         return assemble(specs, made, self.plain)
-
-    def check(self, model: nn.Module | None = None) -> None:
-        """Refuse inputs ``model``'s forward cannot bind, before anything runs (``InputError`` naming the
-        parameters it takes)."""
-        model = model if model is not None else self.module
-        check_signature(model, list(self.specs), self.plain)
-
-    def explain(self, model: nn.Module | None = None) -> InputError | None:
-        """After forward failed: the input mistake that explains it, if the model's first layer tells one
-        (``explain_inputs``)."""
-        return explain_inputs(model if model is not None else self.module, list(self.specs), self.int_range)
 
     # -- travelling ----------------------------------------------------------------------------------
 
