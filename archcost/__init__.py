@@ -34,6 +34,8 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'archcost' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
+    if module.startswith("archcost.cost"):
+        importlib.import_module("archcost.report.table")  # registers how a CostReport prints (str, notebooks)
     globals()[name] = value
     return value
 

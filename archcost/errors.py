@@ -55,3 +55,10 @@ def first_line(exc: BaseException, *, with_type: bool = False) -> str:
     if with_type:
         return f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
     return lines[0] if lines else type(exc).__name__
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``RuntimeError: what went wrong`` on one line, at most ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from archcost.cost.record import CostReport
 from archcost.units import DTYPES, dtype_bytes
+
+if TYPE_CHECKING:
+    from archcost.cost.record import CostReport
 
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2}
 

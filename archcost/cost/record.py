@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -122,13 +123,33 @@ class Unsupported:
     reason: str
 
 
+#: format -> the function that presents a whole report in it ("text": ``str(report)``, "html": notebooks).
+#: Presentation lives downstream in report/ (``archcost.report.table`` registers both when imported, and
+#: ``import archcost``'s public API imports it), so this module imports nothing of it.
+PRESENTERS: dict[str, Callable[[CostReport], str]] = {}
+
+
+def presents(fmt: str) -> Callable[[Callable[[CostReport], str]], Callable[[CostReport], str]]:
+    """Register the decorated function as the presenter of ``fmt``; a second one for the same format
+    raises (the same function again, as a module reload registers it, replaces it)."""
+
+    def register(fn: Callable[[CostReport], str]) -> Callable[[CostReport], str]:
+        known = PRESENTERS.get(fmt)
+        if known is not None and (known.__module__, known.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"a presenter for {fmt!r} is already registered ({PRESENTERS[fmt].__qualname__})")
+        PRESENTERS[fmt] = fn
+        return fn
+
+    return register
+
+
 @dataclass(repr=False)
 class CostReport:
     """Per-layer costs of one model on one input, with totals and roll-ups.
 
     ``str(report)`` is the text table with totals and footer (what ``archcost table`` prints); in a notebook
     the report shows as an HTML table (``_repr_html_``); ``repr`` is one line. Other columns, depths and
-    formats: ``archcost.report.table.render``.
+    formats: ``archcost.report.table.render`` (which registers the text and HTML presenters, ``presents``).
     """
 
     model: str
@@ -156,15 +177,13 @@ class CostReport:
     notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        from archcost.report.table import render  # presentation lives in report/; this is Python's entry to it
+        present = PRESENTERS.get("text")
+        return present(self) if present else repr(self)
 
-        return render(self, "text")
-
-    def _repr_html_(self) -> str:
-        """The table as HTML, for Jupyter and IPython's rich display."""
-        from archcost.report.table import render
-
-        return render(self, "html")
+    def _repr_html_(self) -> str | None:
+        """The table as HTML, for Jupyter and IPython's rich display (None: IPython shows ``repr``)."""
+        present = PRESENTERS.get("html")
+        return present(self) if present else None
 
     def __repr__(self) -> str:
         t = self.totals

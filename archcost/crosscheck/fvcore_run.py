@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from archcost.cost.untouched import private_state
-from archcost.errors import InputError
+from archcost.errors import InputError, one_line
 
 
 @dataclass
@@ -38,13 +38,6 @@ class FvcoreResult:
 
     def total_activations(self) -> int:
         return sum(self.activations.get("", Counter()).values())
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """``RuntimeError: what went wrong`` on one line, at most ``limit`` characters."""
-    text = " ".join(str(exc).split())
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _both(op: str, flop_handle, act_handle):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from archcost.crosscheck.fvcore_run import one_line
+from archcost.errors import one_line
 
 #: FlopCounterMode's op names -> the family a Rule reports them under (conventions.py).
 _FAMILY = {

@@ -6,7 +6,7 @@ import json
 from html import escape
 from typing import TYPE_CHECKING
 
-from archcost.cost.record import TOTAL_FIELDS, CostReport, listify
+from archcost.cost.record import TOTAL_FIELDS, CostReport, listify, presents
 from archcost.errors import InputError
 from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
@@ -365,6 +365,18 @@ def titled(title: str, body: str, footer: list[str], fmt: str) -> str:
         lines = "".join(f"<p>{escape(line)}</p>\n" for line in footer)
         return f'<div class="archcost-report">\n<p><strong>{escape(title)}</strong></p>\n{body}\n{lines}</div>\n'
     return f"{title}\n{body}\n\n" + "\n".join(footer) + "\n"
+
+
+@presents("text")
+def _as_text(report: CostReport) -> str:
+    """``str(report)``: the text table with totals and footer."""
+    return render(report, "text")
+
+
+@presents("html")
+def _as_html(report: CostReport) -> str:
+    """``report._repr_html_()``: the HTML table of notebooks."""
+    return render(report, "html")
 
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "LEGEND", "TOTAL_FIELDS", "layer_frame", "render"]
