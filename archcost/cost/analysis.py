@@ -87,7 +87,7 @@ def analyze(
 
     ``mode="train"``: the training-mode forward, plus per row the backward MACs/FLOPs (from autograd's real
     backward on meta tensors) and the ``optimizer``'s FLOPs (sgd, momentum, adam, adamw), and the peak bytes
-    of a training step (``archcost.cost.training``), on the same crawl, state and guards as inference: every
+    of a training step (``archcost.cost.step``), on the same crawl, state and guards as inference: every
     input kind, the CPU fallback, activation checkpointing (recompute counted in backward, said in ``notes``),
     one seeded draw of forward's random numbers for forward and backward alike.
 
@@ -169,10 +169,10 @@ def analyze(
 
 
 def _train(run: _Run, report: CostReport, *, dtype, device: str, max_memory: int | None, optimizer: str) -> CostReport:
-    """``report`` with one training step of ``run`` (``archcost.cost.training``), on the same crawl, state and
+    """``report`` with one training step of ``run`` (``archcost.cost.step``), on the same crawl, state and
     guards: where the report was analysed (meta, or the CPU); a step that needs values on meta runs on the
     CPU when ``device="auto"``, the forward analysed again there so that both see the same data and draws."""
-    from archcost.cost.training import STEP_OPTIONS, optimizer_rule, train_step, with_training
+    from archcost.cost.step import STEP_OPTIONS, optimizer_rule, train_step, with_training
 
     rule = optimizer_rule(optimizer)
     if not dtype.is_floating_point:
@@ -301,7 +301,7 @@ class _Run:
     def forward(self, device: str, step=None) -> tuple[Crawl, object]:
         """Crawl forward on ``device`` (meta or cpu) on private tensors, under the guards of
         ``private_state`` and one seeded draw of torch's CPU generator (``_seeded``). With ``step`` (an
-        ``archcost.cost.training.StepPlan``), forward runs with autograd on and the step's backward and
+        ``archcost.cost.step.StepPlan``), forward runs with autograd on and the step's backward and
         optimizer run inside the same guards and ``functional_call`` (so a checkpointed forward re-run in
         backward sees the analysis tensors too). Raises ``_Failed``."""
         self.state = _state(self.model, device, self.dtype)
