@@ -834,9 +834,11 @@ def cli_check(device, model: str, batch_sizes: list[int], dtype: str, compile_: 
 # -- 8. figures, report, files ------------------------------------------------------------------------------------
 
 
-def _png(fig) -> bytes:
+def _png(chart) -> bytes:
+    """A chart (``archcost.report.chart.Chart``) or a matplotlib Figure as PNG bytes."""
     import matplotlib.pyplot as plt
 
+    fig = chart.figure  # a Chart's figure; a Figure's .figure is the Figure itself
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archcost.commands._common import EXIT_OK, add_device_arg, add_input_args, parse_opts, positive_int
 from archcost.errors import InputError
+
+if TYPE_CHECKING:
+    from archcost.report.chart import Chart
 
 ANALYTIC = ("accuracy-vs-macs", "accuracy-bar", "accuracy-density")
 PER_MODEL = ("layers", "rf")
@@ -48,8 +52,9 @@ def _models(args) -> list[str]:
     return [m.strip() for m in args.models.split(",") if m.strip()]
 
 
-def figure(args: argparse.Namespace):
-    """The Figure for ``args.kind``, and notes on what was left out."""
+def figure(args: argparse.Namespace) -> tuple[Chart, list[str]]:
+    """The chart for ``args.kind`` (``report.chart.Chart``: the figure and its warnings), and notes on what
+    was left out."""
     from archcost.report import figures
     from archcost.report.data import model_points, read_accuracy, with_accuracy
 
@@ -127,15 +132,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise InputError(f"cannot tell the image format of {out}", "end --output with .png, .svg or .pdf")
-    fig, notes = figure(args)
+    chart, notes = figure(args)
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=out.suffix[1:].lower(), dpi=150)
+    chart.savefig(buffer, format=out.suffix[1:].lower(), dpi=150)
     write_atomic(out, buffer.getvalue())
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    warnings = getattr(fig, "warnings", [])
+    warnings = chart.warnings
     for warning in warnings:
         print(f"archcost: warning: {warning}", file=sys.stderr)
     count = f" with {len(warnings)} warning(s): the chart cannot show all it claims" if warnings else ""

@@ -11,6 +11,7 @@ import pandas as pd
 
 from archcost.errors import InputError
 from archcost.files import write_atomic
+from archcost.report.chart import Chart
 from archcost.tables import render_table
 from archcost.units import format_bytes, format_count
 
@@ -72,23 +73,23 @@ class Document:
         return "\n".join(out)
 
 
-def fit_caption(fig) -> str:
+def fit_caption(chart: Chart) -> str:
     """The caption of ``figures.macs_vs_latency``: the power-law fit it draws (a straight line on its log-log
     axes, not a linear fit), with its exponent and R² of the log values, or why none is drawn."""
     from archcost.report.figures import MIN_FIT_POINTS
 
-    if fig.fit is None:
+    if chart.fit is None:
         return f"Operations against measured latency (no fit: fewer than {MIN_FIT_POINTS} models)"
-    k, c, r2 = fig.fit
+    k, c, r2 = chart.fit
     return (
         f"Operations against measured latency, with a power-law fit GMACs = {c:.3g} x latency_ms^{k:.2f} "
         f"(a straight line on the log-log axes; R² = {r2:.3f} of the log values)"
     )
 
 
-def _save(fig, folder: Path, name: str) -> str:
+def _save(chart: Chart, folder: Path, name: str) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130)
+    chart.savefig(buffer, format="png", dpi=130)
     write_atomic(folder / name, buffer.getvalue())
     return name
 

@@ -1,7 +1,8 @@
 """Efficiency charts (Canziani & Culurciello 2016, and more) as matplotlib Figures.
 
-Every function takes a pandas DataFrame (or a CostReport) and returns a ``Figure``; nothing is shown
-or saved here. Colours are fixed per model family, so a family looks the same in every chart.
+Every function takes a pandas DataFrame (or a CostReport) and returns a ``Chart`` (``report/chart.py``:
+the ``Figure`` and what the chart found: warnings, frontier, fit, roofs); nothing is shown or saved here.
+Colours are fixed per model family, so a family looks the same in every chart.
 
 Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so importing this module leaves the
 caller's matplotlib backend as it was; ``Figure.savefig`` renders them headless whatever the backend.
@@ -17,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from archcost.cost.record import CostReport
+from archcost.report.chart import Chart
 from archcost.units import format_count
 
 #: Kelly's (1965) colours of maximum contrast without white and black (black is a user's model), and two
@@ -77,10 +79,8 @@ def upper_envelope(x: list[float], y: list[float]) -> list[int]:
     return sorted(flipped, key=lambda i: x[i])
 
 
-def _new(title: str, xlabel: str, ylabel: str, size=(8, 5.5), subtitle: str = "") -> tuple[Figure, Axes]:
-    """A figure with one axes: ``title`` on top, ``subtitle`` (where it was measured) under it.
-
-    ``fig.warnings`` collects what the chart cannot show (``_warn``)."""
+def _new(title: str, xlabel: str, ylabel: str, size=(8, 5.5), subtitle: str = "") -> tuple[Chart, Axes]:
+    """A chart with one axes: ``title`` on top, ``subtitle`` (where it was measured) under it."""
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
     fig.suptitle(title)
@@ -89,29 +89,7 @@ def _new(title: str, xlabel: str, ylabel: str, size=(8, 5.5), subtitle: str = ""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    fig.warnings = []
-    return fig, ax
-
-
-#: the font size of a warning under a chart, and the width of a character in it (em, a generous average)
-_WARN_FONTSIZE, _CHAR_EM = 8, 0.6
-
-
-def wrap_to_figure(fig: Figure, text: str, fontsize: float = _WARN_FONTSIZE) -> str:
-    """``text`` broken into lines that fit the figure's width (with a margin): a long warning is never cut
-    off at the figure's edges."""
-    import textwrap
-
-    width = max(20, int(0.92 * fig.get_figwidth() * 72 / (fontsize * _CHAR_EM)))
-    return textwrap.fill(text, width=width, break_on_hyphens=False)
-
-
-def _warn(fig: Figure, text: str) -> None:
-    """Say on the figure (under the x axis, in red, wrapped to its width) what it cannot show;
-    ``fig.warnings`` keeps the text for the command line."""
-    fig.warnings.append(text)
-    fig.supxlabel("\n".join(wrap_to_figure(fig, f"Warning: {w}") for w in fig.warnings), fontsize=_WARN_FONTSIZE,
-                  color="firebrick", gid="warnings")  # fmt: skip
+    return Chart(fig), ax
 
 
 # -- axes ----------------------------------------------------------------------------------------------
@@ -200,13 +178,13 @@ def measured_on(df: pd.DataFrame, batch: bool = True) -> str:
     return ("measured on " + ", ".join(p for p in parts if p)) if parts else ""
 
 
-def _mixed_configurations(fig: Figure, df: pd.DataFrame) -> None:
+def _mixed_configurations(chart: Chart, df: pd.DataFrame) -> None:
     """A warning when one chart draws records of several dtypes, thread counts or settings."""
     for column, what in (("dtype", "dtypes"), ("threads", "thread counts"), ("channels_last", "memory formats"),
                          ("compiled", "compile settings")):  # fmt: skip
         values = _values(df, column)
         if len(values) > 1:
-            _warn(fig, f"records of several {what} ({', '.join(map(str, values))}) are drawn together")
+            chart.warn(f"records of several {what} ({', '.join(map(str, values))}) are drawn together")
 
 
 # -- legends, keys and labels ----------------------------------------------------------------------------
@@ -413,7 +391,7 @@ def _input_sizes(df: pd.DataFrame) -> tuple[str, dict[str, str]]:
     return common, other
 
 
-def accuracy_vs_macs(df: pd.DataFrame) -> Figure:
+def accuracy_vs_macs(df: pd.DataFrame) -> Chart:
     """Top-1 against MACs (log x), blob area proportional to parameters (with a size key), Pareto
     frontier marked. Canziani & Culurciello 2016, Fig. 2.
 
@@ -424,7 +402,7 @@ def accuracy_vs_macs(df: pd.DataFrame) -> Figure:
     subtitle = (f"top-1 on {', '.join(datasets)}; " if datasets else "") + (
         f"MACs at input {common}" + (" unless labelled" if other else "") if common else ""
     )
-    fig, ax = _new("Accuracy against operations (blob area proportional to parameters)",
+    chart, ax = _new("Accuracy against operations (blob area proportional to parameters)",
                    "MACs per image (log scale)", "top-1 accuracy (%)", subtitle=subtitle.strip("; "))  # fmt: skip
     sizes = _blob_areas(df["params"])
     _scatter(ax, df["macs"], df["top1"], df["family"], sizes, alpha=0.6, edgecolors="black", linewidths=0.5)
@@ -440,10 +418,10 @@ def accuracy_vs_macs(df: pd.DataFrame) -> Figure:
     ax.text(0.01, 0.01, "- - - and *: the Pareto frontier (no model is more accurate for fewer MACs)",
             transform=ax.transAxes, fontsize=7)  # fmt: skip
     if len(df) < 2:
-        _warn(fig, f"one model only ({df['model'].iloc[0]}): nothing to compare it with")
-    _place_labels(fig, ax, df["macs"], df["top1"], texts, sizes)
-    fig.frontier = list(df["model"].iloc[front])  # for tests and reports
-    return fig
+        chart.warn(f"one model only ({df['model'].iloc[0]}): nothing to compare it with")
+    _place_labels(chart.figure, ax, df["macs"], df["top1"], texts, sizes)
+    chart.frontier = list(df["model"].iloc[front])
+    return chart
 
 
 def _bar_labels(df: pd.DataFrame) -> list[str]:
@@ -451,34 +429,34 @@ def _bar_labels(df: pd.DataFrame) -> list[str]:
     return [m + (f" ({other[m]})" if m in other else "") for m in df["model"]]
 
 
-def accuracy_bar(df: pd.DataFrame) -> Figure:
+def accuracy_bar(df: pd.DataFrame) -> Chart:
     """Top-1 per model, sorted (Canziani & Culurciello 2016, Fig. 1)."""
     df = df.sort_values("top1")
     datasets = _values(df, "dataset")
-    fig, ax = _new("Top-1 accuracy", "top-1 accuracy (%)", "model", size=(8, 0.3 * len(df) + 1.8),
+    chart, ax = _new("Top-1 accuracy", "top-1 accuracy (%)", "model", size=(8, 0.3 * len(df) + 1.8),
                    subtitle=f"on {', '.join(datasets)}" if datasets else "")  # fmt: skip
     ax.barh(_bar_labels(df), df["top1"], color=[family_colour(f) for f in df["family"]], gid="models")
     for y, v in enumerate(df["top1"]):
         ax.text(v, y, f" {v:.1f}", va="center", fontsize=7)
     ax.set_xlim(min(df["top1"]) - 10, 100)
     _legend_by_family(ax, df["family"])
-    return fig
+    return chart
 
 
-def accuracy_density(df: pd.DataFrame) -> Figure:
+def accuracy_density(df: pd.DataFrame) -> Chart:
     """Top-1 per million parameters (Canziani & Culurciello 2016, Fig. 3's accuracy density)."""
     df = df.assign(density=df["top1"] / (df["params"] / 1e6)).sort_values("density")
-    fig, ax = _new("Accuracy density", "top-1 accuracy (%) per million parameters", "model",
+    chart, ax = _new("Accuracy density", "top-1 accuracy (%) per million parameters", "model",
                    size=(8, 0.3 * len(df) + 1.8))  # fmt: skip
     ax.barh(_bar_labels(df), df["density"], color=[family_colour(f) for f in df["family"]], gid="models")
     for y, v in enumerate(df["density"]):
         ax.text(v, y, f" {v:.2f}", va="center", fontsize=7)
     ax.set_xlim(0, df["density"].max() * 1.12)  # room for the last value's text
     _legend_by_family(ax, df["family"])
-    return fig
+    return chart
 
 
-def layers(report: CostReport) -> Figure:
+def layers(report: CostReport) -> Chart:
     """Per-layer parameters and MACs as two aligned bar charts (the layers with either)."""
     rows = [r for r in report.layers if r.params or r.macs]
     names = [r.name for r in rows]
@@ -502,17 +480,17 @@ def layers(report: CostReport) -> Figure:
         m = sum(r.macs for r in rows if r.type.startswith(prefix)) / total_m
         shares.append(f"{kind} layers: {100 * p:.1f}% of parameters, {100 * m:.1f}% of MACs")
     fig.suptitle(f"{report.model}: where the weights and the work are\n" + "; ".join(shares), fontsize=10)
-    return fig
+    return Chart(fig)
 
 
 #: names of a receptive field's axes, by the number of spatial axes
 AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
-def receptive_field(report: CostReport) -> Figure:
+def receptive_field(report: CostReport) -> Chart:
     """Receptive field size per spatial axis (height, width) against layer index, and the input's size."""
     rows = [(i, r) for i, r in enumerate(report.layers) if r.rf is not None and not r.rf_global]
-    fig, ax = _new(f"{report.model}: receptive field growth", "layer (execution order)",
+    chart, ax = _new(f"{report.model}: receptive field growth", "layer (execution order)",
                    "receptive field (input pixels)")  # fmt: skip
     axes_n = len(rows[0][1].rf) if rows else 0
     names = AXIS_NAMES.get(axes_n, tuple(f"axis {a}" for a in range(axes_n)))
@@ -532,7 +510,7 @@ def receptive_field(report: CostReport) -> Figure:
                     textcoords="offset points", xytext=(-6, 8), ha="right", fontsize=7, gid="last")  # fmt: skip
         ax.set_ylim(top=max(max(last.rf), max(spatial)) * 1.12)
     ax.legend(fontsize=8, loc="upper left")
-    return fig
+    return chart
 
 
 # -- charts from measured results -----------------------------------------------------------------
@@ -559,9 +537,9 @@ def model_styles(models: list[str], families: list[str]) -> dict[str, dict]:
     return out
 
 
-def _per_model_lines(df: pd.DataFrame, y: str, title: str, ylabel: str, logy: bool = False, formatter=None) -> Figure:
-    fig, ax = _new(title, "batch size (log scale)", ylabel, subtitle=measured_on(df, batch=False))
-    _mixed_configurations(fig, df)
+def _per_model_lines(df: pd.DataFrame, y: str, title: str, ylabel: str, logy: bool = False, formatter=None) -> Chart:
+    chart, ax = _new(title, "batch size (log scale)", ylabel, subtitle=measured_on(df, batch=False))
+    _mixed_configurations(chart, df)
     groups = [(model, group.sort_values("batch_size")) for model, group in df.groupby("model", sort=True)]
     styles = model_styles([m for m, _ in groups], [g["family"].iloc[0] for _, g in groups])
     single = []
@@ -580,38 +558,38 @@ def _per_model_lines(df: pd.DataFrame, y: str, title: str, ylabel: str, logy: bo
               handlelength=4)  # fmt: skip
     if single and len(single) == df["model"].nunique():
         sizes = ", ".join(str(int(b)) for b in sorted(df["batch_size"].unique()))
-        _warn(fig, f"every model was measured at one batch size only (batch {sizes}): no trend to show; "
+        chart.warn(f"every model was measured at one batch size only (batch {sizes}): no trend to show; "
                    "profile with --batch-sizes 1,8,32,128")  # fmt: skip
     elif single:
-        _warn(fig, f"measured at one batch size only (a point, not a line): {', '.join(single)}")
-    return fig
+        chart.warn(f"measured at one batch size only (a point, not a line): {', '.join(single)}")
+    return chart
 
 
-def latency_vs_batch(df: pd.DataFrame) -> Figure:
+def latency_vs_batch(df: pd.DataFrame) -> Chart:
     """Median latency per batch against batch size, one line per model (Canziani & Culurciello, Fig. 4)."""
     return _per_model_lines(
         df, "latency_ms", "Inference time against batch size", "median latency per batch (ms, log scale)", True
     )
 
 
-def throughput_vs_batch(df: pd.DataFrame) -> Figure:
+def throughput_vs_batch(df: pd.DataFrame) -> Chart:
     """Images per second against batch size, one line per model."""
     return _per_model_lines(df, "throughput", "Throughput against batch size", "images per second (log scale)", True)
 
 
-def power_vs_batch(df: pd.DataFrame) -> Figure:
+def power_vs_batch(df: pd.DataFrame) -> Chart:
     """Mean board power against batch size (NVML), one line per model (Canziani & Culurciello, Fig. 5)."""
     return _per_model_lines(df, "power_w", "Power against batch size", "mean board power (W)")
 
 
-def energy_per_image(df: pd.DataFrame) -> Figure:
+def energy_per_image(df: pd.DataFrame) -> Chart:
     """Energy per image against batch size (NVML), one line per model."""
     return _per_model_lines(
         df, "energy_j_per_image", "Energy per image against batch size", "energy per image (J, log scale)", True
     )
 
 
-def memory_vs_batch(df: pd.DataFrame) -> Figure:
+def memory_vs_batch(df: pd.DataFrame) -> Chart:
     """Measured peak memory against batch size, one line per model (Canziani & Culurciello, Fig. 6)."""
     return _per_model_lines(df, "memory_mb", "Memory against batch size", "peak memory (log scale)", True,
                             lambda v: bytes_tick_text(v, 1e6))  # fmt: skip
@@ -641,28 +619,27 @@ def power_law_fit(x, y) -> tuple[float, float, float]:
     return float(k), float(10**b), _r2(ly, k * lx + b)
 
 
-def _scatter_with_fit(df: pd.DataFrame, x: list, y: list, fig: Figure, ax, loglog: bool, what: str) -> Figure:
-    """Models as points (family colours and markers), a least-squares fit with its R² (``fig.fit``) where
+def _scatter_with_fit(df: pd.DataFrame, x: list, y: list, chart: Chart, ax, loglog: bool, what: str) -> Chart:
+    """Models as points (family colours and markers), a least-squares fit with its R² (``chart.fit``) where
     there are at least ``MIN_FIT_POINTS`` models, and a label on every model."""
     _scatter(ax, x, y, df["family"])
-    fig.fit = None
     if len(x) >= MIN_FIT_POINTS:
         xs = np.geomspace(min(x), max(x), 200) if loglog else np.linspace(min(x), max(x), 200)
         if loglog:
-            k, c, r2 = fig.fit = power_law_fit(x, y)
+            k, c, r2 = chart.fit = power_law_fit(x, y)
             label = f"power-law fit y = {c:.3g} x^{k:.2f}\n(straight on log-log axes), R² = {r2:.3f} of log values"
             ys = c * xs**k
         else:
-            a, b, r2 = fig.fit = linear_fit(x, y)
+            a, b, r2 = chart.fit = linear_fit(x, y)
             label = f"least-squares line y = {a:.3g} x + {b:.3g}, R² = {r2:.3f}"
             ys = a * xs + b
         ax.plot(xs, ys, color="black", linestyle="--", linewidth=1, label=label, gid="fit")
         ax.legend(fontsize=8, loc="lower right")
     else:
-        _warn(fig, f"{len(x)} model(s) only: {what} needs at least {MIN_FIT_POINTS} to fit a line; no fit drawn")
+        chart.warn(f"{len(x)} model(s) only: {what} needs at least {MIN_FIT_POINTS} to fit a line; no fit drawn")
     _legend_by_family(ax, df["family"])
-    _place_labels(fig, ax, x, y, df["model"].tolist(), fontsize=6 if len(x) > 30 else 7)
-    return fig
+    _place_labels(chart.figure, ax, x, y, df["model"].tolist(), fontsize=6 if len(x) > 30 else 7)
+    return chart
 
 
 def _figure_size(n: int) -> tuple[float, float]:
@@ -670,39 +647,39 @@ def _figure_size(n: int) -> tuple[float, float]:
     return (8, 5.5) if n <= 20 else (13, 9)
 
 
-def memory_vs_params(df: pd.DataFrame) -> Figure:
+def memory_vs_params(df: pd.DataFrame) -> Chart:
     """Measured peak memory against parameter count, with a least-squares line (linear axes)."""
-    fig, ax = _new("Memory against parameters", "parameters (millions)", "measured peak memory",
+    chart, ax = _new("Memory against parameters", "parameters (millions)", "measured peak memory",
                    size=_figure_size(len(df)), subtitle=measured_on(df))  # fmt: skip
-    _mixed_configurations(fig, df)
+    _mixed_configurations(chart, df)
     linear_axis(ax.xaxis)
     linear_axis(ax.yaxis, lambda v: bytes_tick_text(v, 1e6))  # data in MB
-    return _scatter_with_fit(df, (df["params"] / 1e6).tolist(), df["memory_mb"].tolist(), fig, ax, False,
+    return _scatter_with_fit(df, (df["params"] / 1e6).tolist(), df["memory_mb"].tolist(), chart, ax, False,
                              "memory against parameters")  # fmt: skip
 
 
-def macs_vs_latency(df: pd.DataFrame) -> Figure:
+def macs_vs_latency(df: pd.DataFrame) -> Chart:
     """MACs against measured latency on log-log axes, with a power-law fit y = c x^k and the R² of the
     log values (does operation count predict time? Canziani & Culurciello 2016, Fig. 7)."""
-    fig, ax = _new("Operations against inference time", "median latency per batch (ms, log scale)",
+    chart, ax = _new("Operations against inference time", "median latency per batch (ms, log scale)",
                    "GMACs per batch (log scale)", size=_figure_size(len(df)), subtitle=measured_on(df))  # fmt: skip
-    _mixed_configurations(fig, df)
+    _mixed_configurations(chart, df)
     x, y = df["latency_ms"].tolist(), (df["macs"] * df["batch_size"] / 1e9).tolist()
     ax.set_xscale("log")
     ax.set_yscale("log")
     _log_axis(ax.xaxis, x)
     _log_axis(ax.yaxis, y)
-    return _scatter_with_fit(df, x, y, fig, ax, True, "operations against time")
+    return _scatter_with_fit(df, x, y, chart, ax, True, "operations against time")
 
 
-def accuracy_vs_throughput(df: pd.DataFrame) -> Figure:
+def accuracy_vs_throughput(df: pd.DataFrame) -> Chart:
     """Top-1 against images per second, blob area proportional to MACs per image (with a size key), and
     the upper envelope."""
     common, other = _input_sizes(df)
     subtitle = measured_on(df) + (f"; input {common}" + (" unless labelled" if other else "") if common else "")
-    fig, ax = _new("Accuracy against throughput (blob area proportional to MACs per image)",
+    chart, ax = _new("Accuracy against throughput (blob area proportional to MACs per image)",
                    "images per second (log scale)", "top-1 accuracy (%)", subtitle=subtitle)  # fmt: skip
-    _mixed_configurations(fig, df)
+    _mixed_configurations(chart, df)
     sizes = _blob_areas(df["macs"])
     _scatter(ax, df["throughput"], df["top1"], df["family"], sizes, alpha=0.6, edgecolors="black", linewidths=0.5)
     ax.set_xscale("log")
@@ -715,11 +692,11 @@ def accuracy_vs_throughput(df: pd.DataFrame) -> Figure:
     _legend_by_family(ax, df["family"])
     size_key(ax, df["macs"], "MACs per image")
     if len(df) < 2:
-        _warn(fig, f"one model only ({df['model'].iloc[0]}): nothing to compare it with")
+        chart.warn(f"one model only ({df['model'].iloc[0]}): nothing to compare it with")
     texts = [m + (f" ({other[m]})" if m in other else "") for m in df["model"]]
-    _place_labels(fig, ax, df["throughput"], df["top1"], texts, sizes)
-    fig.envelope = list(df["model"].iloc[env])
-    return fig
+    _place_labels(chart.figure, ax, df["throughput"], df["top1"], texts, sizes)
+    chart.frontier = list(df["model"].iloc[env])
+    return chart
 
 
 #: line styles of the roofs of several runs on one chart, in turn
@@ -739,7 +716,7 @@ def _roof_groups(df: pd.DataFrame) -> list[tuple[float, float, float | None, lis
     return [(*k, groups[k]) for k in order]
 
 
-def roofline(df: pd.DataFrame, peak_flops: float | None = None, peak_bytes_per_s: float | None = None) -> Figure:
+def roofline(df: pd.DataFrame, peak_flops: float | None = None, peak_bytes_per_s: float | None = None) -> Chart:
     """The device's measured roofs (Williams, Waterman & Patterson 2009), and each model at its arithmetic
     intensity and achieved FLOP/s, under the roof of its own run.
 
@@ -748,22 +725,21 @@ def roofline(df: pd.DataFrame, peak_flops: float | None = None, peak_bytes_per_s
     calibrations (other runs, thread counts, a recalibration) get one roof each, labelled with the models
     under it, and a model is "above the roof" only against its own. ``peak_flops`` / ``peak_bytes_per_s``
     given: one roof for every record (as before). Records without peaks are left out with a warning.
-    ``fig.roofs``: per roof (peak FLOP/s, peak bytes/s, models); ``fig.above``: the models above their own."""
+    ``Chart.roofs``: per roof (peak FLOP/s, peak bytes/s, models); ``Chart.above``: the models above their own."""
     from archcost.profiling.roofline import ABOVE_PEAK
 
-    fig, ax = _new("Roofline", "arithmetic intensity (FLOPs per byte, log scale)", "achieved FLOP/s (log scale)",
+    chart, ax = _new("Roofline", "arithmetic intensity (FLOPs per byte, log scale)", "achieved FLOP/s (log scale)",
                    subtitle=measured_on(df))  # fmt: skip
-    _mixed_configurations(fig, df)
+    _mixed_configurations(chart, df)
     if peak_flops is not None and peak_bytes_per_s is not None:
         df = df.assign(peak_flops_per_s=float(peak_flops), peak_bytes_per_s=float(peak_bytes_per_s))
     known = df["peak_flops_per_s"].notna() & df["peak_bytes_per_s"].notna() & (df["peak_flops_per_s"] > 0)
     if not known.all():
-        _warn(fig, "no device peaks in the record (profiled with --no-roofline), left out: "
+        chart.warn("no device peaks in the record (profiled with --no-roofline), left out: "
                    + ", ".join(df[~known]["model"].astype(str)))  # fmt: skip
     df = df[known].reset_index(drop=True)
-    fig.roofs, fig.above = [], []
     if df.empty:
-        return fig
+        return chart
     groups = _roof_groups(df)
     ai = df["arithmetic_intensity"].tolist()
     ridges = [f / b for f, b, _, _ in groups]
@@ -783,7 +759,7 @@ def roofline(df: pd.DataFrame, peak_flops: float | None = None, peak_bytes_per_s
             ax.plot(xs, np.minimum(flops, xs * cache), color="gray", linestyle=style, linewidth=0.8,
                     gid=f"cache-roof:{n}", label=f"cache-resident stream {format_count(cache)}B/s")  # fmt: skip
             roof_values += list(np.minimum(flops, xs * cache))
-        fig.roofs.append((flops, bandwidth, models))
+        chart.roofs.append((flops, bandwidth, models))
     ax.set_xscale("log")
     ax.set_yscale("log")
     _log_axis(ax.xaxis, [lo, hi])
@@ -791,8 +767,8 @@ def roofline(df: pd.DataFrame, peak_flops: float | None = None, peak_bytes_per_s
     ax.legend(fontsize=7, loc="lower right")
     _scatter(ax, ai, df["achieved_flops"], df["family"])
     _legend_by_family(ax, df["family"])
-    fig.above = list(dict.fromkeys(df[df["achieved_flops"] > df["peak_flops_per_s"]]["model"]))
-    if fig.above:
-        _warn(fig, f"above their own run's compute roof: {', '.join(fig.above)}. {ABOVE_PEAK}")
-    _place_labels(fig, ax, ai, df["achieved_flops"].tolist(), df["model"].tolist())
-    return fig
+    chart.above = list(dict.fromkeys(df[df["achieved_flops"] > df["peak_flops_per_s"]]["model"]))
+    if chart.above:
+        chart.warn(f"above their own run's compute roof: {', '.join(chart.above)}. {ABOVE_PEAK}")
+    _place_labels(chart.figure, ax, ai, df["achieved_flops"].tolist(), df["model"].tolist())
+    return chart

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from archcost.errors import InputError
+from archcost.report.chart import Chart
 from archcost.report.figures import _log_axis, linear_axis
 from archcost.units import format_count
 
@@ -59,7 +60,7 @@ def pick_record(df: pd.DataFrame, model: str, batch_size: int | None, device: st
     return with_layers[-1]
 
 
-def layer_time(r: dict) -> Figure:
+def layer_time(r: dict) -> Chart:
     """Two bar panels sharing the layer axis (execution order, top to bottom): MACs per layer, and the
     measured median time per layer in ms (rows no profiler event matched are marked, not drawn at zero)."""
     layers = r["layers"]
@@ -93,11 +94,10 @@ def layer_time(r: dict) -> Figure:
     )
     fig.suptitle(f"Time per layer beside its MACs\n{measured_setting(r)}; {sums}", fontsize=9)
     fig.tight_layout()
-    fig.warnings = _list(r.get("warnings"))
-    return fig
+    return Chart(fig, warnings=_list(r.get("warnings")))
 
 
-def layer_roofline(r: dict) -> Figure:
+def layer_roofline(r: dict) -> Chart:
     """Layers as points at (FLOPs / bytes, FLOPs / time) under the roofline min(peak FLOP/s, intensity x peak
     bytes/s); point area proportional to the layer's share of the time; the whole model as a star."""
     peak_f, peak_b = _value(r.get("peak_flops_per_s")), _value(r.get("peak_bytes_per_s"))
@@ -149,7 +149,6 @@ def layer_roofline(r: dict) -> Figure:
     fig.tight_layout()
     warnings = _list(r.get("warnings"))
     above = [x["name"] for x in pts if x["flops_per_s"] > peak_f]
-    fig.above = above
     if above:
         from archcost.profiling.roofline import ABOVE_PEAK
 
@@ -158,11 +157,10 @@ def layer_roofline(r: dict) -> Figure:
                 va="top", fontsize=7, color="#c44e52", gid="above")  # fmt: skip
         if "peaks_stale" not in _list(r.get("flags")):
             warnings.append(f"layers above the calibrated compute peak ({shown}): {ABOVE_PEAK}")
-    fig.warnings = list(dict.fromkeys(warnings))
-    return fig
+    return Chart(fig, warnings=list(dict.fromkeys(warnings)), above=above)
 
 
-def figure_for(kind: str, results: str, model: str | None, batch_size: int | None, device: str | None) -> Figure:
+def figure_for(kind: str, results: str, model: str | None, batch_size: int | None, device: str | None) -> Chart:
     """``archcost plot layer-time|layer-roofline MODEL --results FILE``."""
     from archcost.profiling.results import read_results
 

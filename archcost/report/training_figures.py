@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from archcost.errors import InputError
-from archcost.report.figures import _COLOURS, _batch_axis, _log_axis, _new, _warn, bytes_tick_text, measured_on
+from archcost.report.chart import Chart
+from archcost.report.figures import _COLOURS, _batch_axis, _log_axis, _new, bytes_tick_text, measured_on
 
 #: batch sizes of the curves when no measurement says which
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -54,12 +54,12 @@ def memory_estimates(
     return pd.DataFrame(rows, columns=["model", "batch_size", "mode", "estimate_bytes"])
 
 
-def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None = None) -> Figure:
+def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None = None) -> Chart:
     """Peak memory (MB, log scale) against batch size (log 2): per model one colour, the estimated
     training step as a solid line and inference as a dashed one (``memory_estimates``), and measured peaks
     (profile records: ``model``, ``batch_size``, ``mode``, ``memory_peak_bytes``) as filled (training) and
     hollow (inference) markers. What the chart cannot show (a model without measurements, records of
-    another dtype than the estimates) is written on it (``fig.warnings``)."""
+    another dtype than the estimates) is written on it (``Chart.warnings``)."""
     if estimates.empty:
         raise InputError("no estimate to draw", "give at least one model")
     dtype = estimates.attrs.get("dtype", "float32")
@@ -67,7 +67,7 @@ def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None
     where = f"estimates: archcost meta analysis, {dtype}, {optimizer} (first step)"
     if measured is not None and len(measured):
         where += "\npoints " + measured_on(measured, batch=False)
-    fig, ax = _new("Memory against batch size: training and inference", "batch size (log scale)",
+    chart, ax = _new("Memory against batch size: training and inference", "batch size (log scale)",
                    "peak memory (log scale)", subtitle=where)  # fmt: skip
     colours = _COLOURS
     models = list(dict.fromkeys(estimates["model"]))
@@ -83,9 +83,9 @@ def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None
             continue
         mine = measured[(measured["model"] == model) & measured["memory_peak_bytes"].notna()]
         if mine.empty:
-            _warn(fig, f"no measured memory for {model} in the results: estimates only")
+            chart.warn(f"no measured memory for {model} in the results: estimates only")
         for mode in MODES:
-            got = mine[mine["mode"].fillna("infer") == mode].sort_values("batch_size")
+            got = mine[mine["mode"].astype(object).fillna("infer") == mode].sort_values("batch_size")
             if got.empty:
                 continue
             ax.plot(got["batch_size"], got["memory_peak_bytes"] / 1e6, linestyle="none", marker="o", color=colour,
@@ -96,17 +96,17 @@ def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None
     if measured is not None and len(measured):
         other = sorted({str(d) for d in measured["dtype"].dropna()} - {dtype})
         if other:
-            _warn(fig, f"measured records in {', '.join(other)} are drawn against estimates in {dtype}")
+            chart.warn(f"measured records in {', '.join(other)} are drawn against estimates in {dtype}")
     _batch_axis(ax, batches)
     ax.set_yscale("log")
     _log_axis(ax.yaxis, values, lambda v: bytes_tick_text(v, 1e6))  # data in MB, ticks 500 MB, 10 GB (not 10 k)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), handlelength=4)
-    return fig
+    return chart
 
 
 def training_memory_figure(
     models: Sequence[str] | None, measured: pd.DataFrame | None = None, *, foreach: bool | None = None
-) -> Figure:
+) -> Chart:
     """``memory_train_vs_batch`` for ``models`` (default: those in ``measured``) at the batch sizes measured
     (default ``DEFAULT_BATCH_SIZES``), with the optimizer and dtype of the measured training records
     (default adam, float32). ``foreach`` defaults to whether the records were measured on CUDA."""

@@ -32,12 +32,12 @@ def results(tmp_path_factory):
 def test_the_charts_name_what_was_measured(results):
     r = pick_record(read_results(results), "Residual", None, None)
     fig = layer_time(r)
-    title = fig._suptitle.get_text()
+    title = fig.figure._suptitle.get_text()
     assert "input 1x3x8x8" in title and "float32" in title and "cpu" in title and "1 threads" in title
-    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    labels = [t.get_text() for t in fig.figure.axes[0].get_yticklabels()]
     assert labels == ["conv", "relu", "add", "relu#2", "flatten"]
     roof = layer_roofline(r)
-    assert "input 1x3x8x8" in roof.axes[0].get_title()
+    assert "input 1x3x8x8" in roof.figure.axes[0].get_title()
 
 
 @pytest.mark.parametrize("kind", ["layer-time", "layer-roofline"])

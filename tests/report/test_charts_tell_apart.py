@@ -33,7 +33,7 @@ def _visible_labels(ax, axis) -> list[str]:
 def test_mobilenet_and_vgg_bars_have_their_own_colours():
     df = pd.DataFrame({"model": ["mobilenet_v1", "vgg16", "resnet50"], "family": ["mobilenet", "vgg", "resnet"],
                        "top1": [70.6, 71.6, 76.1], "params": [4.2e6, 138e6, 25.6e6]})  # fmt: skip
-    ax = figures.accuracy_bar(df).axes[0]
+    ax = figures.accuracy_bar(df).figure.axes[0]
     colours = {label.get_text(): to_hex(bar.get_facecolor()) for label, bar in zip(ax.get_yticklabels(),
                ax.patches, strict=True)}  # fmt: skip
     assert colours["mobilenet_v1"] != colours["vgg16"]  # tab10 gave both the same olive
@@ -49,7 +49,7 @@ def _lines(models, families, batches=(1, 8, 32)) -> pd.DataFrame:
 @pytest.mark.parametrize("chart", ["latency_vs_batch", "memory_vs_batch"])
 def test_resnet18_and_resnet50_differ_in_marker_and_dash_in_the_legend(chart):
     df = _lines(["resnet18", "resnet50", "resnet101", "vgg16"], ["resnet"] * 3 + ["vgg"])
-    ax = getattr(figures, chart)(df).axes[0]
+    ax = getattr(figures, chart)(df).figure.axes[0]
     legend = ax.get_legend()
     handles = {t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)}
     style = {m: (to_hex(h.get_color()), h.get_marker(), h.get_linestyle()) for m, h in handles.items()}
@@ -77,8 +77,8 @@ def _layer_record(**extra) -> dict:
 
 def test_layer_time_macs_axis_has_k_m_g_ticks_and_no_offset():
     fig = layer_time(_layer_record())
-    ax_macs, ax_time = fig.axes
-    fig.draw_without_rendering()
+    ax_macs, ax_time = fig.figure.axes
+    fig.figure.draw_without_rendering()
     assert ax_macs.xaxis.get_offset_text().get_text() == ""  # was "1e8"
     labels = _labels(ax_macs.xaxis)
     assert "100 M" in labels and all(t == "0" or t.endswith(" M") for t in labels)
@@ -88,7 +88,7 @@ def test_layer_time_macs_axis_has_k_m_g_ticks_and_no_offset():
 
 def test_layer_roofline_ticks_are_plain_numbers_not_powers_of_ten():
     fig = layer_roofline(_layer_record())
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     xs, ys = _visible_labels(ax, "x"), _visible_labels(ax, "y")
     assert xs and ys
     assert not [t for t in xs + ys if "10^" in t or "$" in t]  # was 10^-1 ... 10^11
@@ -98,7 +98,7 @@ def test_layer_roofline_ticks_are_plain_numbers_not_powers_of_ten():
 def test_training_memory_ticks_are_bytes_with_units_never_10_k_mb():
     est = pd.DataFrame([{"model": "vgg16", "batch_size": b, "mode": mode, "estimate_bytes": int(f * b * 1e8)}
                         for b in (1, 8, 64, 128) for mode, f in (("train", 3.0), ("infer", 1.0))])  # fmt: skip
-    ax = memory_train_vs_batch(est).axes[0]
+    ax = memory_train_vs_batch(est).figure.axes[0]
     labels = _visible_labels(ax, "y")
     assert "10 GB" in labels and not [t for t in labels if " K" in t or " k" in t]
     assert all(t.endswith("B") for t in labels)
@@ -106,7 +106,7 @@ def test_training_memory_ticks_are_bytes_with_units_never_10_k_mb():
 
 
 def test_memory_vs_batch_ticks_are_bytes_with_units():
-    ax = figures.memory_vs_batch(_lines(["vgg16"], ["vgg"], batches=(1, 32, 256))).axes[0]
+    ax = figures.memory_vs_batch(_lines(["vgg16"], ["vgg"], batches=(1, 32, 256))).figure.axes[0]
     labels = _visible_labels(ax, "y")
     assert labels and all(t.endswith("B") for t in labels) and "1 GB" in labels
 
@@ -137,7 +137,7 @@ def _roof_records() -> pd.DataFrame:
 
 def test_the_roofline_draws_one_roof_per_run_and_each_model_against_its_own():
     fig = figures.roofline(_roof_records())
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     roofs = [line for line in ax.lines if (line.get_gid() or "").startswith("roof:")]
     assert sorted(max(line.get_ydata()) for line in roofs) == [42.2e9, 68.5e9]
     assert [r[:2] for r in fig.roofs] == [(42.2e9, 10e9), (68.5e9, 15e9)]  # oldest first
@@ -153,16 +153,16 @@ def test_one_roof_when_every_record_shares_the_calibration():
     df = _roof_records()
     df = df[df["model"] != "alexnet"]
     fig = figures.roofline(df)
-    assert len([line for line in fig.axes[0].lines if (line.get_gid() or "").startswith("roof:")]) == 1
+    assert len([line for line in fig.figure.axes[0].lines if (line.get_gid() or "").startswith("roof:")]) == 1
     assert fig.above == [] and fig.warnings == []
 
 
 def test_the_cache_roof_is_drawn_where_the_records_carry_it():
     df = _roof_records().assign(peak_cache_bytes_per_s=80e9)
-    gids = [line.get_gid() for line in figures.roofline(df).axes[0].lines]
+    gids = [line.get_gid() for line in figures.roofline(df).figure.axes[0].lines]
     assert "cache-roof:0" in gids and "cache-roof:1" in gids
     roof = layer_roofline(_layer_record(peak_cache_bytes_per_s=80e9))
-    assert "cache-roof" in [line.get_gid() for line in roof.axes[0].lines]
+    assert "cache-roof" in [line.get_gid() for line in roof.figure.axes[0].lines]
 
 
 def test_a_layer_above_the_peak_is_explained_not_sent_to_recalibrate():
@@ -175,9 +175,9 @@ def test_a_layer_above_the_peak_is_explained_not_sent_to_recalibrate():
 
 def test_a_long_warning_is_wrapped_inside_the_figure():
     fig = figures.roofline(_roof_records())
-    fig.draw_without_rendering()
-    text = next(t for t in fig.texts if t.get_gid() == "warnings")
-    box, frame = text.get_window_extent(fig._get_renderer()), fig.bbox
+    fig.figure.draw_without_rendering()
+    text = next(t for t in fig.figure.texts if t.get_gid() == "warnings")
+    box, frame = text.get_window_extent(fig.figure._get_renderer()), fig.figure.bbox
     assert len(fig.warnings[0]) > 200 and "\n" in text.get_text()
     assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
 

@@ -11,7 +11,7 @@ from archcost.report.data import model_points, with_accuracy
 
 
 def _scatter_count(fig, gid="models") -> int:
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     return sum(len(c.get_offsets()) for c in ax.collections if c.get_gid() == gid)
 
 
@@ -27,7 +27,7 @@ def test_accuracy_vs_macs_draws_every_model_and_labels_the_frontier():
     points = with_accuracy(model_points(["alexnet", "vgg16", "resnet50", "mobilenet_v2", "googlenet", "resnet18"]))
     assert "resnet18" in points.notes[0]  # no single-crop accuracy published: left out, never drawn at zero
     fig = figures.accuracy_vs_macs(points.frame)
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     assert _scatter_count(fig) == 5
     assert ax.get_xlabel() == "MACs per image (log scale)" and ax.get_ylabel() == "top-1 accuracy (%)"
     assert ax.get_xscale() == "log"
@@ -48,10 +48,10 @@ def test_layers_chart_shows_alexnet_weights_in_fc_and_work_in_conv():
     from archcost.cost import analyze
 
     fig = figures.layers(analyze(archcost.get_model("alexnet"), (3, 227, 227), name="alexnet"))
-    title = fig.get_suptitle()
+    title = fig.figure.get_suptitle()
     assert "fully connected layers: 96." in title  # 58.6 M of 61.0 M parameters
     assert "conv layers: " in title and "% of MACs" in title
-    params_ax, macs_ax = fig.axes
+    params_ax, macs_ax = fig.figure.axes
     assert len(params_ax.patches) == len(macs_ax.patches) == 8  # 5 conv + 3 fc
 
 
@@ -102,13 +102,13 @@ def test_measured_charts_from_hand_made_frame():
         "top1": [70.0, 70.0, 72.0, 72.0],
     })  # fmt: skip
     fig = figures.latency_vs_batch(df)
-    assert {line.get_gid() for line in fig.axes[0].lines} == {"model:a", "model:b"}
+    assert {line.get_gid() for line in fig.figure.axes[0].lines} == {"model:a", "model:b"}
     one = df[df["batch_size"] == 1].reset_index(drop=True)
     fit = figures.macs_vs_latency(one)
     # two points always lie on a line: no fit is drawn, and the figure says why
     assert _scatter_count(fit) == 2 and fit.fit is None and "at least 3" in fit.warnings[0]
     env = figures.accuracy_vs_throughput(one)
-    assert env.envelope == ["b", "a"]  # b is more accurate, a is faster: both on the envelope
+    assert env.frontier == ["b", "a"]  # b is more accurate, a is faster: both on the envelope
 
 
 def test_report_command_writes_a_self_contained_folder(tmp_path, capsys):
@@ -170,11 +170,11 @@ def test_measured_charts_draw_one_line_or_point_per_model(tmp_path):
 
     df = measured_frame(str(_results_file(tmp_path, power=False)), None, None)
     fig = figures.throughput_vs_batch(df)
-    assert {line.get_gid() for line in fig.axes[0].lines} == {"model:resnet50", "model:mobilenet_v2"}
-    assert fig.axes[0].get_ylabel() == "images per second (log scale)"
+    assert {line.get_gid() for line in fig.figure.axes[0].lines} == {"model:resnet50", "model:mobilenet_v2"}
+    assert fig.figure.axes[0].get_ylabel() == "images per second (log scale)"
     one = measured_frame(str(_results_file(tmp_path, power=False)), None, 1)
     roof = figures.roofline(one, 1e11, 1e10)
-    assert _scatter_count(roof) == 2 and roof.axes[0].get_xscale() == "log"
+    assert _scatter_count(roof) == 2 and roof.figure.axes[0].get_xscale() == "log"
 
 
 def test_power_charts_need_power_data(tmp_path, capsys):

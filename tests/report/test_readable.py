@@ -31,7 +31,7 @@ def _measured(models=("resnet50", "mobilenet_v2", "vgg16"), batches=(1, 8, 32, 1
 
 
 def _drawn(fig):
-    fig.draw_without_rendering()
+    fig.figure.draw_without_rendering()
     return fig
 
 
@@ -40,7 +40,7 @@ def _drawn(fig):
 def test_blob_charts_have_a_size_key_drawn_at_the_blobs_own_scale(chart, column):
     df = _measured(batches=(1,))
     fig = getattr(figures, chart)(df)
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     key = next(a for a in ax.artists if a.get_gid() == "size-key")
     blobs = next(c for c in ax.collections if c.get_gid() == "models")
     # area proportional to the value: area / value is one constant for every blob ...
@@ -63,7 +63,7 @@ def test_tick_text_is_a_plain_number(value, text):
 
 def test_batch_axis_shows_the_batch_sizes_run_not_powers_of_two():
     fig = _drawn(figures.latency_vs_batch(_measured()))
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     assert list(ax.get_xticks()) == [1, 8, 32, 128]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "8", "32", "128"]
 
@@ -74,8 +74,8 @@ def test_log_ticks_are_plain_and_never_overlap(span):
     df = _measured(batches=(1,))
     df["throughput"] = np.geomspace(*span, len(df))
     fig = _drawn(figures.accuracy_vs_throughput(df))
-    ax = fig.axes[0]
-    renderer = fig._get_renderer()
+    ax = fig.figure.axes[0]
+    renderer = fig.figure._get_renderer()
     lo, hi = ax.get_xlim()
     labels = [t for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
     assert len(labels) >= 2
@@ -93,11 +93,11 @@ def test_log_ticks_are_plain_and_never_overlap(span):
 )  # fmt: skip
 def test_measured_charts_say_device_threads_dtype_and_batch(chart, batch):
     df = _measured(batches=(1, 8)) if not batch else _measured(batches=(8,))
-    ax = getattr(figures, chart)(df).axes[0]
+    ax = getattr(figures, chart)(df).figure.axes[0]
     title = ax.get_title()
     assert "cpu (AMD EPYC)" in title and "2 threads" in title and "float32" in title
     assert ("batch 8" in title) is batch  # on batch charts the batch is the x axis
-    roof = figures.roofline(_measured(batches=(8,)), 1e11, 1e10).axes[0].get_title()
+    roof = figures.roofline(_measured(batches=(8,)), 1e11, 1e10).figure.axes[0].get_title()
     assert "batch 8" in roof and "cpu" in roof
 
 
@@ -112,7 +112,9 @@ def test_mixed_configurations_are_warned_about():
 def test_one_point_per_model_latency_chart_says_so(tmp_path, capsys):
     fig = figures.latency_vs_batch(_measured(batches=(1,)))
     assert len(fig.warnings) == 1 and "one batch size only" in fig.warnings[0]
-    assert fig.warnings[0] in " ".join(fig.get_supxlabel().split())  # on the figure (wrapped), not only in the terminal
+    assert fig.warnings[0] in " ".join(
+        fig.figure.get_supxlabel().split()
+    )  # on the figure (wrapped), not only in the terminal
     partly = _measured()
     partly = partly[~((partly["model"] == "vgg16") & (partly["batch_size"] > 1))]
     assert "vgg16" in figures.latency_vs_batch(partly).warnings[0]
@@ -164,8 +166,8 @@ def test_labels_never_overlap_each_other_or_other_points():
         "latency_ms": latency, "macs": latency * 1e8 * rng.uniform(0.5, 2, n), "batch_size": 1,
     })  # fmt: skip
     fig = figures.macs_vs_latency(df)
-    fig.draw_without_rendering()
-    ax, renderer = fig.axes[0], fig._get_renderer()
+    fig.figure.draw_without_rendering()
+    ax, renderer = fig.figure.axes[0], fig.figure._get_renderer()
     labels = [t for t in ax.texts if t.get_gid() == "label"]
     assert sorted(t.get_text() for t in labels) == sorted(df["model"])
     boxes = [t.get_window_extent(renderer) for t in labels]
@@ -184,14 +186,16 @@ def test_power_law_fit_is_drawn_straight_on_log_log_axes_and_says_so():
     assert (k, c, r2) == (pytest.approx(1.5), pytest.approx(2.0), pytest.approx(1.0))
     df = _measured(models=("resnet50", "mobilenet_v2", "vgg16", "x"), batches=(1,))
     fig = figures.macs_vs_latency(df)
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     fit = next(line for line in ax.lines if line.get_gid() == "fit")
     assert "power-law fit" in fit.get_label() and "log-log" in fit.get_label()
     lx, ly = np.log10(fit.get_xdata()), np.log10(fit.get_ydata())
     assert np.allclose(np.diff(ly) / np.diff(lx), fig.fit[0])  # a straight line of slope k in log space
     assert ax.get_xscale() == ax.get_yscale() == "log"
     lin = figures.memory_vs_params(df)
-    assert "least-squares line" in next(line for line in lin.axes[0].lines if line.get_gid() == "fit").get_label()
+    assert (
+        "least-squares line" in next(line for line in lin.figure.axes[0].lines if line.get_gid() == "fit").get_label()
+    )
 
 
 # -- rf -------------------------------------------------------------------------------------------------
@@ -201,13 +205,13 @@ def test_rf_lines_are_height_and_width_and_the_last_label_is_not_clipped():
 
     report = analyze(archcost.get_model("inception_v3"), (3, 299, 299), name="inception_v3")  # 1x7 / 7x1 convs
     fig = _drawn(figures.receptive_field(report))
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     assert [line.get_label() for line in ax.lines if line.get_gid().startswith("axis")] == ["height", "width"]
     last = next(t for t in ax.texts if t.get_gid() == "last")
-    box, frame = last.get_window_extent(fig._get_renderer()), ax.get_window_extent(fig._get_renderer())
+    box, frame = last.get_window_extent(fig.figure._get_renderer()), ax.get_window_extent(fig.figure._get_renderer())
     assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1
     square = _drawn(figures.receptive_field(analyze(archcost.get_model("resnet18"), (3, 224, 224))))
-    assert [line.get_label() for line in square.axes[0].lines][0] == "height = width (equal at every layer)"
+    assert [line.get_label() for line in square.figure.axes[0].lines][0] == "height = width (equal at every layer)"
 
 
 # -- datasets and input sizes ---------------------------------------------------------------------------
@@ -232,9 +236,9 @@ def test_a_users_cifar_model_is_not_drawn_as_imagenet_without_a_word(tmp_path, c
     points = with_accuracy(model_points(["resnet50", spec], acc))
     assert any("not a zoo model" in n and "3x32x32" in n for n in points.notes)
     fig = figures.accuracy_vs_macs(points.frame)
-    texts = [t.get_text() for t in fig.axes[0].texts]
+    texts = [t.get_text() for t in fig.figure.axes[0].texts]
     assert any("(32 px)" in t for t in texts), texts  # its input size on the chart
-    assert "MACs at input 3x224x224 unless labelled" in fig.axes[0].get_title()
+    assert "MACs at input 3x224x224 unless labelled" in fig.figure.axes[0].get_title()
     # with the dataset said in the accuracy file, it is left out of an ImageNet chart
     acc.write_text(f"model,top1,dataset\n{spec},91.0,CIFAR-10\n")
     points = with_accuracy(model_points(["resnet50", spec], acc))
@@ -259,11 +263,11 @@ def test_measured_accuracy_chart_leaves_out_a_cifar_zoo_model(tmp_path, capsys):
 
     df = measured_frame(str(path), None, 1)
     fig = figures.accuracy_vs_throughput(df[df["model"] != "resnet20_cifar"].reset_index(drop=True))
-    assert "inception_v3 (299 px)" in [t.get_text() for t in fig.axes[0].texts]
+    assert "inception_v3 (299 px)" in [t.get_text() for t in fig.figure.axes[0].texts]
 
 
 def test_figures_are_deterministic():
     a = figures.macs_vs_latency(_measured(batches=(1,), models=("resnet50", "mobilenet_v2", "vgg16", "b")))
     b = figures.macs_vs_latency(_measured(batches=(1,), models=("resnet50", "mobilenet_v2", "vgg16", "b")))
-    pos = [[t.get_position() for t in f.axes[0].texts] for f in (a, b)]
+    pos = [[t.get_position() for t in f.figure.axes[0].texts] for f in (a, b)]
     assert pos[0] == pos[1] and not any(math.isnan(v) for p in pos[0] for v in p)

@@ -32,7 +32,7 @@ def _records():
 
 def test_chart_draws_both_modes_estimated_and_measured():
     fig = training_memory_figure(None, _records())
-    ax = fig.axes[0]
+    ax = fig.figure.axes[0]
     gids = {line.get_gid() for line in ax.get_lines()}
     assert gids == {f"{kind}:lenet5:{mode}" for kind in ("estimate", "measured") for mode in ("train", "infer")}
     measured = next(line for line in ax.get_lines() if line.get_gid() == "measured:lenet5:train")
