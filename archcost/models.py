@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from archcost.errors import ArchcostError, ModelLoadError, UnknownModelError
+from archcost.errors import ArchcostError, ModelLoadError, UnknownModelError, one_line
 from archcost.zoo import get_entry, get_model
 from archcost.zoo._registry import check_options, coerce_options
 
@@ -24,6 +24,8 @@ class LoadedModel:
     module: nn.Module
     input_size: tuple[int, ...]
     source: str  # "zoo", "import", "torchvision", "timm"
+    #: where the model was not built on the device asked for, and why (``_build``); None otherwise
+    note: str | None = None
 
 
 DEFAULT_INPUT = (3, 224, 224)
@@ -89,24 +91,38 @@ def _cannot_call(what: str, options: dict, exc: TypeError) -> ModelLoadError:
     )
 
 
-def _build(factory, options: dict, device: str, what: str) -> nn.Module:
+def _build(factory, options: dict, device: str, what: str) -> tuple[nn.Module, str | None]:
+    """``factory(**options)`` built on ``device``, and a note when it was built elsewhere.
+
+    Options the signature cannot take are the caller's mistake (``ModelLoadError`` naming the --opt names);
+    anything the constructor itself raises is the model's error, reported with its type and message.
+    A constructor that fails on the meta device (it needs real tensors: reads a weight's value, calls
+    ``.item()``, loads a file) is built on the CPU instead, and the note says so and why."""
     options = coerce_options(factory, options, what)
+    _check_call(factory, options, what)
     try:
         with torch.device(device):
             model = factory(**options)
-    except TypeError as exc:
-        raise _cannot_call(what, options, exc) from None
+    except ArchcostError:
+        raise
     except Exception as exc:
-        if device == "meta":  # a constructor that needs real tensors: build on the CPU instead
-            return _build(factory, options, "cpu", what)
-        raise ModelLoadError(f"{what} raised {type(exc).__name__}: {exc}", "fix the model's constructor") from None
+        if device == "meta":
+            model, _ = _build(factory, options, "cpu", what)
+            return model, (
+                f"built on the CPU (random weights), not the meta device: its constructor failed there "
+                f"({one_line(exc, 160)})"
+            )
+        raise ModelLoadError(
+            f"{what}'s constructor raised {one_line(exc)}",
+            "the error is the model's own (its constructor), not archcost's: fix it, or the --opt values given",
+        ) from None
     if not isinstance(model, nn.Module):
         raise ModelLoadError(
             f"{what} returned {'an' if type(model).__name__[0] in 'aeiouAEIOU' else 'a'} {type(model).__name__}, "
             "not a torch.nn.Module",
             "point to a class or function that returns an nn.Module",
         )
-    return model
+    return model, None
 
 
 def _import_path(spec: str, options: dict) -> ModelSpec:
@@ -149,9 +165,9 @@ def _import_path(spec: str, options: dict) -> ModelSpec:
         _check_call(factory, coerce_options(factory, options, spec), spec)
 
     def build(device: str) -> LoadedModel:
-        model = factory if isinstance(factory, nn.Module) else _build(factory, options, device, spec)
+        model, note = (factory, None) if isinstance(factory, nn.Module) else _build(factory, options, device, spec)
         size = getattr(model, "input_size", None) or getattr(factory, "input_size", None) or DEFAULT_INPUT
-        return LoadedModel(attr, model, tuple(size), "import")
+        return LoadedModel(attr, model, tuple(size), "import", note)
 
     return ModelSpec(spec, attr, build)
 
@@ -226,17 +242,17 @@ def _hub(spec: str, options: dict) -> ModelSpec:
             raise UnknownModelError(f"torchvision has no model {name!r}", "see torchvision.models.list_models()")
 
         def build(device: str) -> LoadedModel:
-            model = _build(lambda **kw: lib.get_model(name, weights=None, **kw), options, device, spec)
+            model, note = _build(lambda **kw: lib.get_model(name, weights=None, **kw), options, device, spec)
             size = (3, 299, 299) if name.startswith("inception") else DEFAULT_INPUT
-            return LoadedModel(name, model, size, package)
+            return LoadedModel(name, model, size, package, note)
 
     else:
         if not lib.is_model(name):
             raise UnknownModelError(f"timm has no model {name!r}", "see timm.list_models()")
 
         def build(device: str) -> LoadedModel:
-            model = _build(lambda **kw: lib.create_model(name, pretrained=False, **kw), options, device, spec)
+            model, note = _build(lambda **kw: lib.create_model(name, pretrained=False, **kw), options, device, spec)
             size = tuple(getattr(model, "default_cfg", {}).get("input_size", DEFAULT_INPUT))
-            return LoadedModel(name, model, size, package)
+            return LoadedModel(name, model, size, package, note)
 
     return ModelSpec(spec, name, build)

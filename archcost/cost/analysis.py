@@ -109,6 +109,7 @@ def analyze(
         specs, plain = list(work.specs), dict(work.plain)
         batch_size, dtype, int_range = work.batch_size, work.dtype, work.int_range
         device, max_memory = work.device if device == "auto" else device, max_memory or work.max_memory
+        notes.extend(work.notes)
     else:
         specs, plain = input_specs(input_size, inputs, kwargs, batch_dim=batch_dim)
     model, compiled = _uncompiled(model)

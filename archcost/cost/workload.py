@@ -63,6 +63,9 @@ class Workload:
     name: str | None = None
     default_input: tuple[int, ...] | None = None
     source: str | None = None
+    #: what a reader of the figures must know about how the model was built (a constructor that failed on
+    #: the meta device, built on the CPU instead: ``archcost.models._build``); analyze copies them to its notes
+    notes: tuple[str, ...] = ()
 
     # -- making one ----------------------------------------------------------------------------------
 
@@ -128,7 +131,7 @@ class Workload:
         and its inputs filled in from the model's own default where none were given. A model built from a spec
         is initialised under torch's CPU generator seeded with 0 (the caller's generator state put back), so
         its random weights are the same in every command and every run."""
-        model, name, default, source = self.model, self.name, self.default_input, self.source
+        model, name, default, source, notes = self.model, self.name, self.default_input, self.source, self.notes
         if model is not None and not isinstance(model, nn.Module):
             from archcost.models import ModelSpec, resolve_model
 
@@ -138,11 +141,12 @@ class Workload:
                 loaded = spec.build(device)
             model, name = loaded.module, name or loaded.name
             default, source = default or tuple(loaded.input_size), loaded.source
+            notes = (*notes, loaded.note) if loaded.note and loaded.note not in notes else notes
         elif isinstance(model, nn.Module):
             name = name or type(model).__name__
             default = default or tuple(getattr(model, "input_size", None) or DEFAULT_INPUT)
             source = source or "module"
-        out = replace(self, model=model, name=name, default_input=default, source=source)
+        out = replace(self, model=model, name=name, default_input=default, source=source, notes=notes)
         if not out.specs:
             specs, _ = input_specs(default or DEFAULT_INPUT, batch_dim=self.batch_dim)
             out = replace(out, specs=tuple(specs))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from archcost.errors import ModelOptionError, UnknownModelError
+from archcost.errors import ArchcostError, InternalError, ModelOptionError, UnknownModelError
 from archcost.zoo._meta import ModelMeta
 
 
@@ -145,7 +145,9 @@ def get_model(name: str, *, device: str | torch.device | None = "meta", **option
     """Build zoo model ``name`` (on the meta device by default: no memory, no weights).
 
     ``options`` are the builder's keyword arguments; strings are converted to the option's type.
-    Unknown options and invalid values raise ``ModelOptionError`` naming what is accepted.
+    Unknown options and invalid values raise ``ModelOptionError`` naming what is accepted (the builders
+    check their own options and raise it); any other failure of a builder is archcost's bug
+    (``InternalError``, exit 1).
     """
     entry = get_entry(name)
     accepted = entry.options()
@@ -155,8 +157,13 @@ def get_model(name: str, *, device: str | torch.device | None = "meta", **option
             return entry.builder(**kwargs)
         with torch.device(device):
             return entry.builder(**kwargs)
-    except (ValueError, TypeError) as exc:
-        listed = ", ".join(f"{k}={v}" for k, v in accepted.items())
-        raise ModelOptionError(
-            f"cannot build {name} with {kwargs}: {exc}", f"its options and defaults: {listed}"
-        ) from None
+    except ModelOptionError as exc:  # the builder's own check of its options
+        if not exc.hint:
+            exc.hint = "its options and defaults: " + ", ".join(f"{k}={v}" for k, v in accepted.items())
+        raise
+    except ArchcostError:
+        raise
+    except Exception as exc:  # options it accepted, yet the build failed: a bug in archcost's zoo
+        raise InternalError(
+            f"zoo model {name} failed to build with {kwargs} on {device}: {type(exc).__name__}: {exc}"
+        ) from exc

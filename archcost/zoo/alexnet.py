@@ -8,6 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -17,7 +18,7 @@ _OWT_PAPER = "One weird trick for parallelizing convolutional neural networks"
 
 def _check_num_classes(num_classes: int) -> None:
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
 
 
 class AlexNet(nn.Module):

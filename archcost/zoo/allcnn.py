@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -39,7 +40,7 @@ def allcnn_c(*, num_classes: int = 10) -> nn.Module:
     1,369,738 parameters (Table 3 says "~1.3 M": truncated) and 270,798,336 MACs on a 32x32 image.
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
     spec = [
         # (name, in, out, kernel, stride, padding)
         ("conv1", 3, 96, 3, 1, 1),

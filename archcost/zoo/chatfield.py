@@ -8,6 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta
 from archcost.zoo._registry import register_model
 
@@ -78,7 +79,7 @@ class ChatfieldNet(nn.Module):
 
 def _check_num_classes(num_classes: int) -> None:
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
 
 
 def _meta(top5_error: float, model: str) -> ModelMeta:

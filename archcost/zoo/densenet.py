@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -30,9 +31,9 @@ _TV = "torchvision {}_Weights.IMAGENET1K_V1: num_params {}"
 
 def _check(num_classes: int, growth_rate: int) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        raise ModelOptionError(f"num_classes must be a positive integer, got {num_classes!r}")
     if not isinstance(growth_rate, int) or isinstance(growth_rate, bool) or growth_rate < 1:
-        raise ValueError(f"growth_rate must be a positive integer, got {growth_rate!r}")
+        raise ModelOptionError(f"growth_rate must be a positive integer, got {growth_rate!r}")
 
 
 class DenseLayer(nn.Module):

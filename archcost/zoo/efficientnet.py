@@ -7,6 +7,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -126,5 +127,5 @@ def efficientnet_b0(*, num_classes: int = 1000) -> nn.Module:
     stochastic depth is omitted (identity at inference).
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
     return EfficientNet(num_classes=num_classes)

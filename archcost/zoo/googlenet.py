@@ -42,6 +42,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -233,9 +234,9 @@ def googlenet(*, num_classes: int = 1000, aux_logits: bool = False, separable_st
     table's type column and the Caffe reference).
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+        raise ModelOptionError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     if not isinstance(aux_logits, bool):
-        raise ValueError(f"aux_logits must be True or False, got {aux_logits!r}")
+        raise ModelOptionError(f"aux_logits must be True or False, got {aux_logits!r}")
     if not isinstance(separable_stem, bool):
-        raise ValueError(f"separable_stem must be True or False, got {separable_stem!r}")
+        raise ModelOptionError(f"separable_stem must be True or False, got {separable_stem!r}")
     return GoogLeNet(num_classes, aux_logits, separable_stem)

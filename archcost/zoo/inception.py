@@ -8,6 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -58,7 +59,7 @@ class FilterConcat(nn.Module):
 
 def _check_num_classes(num_classes: int) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+        raise ModelOptionError(f"num_classes must be an integer >= 1, got {num_classes!r}")
 
 
 def _head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
@@ -211,7 +212,7 @@ def bn_inception(*, num_classes: int = 1000, separable_conv1: bool = True) -> nn
     """
     _check_num_classes(num_classes)
     if not isinstance(separable_conv1, bool):
-        raise ValueError(f"separable_conv1 must be True or False, got {separable_conv1!r}")
+        raise ModelOptionError(f"separable_conv1 must be True or False, got {separable_conv1!r}")
     return BNInception(num_classes=num_classes, separable_conv1=separable_conv1)
 
 
@@ -402,5 +403,5 @@ def inception_v3(*, num_classes: int = 1000, aux_logits: bool = False) -> nn.Mod
     """
     _check_num_classes(num_classes)
     if not isinstance(aux_logits, bool):
-        raise ValueError(f"aux_logits must be True or False, got {aux_logits!r}")
+        raise ModelOptionError(f"aux_logits must be True or False, got {aux_logits!r}")
     return InceptionV3(num_classes=num_classes, aux_logits=aux_logits)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -205,5 +206,5 @@ def lenet5(*, num_classes: int = 10) -> nn.Module:
     ``nn.Conv2d`` blocks over gathered input maps) and ``EuclideanRBF`` (one ``F.linear`` plus norms).
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
     return LeNet5(num_classes)

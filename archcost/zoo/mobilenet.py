@@ -14,6 +14,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -96,13 +97,13 @@ class MobileNetV1(nn.Module):
 
 def _check_common(num_classes: int) -> None:
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
 
 
 def _v1(num_classes: int, width_mult: float) -> MobileNetV1:
     _check_common(num_classes)
     if not 0.0 < width_mult <= 1.0:
-        raise ValueError(f"width_mult must be in (0, 1] (the paper's alpha), got {width_mult}")
+        raise ModelOptionError(f"width_mult must be in (0, 1] (the paper's alpha), got {width_mult}")
     return MobileNetV1(num_classes=num_classes, width_mult=width_mult)
 
 
@@ -286,5 +287,5 @@ def mobilenet_v2(*, num_classes: int = 1000, width_mult: float = 1.0) -> nn.Modu
     """
     _check_common(num_classes)
     if not 0.0 < width_mult <= 2.0:
-        raise ValueError(f"width_mult must be in (0, 2], got {width_mult}")
+        raise ModelOptionError(f"width_mult must be in (0, 2], got {width_mult}")
     return MobileNetV2(num_classes=num_classes, width_mult=width_mult)

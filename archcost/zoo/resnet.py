@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -38,7 +39,7 @@ _TABLE1 = "He et al. 2015, Table 1: FLOPs row; the text (section 3.3) says these
 
 def _check_num_classes(num_classes: int) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        raise ModelOptionError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
 def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 from archcost.zoo.resnet import BasicBlock
@@ -21,7 +22,7 @@ _CIFAR = {"input_size": (3, 32, 32), "num_classes": 10, "dataset": "CIFAR-10"}
 
 def _check_num_classes(num_classes: int) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        raise ModelOptionError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
 class ZeroPadShortcut(nn.Module):
@@ -261,7 +262,7 @@ def _wrn(depth: int, k: int, num_classes: int, dropout_rate: float) -> PreActCif
     """WRN-depth-k: depth 6n+4, three groups of n blocks with 16k / 32k / 64k channels (Table 1)."""
     _check_num_classes(num_classes)
     if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+        raise ModelOptionError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
     n = (depth - 4) // 6
     stages, in_ch = [], 16
     for i, ch in enumerate((16 * k, 32 * k, 64 * k)):

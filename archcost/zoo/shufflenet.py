@@ -7,6 +7,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -134,5 +135,5 @@ def shufflenet_v2_x1_0(*, num_classes: int = 1000) -> nn.Module:
     not say what else its count includes, so the 146 M is not reproduced exactly.
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
     return ShuffleNetV2(stage_repeats=(4, 8, 4), channels=(24, 116, 232, 464, 1024), num_classes=num_classes)

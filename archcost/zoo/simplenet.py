@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -24,7 +25,7 @@ _SIMPNET_REF = "github.com/Coderx7/SimpNet, SimpNetV2"
 
 def _check(num_classes: int) -> None:
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
 
 
 # SimpleNet CIFAR-10 (the authors' Caffe prototxt), in order. Each entry is one layer:
@@ -202,4 +203,4 @@ def simpnet_slim_cifar(*, num_classes: int = 10, size: str = "300k") -> nn.Modul
         return _simpnet(_SIMPNET_SLIM_300K, None, num_classes)
     if size == "600k":
         return _simpnet(_SIMPNET_SLIM_600K, (0.1, 0.2, 0.2), num_classes)
-    raise ValueError(f"size must be '300k' or '600k', got {size!r}")
+    raise ModelOptionError(f"size must be '300k' or '600k', got {size!r}")

@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -115,7 +116,7 @@ def _features(config: str, *, batch_norm: bool, lrn: bool) -> nn.Sequential:
 
 def _vgg(config: str, num_classes: int, *, batch_norm: bool = False, lrn: bool = False) -> VGG:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+        raise ModelOptionError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     return VGG(_features(config, batch_norm=batch_norm, lrn=lrn), num_classes)
 
 

@@ -29,6 +29,7 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta, Published
 from archcost.zoo._registry import register_model
 
@@ -175,5 +176,5 @@ def xception(*, num_classes: int = 1000) -> nn.Module:
     Global average pooling lets any input from Keras' minimum, 71x71, up run; 299x299 is the paper's.
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+        raise ModelOptionError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     return Xception(num_classes)

@@ -8,6 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcost.errors import ModelOptionError
 from archcost.zoo._meta import ModelMeta
 from archcost.zoo._registry import register_model
 
@@ -88,5 +89,5 @@ def zfnet(*, num_classes: int = 1000) -> nn.Module:
     Clarifai ensemble are not built.
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ModelOptionError(f"num_classes must be >= 1, got {num_classes}")
     return ZFNet(num_classes)

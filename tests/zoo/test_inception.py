@@ -231,7 +231,7 @@ def test_inception_v3_aux_logits_returns_both_heads():
     ],
 )
 def test_invalid_options_raise(builder, kwargs):
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelOptionError):
         with torch.device("meta"):
             builder(**kwargs)
 
