@@ -30,6 +30,7 @@ from archcost.cost.step import (
     train_step,
     with_training,
 )
+from archcost.cost.workload import Workload
 from archcost.errors import InputError, InternalError
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 
 
 def simulate_step(
-    model: nn.Module,
+    model: nn.Module | Workload,
     input_size: object = None,
     batch_size: int = 1,
     dtype: torch.dtype | str = torch.float32,
@@ -168,8 +169,8 @@ def max_batch(peak: Callable[[int], int], limit: int, *, cap: int = 1 << 24) -> 
 
 
 def estimated_peak(
-    model: nn.Module,
-    input_size: tuple[int, ...],
+    model: nn.Module | Workload,
+    input_size: tuple[int, ...] | None,
     batch_size: int,
     dtype: torch.dtype | str = torch.float32,
     *,

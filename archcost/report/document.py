@@ -6,6 +6,7 @@ import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,7 +22,8 @@ class Document:
     """The pieces of a report, in order: (title, text) sections, tables and figure files."""
 
     title: str
-    blocks: list[tuple[str, object]] = field(default_factory=list)  # ("h2"|"p"|"table"|"img", payload)
+    #: ("h2" | "p", text), ("table", DataFrame), ("img", (file name, caption)): the payload's type follows the kind
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
 
     def h2(self, text: str) -> None:
         self.blocks.append(("h2", text))
@@ -119,7 +121,7 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
     for spec in models:  # each model built and analysed once, for the tables and the charts alike
         loaded = Workload.of(spec, **(inputs or {})).load("meta")
         report = analyze(loaded)
-        reports[loaded.name] = report
+        reports[loaded.name or spec] = report
         analysed[spec] = (loaded, report)
         mem = estimate(report)
         final = final_field(report)

@@ -41,7 +41,7 @@ def _zoo_families() -> list[str]:
     return sorted({get_meta(n).family for n in list_models()})
 
 
-def family_style(family: str) -> tuple[tuple, str]:
+def family_style(family: str) -> tuple[str, str]:
     """(colour, marker) of a family: its place among all zoo families, so it never changes between charts.
 
     Each family has its own colour (``_COLOURS``, as many as the zoo has families) and the markers cycle
@@ -55,7 +55,7 @@ def family_style(family: str) -> tuple[tuple, str]:
     return _COLOURS[i % len(_COLOURS)], _MARKERS[(i + i // len(_COLOURS)) % len(_MARKERS)]
 
 
-def family_colour(family: str) -> tuple:
+def family_colour(family: str) -> str:
     """The colour of a family (see ``family_style``)."""
     return family_style(family)[0]
 
@@ -323,7 +323,7 @@ def _place_labels(fig: Figure, ax, x, y, texts: list[str], sizes=None, fontsize:
     fig.draw_without_rendering()  # the layout first: placement works in display coordinates
     ax.set_xlim(ax.get_xlim())  # freeze the limits, so that leader lines cannot move them
     ax.set_ylim(ax.get_ylim())
-    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else fig._get_renderer()
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else fig._get_renderer()  # type: ignore[attr-defined]  # private fallback of older matplotlib
     xy = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
     centres = ax.transData.transform(xy)
     areas = np.full(len(texts), _POINT_AREA) if sizes is None else np.asarray(sizes, float)
@@ -489,26 +489,26 @@ AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "wi
 
 def receptive_field(report: CostReport) -> Chart:
     """Receptive field size per spatial axis (height, width) against layer index, and the input's size."""
-    rows = [(i, r) for i, r in enumerate(report.layers) if r.rf is not None and not r.rf_global]
+    rows = [(i, r.name, r.rf) for i, r in enumerate(report.layers) if r.rf is not None and not r.rf_global]
     chart, ax = _new(f"{report.model}: receptive field growth", "layer (execution order)",
                    "receptive field (input pixels)")  # fmt: skip
-    axes_n = len(rows[0][1].rf) if rows else 0
+    axes_n = len(rows[0][2]) if rows else 0
     names = AXIS_NAMES.get(axes_n, tuple(f"axis {a}" for a in range(axes_n)))
     styles = ("-", "--", ":")
-    same = axes_n > 1 and all(len(set(r.rf)) == 1 for _, r in rows)
+    same = axes_n > 1 and all(len(set(rf)) == 1 for _, _, rf in rows)
     for axis in range(1 if same else axes_n):  # one line when every axis grows alike (square kernels)
         label = " = ".join(names) + " (equal at every layer)" if same else names[axis]
-        ax.plot([i for i, _ in rows], [r.rf[axis] for _, r in rows], marker=".", linestyle=styles[axis % 3],
+        ax.plot([i for i, _, _ in rows], [rf[axis] for _, _, rf in rows], marker=".", linestyle=styles[axis % 3],
                 label=label, gid=f"axis{axis}")  # fmt: skip
     spatial = report.input_shape[-axes_n:] if axes_n else report.input_shape[-1:]
     ax.axhline(max(spatial), color="gray", linestyle=":", gid="input",
                label=f"input size ({'x'.join(map(str, spatial))})")  # fmt: skip
     if rows:
-        i, last = rows[-1]
+        i, last_name, last_rf = rows[-1]
         # to the left of the last point, so it never runs off the right edge
-        ax.annotate(f"{last.name}: {'x'.join(f'{v:g}' for v in last.rf)}", (i, max(last.rf)),
+        ax.annotate(f"{last_name}: {'x'.join(f'{v:g}' for v in last_rf)}", (i, max(last_rf)),
                     textcoords="offset points", xytext=(-6, 8), ha="right", fontsize=7, gid="last")  # fmt: skip
-        ax.set_ylim(top=max(max(last.rf), max(spatial)) * 1.12)
+        ax.set_ylim(top=max(max(last_rf), max(spatial)) * 1.12)
     ax.legend(fontsize=8, loc="upper left")
     return chart
 
