@@ -10,8 +10,14 @@ from archcost.errors import InputError
 
 def run(args: argparse.Namespace) -> int:
     from archcost.report.zoo import render_frame, zoo_frame
+    from archcost.zoo import list_models
 
-    df = zoo_frame(args.family, computed=args.computed)
+    computed = None
+    if args.computed:
+        from archcost.cost.collect import zoo_totals
+
+        computed = zoo_totals(list_models(args.family))
+    df = zoo_frame(args.family, computed=computed)
     if df.empty:
         raise InputError(f"no zoo model has family {args.family!r}", "run `archcost list` to see the families")
     emit(render_frame(df, args.format), args.output)

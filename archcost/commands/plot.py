@@ -69,7 +69,9 @@ def figure(args: argparse.Namespace) -> tuple[Chart, list[str]]:
 
         measured = measured_frame(args.results, args.device, None) if args.results else None
         notes += measured.attrs.get("warnings", []) if measured is not None else []
-        return training_memory_figure(_models(args) if args.models else None, measured), notes
+        from archcost.cost.collect import memory_estimates
+
+        return training_memory_figure(_models(args) if args.models else None, measured, memory_estimates), notes
     if args.kind in PER_MODEL:
         from archcost.commands._common import analyse
 
@@ -79,7 +81,9 @@ def figure(args: argparse.Namespace) -> tuple[Chart, list[str]]:
         report = analyse(argparse.Namespace(**{**vars(args), "batch_size": 1, "device": "auto"}))
         return (figures.layers if args.kind == "layers" else figures.receptive_field)(report), notes
     if args.kind in ANALYTIC:
-        points = with_accuracy(model_points(_models(args), args.accuracy, args.dataset))
+        from archcost.cost.collect import analyse_models
+
+        points = with_accuracy(model_points(analyse_models(_models(args)), args.accuracy, args.dataset))
         if points.frame.empty:
             raise InputError("no model with a known accuracy to plot", "; ".join(points.notes))
         fn = {"accuracy-vs-macs": figures.accuracy_vs_macs, "accuracy-bar": figures.accuracy_bar,

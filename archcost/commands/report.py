@@ -11,6 +11,7 @@ from archcost.errors import InputError
 
 
 def run(args: argparse.Namespace) -> int:
+    from archcost.cost.collect import analyse_models, training_steps
     from archcost.report.document import build, write
 
     folder = Path(args.output)
@@ -23,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         raise InputError("--models is empty", "e.g. --models resnet50,vgg16")
     inputs = {**input_kwargs(args), "options": parse_opts(args.opt)}
-    doc = build(models, folder, args.results, args.accuracy, args.device, inputs=inputs)
+    analysed = analyse_models(models, inputs)  # each model built and analysed once
+    steps = training_steps([work for work, _ in analysed.values()])
+    doc = build(analysed, folder, args.results, args.accuracy, args.device, steps=steps)
     for path in write(doc, folder):
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK

@@ -53,32 +53,20 @@ def read_accuracy(path: str | Path) -> dict[str, dict[str, float | str | None]]:
 COLUMNS = ["model", "family", "input_size", "params", "macs", "flops", "top1", "top5", "dataset"]
 
 
-def model_points(
-    models: list[str],
-    accuracy: str | Path | None = None,
-    dataset: str | None = "ImageNet",
-    *,
-    analysed: dict | None = None,
-) -> Points:
-    """One row per model: name, family, input_size ('3x224x224'), params, macs, flops, top1, top5, dataset.
+def model_points(analysed: dict, accuracy: str | Path | None = None, dataset: str | None = "ImageNet") -> Points:
+    """One row per analysed model: name, family, input_size ('3x224x224'), params, macs, flops, top1, top5,
+    dataset.
 
-    Counts are archcost's analysis at the model's default input; accuracy is the zoo's published
-    figure, overridden or added by ``accuracy`` (whose ``dataset`` column, if any, says what it was
-    measured on). Models of another dataset are left out with a note. A model outside the zoo has no
-    known dataset: it is taken as ``dataset`` and a note says so, with the input it was analysed at.
-    ``analysed``: ``{spec: (Workload, CostReport)}`` already made by the caller (not built again)."""
-    from archcost.cost import analyze
-    from archcost.cost.workload import Workload
+    ``analysed``: ``{spec: (Workload, CostReport)}`` (``archcost.cost.collect.analyse_models``: counts at
+    the inputs analysed, by default the model's own). Accuracy is the zoo's published figure, overridden or
+    added by ``accuracy`` (whose ``dataset`` column, if any, says what it was measured on). Models of another
+    dataset are left out with a note. A model outside the zoo has no known dataset: it is taken as
+    ``dataset`` and a note says so, with the input it was analysed at."""
     from archcost.zoo import get_meta
 
     extra = read_accuracy(accuracy) if accuracy else {}
     rows, notes = [], []
-    for spec in models:
-        if analysed and spec in analysed:
-            loaded, report = analysed[spec]
-        else:
-            loaded = Workload.of(spec).load("meta")
-            report = analyze(loaded)
+    for spec, (loaded, report) in analysed.items():
         meta = get_meta(spec) if loaded.source == "zoo" else None
         row = {
             "model": loaded.name,

@@ -96,16 +96,15 @@ def _save(chart: Chart, folder: Path, name: str) -> str:
     return name
 
 
-def build(models: list[str], folder: str | Path, results: str | None = None, accuracy: str | None = None,
-          device: str | None = None, *, inputs: dict | None = None) -> Document:  # fmt: skip
+def build(analysed: dict, folder: str | Path, results: str | list[str] | None = None, accuracy: str | None = None,
+          device: str | None = None, *, steps: list | None = None) -> Document:  # fmt: skip
     """Write the report's figures and CSVs into ``folder`` and return the document (not yet written).
 
-    ``inputs``: the ``Workload.of`` keywords (``input_size``, ``kwargs``, ``batch_dim``, ``int_range``) every
-    model is analysed at (default: each model's own input), so the tables agree with records measured at
-    those inputs."""
-    from archcost.cost import analyze
+    ``analysed``: ``{spec: (Workload, CostReport)}`` (``archcost.cost.collect.analyse_models``, every model at
+    the inputs its records were measured at); ``steps``: their training steps
+    (``archcost.cost.collect.training_steps``); ``results``: profile records to draw. Nothing is analysed
+    here."""
     from archcost.cost.memory import estimate
-    from archcost.cost.workload import Workload
     from archcost.report import figures
     from archcost.report.data import model_points, with_accuracy
     from archcost.report.table import final_field, layer_frame, rf_text
@@ -117,12 +116,9 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
         "operations. Memory at float32, batch 1, decimal units. Accuracy: the zoo's published single-crop "
         "top-1 with its source in the model's metadata."
     )
-    rows, reports, analysed = [], {}, {}
-    for spec in models:  # each model built and analysed once, for the tables and the charts alike
-        loaded = Workload.of(spec, **(inputs or {})).load("meta")
-        report = analyze(loaded)
+    rows, reports = [], {}
+    for spec, (loaded, report) in analysed.items():  # each model analysed once, for the tables and charts alike
         reports[loaded.name or spec] = report
-        analysed[spec] = (loaded, report)
         mem = estimate(report)
         final = final_field(report)
         rows.append({
@@ -135,7 +131,7 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
         write_atomic(folder / f"{loaded.name}.csv", layer_frame(report).to_csv(index=False))
     doc.h2("Comparison")
     doc.table(pd.DataFrame(rows))
-    points = with_accuracy(model_points(models, accuracy, analysed=analysed))
+    points = with_accuracy(model_points(analysed, accuracy))
     for note in points.notes:
         doc.p(f"Note: {note}.")
     if not points.frame.empty:
@@ -177,7 +173,7 @@ def build(models: list[str], folder: str | Path, results: str | None = None, acc
                         "Top-1 against throughput; blob area: MACs; dashed: upper envelope")  # fmt: skip
     from archcost.report.training import report_training_table  # issue 16: one training step per model
 
-    train, train_notes = report_training_table([lo for lo, _ in analysed.values()])
+    train, train_notes = report_training_table(steps or [])
     doc.h2("Training cost (batch 1, adam)")
     doc.p(
         "One training step: forward FLOPs of the training-mode forward (batch norm with batch statistics), "

@@ -71,23 +71,15 @@ def render_training(report: CostReport, fmt: str = "text") -> str:
     return titled(f"{report.model} (training)", render_table(human, fmt, left=2, totals=True), lines, fmt)
 
 
-def report_training_table(
-    analysed: list, batch_size: int = 1, optimizer: str = "adam"
-) -> tuple[pd.DataFrame, list[str]]:
-    """The training table of ``archcost report``: per loaded ``Workload`` (``archcost.cost.workload``), the
-    forward FLOPs of the training-mode forward, backward FLOPs, ``optimizer`` FLOPs and
-    ``training_peak_bytes`` at its batch size (``archcost.analyze(..., mode="train")``), formatted; and notes for
-    the models left out (no trainable parameter, or an input the training step does not take), each saying
-    why."""
-    from archcost.cost import analyze
-    from archcost.errors import ArchcostError
-
+def report_training_table(steps: list) -> tuple[pd.DataFrame, list[str]]:
+    """The training table of ``archcost report``: per ``(Workload, CostReport or error)`` of
+    ``archcost.cost.collect.training_steps``, the forward FLOPs of the training-mode forward, backward FLOPs,
+    optimizer FLOPs and ``training_peak_bytes`` at its batch size, formatted; and notes for the models left
+    out (no trainable parameter, or an input the training step does not take), each saying why."""
     rows, notes = [], []
-    for work in analysed:
-        try:
-            report = analyze(work, mode="train", optimizer=optimizer)
-        except ArchcostError as exc:
-            notes.append(f"{work.name} left out of the training table: {exc.message}")
+    for work, report in steps:
+        if not isinstance(report, CostReport):
+            notes.append(f"{work.name} left out of the training table: {getattr(report, 'message', report)}")
             continue
         t = report.totals
         rows.append(

@@ -9,7 +9,7 @@ the default for inference), where a results file is given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -19,44 +19,27 @@ from archcost.report.figures import _COLOURS, _batch_axis, _log_axis, _new, byte
 
 #: batch sizes of the curves when no measurement says which
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
-MODES = ("train", "infer")
+MODES = ("train", "infer")  # the modes of archcost.cost.collect.MODES, in the order drawn
 _STYLE = {"train": "-", "infer": "--"}
 _NAMES = {"train": "training step", "infer": "inference"}
 
 
-def memory_estimates(
-    models: Sequence[str],
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    *,
-    optimizer: str = "adam",
-    dtype: str = "float32",
-    foreach: bool = False,
-) -> pd.DataFrame:
-    """archcost's estimated peak bytes per model, batch size and mode, from the meta analysis.
+def estimates_frame(rows: Sequence[dict], *, dtype: str = "float32", optimizer: str = "adam") -> pd.DataFrame:
+    """The rows of ``archcost.cost.collect.memory_estimates`` as the frame ``memory_train_vs_batch`` draws:
+    columns ``model``, ``batch_size``, ``mode`` ("train" or "infer"), ``estimate_bytes``; ``attrs`` name the
+    dtype and optimizer estimated."""
+    df = pd.DataFrame(list(rows), columns=["model", "batch_size", "mode", "estimate_bytes"])
+    df.attrs.update(dtype=dtype, optimizer=optimizer)
+    return df
 
-    Columns: ``model`` (the name records carry), ``batch_size``, ``mode`` ("train" or "infer"),
-    ``estimate_bytes``. ``foreach``: the optimizer's multi-tensor path (torch's default on CUDA).
-    Raises ``InputError`` for an unknown model or optimizer, or a model with nothing to train.
-    """
-    from archcost.cost.training import estimated_peak, optimizer_rule
-    from archcost.cost.workload import Workload
 
-    optimizer_rule(optimizer)
-    rows = []
-    for spec in models:
-        loaded = Workload.of(str(spec), dtype=dtype).load("meta")
-        for mode in MODES:
-            for b in sorted({int(b) for b in batch_sizes}):
-                peak = estimated_peak(  # a Workload in the model's place: analyze takes its inputs from it
-                    loaded.with_batch(b), None, b, dtype, mode=mode, optimizer=optimizer, foreach=foreach
-                )
-                rows.append({"model": loaded.name, "batch_size": b, "mode": mode, "estimate_bytes": int(peak)})
-    return pd.DataFrame(rows, columns=["model", "batch_size", "mode", "estimate_bytes"])
+#: ``(models, batch_sizes, *, optimizer, dtype, foreach) -> rows``: ``archcost.cost.collect.memory_estimates``
+Estimator = Callable[..., Sequence[dict]]
 
 
 def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None = None) -> Chart:
     """Peak memory (MB, log scale) against batch size (log 2): per model one colour, the estimated
-    training step as a solid line and inference as a dashed one (``memory_estimates``), and measured peaks
+    training step as a solid line and inference as a dashed one (``estimates_frame``), and measured peaks
     (profile records: ``model``, ``batch_size``, ``mode``, ``memory_peak_bytes``) as filled (training) and
     hollow (inference) markers. What the chart cannot show (a model without measurements, records of
     another dtype than the estimates) is written on it (``Chart.warnings``)."""
@@ -105,11 +88,17 @@ def memory_train_vs_batch(estimates: pd.DataFrame, measured: pd.DataFrame | None
 
 
 def training_memory_figure(
-    models: Sequence[str] | None, measured: pd.DataFrame | None = None, *, foreach: bool | None = None
+    models: Sequence[str] | None,
+    measured: pd.DataFrame | None,
+    estimate: Estimator,
+    *,
+    foreach: bool | None = None,
 ) -> Chart:
     """``memory_train_vs_batch`` for ``models`` (default: those in ``measured``) at the batch sizes measured
     (default ``DEFAULT_BATCH_SIZES``), with the optimizer and dtype of the measured training records
-    (default adam, float32). ``foreach`` defaults to whether the records were measured on CUDA."""
+    (default adam, float32), the estimates made by ``estimate`` (``archcost.cost.collect.memory_estimates``:
+    the caller's analysis; this module only presents). ``foreach`` defaults to whether the records were
+    measured on CUDA."""
     if measured is not None and "mode" not in measured:
         measured = measured.assign(mode=None)
     if not models:
@@ -131,6 +120,5 @@ def training_memory_figure(
             dtype = dtypes[0]
         if foreach is None:
             foreach = any(str(d).startswith("cuda") for d in measured["device"].dropna())
-    estimates = memory_estimates(models, batches, optimizer=optimizer, dtype=dtype, foreach=bool(foreach))
-    estimates.attrs.update(dtype=dtype, optimizer=optimizer)
-    return memory_train_vs_batch(estimates, measured)
+    rows = estimate(models, batches, optimizer=optimizer, dtype=dtype, foreach=bool(foreach))
+    return memory_train_vs_batch(estimates_frame(rows, dtype=dtype, optimizer=optimizer), measured)

@@ -27,12 +27,12 @@ def _number(fig):
     return int(fig.value) if float(fig.value).is_integer() else fig.value
 
 
-def zoo_frame(family: str | None = None, computed: bool = False) -> pd.DataFrame:
+def zoo_frame(family: str | None = None, computed: dict[str, dict[str, int]] | None = None) -> pd.DataFrame:
     """One row per zoo model with its metadata; params, macs and top1 are the published figures (``ModelMeta``)
     and their sources are in ``params_source``, ``macs_source`` and ``top1_source``.
 
-    Nothing is analysed unless ``computed``: then ``archcost_params`` and ``archcost_macs`` are archcost's own
-    analytic counts at the model's input size (an analysis of every model listed: seconds, not milliseconds).
+    Nothing is analysed here. ``computed``: archcost's own totals per model name at its input size
+    (``archcost.cost.collect.zoo_totals``), shown as ``archcost_params`` and ``archcost_macs``.
     """
     rows = []
     for name in list_models(family):
@@ -52,15 +52,16 @@ def zoo_frame(family: str | None = None, computed: bool = False) -> pd.DataFrame
                 "top1_source": meta.top1.source if meta.top1 else None,
             }
         )
-        if computed:
-            from archcost.cost import analyze
-            from archcost.zoo import get_model
-
-            totals = analyze(get_model(name), meta.input_size, name=name).totals
+        if computed is not None:
+            totals = computed[name]
             rows[-1] |= {"archcost_params": totals["params"], "archcost_macs": totals["macs"]}
     sources = ["params_source", "macs_source", "top1_source"]
-    df = pd.DataFrame(rows, columns=[*COLUMNS, *(COMPUTED if computed else []), *sources])
-    for col in ("params", "macs", *(COMPUTED if computed else [])):  # counts stay whole numbers beside blanks
+    df = pd.DataFrame(rows, columns=[*COLUMNS, *(COMPUTED if computed is not None else []), *sources])
+    for col in (
+        "params",
+        "macs",
+        *(COMPUTED if computed is not None else []),
+    ):  # counts stay whole numbers beside blanks
         values = df[col].dropna()
         if all(float(v).is_integer() for v in values):
             df[col] = df[col].astype("Int64")

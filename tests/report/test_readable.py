@@ -227,13 +227,14 @@ def build():
 
 
 def test_a_users_cifar_model_is_not_drawn_as_imagenet_without_a_word(tmp_path, capsys):
+    from archcost.cost.collect import analyse_models
     from archcost.report.data import model_points, with_accuracy
 
     (tmp_path / "cifarnet.py").write_text(CIFAR_NET)
     spec = f"{tmp_path / 'cifarnet.py'}:build"
     acc = tmp_path / "acc.csv"
     acc.write_text(f"model,top1\n{spec},91.0\n")
-    points = with_accuracy(model_points(["resnet50", spec], acc))
+    points = with_accuracy(model_points(analyse_models(["resnet50", spec]), acc))
     assert any("not a zoo model" in n and "3x32x32" in n for n in points.notes)
     fig = figures.accuracy_vs_macs(points.frame)
     texts = [t.get_text() for t in fig.figure.axes[0].texts]
@@ -241,7 +242,7 @@ def test_a_users_cifar_model_is_not_drawn_as_imagenet_without_a_word(tmp_path, c
     assert "MACs at input 3x224x224 unless labelled" in fig.figure.axes[0].get_title()
     # with the dataset said in the accuracy file, it is left out of an ImageNet chart
     acc.write_text(f"model,top1,dataset\n{spec},91.0,CIFAR-10\n")
-    points = with_accuracy(model_points(["resnet50", spec], acc))
+    points = with_accuracy(model_points(analyse_models(["resnet50", spec]), acc))
     assert list(points.frame["model"]) == ["resnet50"]
     assert any("its accuracy is on CIFAR-10, not ImageNet" in n for n in points.notes)
 

@@ -5,14 +5,15 @@ import pytest
 
 import archcost
 from archcost.cli import main
+from archcost.cost.collect import memory_estimates, training_steps
 from archcost.cost.memory import estimate
 from archcost.cost.training import training_peak_bytes
 from archcost.errors import InputError
-from archcost.report.training_figures import memory_estimates, memory_train_vs_batch, training_memory_figure
+from archcost.report.training_figures import estimates_frame, memory_train_vs_batch, training_memory_figure
 
 
 def test_estimates_are_the_meta_analysis_at_each_batch():
-    df = memory_estimates(["lenet5"], [1, 4], optimizer="sgd")
+    df = estimates_frame(memory_estimates(["lenet5"], [1, 4], optimizer="sgd"), optimizer="sgd")
     model = archcost.get_model("lenet5")
     got = {(r.mode, r.batch_size): r.estimate_bytes for r in df.itertuples()}
     for b in (1, 4):
@@ -31,7 +32,7 @@ def _records():
 
 
 def test_chart_draws_both_modes_estimated_and_measured():
-    fig = training_memory_figure(None, _records())
+    fig = training_memory_figure(None, _records(), memory_estimates)
     ax = fig.figure.axes[0]
     gids = {line.get_gid() for line in ax.get_lines()}
     assert gids == {f"{kind}:lenet5:{mode}" for kind in ("estimate", "measured") for mode in ("train", "infer")}
@@ -45,12 +46,12 @@ def test_chart_draws_both_modes_estimated_and_measured():
 
 def test_chart_warns_what_it_cannot_show():
     records = _records().assign(dtype="bfloat16")
-    fig = training_memory_figure(["lenet5", "alexnet"], records)
+    fig = training_memory_figure(["lenet5", "alexnet"], records, memory_estimates)
     assert any("no measured memory for alexnet" in w for w in fig.warnings)
     with pytest.raises(InputError):
         memory_train_vs_batch(pd.DataFrame(columns=["model", "batch_size", "mode", "estimate_bytes"]))
     with pytest.raises(InputError, match="no model"):
-        training_memory_figure(None, None)
+        training_memory_figure(None, None, memory_estimates)
 
 
 def test_cli_plot_memory_train_vs_batch(tmp_path, capsys):
@@ -71,7 +72,7 @@ def test_report_training_table_and_section(tmp_path):
     model = archcost.get_model("lenet5")
     frozen = nn.Linear(4, 2).requires_grad_(False)
     works = [Workload.of(model, (1, 32, 32), name="lenet5").load(), Workload.of(frozen, (4,), name="frozen").load()]
-    df, notes = report_training_table(works)
+    df, notes = report_training_table(training_steps(works))
     t = analyze_training(model, (1, 32, 32), 1, optimizer="adam")
     (row,) = df.to_dict(orient="records")
     assert row["forward FLOPs"] == format_count(t.totals["flops"])
@@ -79,6 +80,9 @@ def test_report_training_table_and_section(tmp_path):
     assert row["optimizer FLOPs"] == format_count(13 * (t.totals["params"] - 84 * 10))  # RBF centres: fixed
     assert row["training peak"] == format_bytes(t.training_peak_bytes)
     assert notes and "frozen" in notes[0] and "no trainable parameters" in notes[0]
-    doc = build(["lenet5"], tmp_path)
+    from archcost.cost.collect import analyse_models
+
+    analysed = analyse_models(["lenet5"])
+    doc = build(analysed, tmp_path, steps=training_steps([w for w, _ in analysed.values()]))
     text = doc.markdown()
     assert "## Training cost (batch 1, adam)" in text and row["training peak"] in text
