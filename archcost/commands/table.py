@@ -32,10 +32,12 @@ def run(args: argparse.Namespace) -> int:
             f"leave out --columns/--top, or run without {other}" if other else "leave out --columns/--top",
         )
     if args.fvcore:  # fvcore's per-module figures beside archcost's (archcost.crosscheck)
-        from archcost.report.fvcore_table import fvcore_table
+        from archcost.cost import analyze
+        from archcost.crosscheck.fvcore_run import run_fvcore
+        from archcost.report.fvcore_table import render_with_fvcore
 
-        work = load(args, "cpu")  # fvcore traces real tensors
-        table = fvcore_table(work, fmt=args.format, depth=args.depth)
+        work = load(args, "cpu")  # fvcore traces real tensors; archcost analyses on meta, the same inputs
+        table = render_with_fvcore(analyze(work), work.module, run_fvcore(work.module, work), args.format, args.depth)
         emit(table, args.output)
         return EXIT_OK
     from archcost.report.table import not_costed_line, render

@@ -121,14 +121,3 @@ def render_with_fvcore(
     if fmt not in ("markdown", "text"):
         raise ValueError(f"unknown format {fmt!r}")
     return table.titled(report.model, render_table(human, fmt, left=3, totals=True), footer, fmt)
-
-
-def fvcore_table(work, *, fmt: str = "text", depth: int | None = None) -> str:
-    """What ``archcost table MODEL --fvcore`` prints for a loaded ``Workload`` (``archcost.cost.workload``):
-    archcost analyses it on the meta device and fvcore traces it (with real CPU weights) on the same inputs."""
-    from archcost.cost import analyze
-    from archcost.crosscheck.fvcore_run import run_fvcore
-
-    report = analyze(work)
-    fv = run_fvcore(work.module, work)
-    return render_with_fvcore(report, work.module, fv, fmt, depth)
