@@ -124,7 +124,8 @@ class _Walk:
     # -- shapes and bytes -----------------------------------------------------------------------
     def shape(self, name: str, node: onnx.NodeProto | None = None) -> tuple[int, ...]:
         dims = self.g.shapes.get(name)
-        if dims is None or any(not isinstance(d, int) for d in dims):
+        static = _static_dims(dims)
+        if dims is None or static is None:
             where = f" (output of node {node.name or node.op_type!r}, {node.op_type})" if node is not None else ""
             shown = "unknown rank" if dims is None else str([d if isinstance(d, int) else "?" for d in dims])
             raise OnnxShapeError(
@@ -132,7 +133,7 @@ class _Walk:
                 "shape inference stops at ops it does not know (custom domains) and at data-dependent "
                 "shapes; give a static --input-size, or export the model with fixed shapes",
             )
-        return dims
+        return static
 
     def nbytes(self, name: str, shape: tuple[int, ...]) -> int:
         elem = self.g.types.get(name, onnx.TensorProto.FLOAT)
@@ -219,7 +220,7 @@ class _Walk:
             except OnnxShapeError:
                 return tuple(() for _ in outputs), None, None
         out_shapes = tuple(self.shape(o, node) for o in outputs)
-        if not float_out:
+        if not float_out or formula is None:  # no formula here means no float output (returned above)
             return out_shapes, Cost(), formula  # integer bookkeeping (indices, masks): not floating-point work
         info = OnnxNode(
             name=node.name or node.op_type,
@@ -302,8 +303,8 @@ class _Walk:
         for slot, value in enumerate(explicit):
             if not value or value in self.producer:
                 continue
-            dims = self.g.shapes.get(value)
-            elements = math.prod(dims) if dims is not None and all(isinstance(d, int) for d in dims) else -1
+            dims = _static_dims(self.g.shapes.get(value))
+            elements = math.prod(dims) if dims is not None else -1
             if not is_param_slot(op, slot, elements):
                 continue
             for k, n in self.origins.get(value, {}).items():
@@ -311,6 +312,14 @@ class _Walk:
                     found[k] = n
         self.counted.update(found)
         return found
+
+
+def _static_dims(dims: tuple[int | str | None, ...] | None) -> tuple[int, ...] | None:
+    """``dims`` when every dimension is a known integer, else None."""
+    if dims is None:
+        return None
+    known = tuple(d for d in dims if isinstance(d, int))
+    return known if len(known) == len(dims) else None
 
 
 def _op_key(node: onnx.NodeProto) -> str:

@@ -19,12 +19,16 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archcost.errors import InputError, first_line
 from archcost.files import atomic_path
 from archcost.onnx_graph.errors import OnnxExportError
+
+if TYPE_CHECKING:
+    from archcost.cost.workload import Workload
 
 #: Protobuf cannot hold a file over 2 GB; larger models need ONNX external data, which is not written.
 MAX_FILE_BYTES = 2**31 - 1
@@ -40,7 +44,7 @@ def exporter_opsets() -> tuple[int, int, int]:
 
 def export_onnx(
     model,
-    input_size: object,
+    input_size: Sequence[int] | Workload,
     path: str | os.PathLike,
     opset: int | None = None,
     *,
@@ -72,8 +76,9 @@ def export_onnx(
     from archcost.cost.workload import Workload
 
     work = input_size if isinstance(input_size, Workload) else None
-    if work is None and (batch_size < 1 or any(int(s) < 1 for s in input_size)):
-        raise InputError(f"sizes must be positive, got batch {batch_size} and input {tuple(input_size)}")
+    sizes = () if isinstance(input_size, Workload) else tuple(input_size)
+    if work is None and (batch_size < 1 or any(int(s) < 1 for s in sizes)):
+        raise InputError(f"sizes must be positive, got batch {batch_size} and input {sizes}")
     tensors = [*model.parameters(), *model.buffers()]
     if any(t.device.type == "meta" for t in tensors):
         raise InputError("the model is on the meta device: it has no weights to export", "build it on the CPU")
@@ -84,16 +89,17 @@ def export_onnx(
             "export it with torch.onnx.export(..., external_data=True) yourself",
         )
     dtype = next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+    kwargs: dict[str, object]
     if work is None:
-        args, kwargs, names = [torch.zeros((batch_size, *input_size), dtype=dtype)], {}, ["input"]
+        x = torch.zeros((batch_size, *sizes), dtype=dtype)
+        args, kwargs, names, shapes = [x], {}, ["input"], [list(x.shape)]
     else:
-        args, kwargs = work.tensors("cpu", dtype=dtype)
-        kwargs = {k: v for k, v in kwargs.items() if k not in work.plain}  # plain values: constants of the graph
+        args, given = work.tensors("cpu", dtype=dtype)
+        kwargs = {k: v for k, v in given.items() if k not in work.plain}  # plain values: constants of the graph
         names = [_graph_name(s) for s in work.specs]
+        shapes = [list(s["shape"]) for s in work.describe()]
         if work.plain:
             model = _Bound(model, work.plain)
-    x = next(iter([*args, *kwargs.values()]), None)
-    shapes = [list(s["shape"]) for s in work.describe()] if work is not None else [list(x.shape)]
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
@@ -164,7 +170,7 @@ def _onnx_lrn(model) -> Iterator[None]:
     patched = [m for m in model.modules() if isinstance(m, nn.LocalResponseNorm) and m.size % 2 == 1]
     try:
         for m in patched:
-            m.forward = _lrn_forward(m)
+            m.__dict__["forward"] = _lrn_forward(m)  # an instance attribute, as the pop below undoes
         yield
     finally:
         for m in patched:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archcost.cost._registry import Cost
 from archcost.cost.formulas.attention import sdpa_cost
@@ -21,8 +22,11 @@ from archcost.cost.formulas.linear import linear_macs, matmul_macs
 from archcost.cost.formulas.norm import batch_norm_flops, lrn_flops, norm_flops
 from archcost.cost.formulas.pool import adaptive_elements, avg_pool_flops, max_pool_flops
 from archcost.cost.formulas.recurrent import recurrent_cost
-from archcost.onnx_graph.errors import OnnxShapeError
+from archcost.onnx_graph.errors import OnnxFileError, OnnxShapeError
 from archcost.units import per_element
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Shape = tuple[int, ...]
 
@@ -36,14 +40,51 @@ class OnnxNode:
     attrs: dict[str, object]
     inputs: tuple[Shape | None, ...]  # one per input slot, None for an omitted optional input
     outputs: tuple[Shape, ...]
-    values: tuple[object, ...] = field(default=())  # small constant inputs as numpy arrays, else None
+    values: tuple[np.ndarray | None, ...] = field(default=())  # small constant inputs as numpy arrays, else None
     opset: int = 0
 
     def has(self, slot: int) -> bool:
         return slot < len(self.inputs) and self.inputs[slot] is not None
 
-    def value(self, slot: int):
+    def shape(self, slot: int) -> Shape:
+        """The shape of input ``slot``, which the op requires: raises ``OnnxShapeError`` if it is omitted."""
+        shape = self.inputs[slot] if slot < len(self.inputs) else None
+        if shape is None:
+            raise OnnxShapeError(
+                f"node {self.name!r} ({self.op}) lacks its input {slot}, which the op requires",
+                "the graph is malformed: export it again",
+            )
+        return shape
+
+    def value(self, slot: int) -> np.ndarray | None:
         return self.values[slot] if slot < len(self.values) else None
+
+    def int_attr(self, key: str, default: int | None = None) -> int:
+        """The integer attribute ``key``: ``default`` when absent, ``KeyError`` when absent without one."""
+        value = self.attrs[key] if default is None else self.attrs.get(key, default)
+        if not isinstance(value, int | float):
+            raise self._bad_attr(key, value, "a number")
+        return int(value)
+
+    def float_attr(self, key: str, default: float) -> float:
+        """The float attribute ``key`` (``default`` when absent)."""
+        value = self.attrs.get(key, default)
+        if not isinstance(value, int | float):
+            raise self._bad_attr(key, value, "a number")
+        return float(value)
+
+    def ints_attr(self, key: str) -> tuple[int, ...]:
+        """The list-of-integers attribute ``key``, which the op requires (``KeyError`` when absent)."""
+        value = self.attrs[key]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, int) for v in value):
+            raise self._bad_attr(key, value, "a list of integers")
+        return tuple(value)
+
+    def _bad_attr(self, key: str, value: object, kind: str) -> OnnxFileError:
+        return OnnxFileError(
+            f"node {self.name!r} ({self.op}) has attribute {key!r} = {value!r}, not {kind}",
+            "the graph is malformed: export it again",
+        )
 
     @property
     def out(self) -> Shape:
@@ -117,15 +158,15 @@ def _check(condition: bool, node: OnnxNode, what: str) -> None:
 # -- convolution, fully connected, matrix products ---------------------------------------------------
 @onnx_cost("Conv")
 def _conv(n: OnnxNode) -> Cost:
-    x, w = n.inputs[0], n.inputs[1]
-    group = int(n.attrs.get("group", 1))
+    x, w = n.shape(0), n.shape(1)
+    group = n.int_attr("group", 1)
     _check(x[1] == w[1] * group, n, f"input channels {x[1]} != weight {list(w)} x group {group}")
     return with_bias(conv_macs(n.out, w), n.out_elements, n.has(2))
 
 
 @onnx_cost("ConvTranspose")
 def _conv_transpose(n: OnnxNode) -> Cost:
-    x, w = n.inputs[0], n.inputs[1]
+    x, w = n.shape(0), n.shape(1)
     _check(x[1] == w[0], n, f"input channels {x[1]} != weight {list(w)}")
     return with_bias(conv_transpose_macs(x, w), n.out_elements, n.has(2))
 
@@ -134,20 +175,20 @@ def _conv_transpose(n: OnnxNode) -> Cost:
 def _gemm(n: OnnxNode) -> Cost:
     """``alpha * A' B' + beta * C``: a linear layer when alpha = beta = 1; other factors cost a multiply
     per output element (alpha) or per element of C (beta)."""
-    a, b = n.inputs[0], n.inputs[1]
+    a, b = n.shape(0), n.shape(1)
     k = a[0] if n.attrs.get("transA", 0) else a[1]
     k_b = b[1] if n.attrs.get("transB", 0) else b[0]
     _check(k == k_b, n, f"A {list(a)} and B {list(b)} disagree on the inner dimension")
-    alpha, beta = float(n.attrs.get("alpha", 1.0)), float(n.attrs.get("beta", 1.0))
+    alpha, beta = n.float_attr("alpha", 1.0), n.float_attr("beta", 1.0)
     bias = n.has(2) and beta != 0.0
     cost = with_bias(linear_macs(n.out, k), n.out_elements, bias)
-    extra = (n.out_elements if alpha != 1.0 else 0) + (math.prod(n.inputs[2]) if bias and beta != 1.0 else 0)
+    extra = (n.out_elements if alpha != 1.0 else 0) + (math.prod(n.shape(2)) if bias and beta != 1.0 else 0)
     return Cost(macs=cost.macs, flops=cost.flops + extra)
 
 
 @onnx_cost("MatMul")
 def _matmul(n: OnnxNode) -> Cost:
-    a, b = n.inputs[0], n.inputs[1]
+    a, b = n.shape(0), n.shape(1)
     _check(a[-1] == (b[-2] if len(b) > 1 else b[0]), n, f"A {list(a)} and B {list(b)} cannot be multiplied")
     macs = matmul_macs(a, n.out)
     return Cost(macs=macs, flops=2 * macs)
@@ -168,28 +209,28 @@ def _norm(n: OnnxNode) -> Cost:
 
 @onnx_cost("LRN")
 def _lrn(n: OnnxNode) -> Cost:
-    return Cost(flops=lrn_flops(n.out_elements, int(n.attrs["size"])))
+    return Cost(flops=lrn_flops(n.out_elements, n.int_attr("size")))
 
 
 # -- pooling ----------------------------------------------------------------------------------------
 @onnx_cost("MaxPool")
 def _max_pool(n: OnnxNode) -> Cost:
-    return Cost(flops=max_pool_flops(n.out_elements, math.prod(n.attrs["kernel_shape"])))
+    return Cost(flops=max_pool_flops(n.out_elements, math.prod(n.ints_attr("kernel_shape"))))
 
 
 @onnx_cost("AveragePool")
 def _avg_pool(n: OnnxNode) -> Cost:
-    return Cost(flops=avg_pool_flops(n.out_elements, math.prod(n.attrs["kernel_shape"])))
+    return Cost(flops=avg_pool_flops(n.out_elements, math.prod(n.ints_attr("kernel_shape"))))
 
 
 @onnx_cost("GlobalAveragePool")
 def _global_avg_pool(n: OnnxNode) -> Cost:
-    return Cost(flops=adaptive_elements(n.inputs[0], n.out, len(n.out) - 2))
+    return Cost(flops=adaptive_elements(n.shape(0), n.out, len(n.out) - 2))
 
 
 @onnx_cost("GlobalMaxPool")
 def _global_max_pool(n: OnnxNode) -> Cost:
-    return Cost(flops=adaptive_elements(n.inputs[0], n.out, len(n.out) - 2) - n.out_elements)
+    return Cost(flops=adaptive_elements(n.shape(0), n.out, len(n.out) - 2) - n.out_elements)
 
 
 # -- activations and elementwise arithmetic: units.FLOPS_PER_ELEMENT ---------------------------------
@@ -234,12 +275,12 @@ onnx_cost("Mean")(_variadic("add", mean=True))
 
 @onnx_cost("ReduceSum", "ReduceMax", "ReduceMin")
 def _reduce(n: OnnxNode) -> Cost:
-    return Cost(flops=reduction_flops(math.prod(n.inputs[0]), n.out_elements, mean=False))
+    return Cost(flops=reduction_flops(math.prod(n.shape(0)), n.out_elements, mean=False))
 
 
 @onnx_cost("ReduceMean")
 def _reduce_mean(n: OnnxNode) -> Cost:
-    return Cost(flops=reduction_flops(math.prod(n.inputs[0]), n.out_elements, mean=True))
+    return Cost(flops=reduction_flops(math.prod(n.shape(0)), n.out_elements, mean=True))
 
 
 @onnx_cost("Dropout")
@@ -254,9 +295,9 @@ def _dropout(n: OnnxNode) -> Cost:
 def _resize(n: OnnxNode) -> Cost | None:
     """Interpolation per output element, as torch's ``interpolate``: the mode and the spatial rank
     (rank - 2) name the torch mode (linear on 4-d input is bilinear)."""
-    mode = n.attrs.get("mode", "nearest")
-    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    mode = _attr_str(n.attrs.get("mode"), "nearest")
     dims = len(n.out) - 2
+    torch_mode: str | None
     if mode == "nearest":
         torch_mode = "nearest"
     elif mode in ("linear", "bilinear"):
@@ -299,9 +340,9 @@ def _attention(n: OnnxNode) -> Cost | None:
     """ONNX ``Attention`` (opset 23): Q, K, V of rank 4 ``(B, heads, L, E)``, or rank 3 ``(B, L, heads * E)``
     with ``q_num_heads``/``kv_num_heads``; costed as ``scaled_dot_product_attention``. Without cached keys
     only (``past_key``/``past_value`` lengthen K and V: their length is then the output's ``present_key``)."""
-    q, k, v = n.inputs[0], n.inputs[1], n.inputs[2]
+    q, k, v = n.shape(0), n.shape(1), n.shape(2)
     if len(q) == 3:
-        hq, hkv = int(n.attrs.get("q_num_heads", 0)), int(n.attrs.get("kv_num_heads", 0))
+        hq, hkv = n.int_attr("q_num_heads", 0), n.int_attr("kv_num_heads", 0)
         if not hq or not hkv:
             return None
         q = (q[0], hq, q[1], q[2] // hq)
@@ -320,12 +361,12 @@ def _recurrent(kind: str, gates: int) -> Formula:
     peepholes (``P``) add a multiply and an add per gate that reads the cell, 3 per hidden unit."""
 
     def cost(n: OnnxNode) -> Cost:
-        x, w, r = n.inputs[0], n.inputs[1], n.inputs[2]
+        x, w, r = n.shape(0), n.shape(1), n.shape(2)
         dirs, hidden = w[0], w[1] // gates
         positions = x[0] * x[1]
         weights = [tuple(w[1:]), tuple(r[1:])] * dirs
         if n.has(3):
-            weights += [(n.inputs[3][1],)] * dirs
+            weights += [(n.shape(3)[1],)] * dirs
         c = recurrent_cost(kind, positions, weights, hidden=hidden, layers_directions=dirs)
         if kind == "lstm" and n.has(7):
             c = c + Cost(flops=positions * dirs * 3 * hidden * 2)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import onnx
 from onnx import TensorProto
 
 from archcost.errors import first_line
 from archcost.onnx_graph.errors import OnnxFileError, OnnxShapeError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Initializers up to this many elements keep their data for shape inference (Reshape targets, Resize
 #: scales, Slice bounds are small); larger ones are replaced by typed inputs.
@@ -39,7 +43,7 @@ class Stored:
     name: str
     shape: tuple[int, ...]
     elem_type: int
-    value: object = None  # numpy array for small tensors
+    value: np.ndarray | None = None  # numpy array for small tensors
 
     @property
     def numel(self) -> int:
@@ -275,7 +279,7 @@ def _fold(graph: onnx.GraphProto, values: dict, shapes: dict) -> bool:
     for node in graph.node:
         outs = [o for o in node.output if o]
         ins = [i for i in node.input if i]
-        result = None
+        result: list[Any] | None = None
         foldable = (
             node.op_type != "Constant"
             and node.domain in DEFAULT_DOMAINS
@@ -295,7 +299,8 @@ def _fold(graph: onnx.GraphProto, values: dict, shapes: dict) -> bool:
             small_out = all(_static(shapes.get(o)) and math.prod(shapes[o]) <= SMALL_TENSOR for o in outs)
             if node.op_type not in _SIZED_BY_DATA or small_out:
                 try:
-                    result = ReferenceEvaluator(node).run(None, {i: values[i] for i in ins})
+                    # a list (not a dict) without intermediate=True: one value per output
+                    result = cast(list[Any], ReferenceEvaluator(node).run(None, {i: values[i] for i in ins}))
                 except Exception:
                     result = None
         if result is None or any(np.asarray(r).size > SMALL_TENSOR for r in result):
@@ -348,11 +353,12 @@ def _set_input_shapes(graph, inputs, input_size, batch_size, source) -> dict[str
                 f"the input {name!r} of {source} has dynamic dimensions [{', '.join(shown)}]",
                 "give the input size with --input-size (e.g. 3x224x224); the batch comes from --batch-size",
             )
+        fixed = [int(d) for d in dims if d is not None]  # all of them, after the check above
         shape = tt.shape
         del shape.dim[:]
-        for d in dims:
-            shape.dim.add().dim_value = int(d)
-        result[name] = tuple(int(d) for d in dims)
+        for size in fixed:
+            shape.dim.add().dim_value = size
+        result[name] = tuple(fixed)
     return result
 
 
