@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -86,6 +86,7 @@ def _literal(value: str) -> object:
 
 def coerce_options(fn: Callable, options: dict[str, object], what: str) -> dict[str, object]:
     """Convert command-line strings to the types of ``fn``'s defaults (or int/float/bool literals)."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):

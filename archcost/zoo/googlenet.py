@@ -70,8 +70,8 @@ class GoogLeNetOutputs(NamedTuple):
     aux2: Tensor
 
 
-def _conv_relu(in_ch: int, out_ch: int, k: int, **kw: int) -> list[tuple[str, nn.Module]]:
-    return [("conv", nn.Conv2d(in_ch, out_ch, kernel_size=k, padding=k // 2, **kw)), ("relu", nn.ReLU(True))]
+def _conv_relu(in_ch: int, out_ch: int, k: int) -> list[tuple[str, nn.Module]]:
+    return [("conv", nn.Conv2d(in_ch, out_ch, kernel_size=k, padding=k // 2)), ("relu", nn.ReLU(True))]
 
 
 class Inception(nn.Module):
@@ -144,6 +144,7 @@ class GoogLeNet(nn.Module):
 
     def __init__(self, num_classes: int, aux_logits: bool, separable_stem: bool) -> None:
         super().__init__()
+        self.conv1: nn.Module
         if separable_stem:
             self.conv1 = nn.Sequential(
                 OrderedDict(

@@ -102,7 +102,7 @@ class ConnectionTableConv2d(nn.Module):
                 raise ValueError(f"block {name!r}: input map index out of range 0..{in_channels - 1}")
             self.inputs[name] = tuple(i for m in maps for i in m)
             self.blocks[name] = nn.Conv2d(fan_in * len(maps), len(maps), kernel_size, groups=len(maps))
-        self.out_channels = sum(b.out_channels for b in self.blocks.values())
+        self.out_channels = sum(b.out_channels for b in self.blocks.values() if isinstance(b, nn.Conv2d))  # all
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([conv(x[:, list(self.inputs[n])]) for n, conv in self.blocks.items()], dim=1)

@@ -5,6 +5,9 @@ Komodakis 2016.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +20,17 @@ from archcost.zoo.resnet import BasicBlock
 _PAPER = "Deep Residual Learning for Image Recognition"
 _PREACT_PAPER = "Identity Mappings in Deep Residual Networks"
 _WRN_PAPER = "Wide Residual Networks"
-_CIFAR = {"input_size": (3, 32, 32), "num_classes": 10, "dataset": "CIFAR-10"}
+
+
+class _Dataset(TypedDict):
+    """The ``ModelMeta`` fields every CIFAR-10 model shares."""
+
+    input_size: tuple[int, ...]
+    num_classes: int
+    dataset: str
+
+
+_CIFAR: _Dataset = {"input_size": (3, 32, 32), "num_classes": 10, "dataset": "CIFAR-10"}
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -226,7 +239,7 @@ class WideBasicBlock(nn.Module):
 class PreActCifarNet(nn.Module):
     """conv1 (3x3, 16), three stages of pre-activation units, final BN-ReLU, global average pooling, fc."""
 
-    def __init__(self, stages: list[list[nn.Module]], out_channels: int, num_classes: int) -> None:
+    def __init__(self, stages: Sequence[Sequence[nn.Module]], out_channels: int, num_classes: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
         self.stage1 = nn.Sequential(*stages[0])

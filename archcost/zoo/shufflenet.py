@@ -61,6 +61,7 @@ class ShuffleV2Block(nn.Module):
         branch = cout // 2
         if stride == 1 and cin != cout:
             raise ValueError(f"a stride-1 unit keeps its channels, got {cin} -> {cout}")
+        self.branch1: nn.Sequential | None
         if stride == 2:
             self.branch1 = nn.Sequential(
                 OrderedDict(
@@ -90,6 +91,11 @@ class ShuffleV2Block(nn.Module):
 
 
 class ShuffleNetV2(nn.Module):
+    # set by name in __init__ (stage2, stage3, stage4)
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+    stage4: nn.Sequential
+
     def __init__(self, *, stage_repeats: tuple[int, ...], channels: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         c0 = channels[0]
