@@ -33,6 +33,7 @@ from archcost.crosscheck.conventions import (
 )
 from archcost.crosscheck.fvcore_run import FvcoreResult
 from archcost.crosscheck.torch_counter import TorchCount
+from archcost.errors import InternalError
 
 # -- placing per-module figures on archcost's modules ---------------------------------------------------
 
@@ -402,10 +403,7 @@ def reconcile(report: CostReport, model: nn.Module, fv: FvcoreResult, tc: TorchC
             "archcost has no formula for (counted 0): " + ", ".join(f"{u.layer}: {u.op}" for u in report.unsupported)
         )
     if len(set(alias.values())) < len(alias) and tc.ok:  # a reused module: the tracker's forward attribution
-        figs = [m.torch for m in modules]
-        if all(f.measured is not None and f.predicted is not None for f in figs) and sum(
-            f.measured for f in figs
-        ) == sum(f.predicted for f in figs):
+        if _totals_agree(m.torch for m in modules):
             for m in modules:
                 if not m.torch.agrees:
                     m.torch.balanced_in = ""
@@ -423,7 +421,7 @@ def reconcile(report: CostReport, model: nn.Module, fv: FvcoreResult, tc: TorchC
         "torch": tc.total() if tc.ok else None,
         "torch_predicted": _sum(m.torch.predicted for m in modules),
     }
-    unsup = Counter()
+    unsup: Counter[str] = Counter()
     for m in modules:
         unsup.update(m.fvcore_unsupported)
     return Reconciliation(
@@ -450,6 +448,13 @@ def _figure(measured: int | None, pred: Prediction, cited: list[Rule], *, busy: 
                 cited.append(rule)
             ids[cited.index(rule) + 1] = n
     return Figure(measured, pred.value, ids, "; ".join(filter(None, [pred.why_not, *pred.guesses])))
+
+
+def _totals_agree(figs: Iterable[Figure]) -> bool:
+    """Whether every figure has both a measured and a predicted count, and their totals are equal."""
+    figs = list(figs)
+    measured = _sum(f.measured for f in figs)
+    return measured is not None and measured == _sum(f.predicted for f in figs)
 
 
 def _sum(values: Iterable[int | None]) -> int | None:
@@ -498,13 +503,16 @@ def predict_backward(row: LayerCost, module: nn.Module | None, pred: Prediction)
     groups, weight_grad = 1, False
     if any(op.startswith("conv") for op in mac_kinds):
         weight = getattr(module, "weight", None)
-        if module is None or not isinstance(getattr(module, "groups", None), int) or weight is None:
+        module_groups = getattr(module, "groups", None)
+        if module is None or not isinstance(module_groups, int) or weight is None:
             pred.fail(f"{row.name}: a convolution outside a conv module: its groups are not kept in the row")
             return
-        groups, weight_grad = module.groups, bool(weight.requires_grad)
+        groups, weight_grad = module_groups, bool(weight.requires_grad)
     view = OpView(mac_kinds[0], row.macs, row.flops, 0, 0, 0, backward_macs=row.backward_macs or 0,
                   groups=groups, weight_grad=weight_grad)  # fmt: skip
     rule = rules.pop()
+    if rule.count is None:  # every TORCH_BACKWARD rule has one
+        raise InternalError(f"the backward rule for {mac_kinds[0]} ({rule.tool_op}) has no count")
     pred.add(rule, rule.count(view))
 
 
@@ -602,9 +610,7 @@ def _balance_backward(rec: Reconciliation, extra: dict[str, Figure] | None = Non
     figs = {m.module: m.torch_backward for m in rec.modules if m.torch_backward is not None}
     figs.update(extra or {})
     explained = []
-    whole = all(g.measured is not None and g.predicted is not None for g in figs.values()) and sum(
-        g.measured for g in figs.values()
-    ) == sum(g.predicted for g in figs.values())
+    whole = _totals_agree(figs.values())
     for key, f in figs.items():
         if f.agrees or f.measured is None:
             continue
@@ -638,6 +644,4 @@ def _tracker_signature(figs: dict[str, Figure], scope: str) -> bool:
     own = figs.get(scope)
     if own is None or own.measured is None or own.predicted is None or own.measured >= own.predicted:
         return False
-    if any(g.measured is None or g.predicted is None for g in inside):
-        return False
-    return sum(g.measured for g in inside) == sum(g.predicted for g in inside)
+    return _totals_agree(inside)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from archcost.crosscheck.conventions import GENERAL
 from archcost.crosscheck.reconcile import Reconciliation
+from archcost.errors import InternalError
 
 LEGEND = (
     "MACs, FLOPs: archcost (FLOPs = 2 per MAC + bias, norm, activation, pooling, elementwise). fvcore: "
@@ -18,6 +19,14 @@ LEGEND = (
 
 def _n(value: int | None) -> str:
     return "failed" if value is None else f"{value:,}"
+
+
+def _count(totals: dict[str, int | None], key: str) -> int:
+    """A total the reconciliation always has here (archcost's own; a tool's where it ran)."""
+    value = totals[key]
+    if value is None:
+        raise InternalError(f"the reconciliation has no {key!r} total")
+    return value
 
 
 BACKWARD_LEGEND = (
@@ -89,10 +98,11 @@ def _summary_lines(rec: Reconciliation) -> list[str]:
     else:
         lines.append(f"torch FlopCounterMode: {t['torch']:,} (conventions predict {_n(t['torch_predicted'])}).")
     if rec.backward and not rec.backward_error:
-        ratio = f"{t['torch_backward'] / (2 * t['backward_macs']):.3g}" if t["backward_macs"] else "-"
+        macs, bwd = _count(t, "backward_macs"), _count(t, "torch_backward")
+        ratio = f"{bwd / (2 * macs):.3g}" if macs else "-"
         lines.append(
-            f"backward: archcost {t['backward_macs']:,} MACs ({2 * t['backward_macs']:,} at 2 per MAC); torch "
-            f"FlopCounterMode {t['torch_backward']:,} (conventions predict {_n(t['torch_backward_predicted'])}), "
+            f"backward: archcost {macs:,} MACs ({2 * macs:,} at 2 per MAC); torch "
+            f"FlopCounterMode {bwd:,} (conventions predict {_n(t['torch_backward_predicted'])}), "
             f"{ratio}x archcost's 2 per MAC."
         )
     lines += ["", "Conventions (number: tool, archcost ops, rule, what it adds up to here; source):"]
@@ -129,12 +139,13 @@ def zoo_frame(recs: list[Reconciliation]) -> pd.DataFrame:
     rows = []
     for r in recs:
         t = r.totals
+        bwd, bwd_macs = t.get("torch_backward"), t.get("backward_macs")
         rows.append(
             {
                 "Model": r.model,
                 "MACs": f"{t['macs']:,}",
                 "fvcore": _n(t["fvcore"]),
-                "fvcore - MACs": "" if t["fvcore"] is None else f"{t['fvcore'] - t['macs']:,}",
+                "fvcore - MACs": "" if t["fvcore"] is None else f"{t['fvcore'] - _count(t, 'macs'):,}",
                 "torch": _n(t["torch"]),
                 "torch / MACs": "" if not t["macs"] or t["torch"] is None else f"{t['torch'] / t['macs']:g}",
                 "Params": f"{t['params']:,}",
@@ -143,9 +154,7 @@ def zoo_frame(recs: list[Reconciliation]) -> pd.DataFrame:
                     {
                         "Bwd MACs": _n(t.get("backward_macs")),
                         "torch bwd": _n(t.get("torch_backward")),
-                        "torch bwd / Bwd MACs": f"{t['torch_backward'] / t['backward_macs']:g}"
-                        if t.get("torch_backward") is not None and t.get("backward_macs")
-                        else "",
+                        "torch bwd / Bwd MACs": f"{bwd / bwd_macs:g}" if bwd is not None and bwd_macs else "",
                     }
                     if r.backward
                     else {}

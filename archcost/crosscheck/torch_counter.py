@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -74,9 +76,10 @@ def forward_inputs(inputs: object, device: str, *, seed: int = 0) -> tuple[list,
     every input kind) or one input's shape with the batch (a seeded random float tensor; empty on meta)."""
     if hasattr(inputs, "tensors"):
         return inputs.tensors(device, seed=seed)
+    shape = tuple(cast(Iterable[int], inputs))  # not a Workload: one input's shape
     if device == "meta":
-        return [torch.empty(tuple(inputs), device="meta")], {}
-    return [torch.randn(tuple(inputs), generator=torch.Generator().manual_seed(seed))], {}
+        return [torch.empty(shape, device="meta")], {}
+    return [torch.randn(shape, generator=torch.Generator().manual_seed(seed))], {}
 
 
 def run_flop_counter(model: nn.Module, input_shape: object, *, training: bool = False) -> TorchCount:
@@ -151,9 +154,10 @@ def run_flop_counter_backward(model: nn.Module, input_shape: object) -> TorchCou
             out = torch.func.functional_call(model, state, tuple(args), kwargs, tie_weights=True, strict=False)
             forward = {k: Counter(v) for k, v in counter.get_flop_counts().items()}
             outs = loss_tensors(out)  # the tensors archcost's training step sums, dataclasses included
-            if not outs:
+            loss = sum(t.sum() for t in outs)  # the int 0 when there are none
+            if not isinstance(loss, torch.Tensor):
                 raise ValueError("the output does not depend on any trainable parameter: no backward to count")
-            sum(t.sum() for t in outs).backward()
+            loss.backward()
     except Exception as exc:
         result.error = one_line(exc)
         return result
