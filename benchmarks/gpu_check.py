@@ -214,20 +214,6 @@ def attempt(fn, default=None):
         return default
 
 
-def first_tensor(out):
-    """The first tensor of a model's output (a tensor, a tuple or a named tuple of them, a dict)."""
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return out
-    values = out.values() if isinstance(out, dict) else out
-    for v in values:
-        t = first_tensor(v)
-        if t is not None:
-            return t
-    return None
-
-
 # -- 1. environment -----------------------------------------------------------------------------------------
 
 
@@ -534,34 +520,18 @@ def measured_training_step(name: str, batch: int, device) -> dict:
     import torch
 
     from archcost.models import load_model
-    from archcost.profiling.memory import held_bytes
+    from archcost.profiling.memory import measure_training_peak
 
     loaded = load_model(name, {}, device="cpu")
-    model = loaded.module.to(device).train()
+    model = loaded.module.to(device)
     x = torch.randn((batch, *loaded.input_size), generator=torch.Generator().manual_seed(0)).to(device)
-    held = held_bytes(model, x)
-    try:
-        if device.type == "cuda":
-            opt = torch.optim.Adam(model.parameters())
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            before = torch.cuda.memory_allocated(device)
-            out = model(x)
-            first_tensor(out).float().sum().backward()
-            opt.step()
-            torch.cuda.synchronize(device)
-            peak = torch.cuda.max_memory_allocated(device) - before + held
-            method = "torch.cuda.max_memory_allocated (cuDNN workspaces included)"
-        else:
-            from archcost.verify.memory import measured_training_peak
-
-            peak = measured_training_peak(model, x) + held
-            method = "torch.profiler memory events"
+    try:  # archcost's one measured method (on a copy of the model; CUDA: cuDNN workspaces included)
+        mem = measure_training_peak(model, x, "adam")
     finally:
-        model = x = opt = out = None
+        model = x = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    return {"bytes": int(peak), "held_bytes": int(held), "method": method}
+    return {"bytes": int(mem.peak_bytes), "held_bytes": int(mem.held_bytes), "method": mem.method}
 
 
 def training_memory_check(device, cases: list[tuple[str, int]], run: Run) -> dict:

@@ -101,7 +101,7 @@ def _device(spec: str):
 
 
 def _verify(work, batch: int, args: argparse.Namespace, device) -> int:
-    from archcost.profiling.train_step import measured_inference_peak, measured_training_peak
+    from archcost.profiling.memory import measured_inference_peak, measured_training_peak
     from archcost.units import DTYPES
 
     dtype = DTYPES[args.dtype]

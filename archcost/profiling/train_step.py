@@ -3,11 +3,10 @@
 ``time_train_step`` times whole steps with inference profiling's own ``timing.measure`` (warm-up until
 settled, calibrated steps per sample, the same statistics) and, inside each step, the three phases
 (``time.perf_counter_ns`` between device synchronisations, so the phase boundaries are true on CUDA),
-and reports medians per phase and for the whole step. ``measured_training_peak`` and
-``measured_inference_peak`` give the peak bytes of one step or one forward: on CUDA the allocator's
-``max_memory_allocated``, on the CPU ``torch.profiler``'s memory timeline (every allocation and free, in
-time order, from ``profile_memory=True``), both with the parameters, their gradients and state, and the
-input included, comparable with ``archcost.cost.training``'s ``training_peak_bytes``.
+and reports medians per phase and for the whole step. The measured peak of a step is
+``archcost.profiling.memory.measure_training_peak`` (the one peak-memory method; ``measured_training_peak``
+and ``measured_inference_peak`` are re-exported from there), comparable with ``archcost.cost.training``'s
+``training_peak_bytes``.
 
 Every function works on a copy of the model (the caller's weights, flags and device are untouched), except
 where ``copy_model=False`` asks to train the module given (the profile sweep's own working copy).
@@ -25,24 +24,32 @@ from torch import nn
 
 from archcost.cost.training import optimizer_rule
 from archcost.errors import InputError
+from archcost.profiling.memory import (  # the one measured peak-memory method; re-exported for older callers
+    call_args,
+    flat_values,
+    measure_training_peak,
+    measured_inference_peak,
+    measured_training_peak,
+)
+
+__all__ = [
+    "TrainStep",
+    "measure_train",
+    "measured_inference_peak",
+    "measured_training_peak",
+    "random_loss",
+    "time_train_step",
+]
 
 
 def random_loss(out: object) -> torch.Tensor:
     """A loss on random targets: cross-entropy against random classes for ``(N, C)`` logits, else the mean
     squared error against a random tensor of the output's shape. Several outputs: the first."""
-    y = out if isinstance(out, torch.Tensor) else next(t for t in _flat(out) if isinstance(t, torch.Tensor))
+    y = out if isinstance(out, torch.Tensor) else next(t for t in flat_values(out) if isinstance(t, torch.Tensor))
     if y.dim() == 2 and y.is_floating_point():
         target = torch.randint(0, y.shape[1], (y.shape[0],), device=y.device)
         return nn.functional.cross_entropy(y.float(), target)
     return nn.functional.mse_loss(y.float(), torch.randn(y.shape, device=y.device))
-
-
-def _flat(value):
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _flat(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _flat(v)]
-    return [value]
 
 
 def _sync(device: torch.device) -> None:
@@ -66,7 +73,7 @@ class TrainStep:
     def __init__(
         self, model: nn.Module, x, optimizer: str = "adam", *, amp: bool = False, copy_model: bool = True
     ) -> None:
-        self.args, self.kwargs, _, self.device = _call_args(x)  # one tensor, or forward's (args, kwargs)
+        self.args, self.kwargs, _, self.device = call_args(x)  # one tensor, or forward's (args, kwargs)
         self.model = (copy.deepcopy(model) if copy_model else model).to(self.device).train()
         require_trainable(model)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -150,83 +157,6 @@ def time_train_step(
     }
 
 
-def _cpu_timeline_peak(fn: Callable[[], object]) -> int:
-    """Peak bytes ``fn()`` allocated beyond what was alive before it, from torch.profiler's memory timeline.
-
-    ``prof._memory_profile()`` is the timeline behind torch's public ``export_memory_timeline``: every
-    tensor's creation and destruction in time order. (Summing each op event's ``self_cpu_memory_usage`` in
-    start order instead puts the frees done inside an enclosing range, such as ``Optimizer.step``, at the
-    range's start, before the allocations they follow, and reads low.)"""
-    import os
-
-    from torch.profiler import ProfilerActivity, profile
-    from torch.profiler._memory_profiler import Action
-
-    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # as profile.memory.cpu_peak: no profiler_start/stop lines
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
-        fn()
-    live = peak = 0
-    for _, action, _, size in prof._memory_profile().timeline:
-        if action == Action.CREATE:  # PREEXISTING tensors (weights, input) are the caller's to add
-            live += size
-        elif action == Action.DESTROY:
-            live -= size
-        peak = max(peak, live)
-    return peak
-
-
-def _call_args(x) -> tuple[list, dict, list[torch.Tensor], torch.device]:
-    """``x``: one input tensor, or forward's ``(args, kwargs)`` (``Workload.tensors``) -> args, kwargs, every
-    input tensor, and their device."""
-    if isinstance(x, torch.Tensor):
-        return [x], {}, [x], x.device
-    args, kwargs = x
-    flat = [t for t in _flat([*args, *kwargs.values()]) if isinstance(t, torch.Tensor)]
-    return list(args), dict(kwargs), flat, flat[0].device if flat else torch.device("cpu")
-
-
-def measured_training_peak(model: nn.Module, x, optimizer: str = "adam") -> int:
-    """Peak bytes of the first training step of a copy of ``model`` on ``x`` (one input tensor, or forward's
-    ``(args, kwargs)``): parameters, input, activations, gradients and optimizer state (loss: the sum of the
-    output's tensors, as ``archcost.cost.training`` assumes)."""
-    args, kwargs, ins, device = _call_args(x)
-    m = copy.deepcopy(model).to(device).train()
-    opt = optimizer_rule(optimizer).make([p for p in m.parameters() if p.requires_grad])
-    held = sum(t.untyped_storage().nbytes() for t in [*m.parameters(), *ins])
-
-    def step() -> None:
-        out = m(*args, **kwargs)
-        sum(t.sum() for t in _flat(out) if isinstance(t, torch.Tensor) and t.requires_grad).backward()
-        opt.step()
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        step()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - base + held
-    return _cpu_timeline_peak(step) + held
-
-
-def measured_inference_peak(model: nn.Module, x) -> int:
-    """Peak bytes of one inference forward of a copy of ``model`` on ``x`` (one input tensor, or forward's
-    ``(args, kwargs)``), parameters and inputs included."""
-    args, kwargs, ins, device = _call_args(x)
-    m = copy.deepcopy(model).to(device).eval()
-    held = sum(t.untyped_storage().nbytes() for t in [*m.parameters(), *m.buffers(), *ins])
-    with torch.inference_mode():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-            m(*args, **kwargs)
-            torch.cuda.synchronize(device)
-            return torch.cuda.max_memory_allocated(device) - base + held
-        return _cpu_timeline_peak(lambda: m(*args, **kwargs)) + held
-
-
 def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -> dict:
     """The measured fields of one ``mode="train"`` profile record (``sweep.RunContext`` ``ctx``): the step
     timed by ``time_train_step`` on ``module`` (the sweep's own working copy, trained in place), its
@@ -273,12 +203,9 @@ def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -
         )
         samples = sampler.stop() if sampler is not None else []
         if config.memory:
-            out["memory_peak_bytes"] = measured_training_peak(module, x, config.optimizer)
-            out["memory_method"] = (
-                "torch.cuda.max_memory_allocated, first training step"
-                if device.type == "cuda"
-                else "torch.profiler memory timeline, first training step"
-            )
+            mem = measure_training_peak(module, x, config.optimizer)  # steps a copy of the working module
+            out["memory_peak_bytes"] = mem.peak_bytes
+            out["memory_method"] = f"{mem.method}, first training step"
     except Exception as exc:
         failure = (classify_failure(exc, config.dtype), first_line(exc))
     finally:
