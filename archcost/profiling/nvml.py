@@ -126,9 +126,10 @@ def open_device(device) -> tuple[object | None, object | None, str | None]:
         import pynvml
     except ImportError:
         return None, None, "pynvml is not installed (pip install nvidia-ml-py)"
+    failed = nvml_errors(pynvml)
     try:
         pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+    except failed as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
         return None, None, f"NVML could not start: {exc}"
     try:
         import torch
@@ -139,21 +140,28 @@ def open_device(device) -> tuple[object | None, object | None, str | None]:
         if uuid is not None:
             try:
                 handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
-            except Exception:
+            except failed:  # NVML_ERROR_NOT_FOUND (a MIG slice, an older driver): the index below
                 handle = None
         if handle is None:
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         pynvml.nvmlDeviceGetPowerUsage(handle)  # some GPUs have no power sensor: find out now
-    except Exception as exc:
+    except (*failed, RuntimeError, AssertionError) as exc:  # NVML, or torch's device properties
         _shutdown(pynvml)
         return None, None, f"NVML cannot read this GPU's power: {exc}"
     return pynvml, handle, None
 
 
+def nvml_errors(pynvml) -> tuple[type[BaseException], ...]:
+    """The exception class NVML raises (``pynvml.NVMLError``, base of every ``NVMLError_*``), as a tuple for
+    ``except``; empty for a module without it (a test's fake), so that nothing else is caught."""
+    error = getattr(pynvml, "NVMLError", None)
+    return (error,) if isinstance(error, type) and issubclass(error, BaseException) else ()
+
+
 def _shutdown(pynvml) -> None:
     try:
         pynvml.nvmlShutdown()
-    except Exception:
+    except nvml_errors(pynvml):  # NVML already shut down or never started: nothing to release
         pass
 
 
@@ -161,14 +169,17 @@ def driver_version() -> str | None:
     """The NVIDIA driver version from NVML, or None."""
     try:
         import pynvml
-
+    except ImportError:
+        return None
+    failed = nvml_errors(pynvml)
+    try:
         pynvml.nvmlInit()
-    except Exception:
+    except failed:  # no driver or library: no version to report
         return None
     try:
         version = pynvml.nvmlSystemGetDriverVersion()
         return version.decode() if isinstance(version, bytes) else str(version)
-    except Exception:
+    except failed:
         return None
     finally:
         _shutdown(pynvml)
@@ -189,6 +200,7 @@ class PowerSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.read_errors: list[str] = []  # NVML read failures, once each, said in the record's power_note
 
     @property
     def available(self) -> bool:
@@ -231,21 +243,30 @@ class PowerSampler:
     def _energy_mj(self) -> float | None:
         try:
             return float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
-        except Exception:
+        except nvml_errors(self.nvml) as exc:  # NVML_ERROR_NOT_SUPPORTED before Volta: no counter energy
+            self._note(f"energy counter: {exc}")
             return None
+
+    def _note(self, text: str) -> None:
+        """Keep the first NVML read failure of each kind (``read_errors``): power_fields reports them."""
+        with self._lock:
+            if text not in self.read_errors:
+                self.read_errors.append(text)
 
     def _read(self) -> PowerSample | None:
         nv, h = self.nvml, self.handle
+        failed = nvml_errors(nv)
         try:
             power = nv.nvmlDeviceGetPowerUsage(h) / 1e3  # milliwatts
-        except Exception:
+        except failed as exc:
+            self._note(f"power: {exc}")
             return None
         t = time.perf_counter()
 
         def attempt(f):
             try:
                 return f()
-            except Exception:
+            except failed:  # NVML_ERROR_NOT_SUPPORTED: this GPU does not report that figure (None in the sample)
                 return None
 
         return PowerSample(
@@ -275,6 +296,11 @@ def power_fields(sampler: PowerSampler | None, samples, timing, batch: int) -> d
         return {"power_note": sampler.reason}
     images = batch * timing.iterations * timing.stats.samples
     out = power_summary(samples, timing.block_spans, images, sampler.counter_energy_j())
+    notes = []
     if out.get("energy_j") is None:
-        out["power_note"] = "NVML gave no power samples during the timed runs"
+        notes.append("NVML gave no power samples during the timed runs")
+    if sampler.read_errors:
+        notes.append("NVML read errors: " + "; ".join(sampler.read_errors))
+    if notes:
+        out["power_note"] = "; ".join([*filter(None, [out.get("power_note")]), *notes])
     return out

@@ -128,3 +128,32 @@ def test_sampler_thread_with_a_fake_nvml(monkeypatch):
     assert sampler.counter_energy_j() == pytest.approx(150 * (b - a), rel=0.2)
     out = power_summary(got, [(a, b)], images=10)
     assert out["power_mean_w"] == pytest.approx(150.0)
+
+
+class FakeNVMLError(Exception):
+    """pynvml.NVMLError's stand-in."""
+
+
+def test_nvml_read_errors_are_reported_and_other_errors_are_not_swallowed(monkeypatch):
+    """NVML's own errors (NVMLError) become a power_note; anything else (archcost's bug) propagates."""
+    fake = FakeNVML()
+    fake.NVMLError = FakeNVMLError
+
+    def no_counter(h):
+        raise FakeNVMLError("Not Supported")
+
+    fake.nvmlDeviceGetTotalEnergyConsumption = no_counter
+    monkeypatch.setattr(nvml, "open_device", lambda device: (fake, "handle", None))
+    sampler = PowerSampler("cuda", interval_s=0.005)
+    sampler.mark(True)
+    assert sampler.read_errors == ["energy counter: Not Supported"]
+    assert sampler.counter_energy_j() is None
+    sampler.close()
+
+    def broken(h):
+        raise KeyError("a bug, not NVML")
+
+    fake.nvmlDeviceGetTotalEnergyConsumption = broken
+    with pytest.raises(KeyError):
+        PowerSampler("cuda").mark(True)
+    assert nvml.nvml_errors(fake) == (FakeNVMLError,) and nvml.nvml_errors(object()) == ()
