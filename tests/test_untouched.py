@@ -1,5 +1,6 @@
 """The caller's model never changes: after analyze (inference and a training step), maxbatch, check,
-rf --verify and profile, every parameter, buffer, module attribute (tensors cached by forward included),
+rf --verify, profile (with measured memory, inference and training), the measured peaks and the training
+step's timing, every parameter, buffer, module attribute (tensors cached by forward included),
 training flag, dtype and device is as it was."""
 
 from __future__ import annotations
@@ -114,6 +115,26 @@ def _profile(model, size):
     assert (df["status"] == "ok").all(), df.get("message")
 
 
+def _profile_measured(model, size):
+    from archcost.profiling import profile
+
+    for mode in ("infer", "train"):  # memory on: the measured peaks of a forward and of a training step
+        df = profile([model], device="cpu", input_size=size, mode=mode, warmup=0.0, min_time=0.001, repeats=2,
+                     roofline=False, power=False, memory=True)  # fmt: skip
+        assert (df["status"] == "ok").all(), df.get("error")
+
+
+def _measured_peaks(model, size):
+    from archcost.profiling.memory import measure_inference_peak, measure_training_peak
+    from archcost.profiling.train_step import time_train_step
+
+    x = torch.randn(2, *size)
+    measure_inference_peak(model, x)
+    for optimizer in ("sgd", "momentum", "adam", "adamw"):
+        measure_training_peak(model, x, optimizer)
+    time_train_step(model, x, "momentum", warmup_s=0.0, min_time_s=0.0, repeats=1)
+
+
 ENTRY_POINTS = {
     "analyze": _analyze,
     "analyze --mode train": _train,
@@ -121,6 +142,8 @@ ENTRY_POINTS = {
     "check": _check,
     "rf --verify": _rf_verify,
     "profile": _profile,
+    "profile memory, infer and train": _profile_measured,
+    "measured peaks (maxbatch --verify), training step timing": _measured_peaks,
 }
 
 
