@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ class ModelSpec:
 
     spec: str
     name: str  # what records of it are called (``LoadedModel.name``)
-    _build: object  # (device) -> LoadedModel
+    _build: Callable[[str], LoadedModel]  # (device) -> LoadedModel
 
     def build(self, device: str = "meta") -> LoadedModel:
         """Build the model on ``device`` (meta: no memory, no weights); ``ModelLoadError`` if its constructor
@@ -185,6 +186,8 @@ def _exec_file(path: Path):
     if loaded is not None and getattr(loaded, "__file__", None) != str(resolved):
         name = f"_archcost_file_{name}_{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
     mod_spec = importlib.util.spec_from_file_location(name, resolved)
+    if mod_spec is None or mod_spec.loader is None:  # _import_path reports it as "cannot import"
+        raise ImportError(f"no module loader for {resolved}")
     module = importlib.util.module_from_spec(mod_spec)
     sys.modules[name] = module
     try:

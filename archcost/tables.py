@@ -39,6 +39,10 @@ def render_table(
     if fmt not in FORMATS:
         raise ValueError(f"unknown table format {fmt!r}: one of {', '.join(FORMATS)}")
     if headers is None:
+        import pandas as pd
+
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError("render_table: rows need headers (only a DataFrame brings its own)")
         headers = [str(c) for c in table.columns]
         rows = table.astype(object).values.tolist()
     else:

@@ -209,11 +209,12 @@ class Row:
 
     @property
     def relative(self) -> float | None:
-        if self.change is None:
+        old, change = self.old, self.change
+        if old is None or change is None:
             return None
-        if self.old == 0:
-            return 0.0 if self.change == 0 else math.copysign(math.inf, self.change)
-        return self.change / abs(self.old)
+        if old == 0:
+            return 0.0 if change == 0 else math.copysign(math.inf, change)
+        return change / abs(old)
 
     @property
     def changed(self) -> bool:
@@ -283,25 +284,26 @@ def _apply(row: Row, thresholds: list[Threshold]) -> None:
     """Mark the thresholds ``row`` crosses; measured figures with a spread also need to leave it."""
     if row.old is None or row.new is None:
         return
+    old_spread, new_spread = row.old_spread, row.new_spread
     for t in thresholds:
         if t.metric != row.metric.key or not t.crossed(row.old, row.new):
             continue
-        if row.old_spread and row.new_spread:
+        if old_spread and new_spread:
             # the threshold's direction is about the figure; a throughput drop is a latency rise, and the
             # spreads are in the figure's own unit, so the same rule applies to both
-            if outside_spread(t.direction, row.old_spread, row.new_spread):
+            if outside_spread(t.direction, old_spread, new_spread):
                 row.crossed.append(t.text)
             else:
                 row.within_spread.append(t.text)
         else:
             row.crossed.append(t.text)
-    if row.within_spread and not row.crossed:
+    if row.within_spread and not row.crossed and old_spread and new_spread:  # within_spread: both spreads
         row.note = (
-            f"within the runs' spread (p10-p90 {_fmt(row.metric, row.old_spread[0])}-"
-            f"{_fmt(row.metric, row.old_spread[1])} vs {_fmt(row.metric, row.new_spread[0])}-"
-            f"{_fmt(row.metric, row.new_spread[1])}): not a regression"
+            f"within the runs' spread (p10-p90 {_fmt(row.metric, old_spread[0])}-"
+            f"{_fmt(row.metric, old_spread[1])} vs {_fmt(row.metric, new_spread[0])}-"
+            f"{_fmt(row.metric, new_spread[1])}): not a regression"
         )
-    elif row.metric.kind == "measured" and row.crossed and not (row.old_spread and row.new_spread):
+    elif row.metric.kind == "measured" and row.crossed and not (old_spread and new_spread):
         row.note = "no p10/p90 recorded: the threshold alone decides"
 
 

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "unknown_from": next((r.rf_unknown for r in report.layers if r.rf_unknown), None),
     }
     code = EXIT_OK
-    if args.verify:
+    if real is not None:  # --verify: the model built above
         from archcost.verify.receptive_field import verify
 
         check = verify(real, size, args.layer, report=report)

@@ -153,9 +153,10 @@ def measured_frame(path: str | list[str], device: str | None, batch_size: int | 
     if batch_size is not None:
         df = df[df["batch_size"] == batch_size]
     zoo = set(list_models())
+    top1 = [get_meta(m).top1 if m in zoo else None for m in df["model"]]
     df = df.assign(
         family=[get_meta(m).family if m in zoo else "user" for m in df["model"]],
-        top1=[get_meta(m).top1.value if m in zoo and get_meta(m).top1 else None for m in df["model"]],
+        top1=[t.value if t else None for t in top1],
         dataset=[get_meta(m).dataset if m in zoo else None for m in df["model"]],
         input_size=df["input_shape"],
     )

@@ -69,9 +69,9 @@ def fvcore_columns(report: CostReport, model: nn.Module, fv: FvcoreResult, depth
     for col, own in sources.items():
         placed: dict[int, int] = {}
         for name, c in own.items():
-            key = nearest(name, owners)
-            if key is not None and sum(c.values()):
-                placed[owners[key]] = placed.get(owners[key], 0) + sum(c.values())
+            key, total = nearest(name, owners), sum(c.values())
+            if key is not None and total:
+                placed[owners[key]] = placed.get(owners[key], 0) + total
         for i in set(owners.values()):
             cols[col][i] = placed.get(i, 0)
     cols["fvcore_flops"][-1] = fv.total_flops()

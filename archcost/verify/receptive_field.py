@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 from archcost.cost import analyze
 from archcost.cost._registry import op_name
 from archcost.cost.record import CostReport, LayerCost
-from archcost.errors import InputError
+from archcost.errors import InputError, InternalError
 
 _IDENTITY = frozenset(
     """relu relu6 hardtanh leaky_relu prelu elu selu threshold tanh sigmoid hardsigmoid hardswish silu mish gelu
@@ -154,20 +154,24 @@ def verify(
     ``report``: an analysis of ``model`` at ``input_size`` already made (it is not analysed again)."""
     report = report if report is not None else analyze(model, input_size)
     row, target_path = target_row(report, layer)
+    rf = _geometry(row)[0]
     size = _input_size(model, report, row, input_size, target_path)
     net = _positive(model)
     target = net.get_submodule(target_path)
     x = torch.ones((1, *size), dtype=torch.float64, requires_grad=True)
     with _Linearise():
         y = _run_until(net, x, target)
-    if y.dim() - 2 != len(row.rf):
+    if y.dim() - 2 != len(rf):
         raise InputError(
-            f"the output of {row.name} has {y.dim() - 2} spatial dimensions, the input {len(row.rf)}: its axes "
+            f"the output of {row.name} has {y.dim() - 2} spatial dimensions, the input {len(rf)}: its axes "
             "moved (squeeze, permute, ...) and the check reads them as the input's",
             "check a layer whose output keeps the input's spatial axes",
         )
     centre = tuple(_widest_unit(row, axis, n // 2) for axis, n in enumerate(y.shape[2:]))
-    y[(0, slice(None), *centre)].sum().backward()
+    unit: tuple[int | slice, ...] = (0, slice(None), *centre)
+    y[unit].sum().backward()
+    if x.grad is None:  # backward through y reaches x, or raises
+        raise InternalError(f"no gradient reached the input from {row.name}")
     support = (x.grad[0].abs().sum(0) > 0).nonzero()
     lo, hi = support.min(0).values.tolist(), support.max(0).values.tolist()
     analytic = [unit_field(row, axis, u) for axis, u in enumerate(centre)]
@@ -184,16 +188,24 @@ def verify(
 
 def unit_field(row: LayerCost, axis: int, u: int) -> tuple[float, float]:
     """The input pixels (first, last) that unit ``u`` of ``row``'s output sees along ``axis``, analytically."""
+    rf, jump, start = _geometry(row)
     if row.rf_pattern is not None:
         period, fields = row.rf_pattern[axis]
         cycle, phase = divmod(u, period)
         low, high = fields[phase]
         if low is None:
             return (math.nan, math.nan)
-        shift = round(row.rf_stride[axis] * period)
+        shift = round(jump[axis] * period)
         return (low + cycle * shift, high + cycle * shift)
-    centre, half = row.rf_start[axis] + u * row.rf_stride[axis], (row.rf[axis] - 1) / 2
+    centre, half = start[axis] + u * jump[axis], (rf[axis] - 1) / 2
     return (centre - half, centre + half)
+
+
+def _geometry(row: LayerCost) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """``row``'s receptive field, jump and start per axis; ``InputError`` where they are unknown."""
+    if row.rf is None or row.rf_stride is None or row.rf_start is None:
+        raise InputError(f"the receptive field of {row.name!r} is unknown ({row.rf_unknown})", "pick another layer")
+    return row.rf, row.rf_stride, row.rf_start
 
 
 def _widest_unit(row: LayerCost, axis: int, u: int) -> int:
