@@ -47,13 +47,15 @@ from archcost.errors import InternalError
 
 @dataclass(frozen=True)
 class Cost:
-    """What one layer or op costs: multiply-accumulates and all floating-point operations."""
+    """What one layer or op costs: multiply-accumulates and all floating-point operations; ``int_macs``: of
+    ``macs``, those run in integer arithmetic (a quantized kernel)."""
 
     macs: int = 0
     flops: int = 0
+    int_macs: int = 0
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.macs + other.macs, self.flops + other.flops)
+        return Cost(self.macs + other.macs, self.flops + other.flops, self.int_macs + other.int_macs)
 
 
 ZERO = Cost()

@@ -378,6 +378,7 @@ class Crawl(TorchFunctionMode):
                 params=sum(p.numel() for p in new_params),
                 trainable_params=sum(p.numel() for p in new_params if p.requires_grad),
                 macs=cost.macs,
+                int_macs=cost.int_macs,
                 flops=cost.flops,
                 param_bytes=sum(p.numel() * p.element_size() for p in new_params),
                 activation_bytes=new,

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 
 #: The numeric columns that add up over rows.
-TOTAL_FIELDS = ("params", "macs", "flops", "param_bytes", "activation_bytes")
+TOTAL_FIELDS = ("params", "macs", "flops", "param_bytes", "activation_bytes", "int_macs")
 #: Per-row training figures, totalled in training mode only.
 TRAINING_FIELDS = ("backward_macs", "backward_flops", "optimizer_flops")
 
@@ -75,6 +75,12 @@ class LayerCost:
     backward_macs: int | None = None  # gradient of the input where needed + gradient of the weights
     backward_flops: int | None = None
     optimizer_flops: int | None = None  # one optimizer step on the parameters this row counted
+    #: of ``macs``, those a quantized kernel runs in integer arithmetic (int8 x int8 into int32); the float
+    #: MACs are ``macs - int_macs``
+    int_macs: int = 0
+    #: bit operations, MACs x weight bits x activation bits (``analyze(weight_bits=, act_bits=)``); None when
+    #: no bit widths were asked for (left out of the row's JSON then)
+    bops: int | None = None
     #: of ``params``, those with ``requires_grad=True`` (the rest are frozen); None where unknown (an ONNX graph)
     trainable_params: int | None = None
     #: the ops summed into the row, one ``OpCost`` per call (empty where a module formula costs the layer
@@ -89,7 +95,7 @@ class LayerCost:
     def to_dict(self) -> dict:
         d = asdict(self)
         del d["parts"]
-        for key in (*TRAINING_FIELDS, "trainable_params", "rf_pattern"):
+        for key in (*TRAINING_FIELDS, "trainable_params", "rf_pattern", "bops"):
             if d[key] is None:
                 del d[key]
         d["input_shapes"] = [list(s) for s in self.input_shapes]
@@ -175,6 +181,14 @@ class CostReport:
     training_memory: dict | None = None
     #: what a reader of the figures must know (e.g. an ONNX file's folded batch norm); in JSON when any
     notes: list[str] = field(default_factory=list)
+    #: bytes of the parameters, buffers and packed quantized weights (with their scales and zero points) by
+    #: the dtype each is stored in (``{"float32": 400, "qint8": 5000}``); empty where unknown (a graph file)
+    param_bytes_by_dtype: dict[str, int] = field(default_factory=dict)
+    #: every dtype the analysis saw: parameters, buffers, packed weights, inputs, outputs of rows
+    dtypes_seen: list[str] = field(default_factory=list)
+    #: the what-if precision of ``analyze(weight_bits=, act_bits=)``: ``{"weight_bits", "act_bits",
+    #: "first_last_bits"}``; None when not asked for
+    precision: dict | None = None
 
     def __str__(self) -> str:
         present = PRESENTERS.get("text")
@@ -205,6 +219,8 @@ class CostReport:
     @property
     def totals(self) -> dict[str, int]:
         totals = {f: sum(getattr(r, f) for r in self.layers) for f in TOTAL_FIELDS}
+        if any(r.bops is not None for r in self.layers):
+            totals["bops"] = sum(r.bops or 0 for r in self.layers)
         if self.optimizer is not None:
             totals.update({f: sum(getattr(r, f) or 0 for r in self.layers) for f in TRAINING_FIELDS})
         return totals
@@ -225,6 +241,9 @@ class CostReport:
             "unsupported": [asdict(u) for u in self.unsupported],
             "peak_activation_bytes": self.peak_activation_bytes,
             **({"notes": self.notes} if self.notes else {}),
+            **({"param_bytes_by_dtype": self.param_bytes_by_dtype} if self.param_bytes_by_dtype else {}),
+            **({"dtypes_seen": self.dtypes_seen} if self.dtypes_seen else {}),
+            **({"precision": self.precision} if self.precision is not None else {}),
         } | (
             {
                 "mode": "train",
@@ -272,6 +291,8 @@ class CostReport:
             g["last_row"] = index  # the group's output is its last row's
             for f in TOTAL_FIELDS:
                 g[f] += getattr(r, f)
+            if r.bops is not None:
+                g["bops"] = g.get("bops", 0) + r.bops
             known = g["trainable_params"] is not None and r.trainable_params is not None
             g["trainable_params"] = g["trainable_params"] + r.trainable_params if known else None  # None: unknown
         return list(groups.values())

@@ -47,8 +47,10 @@ COLUMNS = {
     "trainable_params": ("Trainable", _count_or_blank),
     "frozen_params": ("Frozen", _count_or_blank),
     "macs": ("MACs", format_count),
+    "int_macs": ("Int MACs", format_count),
     "share": ("Share", _percent),
     "flops": ("FLOPs", format_count),
+    "bops": ("BOPs", lambda v: "" if _missing(v) else format_count(int(v))),
     "param_bytes": ("Param mem", format_bytes),
     "activation_bytes": ("Output mem", format_bytes),
     "rf": ("RF", str),
@@ -63,6 +65,8 @@ _FRAME_NAME = {"rf": "rf_text"}
 _EXTRA_LEGEND = {
     "trainable_params": "Trainable / Frozen: parameters with requires_grad True / False.",
     "share": "Share: the row's part of the model's total MACs.",
+    "int_macs": "Int MACs: of the MACs, those a quantized kernel runs in integer arithmetic (int8 x int8 into int32).",
+    "bops": "BOPs: bit operations, MACs x weight bits x activation bits (Baskin et al. 2018, UNIQ).",
 }
 _EXTRA_LEGEND["frozen_params"] = _EXTRA_LEGEND["trainable_params"]
 
@@ -84,6 +88,17 @@ def check_columns(columns) -> tuple[str, ...]:
             f"choose among {', '.join(COLUMNS)} (comma-separated)",
         )
     return tuple(dict.fromkeys(["name", *chosen]))  # the layer's name always comes first
+
+
+def default_columns(report: CostReport) -> tuple[str, ...]:
+    """``DEFAULT_COLUMNS``, with Int MACs after MACs where a quantized kernel ran, and BOPs after FLOPs where
+    bit widths were asked for (``analyze(weight_bits=, act_bits=)``)."""
+    names = list(DEFAULT_COLUMNS)
+    if report.totals["int_macs"]:
+        names.insert(names.index("macs") + 1, "int_macs")
+    if report.precision is not None:
+        names.insert(names.index("flops") + 1, "bops")
+    return tuple(names)
 
 
 def check_top(top) -> int | None:
@@ -130,6 +145,7 @@ def _full_rows(report: CostReport, depth: int | None) -> list[dict]:
                 "type": r.type,
                 "output_shape": listify(r.output_shape),
                 **{f: getattr(r, f) for f in TOTAL_FIELDS},
+                "bops": r.bops,
                 "rf_text": rf_text(r),
                 "trainable_params": r.trainable_params,
                 "supported": r.supported,
@@ -147,6 +163,7 @@ def _full_rows(report: CostReport, depth: int | None) -> list[dict]:
                     "type": f"{n} layer" + ("" if n == 1 else "s"),
                     "output_shape": last.output_shape,
                     **{f: g[f] for f in TOTAL_FIELDS},
+                    "bops": g.get("bops"),
                     "rf_text": rf_text(last),
                     "trainable_params": g["trainable_params"],
                     "supported": True,
@@ -167,6 +184,7 @@ def _totals_row(report: CostReport) -> dict:
     trainable = None if any(t is None for t in known) else sum(known)
     return {
         "name": "Total", "type": "", "output_shape": (), **{f: totals[f] for f in TOTAL_FIELDS}, "rf_text": "",
+        "bops": totals.get("bops"),
         "trainable_params": trainable, "frozen_params": None if trainable is None else totals["params"] - trainable,
         "share": 1.0 if totals["macs"] else None, "supported": True,
     }  # fmt: skip
@@ -179,7 +197,7 @@ def _costliest(rows: list[dict], top: int) -> list[dict]:
 
 def _chosen(report: CostReport, depth: int | None, columns, top) -> tuple[list[dict], tuple[str, ...], int]:
     """The rows to show with the totals row last; the column names; the number of rows in all."""
-    names = check_columns(columns)
+    names = check_columns(columns) if columns is not None else default_columns(report)
     top = check_top(top)
     rows = _full_rows(report, depth)
     n = len(rows)
@@ -240,7 +258,8 @@ def footer_lines(report: CostReport, columns=None, top: int | None = None, depth
     """The lines under the table: totals in words, receptive field, memory, legend, what was not costed;
     with ``columns`` the legend of the extra columns shown, with ``top`` which rows are shown."""
     lines = _footer(report)
-    extra = dict.fromkeys(_EXTRA_LEGEND[c] for c in check_columns(columns) if c in _EXTRA_LEGEND)
+    shown = check_columns(columns) if columns is not None else default_columns(report)
+    extra = dict.fromkeys(_EXTRA_LEGEND[c] for c in shown if c in _EXTRA_LEGEND)
     at = lines.index(LEGEND) + 1
     lines[at:at] = list(extra)
     if check_top(top) is not None:
@@ -349,7 +368,7 @@ def render(
     if fmt not in ("markdown", "text", "html"):
         raise ValueError(f"unknown format {fmt!r}")
     headers, cells = _human_rows(report, depth, columns, top)
-    names = check_columns(columns)
+    names = check_columns(columns) if columns is not None else default_columns(report)
     footer = footer_lines(report, names, top, depth)
     left = {COLUMNS[c][0] for c in names if c in _LEFT}
     body = render_table(cells, fmt, headers=headers, left=left, totals=True)
