@@ -22,12 +22,11 @@ from __future__ import annotations
 import logging
 import re
 import socket
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from archcost.errors import ArchcostError, InputError, first_line
-from archcost.profiling.results import FIELDS, new_record
+from archcost.profiling.results import FIELDS, new_record, unfinished_records
 
 #: Seconds to wait for a TCP connection to a given cluster address before calling it unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -210,29 +209,6 @@ def _node_id(ray) -> str | None:
         return None
 
 
-def _failure(name: str, device: str, config, run_id: str, batch: int, status: str, message: str, **env) -> dict:
-    """A record for a batch size that was not measured, with its status and the reason."""
-    values = {
-        "run_id": run_id,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": name,
-        "batch_size": batch,
-        "device": device,
-        "dtype": config.dtype,
-        "threads": config.threads,
-        "channels_last": config.channels_last,
-        "compiled": config.compile,
-        "min_time_s": config.min_time_s,
-        "status": status,
-        "error": message,
-        **env,
-    }
-    mode = getattr(config, "mode", None)
-    if mode is not None and "mode" in FIELDS:
-        values["mode"] = mode
-    return new_record(**{k: v for k, v in values.items() if k in FIELDS})
-
-
 def profile_task(spec, name: str, config, run_id: str) -> Iterator[dict]:
     """The work of one Ray task: the records of ``spec`` at ``config.batch_sizes``, as measured on this worker.
 
@@ -266,26 +242,37 @@ def profile_task(spec, name: str, config, run_id: str) -> Iterator[dict]:
         env["env_device_name"] = None  # the device asked for is not here: the CPU's name would mislabel it
     message = f"worker {env.get('env_host') or socket.gethostname()}: {why}"
     device = "cuda:0" if config.device == "cuda" else config.device
-    for batch in config.batch_sizes:
-        if batch not in done:
-            yield _failure(name, device, config, run_id, batch, status, message, **env, env_ray_node=node)
+    yield from unfinished_records(
+        config,
+        config.batch_sizes,
+        done,
+        model=name,
+        device=device,
+        run_id=run_id,
+        status=status,
+        error=message,
+        **env,
+        env_ray_node=node,
+    )
 
 
 def _failure_of(exc: BaseException, ray) -> tuple[str, str]:
     """``(status, message)`` for a task that ended with ``exc`` instead of a record."""
-    from archcost.profiling.sweep import first_line
-
     errors = ray.exceptions
+
+    def why(e: BaseException) -> str:
+        return first_line(e, with_type=True)
+
     ip = getattr(exc, "ip", None)
     where = f"the Ray worker at {ip}" if ip else "its Ray worker"
     if isinstance(exc, errors.OutOfMemoryError):
-        return "oom", f"{where} was killed by Ray's memory monitor: {first_line(exc)}"
+        return "oom", f"{where} was killed by Ray's memory monitor: {why(exc)}"
     if isinstance(exc, errors.RayTaskError):
         cause = getattr(exc, "cause", None) or exc
-        return "error", f"archcost failed on {where} (archcost's bug: please report it): {first_line(cause)}"
+        return "error", f"archcost failed on {where} (archcost's bug: please report it): {why(cause)}"
     if isinstance(exc, errors.WorkerCrashedError):
-        return "error", f"{where} died while measuring (a crash in the model's code or a kernel): {first_line(exc)}"
-    return "error", f"the task did not finish on {where}: {first_line(exc)}"
+        return "error", f"{where} died while measuring (a crash in the model's code or a kernel): {why(exc)}"
+    return "error", f"the task did not finish on {where}: {why(exc)}"
 
 
 @dataclass
@@ -336,11 +323,17 @@ def ray_records(
                 except Exception as exc:
                     del pending[gen]
                     status, message = _failure_of(exc, ray)
-                    for batch in task.batch_sizes:
-                        if batch not in task.done:
-                            yield _failure(
-                                task.name, task.device, config, run_id, batch, status, message, **task.worker
-                            )
+                    yield from unfinished_records(
+                        config,
+                        task.batch_sizes,
+                        task.done,
+                        model=task.name,
+                        device=task.device,
+                        run_id=run_id,
+                        status=status,
+                        error=message,
+                        **task.worker,
+                    )
                     continue
                 task.done.add(rec.get("batch_size"))
                 task.worker = {k: rec.get(k) for k in ("env_host", "env_ray_node")}

@@ -6,8 +6,9 @@ pages), which libraries it imported, which models ran before. A fresh process pe
 own timing script is, so ``--isolate`` reproduces it; benchmarks/profile_check.py measures the difference.
 
 The parent sends the model spec and settings as JSON on the child's standard input; the child
-(``python -m archcost.profiling.isolated``) runs ``sweep.profile_model`` and prints one JSON record per line as
-each is measured, so a crash or Ctrl-C loses only what was not finished.
+(``python -m archcost.profiling.isolated_child``) runs ``sweep.profile_model`` and prints one JSON record per line
+as each is measured, so a crash or Ctrl-C loses only what was not finished. This module is the parent side
+and imports nothing of the sweep (no import cycle).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
-from archcost.profiling.results import new_record, record_json
+from archcost.profiling.results import new_record, unfinished_records
 
 
 def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda text: None) -> Iterator[dict]:
@@ -36,7 +37,7 @@ def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda 
     }
     step(f"{spec}: starting a fresh process")
     child = subprocess.Popen(
-        [sys.executable, "-m", "archcost.profiling.isolated"],
+        [sys.executable, "-m", "archcost.profiling.isolated_child"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -64,61 +65,13 @@ def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda 
         raise KeyboardInterrupt
     if code != 0:
         why = (child.stderr.read().strip().splitlines() or ["no message"])[-1]
-        for batch in ctx.batch_sizes:
-            if batch not in done:
-                yield new_record(
-                    model=name,
-                    batch_size=batch,
-                    device=str(ctx.device),
-                    dtype=ctx.config.dtype,
-                    run_id=ctx.run_id,
-                    status="error",
-                    error=f"the measuring process exited with code {code}: {why}",
-                )
-
-
-def _child() -> int:
-    import torch
-
-    from archcost.errors import ArchcostError
-    from archcost.profiling.environment import environment
-    from archcost.profiling.roofline import DevicePeaks
-    from archcost.profiling.sweep import ProfileConfig, RunContext, profile_model
-    from archcost.units import DTYPES
-
-    request = json.loads(sys.stdin.read())
-    records, sys.stdout = sys.stdout, sys.stderr  # what the model prints must not mix with the records
-    config = ProfileConfig(**request["config"])
-    device = torch.device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    cudnn_benchmark = None
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        cudnn_benchmark = True
-    env = environment(device, threads=torch.get_num_threads(), dtype=config.dtype, cudnn_benchmark=cudnn_benchmark)
-    peaks = DevicePeaks(**request["peaks"]) if request["peaks"] else None
-    ctx = RunContext(
-        config,
-        device,
-        tuple(config.batch_sizes),
-        DTYPES[config.dtype],
-        env,
-        peaks,
-        request["peaks_note"],
-        request["run_id"],
-    )
-    try:
-        for rec in profile_model(request["spec"], ctx):
-            records.write(record_json(rec) + "\n")
-            records.flush()
-    except KeyboardInterrupt:
-        return 130
-    except ArchcostError as exc:
-        print(f"{exc.message}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child())
+        yield from unfinished_records(
+            ctx.config,
+            ctx.batch_sizes,
+            done,
+            model=name,
+            device=str(ctx.device),
+            run_id=ctx.run_id,
+            status="error",
+            error=f"the measuring process exited with code {code}: {why}",
+        )

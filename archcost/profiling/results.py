@@ -132,6 +132,42 @@ def new_record(**values) -> dict:
     return record
 
 
+def unfinished_records(
+    config,
+    batch_sizes: Iterable[int],
+    done: set,
+    *,
+    model: str,
+    device: str,
+    run_id: str,
+    status: str,
+    error: str,
+    **env,
+) -> list[dict]:
+    """The one writer of records for the batch sizes of ``batch_sizes`` not in ``done`` (a child process that
+    exited, a Ray task that failed, a worker without the device): ``status`` and ``error`` say why, the
+    settings come from ``config`` (``sweep.ProfileConfig``), ``env`` adds what is known of the machine."""
+    import time
+
+    values = {
+        "run_id": run_id,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": model,
+        "device": device,
+        "dtype": config.dtype,
+        "threads": config.threads,
+        "channels_last": config.channels_last,
+        "compiled": config.compile,
+        "mode": config.mode,
+        "min_time_s": config.min_time_s,
+        "status": status,
+        "error": error,
+        **env,
+    }
+    values = {k: v for k, v in values.items() if k in FIELDS}
+    return [new_record(**values, batch_size=batch) for batch in batch_sizes if batch not in done]
+
+
 def to_dataframe(records: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(list(records), columns=list(FIELDS))
 

@@ -8,9 +8,9 @@ records are yielded one at a time, so a caller that stops early (Ctrl-C) keeps a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
-import gc
 import re
 import time
 import uuid
@@ -20,13 +20,25 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from archcost import errors
 from archcost.errors import ArchcostError, InputError
 from archcost.profiling.environment import environment, git_commit, model_file
 from archcost.profiling.memory import held_bytes, measure_peak
 from archcost.profiling.nvml import PowerSampler, power_fields
+from archcost.profiling.outcome import (  # re-exported: sweep's public names before outcome.py
+    CV_LIMIT,  # noqa: F401
+    FLAGS,  # noqa: F401
+    LAYER_SUM_TOLERANCE,  # noqa: F401
+    analysis_fields,
+    carry_over,
+    classify_failure,
+    first_line,
+    flags_and_warnings,
+    is_oom,  # noqa: F401
+)
+from archcost.profiling.outcome import channels_last as _channels_last
+from archcost.profiling.outcome import release as _release
 from archcost.profiling.results import new_record
-from archcost.profiling.roofline import DevicePeaks, device_peaks, layer_traffic_bytes, peaks_key, roofline_fields
+from archcost.profiling.roofline import DevicePeaks, device_peaks, peaks_key, roofline_fields
 from archcost.profiling.timing import measure, timing_fields
 from archcost.units import DTYPES
 
@@ -60,12 +72,6 @@ class ProfileConfig:
     mode: str = "infer"  # "train": a timed training step (archcost.profiling.train_step)
     optimizer: str = "adam"  # mode "train" only
     amp: bool = False  # mode "train" only: autocast (float16 on CUDA, bfloat16 on the CPU)
-
-
-#: A record's ``flags`` when a figure should not be trusted as it is (each comes with a sentence in ``warnings``).
-FLAGS = ("cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off")
-CV_LIMIT = 0.10  # coefficient of variation above which the latency is flagged
-LAYER_SUM_TOLERANCE = 0.15  # layer times must add up to the median latency within this fraction
 
 
 # -- pure decisions ---------------------------------------------------------------------------------------
@@ -116,52 +122,7 @@ def parse_batch_sizes(text: str | Sequence[int]) -> list[int]:
     return sorted(set(sizes))
 
 
-_OOM = re.compile(r"out of memory|can't allocate memory|cannot allocate memory|ALLOC_FAILED", re.IGNORECASE)
-_UNSUPPORTED = re.compile(r"not implemented for|not supported|unsupported|does not support|no kernel", re.IGNORECASE)
-_DTYPE_WORDS = re.compile(r"half|bfloat16|float16|bf16|fp16", re.IGNORECASE)
-
-
-def is_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` is an out-of-memory: ``torch.cuda.OutOfMemoryError``, ``MemoryError`` or an allocator message."""
-    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
-    if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
-        return True
-    return isinstance(exc, RuntimeError) and bool(_OOM.search(str(exc)))
-
-
-def classify_failure(exc: BaseException, dtype: str) -> str:
-    """``oom``, ``unsupported`` (a reduced-precision dtype the device has no kernel for) or ``error``."""
-    if is_oom(exc):
-        return "oom"
-    text = str(exc)
-    if dtype != "float32" and _UNSUPPORTED.search(text) and _DTYPE_WORDS.search(text):
-        return "unsupported"
-    return "error"
-
-
-def carry_over(status: str, batch_size: int, message: str) -> tuple[str, str] | None:
-    """What the larger batch sizes of a model get after ``status`` at ``batch_size``: oom and unsupported
-    carry over without running (a bigger batch needs more memory; a dtype stays unsupported), ok and error don't.
-    """
-    if status == "oom":
-        return "oom", f"not run: batch {batch_size} already ran out of memory"
-    if status == "unsupported":
-        return "unsupported", message
-    return None
-
-
-def first_line(exc: BaseException) -> str:
-    """``"ValueError: first line of its message"``: a failure as a record's ``error`` holds it."""
-    return errors.first_line(exc, with_type=True)
-
-
 # -- the sweep --------------------------------------------------------------------------------------------
-
-
-def _release(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def _to_device(module: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> nn.Module:
@@ -191,27 +152,6 @@ def workload_of(config: ProfileConfig, module: nn.Module, name: str, default_siz
         work = Workload.of(module, config.input_size)
     work = dataclasses.replace(work, name=name, default_input=tuple(default_size), dtype=config.dtype)
     return work.load()
-
-
-def analysis_fields(report, dtype: str) -> dict:
-    """A record's analytic fields from the ``CostReport`` of its batch size (or the ``ArchcostError`` its
-    analysis raised): params, MACs, FLOPs, traffic bytes and the inference memory estimate."""
-    if isinstance(report, ArchcostError):
-        return {"analysis_note": f"analysis failed: {report.message}", "memory_estimate_note": "no analysis"}
-    out: dict = {}
-    totals = report.totals
-    out["params"], out["macs"], out["flops"] = totals["params"], totals["macs"], totals["flops"]
-    out["traffic_bytes"] = layer_traffic_bytes(report.layers, torch.empty((), dtype=DTYPES[dtype]).element_size())
-    if report.unsupported:
-        ops = sorted({u.op for u in report.unsupported})
-        out["analysis_note"] = f"FLOPs exclude ops archcost cannot cost: {', '.join(ops[:5])}"
-    from archcost.cost.memory import inference_peak_bytes
-
-    try:
-        out["memory_estimate_bytes"] = int(inference_peak_bytes(report))
-    except Exception as exc:  # the estimate is a comparison column: its failure must not stop a measurement
-        out["memory_estimate_note"] = f"estimate failed: {first_line(exc)}"
-    return out
 
 
 def _load(spec, options: dict):
@@ -322,6 +262,26 @@ class RunContext:
     run_id: str
 
 
+@contextlib.contextmanager
+def measurement_setup(device: torch.device, threads: int | None, dtype: str) -> Iterator[dict]:
+    """The one setup of every executor (this process, the ``--isolate`` child, a Ray worker through
+    ``iter_profile``): ``threads`` torch threads when given, ``cudnn.benchmark`` on for CUDA; yields the
+    record's environment fields (``environment.environment``) and restores both settings after."""
+    old_threads = torch.get_num_threads()
+    old_benchmark = torch.backends.cudnn.benchmark
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        cudnn_benchmark = None
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            cudnn_benchmark = torch.backends.cudnn.benchmark
+        yield environment(device, threads=torch.get_num_threads(), dtype=dtype, cudnn_benchmark=cudnn_benchmark)
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.backends.cudnn.benchmark = old_benchmark
+
+
 def iter_profile(
     models: Sequence,
     config: ProfileConfig,
@@ -339,17 +299,8 @@ def iter_profile(
     dtype = DTYPES[config.dtype]
     step = on_step or (lambda text: None)
 
-    old_threads = torch.get_num_threads()
-    old_benchmark = torch.backends.cudnn.benchmark
-    try:
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        cudnn_benchmark = None
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            cudnn_benchmark = torch.backends.cudnn.benchmark
-        threads = torch.get_num_threads()
-        env = environment(device, threads=threads, dtype=config.dtype, cudnn_benchmark=cudnn_benchmark)
+    with measurement_setup(device, config.threads, config.dtype) as env:
+        threads = env["env_threads"]
         peaks: DevicePeaks | None = None
         peaks_note = None
         if config.roofline:
@@ -367,14 +318,11 @@ def iter_profile(
                     continue
                 run = dataclasses.replace(ctx, batch_sizes=tuple(parse_batch_sizes(model_batch_sizes[i])))
             if config.isolate:
-                from archcost.profiling.isolated import profile_model_isolated
+                from archcost.profiling.isolated import profile_model_isolated  # the parent side: no sweep import
 
                 yield from profile_model_isolated(spec, run, step)
             else:
                 yield from profile_model(spec, run, step)
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.backends.cudnn.benchmark = old_benchmark
 
 
 def working_copy(module: nn.Module) -> nn.Module:
@@ -467,46 +415,6 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
     finally:
         module = runner = work = None
         _release(device)
-
-
-def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
-    """The ``flags`` of a measured record and one sentence each saying what to do (``FLAGS``)."""
-    flags, warnings = [], []
-    cv = out.get("latency_cv")
-    if cv is not None and cv > CV_LIMIT:
-        flags.append("cv_high")
-        warnings.append(
-            f"latency CV {100 * cv:.0f}% is over {100 * CV_LIMIT:.0f}%: the samples disagree (a busy machine, "
-            "frequency scaling); close other work, use --threads below the core count, or raise --min-time"
-        )
-    if out.get("warmup_settled") is False:
-        flags.append("warmup_unsettled")
-        warnings.append("warm-up did not settle (the last single calls still changed by more than 5%); raise --warmup")
-    pct = out.get("percent_of_peak")
-    layer_pct = [r["percent_of_peak"] for r in out.get("layers") or [] if r.get("percent_of_peak") is not None]
-    if (pct is not None and pct > 100) or any(p > 100 for p in layer_pct):
-        from archcost.profiling.roofline import ABOVE_PEAK
-
-        flags.append("peaks_stale")
-        where = "the model" if pct is not None and pct > 100 else "a layer"
-        warnings.append(f"{where} ran above the calibrated peak FLOP/s: {ABOVE_PEAK}")
-    ratio = out.get("layer_time_sum_ratio")
-    if ratio is not None and abs(ratio - 1) > LAYER_SUM_TOLERANCE:
-        flags.append("layer_sum_off")
-        warnings.append(
-            f"the layer times add up to {100 * ratio:.0f}% of the median latency (more than "
-            f"{100 * LAYER_SUM_TOLERANCE:.0f}% off): time between layers (Python), the profiler's overhead "
-            "(large against a model of a few ms) or a busy machine (see the CV); read the shares, not the "
-            "absolute layer times (layer_unattributed_s and profiler_overhead say which)"
-        )
-    return flags, warnings
-
-
-def _channels_last(value):
-    """A 4-D image input in channels-last memory format (anything else as it is)."""
-    if isinstance(value, torch.Tensor) and value.dim() == 4 and value.is_floating_point():
-        return value.contiguous(memory_format=torch.channels_last)
-    return value
 
 
 def measure_one(runner, module, name, work, batch, ctx: RunContext, report) -> dict:

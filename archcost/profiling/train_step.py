@@ -167,7 +167,14 @@ def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -
     """
     from archcost.cost.training import training_peak_bytes
     from archcost.profiling.nvml import PowerSampler, power_fields
-    from archcost.profiling.sweep import _release, analysis_fields, classify_failure, first_line, flags_and_warnings
+    from archcost.profiling.outcome import (
+        analysis_fields,
+        channels_last,
+        classify_failure,
+        first_line,
+        flags_and_warnings,
+        release,
+    )
 
     config, device = ctx.config, ctx.device
     out = analysis_fields(report, config.dtype)
@@ -182,11 +189,9 @@ def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -
     sampler = PowerSampler(device) if config.power else None
     failure = None
     try:
-        from archcost.profiling.sweep import _channels_last
-
         args, kwargs = work.tensors(device, batch_size=batch, dtype=ctx.dtype)
         if config.channels_last:
-            args = [_channels_last(a) for a in args]
+            args = [channels_last(a) for a in args]
         x = (args, kwargs)
         if sampler is not None:
             sampler.start()
@@ -213,7 +218,7 @@ def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -
             sampler.close()
         x = None
     if failure is not None:
-        _release(device)
+        release(device)
         return {**out, "status": failure[0], "error": failure[1]}
     from archcost.profiling.timing import timing_fields
 
