@@ -45,6 +45,7 @@ def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda 
     )
     done: set[int] = set()
     name = str(spec)
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None  # all three are PIPE
     try:
         child.stdin.write(json.dumps(request))
         child.stdin.close()

@@ -162,9 +162,12 @@ def call_args(x: object) -> tuple[list, dict, list[torch.Tensor], torch.device]:
     input tensor, and their device (the CPU when there is no tensor)."""
     if isinstance(x, torch.Tensor):
         return [x], {}, [x], x.device
-    args, kwargs = x  # type: ignore[misc]
+    if not (isinstance(x, (tuple, list)) and len(x) == 2 and isinstance(x[1], dict)):
+        raise TypeError(f"expected a tensor or forward's (args, kwargs), got {type(x).__name__}")
+    args: list = list(x[0])
+    kwargs: dict = dict(x[1])
     flat = [t for t in flat_values([*args, *kwargs.values()]) if isinstance(t, torch.Tensor)]
-    return list(args), dict(kwargs), flat, flat[0].device if flat else torch.device("cpu")
+    return args, kwargs, flat, flat[0].device if flat else torch.device("cpu")
 
 
 def measure_inference_peak(model: nn.Module, x: object) -> MemoryPeak:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 #: Every field ``power_summary`` fills, all None when there is no reading.
 POWER_FIELDS = (
@@ -114,7 +115,7 @@ def power_summary(
 # -- NVML ---------------------------------------------------------------------------------------------
 
 
-def open_device(device) -> tuple[object | None, object | None, str | None]:
+def open_device(device) -> tuple[Any, Any, str | None]:
     """``(pynvml module, NVML handle, None)`` for a CUDA device, or ``(None, None, reason)`` when there is none.
 
     The handle is found by the device's UUID (CUDA and NVML number devices differently when
@@ -145,7 +146,7 @@ def open_device(device) -> tuple[object | None, object | None, str | None]:
         if handle is None:
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         pynvml.nvmlDeviceGetPowerUsage(handle)  # some GPUs have no power sensor: find out now
-    except (*failed, RuntimeError, AssertionError) as exc:  # NVML, or torch's device properties
+    except (*failed, RuntimeError, AssertionError) as exc:  # type: ignore[misc]  # NVML, or torch's device properties
         _shutdown(pynvml)
         return None, None, f"NVML cannot read this GPU's power: {exc}"
     return pynvml, handle, None
