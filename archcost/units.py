@@ -153,3 +153,17 @@ def format_bytes(value: float | int | None, digits: int = 2) -> str:
         return "?"
     text = format_count(value, digits)
     return f"{text}B" if text[-1].isalpha() else f"{text} B"
+
+
+def stored_bytes(t: torch.Tensor) -> int:
+    """Bytes ``t`` occupies as stored: its elements at their own dtype, and for a quantized tensor
+    (``qint8``, ``quint8``, ...) its quantization parameters as torch keeps them: one float64 scale and one
+    int64 zero point per tensor (``PerTensorAffineQuantizer``), or a scale and zero-point tensor of one entry
+    per channel (``PerChannelAffineQuantizer``: ``q_per_channel_scales``/``q_per_channel_zero_points``)."""
+    data = t.numel() * t.element_size()
+    if not t.is_quantized:
+        return data
+    if t.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+        return data + 8 + 8
+    scales, zeros = t.q_per_channel_scales(), t.q_per_channel_zero_points()
+    return data + scales.numel() * scales.element_size() + zeros.numel() * zeros.element_size()

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from archcost.errors import InternalError
@@ -258,6 +259,35 @@ def _aten_has(name: str) -> bool:
 
 
 # -- registration ----------------------------------------------------------------------------------------
+#: module class -> the function listing the weights it holds outside ``nn.Parameter`` (packed quantized weights)
+_WEIGHTS: dict[type, Callable[[nn.Module], list]] = {}
+
+
+def register_weights(*classes: type[nn.Module]) -> Callable:
+    """Register ``fn(module) -> [tensor, ...]``: the weights and biases a layer type keeps outside its
+    ``nn.Parameter``s (torch.ao's packed quantized weights), so that they count as its parameters, priced
+    at their own dtype. Looked up along ``type(module).__mro__``; a class registered twice raises."""
+
+    def wrap(fn: Callable[[nn.Module], list]) -> Callable[[nn.Module], list]:
+        for cls in classes:
+            if cls in _WEIGHTS:
+                raise ValueError(f"weights of {cls.__name__} are already registered")
+            _WEIGHTS[cls] = fn
+        return fn
+
+    return wrap
+
+
+def held_weights(module: nn.Module) -> list | None:
+    """The tensors ``module`` holds outside its parameters (``register_weights``), or None."""
+    _load_formulas()
+    for cls in type(module).__mro__:
+        fn = _WEIGHTS.get(cls)
+        if fn is not None:
+            return fn(module)
+    return None
+
+
 def register_cost(
     *keys: str | Callable | type[nn.Module],
     override: bool = False,
@@ -329,6 +359,9 @@ def op_name(func: Callable) -> str:
         owner = getattr(func, "__self__", None)
         name = getattr(owner, "__name__", None) or getattr(getattr(owner, "fget", None), "__name__", "get")
         return name
+    qualified = getattr(func, "_qualified_op_name", None) if isinstance(func, torch._ops.OpOverloadPacket) else None
+    if isinstance(qualified, str) and qualified.startswith("quantized::"):
+        return f"quantized_{name}"  # quantized::conv2d takes packed weights: not aten's conv2d
     if name.startswith("__") and name.endswith("__"):
         name = name[2:-2]
         if name.startswith(("i", "r")) and name[1:] in _DUNDER_ARITH:

@@ -18,7 +18,7 @@ import os
 import torch
 from torch import nn
 
-from archcost.cost._registry import formula_overrides
+from archcost.cost._registry import formula_overrides, held_weights
 from archcost.cost.crawl import Crawl, shape_of, storage_key
 from archcost.cost.formulas._args import tensors
 from archcost.cost.inputs import InputSpec, assemble, check_signature, describe_spec, input_specs, make_tensor
@@ -27,7 +27,7 @@ from archcost.cost.record import CostReport, LayerCost
 from archcost.cost.untouched import has_lazy, is_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
 from archcost.cost.workload import Workload
 from archcost.errors import AnalysisError, InputError, InternalError, first_line
-from archcost.units import DTYPES, format_bytes
+from archcost.units import DTYPES, format_bytes, stored_bytes
 
 
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -129,13 +129,35 @@ def analyze(
     model = unwrap(model)
     refuse_torchscript(model)
     check_signature(model, specs, plain)
+    quantized = quantized_layers(model)
+    if quantized:
+        what = ", ".join(quantized[:3]) + (f" and {len(quantized) - 3} more" if len(quantized) > 3 else "")
+        if training:
+            raise InputError(
+                f"the model holds quantized layers ({what}): quantized kernels have no backward, so it cannot be "
+                "analysed in training mode",
+                "analyse it for inference (leave out --mode train / mode='train'), or analyse its float original",
+            )
+        if device == "meta":
+            raise InputError(
+                f"the model holds quantized layers ({what}), whose packed weights exist only on the CPU",
+                "analyse on the CPU: --device cpu or --device auto (the default); in Python device='cpu'",
+            )
+        device = "cpu"
+    kept = _stored_precision(model, dtype)
+    if kept is not None:
+        notes.append(
+            f"parameters and buffers priced at the dtypes the model stores ({', '.join(kept[1])}), floating inputs "
+            f"given as {dtype_name_of(kept[0])}; --dtype (dtype=) other than float32 casts the floating tensors"
+        )
+        dtype = kept[0]
     # float dtypes apply to parameters; int8 is a storage format: analyse in float32, bytes at 1 each.
     compute_dtype = dtype if dtype.is_floating_point else torch.float32
     target = model
     if has_lazy(model):
         target = lazy_copy(model)
         _materialise(target, specs, plain, batch_size, compute_dtype, training)
-    run = _Run(target, specs, plain, batch_size, compute_dtype, training, int_range)
+    run = _Run(target, specs, plain, batch_size, compute_dtype, training, int_range, keep=kept is not None)
 
     because = None
     if device != "cpu":
@@ -153,7 +175,12 @@ def analyze(
             _check_memory(run.cpu_bytes(failed.crawl.peak), max_memory)
     if device == "cpu" or because is not None:
         if because is None:
-            because = "asked for (device='cpu')"
+            because = (
+                f"the model holds torch.ao quantized layers ({what}), whose packed weights and kernels exist only "
+                "on the CPU; their parameters are read from the packed weights, the caller's model is not changed"
+                if quantized
+                else "asked for (device='cpu')"
+            )
             _check_memory(run.cpu_bytes(0), max_memory)
         try:
             crawl, out = run.forward("cpu")
@@ -283,8 +310,9 @@ def _op_label(op: str) -> str:
 class _Run:
     """One model, its inputs and settings; ``forward(device)`` crawls it on meta or on the CPU."""
 
-    def __init__(self, model, specs, plain, batch_size, dtype, training, int_range=None) -> None:
+    def __init__(self, model, specs, plain, batch_size, dtype, training, int_range=None, keep=False) -> None:
         self.model, self.specs, self.plain = model, specs, plain
+        self.keep = keep  # parameters and buffers keep their own dtypes (a model stored at other precisions)
         self.batch_size, self.dtype, self.training = batch_size, dtype, training
         self.int_range = int_range  # integer inputs of a CPU run: seeded values in [low, high), else zeros
         self.param_names = {k for k, _ in model.named_parameters()}
@@ -305,9 +333,10 @@ class _Run:
         ``archcost.cost.step.StepPlan``), forward runs with autograd on and the step's backward and
         optimizer run inside the same guards and ``functional_call`` (so a checkpointed forward re-run in
         backward sees the analysis tensors too). Raises ``_Failed``."""
-        self.state = _state(self.model, device, self.dtype)
+        self.state = _state(self.model, device, None if self.keep else self.dtype)
         params = {id(t): t for k, t in self.state.items() if k in self.param_names}
         crawl = Crawl(params, axes=self.axes) if step is None else step.crawl(params, self.axes)
+        crawl.held = held_by_module(self.model)
         args, kwargs = self.tensors(device)
         made = tensors((args, kwargs))  # every input tensor, also those inside tuple and dict arguments
         for t in made:
@@ -407,18 +436,19 @@ def _tensors(model: nn.Module) -> list[torch.Tensor]:
     return [*model.parameters(), *model.buffers()]
 
 
-def _state(model: nn.Module, device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _state(model: nn.Module, device: str, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
     """The parameters and buffers forward runs with: empty on meta; on the CPU copies of the model's own
-    values (random normals where the model itself is on meta), never the caller's tensors."""
+    values (random normals where the model itself is on meta), never the caller's tensors. Floating tensors
+    take ``dtype``; with None each keeps its own."""
     state: dict[str, torch.Tensor] = {}
     generator = torch.Generator().manual_seed(0)
     for key, t in [*model.named_parameters(), *model.named_buffers()]:
-        target = dtype if t.is_floating_point() else t.dtype
+        target = dtype if t.is_floating_point() and dtype is not None else t.dtype
         if device == "meta":
             state[key] = torch.empty(t.shape, device="meta", dtype=target)  # not empty_like: it imports sympy
         elif t.device.type == "meta":
             state[key] = (
-                torch.randn(t.shape, generator=generator).to(target) * 0.02
+                (torch.randn(t.shape, generator=generator) * 0.02).to(target)
                 if target.is_floating_point
                 else torch.zeros(t.shape, dtype=target)
             )
@@ -427,6 +457,56 @@ def _state(model: nn.Module, device: str, dtype: torch.dtype) -> dict[str, torch
         if t.requires_grad:  # as the model has it: rows count trainable and frozen parameters from this
             state[key].requires_grad_(True)
     return state
+
+
+#: the floating dtypes kernels compute in: a model stored in another (float8) gets float32 inputs
+_COMPUTE = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def dtype_name_of(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _stored_precision(model: nn.Module, dtype: torch.dtype) -> tuple[torch.dtype, list[str]] | None:
+    """Where ``dtype`` is the default float32 and the model stores floating tensors in other dtypes (a
+    ``.half()`` model, fp16 weights beside fp32 norms, float8 weights): the dtype floating inputs take (the
+    compute dtype most of its floating elements are stored in; float32 if none) and the floating dtypes
+    seen. None: a float32 model, or another dtype asked for (every floating tensor is cast to it)."""
+    if dtype != torch.float32:
+        return None
+    counts: dict[torch.dtype, int] = {}
+    for t in _tensors(model):
+        if t.is_floating_point():
+            counts[t.dtype] = counts.get(t.dtype, 0) + t.numel()
+    if not counts or set(counts) == {torch.float32}:
+        return None
+    compute = {d: n for d, n in counts.items() if d in _COMPUTE}
+    lead = max(compute, key=lambda d: compute[d]) if compute else torch.float32
+    return lead, sorted(dtype_name_of(d) for d in counts)
+
+
+def quantized_layers(model: nn.Module) -> list[str]:
+    """The paths of ``model``'s torch.ao quantized layers (those holding packed weights) and of modules with
+    quantized parameters or buffers."""
+    found = []
+    for path, m in model.named_modules():
+        if held_weights(m) is not None or any(
+            t.is_quantized for t in [*m.parameters(recurse=False), *m.buffers(recurse=False)]
+        ):
+            found.append(path or type(m).__name__)
+    return found
+
+
+def held_by_module(model: nn.Module) -> dict[int, list[tuple[int, int, str]]]:
+    """id(module) -> ``(elements, bytes as stored, dtype name)`` of each weight it holds outside its
+    parameters (packed quantized weights, unpacked here, outside the crawl)."""
+    held = {}
+    with torch.no_grad():
+        for m in model.modules():
+            weights = held_weights(m)
+            if weights:
+                held[id(m)] = [(t.numel(), stored_bytes(t), dtype_name_of(t.dtype)) for t in weights]
+    return held
 
 
 def _materialise(model: nn.Module, specs, plain, batch_size, dtype, training) -> None:
@@ -486,6 +566,9 @@ def _report(run: _Run, crawl: Crawl, out, *, model_name: str, dtype: torch.dtype
         base = torch.empty((), dtype=run.dtype).element_size()
         rows = [_rescale(r, scale, base) for r in rows]
         peak = peak * scale // base
+    by_dtype, seen = _param_dtypes(run, crawl, dtype)
+    seen.update(s.describe(run.batch_size, run.dtype)["dtype"] for s in run.specs)
+    seen.update(dtype_name_of(t.dtype) for t in tensors(out))
     return CostReport(
         model=model_name,
         input_shape=tuple(run.first.shape),
@@ -500,7 +583,26 @@ def _report(run: _Run, crawl: Crawl, out, *, model_name: str, dtype: torch.dtype
         analysed_on=on,
         analysed_on_because=because,
         notes=[DREW_NOTE] if getattr(run, "drew", False) else [],
+        param_bytes_by_dtype=by_dtype,
+        dtypes_seen=sorted(seen),
     )
+
+
+def _param_dtypes(run: _Run, crawl: Crawl, dtype: torch.dtype) -> tuple[dict[str, int], set[str]]:
+    """Bytes of the parameters and packed weights by the dtype each is stored in (they add up to the
+    ``param_bytes`` total; with a storage dtype such as int8 asked for, floating parameters count under it),
+    and every dtype among the parameters, buffers and packed weights."""
+    by_dtype = dict(crawl.held_bytes)
+    seen = set(crawl.held_bytes)
+    storage = None if dtype.is_floating_point else dtype
+    for key, t in run.state.items():
+        stored = storage if storage is not None and t.is_floating_point() else t.dtype
+        name = dtype_name_of(stored)
+        seen.add(name)
+        if key in run.param_names:
+            size = t.numel() * torch.empty((), dtype=stored).element_size()
+            by_dtype[name] = by_dtype.get(name, 0) + size
+    return by_dtype, seen
 
 
 def _unused_rows(run: _Run, crawl: Crawl) -> list[LayerCost]:

@@ -116,6 +116,10 @@ class Crawl(TorchFunctionMode):
         self.storage_row: dict[int, int] = {}  # storage of an output -> the row that created it
         self.params = params  # id -> meta parameter tensor
         self.counted: set[int] = set()
+        #: id(module) -> the weights it holds outside its parameters (``held_weights``), unpacked before the
+        #: forward (outside this mode); popped when the module's row counts them
+        self.held: dict[int, list[tuple[int, int, str]]] = {}  # (elements, bytes as stored, dtype name)
+        self.held_bytes: dict[str, int] = {}  # bytes of those weights by dtype
         self.rows: list[LayerCost] = []
         self.unsupported: list[Unsupported] = []
         self.stack: list[_Frame] = []
@@ -161,6 +165,10 @@ class Crawl(TorchFunctionMode):
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         own = [p for p in module.parameters() if id(p) in self.params]
+        held = self.held.pop(id(module), None)
+        if held:  # packed quantized weights: parameters priced at their own dtype, counted once per module
+            for _, size, dtype in held:
+                self.held_bytes[dtype] = self.held_bytes.get(dtype, 0) + size
         self._add_row(
             base=frame.path or type(module).__name__,
             type_=type(module).__name__,
@@ -175,6 +183,7 @@ class Crawl(TorchFunctionMode):
             unsupported=[] if formula is not None else frame.unsupported,
             steps=frame.steps if formula is None else [(Unknown(type(module).__name__), ())],
             since=frame.since,
+            held=held or (),
         )
 
     # -- ops ------------------------------------------------------------------------------------
@@ -356,7 +365,22 @@ class Crawl(TorchFunctionMode):
 
     # -- rows -----------------------------------------------------------------------------------
     def _add_row(
-        self, *, base, type_, module, kind, inputs, out, cost, param_ids, ops, unsupported, steps, since, parts=()
+        self,
+        *,
+        base,
+        type_,
+        module,
+        kind,
+        inputs,
+        out,
+        cost,
+        param_ids,
+        ops,
+        unsupported,
+        steps,
+        since,
+        parts=(),
+        held=(),
     ):
         new_params = [self.params[i] for i in sorted(param_ids - self.counted) if i in self.params]
         self.counted.update(id(p) for p in new_params)
@@ -375,12 +399,12 @@ class Crawl(TorchFunctionMode):
                 depth=depth,
                 input_shapes=tuple(tuple(t.shape) for t in inputs),
                 output_shape=shape_of(out),
-                params=sum(p.numel() for p in new_params),
+                params=sum(p.numel() for p in new_params) + sum(n for n, _, _ in held),
                 trainable_params=sum(p.numel() for p in new_params if p.requires_grad),
                 macs=cost.macs,
                 int_macs=cost.int_macs,
                 flops=cost.flops,
-                param_bytes=sum(p.numel() * p.element_size() for p in new_params),
+                param_bytes=sum(p.numel() * p.element_size() for p in new_params) + sum(size for _, size, _ in held),
                 activation_bytes=new,
                 view_bytes=shared,
                 supported=not unsupported,
