@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             executor="ray" if args.ray is not None else "local",
             address=args.ray or None,
             accelerator=args.accelerator,
+            quantized_engine=args.quantized_engine,
         )
     except ArchcostError as exc:  # bad input found mid-sweep (a model that cannot be built): show what was measured
         measured = getattr(exc, "measured", None)
@@ -144,6 +145,12 @@ def add_parser(sub) -> None:
         "--accelerator",
         metavar="TYPE",
         help="with --ray --device cuda: only GPUs of this kind, as Ray names it (A100, H100, T4, ...)",
+    )
+    p.add_argument(
+        "--quantized-engine",
+        metavar="NAME",
+        help="torch.backends.quantized.engine for the run (x86, fbgemm, qnnpack, onednn: whichever this torch has), "
+        "set before each model is built; recorded as env_quantized_engine (default: torch's own)",
     )
     p.add_argument("--no-power", action="store_true", help="do not sample NVML power")
     p.add_argument("--no-roofline", action="store_true", help="skip the device-peak calibration and roofline fields")

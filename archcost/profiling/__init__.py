@@ -69,6 +69,7 @@ def profile(
     executor: str = "local",
     address: str | None = None,
     accelerator: str | None = None,
+    quantized_engine: str | None = None,
 ) -> pd.DataFrame:
     """Time ``models`` (zoo names, ``package.module:callable`` / ``file.py:callable`` specs, or modules)
     at each batch size on ``device`` and return one DataFrame row per model and batch size.
@@ -102,6 +103,10 @@ def profile(
     (``latency_median_s`` is the whole step), ``memory_peak_bytes`` is the first step's measured peak and
     ``memory_estimate_bytes`` its estimate (``archcost.cost.training``). ``amp``: autocast (float16 on
     CUDA with a ``GradScaler``, bfloat16 on the CPU; float32 weights). Every row has ``mode``.
+
+    ``quantized_engine``: ``torch.backends.quantized.engine`` (``x86``, ``fbgemm``, ``qnnpack``, ``onednn``;
+    ``torch.backends.quantized.supported_engines``) for the whole sweep, builds included, restored after; every
+    record has ``env_quantized_engine``. One this torch lacks: ``InputError`` naming the ones it has.
 
     ``results_file``: also append every row, as it is measured, to this JSON-lines file (its folder is
     checked before anything is measured: ``InputError``).
@@ -155,6 +160,7 @@ def profile(
         mode=mode,
         optimizer=optimizer,
         amp=amp,
+        quantized_engine=quantized_engine,
     )
     check_config(config, ray=executor == "ray")
     if results_file is not None:

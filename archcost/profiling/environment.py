@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import platform
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -58,6 +60,84 @@ def ray_cpu_threads(threads: int | None) -> int:
     """The threads one Ray CPU task uses and the CPUs it holds: ``threads`` where given, else
     ``RAY_CPU_THREADS`` (one CPU per task, so that tasks sharing a node never share a core)."""
     return RAY_CPU_THREADS if threads is None else threads
+
+
+def quantized_engines() -> list[str]:
+    """The quantized CPU backends this torch build has (``torch.backends.quantized.supported_engines``: ``x86``,
+    ``fbgemm``, ``qnnpack``, ``onednn``; ``none`` is not one)."""
+    return [e for e in torch.backends.quantized.supported_engines if e != "none"]
+
+
+def check_quantized_engine(name: str | None) -> None:
+    """``InputError`` for a quantized engine this torch build lacks, naming the ones it has. ``None`` keeps
+    torch's current ``torch.backends.quantized.engine``."""
+    from archcost.errors import InputError
+
+    if name is None:
+        return
+    have = quantized_engines()
+    if name not in have:
+        raise InputError(
+            f"--quantized-engine {name}: torch {torch.__version__} has no such quantized backend on this machine "
+            f"(it has {', '.join(have) or 'none'})",
+            f"use one of {', '.join(have)}" if have else "install a torch build with quantized CPU kernels",
+        )
+
+
+@contextlib.contextmanager
+def quantized_engine(name: str | None) -> Iterator[str]:
+    """Run the block with ``torch.backends.quantized.engine`` set to ``name`` (``None``: as it is) and restore
+    it after; yields the engine in force. Set before a model is built and copied, so that a builder that
+    quantizes with ``torch.backends.quantized.engine`` packs its weights for this engine."""
+    check_quantized_engine(name)
+    old = torch.backends.quantized.engine
+    try:
+        if name is not None:
+            torch.backends.quantized.engine = name
+        yield torch.backends.quantized.engine
+    finally:
+        torch.backends.quantized.engine = old
+
+
+#: Where torch keeps the modules whose forward runs integer kernels (static, dynamic, fused-and-quantized,
+#: reference-quantized and sparse-quantized modules); ``torch.ao.nn.quantizable`` is float and trains.
+QUANTIZED_MODULE_PREFIXES = (
+    "torch.ao.nn.quantized",
+    "torch.ao.nn.intrinsic.quantized",
+    "torch.nn.quantized",
+    "torch.ao.nn.sparse.quantized",
+)
+
+
+def quantized_parts(model: torch.nn.Module) -> list[str]:
+    """``"name (Type)"`` of each outermost submodule of ``model`` that is a torch.ao quantized module
+    (``QUANTIZED_MODULE_PREFIXES``) or holds a quantized tensor (``Tensor.is_quantized``); empty for a float
+    model. (A module with no name is the model itself.)"""
+    parts: list[str] = []
+    inside: list[str] = []  # the quantized modules found: their own parts (packed parameters) are not listed again
+    for name, m in model.named_modules():
+        if any(name.startswith(f"{outer}.") for outer in inside):
+            continue
+        tensors = [*m.parameters(recurse=False), *m.buffers(recurse=False)]
+        if type(m).__module__.startswith(QUANTIZED_MODULE_PREFIXES) or any(t.is_quantized for t in tensors):
+            parts.append(f"{name or '(the model)'} ({type(m).__name__})")
+            inside.append(name)
+    return parts
+
+
+def refuse_quantized_training(model: torch.nn.Module) -> None:
+    """``InputError`` when ``model`` is quantized (``quantized_parts``): its integer kernels have no backward, so
+    a training step cannot run."""
+    from archcost.errors import InputError
+
+    parts = quantized_parts(model)
+    if parts:
+        shown = ", ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
+        raise InputError(
+            f"{type(model).__name__} is quantized ({shown}): quantized kernels have no backward, so a training "
+            "step cannot be timed",
+            "profile its inference (drop --mode train), or time the training of its float original",
+        )
 
 
 def device_name(device: torch.device) -> str:
@@ -123,6 +203,7 @@ def environment(device: torch.device, *, threads: int, dtype: str, cudnn_benchma
         "env_cudnn_benchmark": cudnn_benchmark,
         "env_torch": torch.__version__,
         "env_threads": threads,
+        "env_quantized_engine": torch.backends.quantized.engine,
         "env_dtype": dtype,
         "env_archcost": _archcost_version(),
         "env_python": platform.python_version(),

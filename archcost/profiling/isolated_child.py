@@ -27,7 +27,7 @@ def main() -> int:
     config = ProfileConfig(**request["config"])
     device = torch.device(config.device)
     peaks = DevicePeaks(**request["peaks"]) if request["peaks"] else None
-    with measurement_setup(device, config.threads, config.dtype) as env:
+    with measurement_setup(device, config.threads, config.dtype, config.quantized_engine) as env:
         ctx = RunContext(
             config,
             device,

@@ -35,6 +35,7 @@ ENV_FIELDS = (
     "env_cudnn_benchmark",
     "env_torch",
     "env_threads",
+    "env_quantized_engine",  # torch.backends.quantized.engine: the integer kernels of a quantized model
     "env_dtype",
     "env_archcost",
     "env_python",

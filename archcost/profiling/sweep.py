@@ -22,6 +22,7 @@ from torch import nn
 
 from archcost.errors import ArchcostError, InputError
 from archcost.profiling.environment import environment, git_commit, model_file
+from archcost.profiling.environment import quantized_engine as quantized_engine_setting
 from archcost.profiling.memory import held_bytes, measure_peak
 from archcost.profiling.nvml import PowerSampler, power_fields
 from archcost.profiling.outcome import (  # re-exported: sweep's public names before outcome.py
@@ -72,6 +73,7 @@ class ProfileConfig:
     mode: str = "infer"  # "train": a timed training step (archcost.profiling.train_step)
     optimizer: str = "adam"  # mode "train" only
     amp: bool = False  # mode "train" only: autocast (float16 on CUDA, bfloat16 on the CPU)
+    quantized_engine: str | None = None  # torch.backends.quantized.engine for the sweep; None: as it is
 
 
 # -- pure decisions ---------------------------------------------------------------------------------------
@@ -233,6 +235,9 @@ def check_config(config: ProfileConfig, *, ray: bool = False) -> None:
         from archcost.profiling.environment import check_threads
 
         check_threads(config.threads)
+    from archcost.profiling.environment import check_quantized_engine
+
+    check_quantized_engine(config.quantized_engine)
     if config.mode not in ("infer", "train"):
         raise InputError(f"unknown mode {config.mode!r}", "use infer (the default) or train")
     if config.mode == "train":
@@ -263,12 +268,17 @@ class RunContext:
 
 
 @contextlib.contextmanager
-def measurement_setup(device: torch.device, threads: int | None, dtype: str) -> Iterator[dict]:
+def measurement_setup(
+    device: torch.device, threads: int | None, dtype: str, quantized_engine: str | None = None
+) -> Iterator[dict]:
     """The one setup of every executor (this process, the ``--isolate`` child, a Ray worker through
     ``iter_profile``): ``threads`` torch threads when given, ``cudnn.benchmark`` on for CUDA; yields the
-    record's environment fields (``environment.environment``) and restores both settings after."""
+    record's environment fields (``environment.environment``) and restores both settings after;
+    ``quantized_engine`` sets ``torch.backends.quantized.engine`` for the block (``environment.quantized_engine``)."""
     old_threads = torch.get_num_threads()
     old_benchmark = torch.backends.cudnn.benchmark
+    engine = quantized_engine_setting(quantized_engine)
+    engine.__enter__()
     try:
         if threads:
             torch.set_num_threads(threads)
@@ -280,6 +290,7 @@ def measurement_setup(device: torch.device, threads: int | None, dtype: str) -> 
     finally:
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_benchmark
+        engine.__exit__(None, None, None)
 
 
 def iter_profile(
@@ -299,7 +310,7 @@ def iter_profile(
     dtype = DTYPES[config.dtype]
     step = on_step or (lambda text: None)
 
-    with measurement_setup(device, config.threads, config.dtype) as env:
+    with measurement_setup(device, config.threads, config.dtype, config.quantized_engine) as env:
         threads = env["env_threads"]
         peaks: DevicePeaks | None = None
         peaks_note = None

@@ -237,7 +237,11 @@ def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -
 
 
 def require_trainable(model: nn.Module) -> None:
-    """``InputError`` when ``model`` has no parameter with ``requires_grad=True``: a step has nothing to train."""
+    """``InputError`` when ``model`` is quantized (no backward: ``environment.refuse_quantized_training``) or has
+    no parameter with ``requires_grad=True``: a step has nothing to train."""
+    from archcost.profiling.environment import refuse_quantized_training
+
+    refuse_quantized_training(model)
     if not any(p.requires_grad for p in model.parameters()):
         raise InputError(
             f"{type(model).__name__} has no trainable parameters (every requires_grad is False): a training "
