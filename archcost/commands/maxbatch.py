@@ -101,16 +101,17 @@ def _device(spec: str):
 
 
 def _verify(work, batch: int, args: argparse.Namespace, device) -> int:
-    from archcost.profiling.memory import measured_inference_peak, measured_training_peak
+    from archcost.profiling.memory import measure_inference_peak, measure_training_peak
     from archcost.units import DTYPES
 
     dtype = DTYPES[args.dtype]
     built = load(args, "cpu")
     model = built.module.to(device=device, dtype=dtype)
     args_, kwargs = built.with_batch(batch).tensors(device, dtype=dtype)
+    # the model was built for this run: measured as it is (no second copy of the weights on the device)
     if args.mode == "train":
-        return measured_training_peak(model, (args_, kwargs), args.optimizer)
-    return measured_inference_peak(model, (args_, kwargs))
+        return measure_training_peak(model, (args_, kwargs), args.optimizer, copy_model=False).peak_bytes
+    return measure_inference_peak(model, (args_, kwargs), copy_model=False).peak_bytes
 
 
 def add_parser(sub) -> None:

@@ -170,29 +170,34 @@ def call_args(x: object) -> tuple[list, dict, list[torch.Tensor], torch.device]:
     return args, kwargs, flat, flat[0].device if flat else torch.device("cpu")
 
 
-def measure_inference_peak(model: nn.Module, x: object) -> MemoryPeak:
+def measure_inference_peak(model: nn.Module, x: object, *, copy_model: bool = True) -> MemoryPeak:
     """The peak of one inference forward (under ``torch.inference_mode``) of a deep copy of ``model`` on ``x``
     (one tensor, or forward's ``(args, kwargs)``), after one warm-up forward; held: the copy's parameters and
-    buffers and the inputs. The caller's model is not touched."""
+    buffers and the inputs. The caller's model is not touched. ``copy_model=False``: measure ``model``
+    itself, for a caller that built it for this (``maxbatch --verify``: no second copy of the weights on
+    a device filled to its limit)."""
     args, kwargs, ins, device = call_args(x)
-    m = copy.deepcopy(model).to(device).eval()
+    m = (copy.deepcopy(model) if copy_model else model).to(device).eval()
     with torch.inference_mode():
         m(*args, **kwargs)  # warm-up: one-time allocations (kernel caches, lazy state) are not the model's peak
         return measure_peak(lambda: m(*args, **kwargs), device, held_bytes(m), held_bytes(ins))
 
 
-def measure_training_peak(model: nn.Module, x: object, optimizer: str = "adam") -> MemoryPeak:
+def measure_training_peak(
+    model: nn.Module, x: object, optimizer: str = "adam", *, copy_model: bool = True
+) -> MemoryPeak:
     """The peak of the first training step of a deep copy of ``model`` on ``x`` (one tensor, or forward's
     ``(args, kwargs)``): forward, backward of the sum of the output's tensors (the loss
     ``archcost.cost.training`` assumes), one step of ``optimizer`` (sgd, momentum, adam, adamw: the rule
     ``archcost.cost.step.optimizer_rule`` builds, so each is the optimizer named). Gradients and optimizer
     state are created inside the step; held: the copy's parameters and buffers and the inputs. The caller's
-    model is not touched. ``InputError`` for an unknown optimizer."""
+    model is not touched (``copy_model=False``: ``model`` itself is stepped, for a caller that built it for
+    this). ``InputError`` for an unknown optimizer."""
     from archcost.cost.step import optimizer_rule
 
     rule = optimizer_rule(optimizer)
     args, kwargs, ins, device = call_args(x)
-    m = copy.deepcopy(model).to(device).train()
+    m = (copy.deepcopy(model) if copy_model else model).to(device).train()
     opt = rule.make([p for p in m.parameters() if p.requires_grad])
 
     def step() -> None:

@@ -150,3 +150,13 @@ def test_cuda_reads_the_allocator_statistics(monkeypatch):
     assert peak_above(fn, torch.device("cuda", 0)) == 5000
     peak = measure_peak(fn, torch.device("cuda", 0), model_bytes=300, input_bytes=40)
     assert (peak.peak_bytes, peak.method) == (300 + 40 + 5000, "torch.cuda.max_memory_allocated")
+
+
+def test_copy_model_false_measures_the_model_given_with_the_same_figures(linear):
+    """``maxbatch --verify`` measures the model it built itself (no second copy of the weights on the device)."""
+    model, x = linear
+    copied = measure_training_peak(model, x, "momentum")
+    own = nn.Linear(F, F, bias=False)
+    in_place = measure_training_peak(own, x, "momentum", copy_model=False)
+    assert own.weight.grad is not None  # the model given was stepped
+    assert (in_place.held_bytes, in_place.above_bytes) == (copied.held_bytes, copied.above_bytes)
