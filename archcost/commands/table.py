@@ -24,6 +24,16 @@ def run(args: argparse.Namespace) -> int:
 
     chosen = check_columns(args.columns) if args.columns is not None else None  # before analysing: exit 2 fast
     check_top(args.top)
+    from archcost.cost.precision import check_bits
+
+    bits = [
+        check_bits(getattr(args, k), f"--{k.replace('_', '-')}") for k in ("weight_bits", "act_bits", "first_last_bits")
+    ]
+    if any(b is not None for b in bits) and (args.fvcore or args.mode == "train"):
+        raise InputError(
+            "--weight-bits/--act-bits/--first-last-bits price an inference table",
+            "leave out " + ("--fvcore" if args.fvcore else "--mode train") + ", or the bit widths",
+        )
     other = "--fvcore" if args.fvcore else "--mode train" if args.mode == "train" else None
     if (chosen is not None or args.top is not None) and (other or args.format == "json"):
         raise InputError(
@@ -49,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         report = train_report(args)
         emit(render_training(report, args.format), args.output)
     else:
-        report = analyse(args)
+        from archcost.cost.precision import with_precision
+
+        report = with_precision(analyse(args), args.weight_bits, args.act_bits, args.first_last_bits)
         emit(render(report, args.format, args.depth, chosen, args.top), args.output)
     if args.strict and report.unsupported:
         print(f"archcost table --strict: {not_costed_line(report)}", file=sys.stderr)
@@ -71,6 +83,16 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--top", type=positive_int, metavar="K", help="only the K layers with the most MACs (totals: the whole model)"
+    )
+    p.add_argument(
+        "--weight-bits", type=int, metavar="N", help="what-if: price weights at N bits (1-32): bytes and BOPs"
+    )
+    p.add_argument("--act-bits", type=int, metavar="N", help="what-if: price activations at N bits (1-32)")
+    p.add_argument(
+        "--first-last-bits",
+        type=int,
+        metavar="N",
+        help="with --weight-bits/--act-bits: the first and last layers with MACs at N bits (default: the same)",
     )
     p.add_argument("--fvcore", action="store_true", help="add fvcore's flop, activation and parameter counts")
     p.add_argument(

@@ -22,6 +22,7 @@ from archcost.cost._registry import formula_overrides, held_weights
 from archcost.cost.crawl import Crawl, shape_of, storage_key
 from archcost.cost.formulas._args import tensors
 from archcost.cost.inputs import InputSpec, assemble, check_signature, describe_spec, input_specs, make_tensor
+from archcost.cost.precision import check_bits, with_precision
 from archcost.cost.receptive import propagate, with_field
 from archcost.cost.record import CostReport, LayerCost
 from archcost.cost.untouched import has_lazy, is_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
@@ -59,6 +60,9 @@ def analyze(
     batch_dim: int = 0,
     int_range: tuple[int, int] | None = None,
     formulas: dict | None = None,
+    weight_bits: int | None = None,
+    act_bits: int | None = None,
+    first_last_bits: int | None = None,
 ) -> CostReport:
     """Per-layer params, MACs, FLOPs and bytes of ``model`` on its inputs.
 
@@ -91,6 +95,11 @@ def analyze(
     input kind, the CPU fallback, activation checkpointing (recompute counted in backward, said in ``notes``),
     one seeded draw of forward's random numbers for forward and backward alike.
 
+    ``weight_bits=``/``act_bits=`` (1..32): price the model as if quantized to those widths
+    (``archcost.cost.precision.with_precision``: bytes and BOPs = MACs x weight bits x activation bits per row
+    and in the totals, params and MACs unchanged); ``first_last_bits=``: the width of the first and last
+    layers with MACs (default: the same).
+
     ``formulas={key: fn}``: cost formulas for this call only, replacing the registered ones (keys as
     ``register_cost`` takes them: a torch callable, an op name, an ``nn.Module`` class; fvcore's
     ``set_op_handle``). The registry is unchanged for every other call.
@@ -102,6 +111,14 @@ def analyze(
         call = {k: v for k, v in locals().items() if k != "formulas"}
         with formula_overrides(formulas):
             return analyze(**call)
+    check_bits(weight_bits, "weight_bits")
+    check_bits(act_bits, "act_bits")
+    check_bits(first_last_bits, "first_last_bits")
+    if weight_bits is not None or act_bits is not None or first_last_bits is not None:
+        if mode == "train":
+            raise InputError("weight_bits/act_bits price an inference pass", "leave out mode='train' or the bit widths")
+        call = {k: v for k, v in locals().items() if k not in ("weight_bits", "act_bits", "first_last_bits")}
+        return with_precision(analyze(**call), weight_bits, act_bits, first_last_bits)
     notes: list[str] = []
     if isinstance(model, Workload):
         work = model.load("meta") if not isinstance(model.model, nn.Module) else model.load()
@@ -476,7 +493,7 @@ def _stored_precision(model: nn.Module, dtype: torch.dtype) -> tuple[torch.dtype
         return None
     counts: dict[torch.dtype, int] = {}
     for t in _tensors(model):
-        if t.is_floating_point():
+        if not is_lazy(t) and t.is_floating_point():
             counts[t.dtype] = counts.get(t.dtype, 0) + t.numel()
     if not counts or set(counts) == {torch.float32}:
         return None
