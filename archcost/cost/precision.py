@@ -2,11 +2,12 @@
 quantized to ``weight_bits`` / ``act_bits``, params and MACs unchanged.
 
 BOPs follow the binary/quantized-network convention: a multiply-accumulate of a ``b_w``-bit weight and a
-``b_a``-bit activation costs ``b_w * b_a`` bit operations, so a layer's BOPs are ``MACs x b_w x b_a``
-(Baskin et al., "UNIQ: Uniform Noise Injection for Non-Uniform Quantization of Neural Networks", 2018,
-sec. 4, which also counts the accumulator; archcost counts the products only, as van Baalen et al.,
-"Bayesian Bits", NeurIPS 2020, eq. for BOP count do). The first and last layers with MACs are commonly kept at
-higher precision (8 bits in most quantization papers, e.g. Zhou et al. 2016, DoReFa-Net): ``first_last_bits``.
+``b_a``-bit activation costs ``b_w * b_a`` bit operations, so a layer's BOPs are ``MACs x b_w x b_a``. This is
+the product term of the BOPs count of Baskin et al., "UNIQ: Uniform Noise Injection for Non-Uniform
+Quantization of Neural Networks" (2018), ``m n k^2 (b_a b_w + b_a + b_w + log2(n k^2))``, whose other terms
+count the accumulation; van Baalen et al., "Bayesian Bits" (NeurIPS 2020), count the product form used here.
+The first and last layers with MACs are commonly kept at higher precision (DoReFa-Net, Zhou et al. 2016, leaves
+them in float; LSQ, Esser et al. 2020, keeps them at 8 bits): ``first_last_bits``.
 """
 
 from __future__ import annotations

@@ -304,6 +304,10 @@ def _footer(report: CostReport) -> list[str]:
         lines.insert(1, f"Receptive field unknown from {stopped.rf_unknown} on.")
     elif final is None and any(r.rf == () for r in report.layers) and not any(r.rf for r in report.layers):
         lines.insert(1, "No receptive field: no layer has a spatial axis (the input has none: token ids, vectors).")
+    by_dtype = report.param_bytes_by_dtype
+    if by_dtype and set(by_dtype) != {report.dtype}:  # stored at other precisions than the analysis dtype
+        parts = ", ".join(f"{d} {format_bytes(b)}" for d, b in sorted(by_dtype.items(), key=lambda kv: -kv[1]))
+        lines.insert(1, f"Parameter bytes by stored dtype: {parts}; dtypes seen: {', '.join(report.dtypes_seen)}.")
     if report.unsupported:
         lines.append(not_costed_line(report))
     lines += [f"Note: {note}." for note in report.notes]
