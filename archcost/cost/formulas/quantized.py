@@ -22,6 +22,7 @@ from archcost.cost._registry import Cost, register_cost, register_weights
 from archcost.cost.formulas.conv import conv_macs, conv_transpose_macs, with_bias
 from archcost.cost.formulas.linear import linear_macs
 from archcost.cost.formulas.recurrent import recurrent_cost
+from archcost.units import per_element
 
 #: quantized dtypes: a weight in one of them makes the layer's MACs integer MACs
 INT_DTYPES = (torch.qint8, torch.quint8, torch.qint32, torch.quint4x2, torch.int8, torch.uint8)
@@ -134,3 +135,36 @@ def _quantize(args: tuple, kwargs: dict, out) -> Cost:
 def _dequantize(args: tuple, kwargs: dict, out) -> Cost:
     """``x = (q - zero_point) * scale``: a subtract and a multiply per element."""
     return Cost(0, 2 * sum(t.numel() for t in (out if isinstance(out, tuple | list) else [out])))
+
+
+def _elements(out) -> int:
+    return sum(t.numel() for t in (out if isinstance(out, tuple | list) else [out]))
+
+
+# the quantized elementwise ops of FloatFunctional/QFunctional (residual adds of quantized ResNets, MobileNets):
+# the float ops' per-element FLOPs (units.FLOPS_PER_ELEMENT), with the fused ReLU's added
+_QUANTIZED_ELEMENTWISE = {
+    torch.ops.quantized.add: ("add",),
+    torch.ops.quantized.add_relu: ("add", "relu"),
+    torch.ops.quantized.add_scalar: ("add",),
+    torch.ops.quantized.mul: ("mul",),
+    torch.ops.quantized.mul_relu: ("mul", "relu"),
+    torch.ops.quantized.mul_scalar: ("mul",),
+}
+
+
+def _elementwise(ops: tuple[str, ...]):
+    def cost(args: tuple, kwargs: dict, out) -> Cost:
+        return Cost(0, _elements(out) * sum(per_element(op) for op in ops))
+
+    return cost
+
+
+for _op, _names in _QUANTIZED_ELEMENTWISE.items():
+    register_cost(_op)(_elementwise(_names))
+
+
+@register_cost(torch.ops.quantized.cat)
+def _cat(args: tuple, kwargs: dict, out) -> Cost:
+    """Concatenation (requantized to one scale): data movement, as the float ``cat``."""
+    return Cost()
