@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archcost.commands._common import EXIT_OK, add_device_arg, add_input_args, parse_opts, positive_int
-from archcost.errors import InputError
+from archcost.errors import InputError, ModelLoadError
 
 if TYPE_CHECKING:
     from archcost.report.chart import Chart
@@ -21,7 +21,8 @@ MEASURED = (
 )  # fmt: skip
 LAYER_MEASURED = ("layer-time", "layer-roofline")  # archcost.report.layer_figures: profile --layers records
 TRAINING = ("memory-train-vs-batch",)  # archcost.report.training_figures: estimates, and records if given
-KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED + TRAINING
+PRECISION = ("accuracy-vs-weight-bytes",)  # archcost.report.precision_figures: published float and int8 top-1
+KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED + TRAINING + PRECISION
 
 
 #: profile result fields -> the chart columns, with the unit change.
@@ -52,6 +53,36 @@ def _models(args) -> list[str]:
     return [m.strip() for m in args.models.split(",") if m.strip()]
 
 
+def precision_counts(archs: list[str] | None) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """``{spec: (params, MACs)}`` for the published float/int8 pairs of ``report.precision_figures.PUBLISHED``
+    (all of them, or those whose architecture is in ``archs``), each analysed once at the input its accuracy
+    was measured at, and notes naming the pairs left out (a ``torchvision:`` architecture without
+    torchvision installed). An architecture not in ``PUBLISHED`` is an ``InputError``."""
+    from archcost.cost.collect import analyse_models
+    from archcost.report.precision_figures import INPUT_SIZES, PUBLISHED
+
+    known = list(dict.fromkeys(e.arch for e in PUBLISHED))
+    if archs is not None:
+        unknown = [a for a in archs if a not in known]
+        if unknown:
+            raise InputError(
+                f"no published int8 accuracy for {', '.join(unknown)}",
+                f"accuracy-vs-weight-bytes draws torchvision's quantized weights: {', '.join(known)}",
+            )
+    counts: dict[str, tuple[int, int]] = {}
+    notes: list[str] = []
+    for arch in archs or known:
+        spec = next(e.spec for e in PUBLISHED if e.arch == arch)
+        size = INPUT_SIZES.get(arch)
+        try:
+            ((_, report),) = analyse_models([spec], {"input_size": size} if size else None).values()
+        except ModelLoadError as exc:  # torchvision:NAME with no torchvision here
+            notes.append(f"{arch} left out: {exc.message}")
+            continue
+        counts[spec] = (int(report.totals["params"]), int(report.totals["macs"]))
+    return counts, notes
+
+
 def figure(args: argparse.Namespace) -> tuple[Chart, list[str]]:
     """The chart for ``args.kind`` (``report.chart.Chart``: the figure and its warnings), and notes on what
     was left out."""
@@ -72,6 +103,13 @@ def figure(args: argparse.Namespace) -> tuple[Chart, list[str]]:
         from archcost.cost.collect import memory_estimates
 
         return training_memory_figure(_models(args) if args.models else None, measured, memory_estimates), notes
+    if args.kind in PRECISION:
+        from archcost.report.precision_figures import accuracy_vs_weight_bytes, precision_points
+
+        counts, notes = precision_counts(_models(args) if args.models else None)
+        if not counts:
+            raise InputError("no model with published float and int8 accuracy to plot", "; ".join(notes))
+        return accuracy_vs_weight_bytes(precision_points(counts)), notes
     if args.kind in PER_MODEL:
         from archcost.commands._common import analyse
 

@@ -142,6 +142,24 @@ def build(analysed: dict, folder: str | Path, results: str | list[str] | None = 
             ("accuracy-density.png", figures.accuracy_density, "Top-1 per million parameters"),
         ):
             doc.img(_save(fn(points.frame), folder, name), caption)
+    from archcost.report.precision_figures import PUBLISHED, accuracy_vs_weight_bytes, precision_points
+
+    published = {e.spec for e in PUBLISHED}
+    counts = {s: (int(r.totals["params"]), int(r.totals["macs"])) for s, (_, r) in analysed.items() if s in published}
+    if counts:  # the seed's "weight precision" trade-off, for the models with published int8 weights
+        precision = precision_points(counts)
+        write_atomic(folder / "precision.csv", precision.to_csv(index=False))
+        doc.h2("Weight precision")
+        doc.p(
+            "Published ImageNet-1K top-1 of torchvision's float32 weights and of the int8 weights quantized from "
+            "them (the source of each figure in precision.csv), against weight bytes: parameters x 4 bytes "
+            "(float32) or x 1 byte (int8; biases, scales and zero points left out)."
+        )
+        doc.table(precision[["model", "top1", "params", "weight_bytes", "method"]])
+        doc.img(
+            _save(accuracy_vs_weight_bytes(precision), folder, "accuracy-vs-weight-bytes.png"),
+            "Top-1 against weight bytes; blob area: MACs; dashed: the Pareto frontier",
+        )
     if results:
         from archcost.report.data import measured_frame
 
