@@ -155,11 +155,39 @@ def format_bytes(value: float | int | None, digits: int = 2) -> str:
     return f"{text}B" if text[-1].isalpha() else f"{text} B"
 
 
+def inner_tensors(t: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors that hold ``t``'s data: for a wrapper tensor subclass (torch's traceable-wrapper
+    protocol, ``__tensor_flatten__``; torchao's quantized tensors: int8 or packed int4 ``qdata`` beside float
+    ``scale`` and ``zero_point``) its inner tensors, recursively; ``[t]`` for a plain tensor. A wrapper's own
+    ``dtype`` is what it computes as (float32 for an int8 weight-only tensor), not what it stores."""
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    if not is_traceable_wrapper_subclass(t):
+        return [t]
+    names, _ = getattr(t, "__tensor_flatten__")()  # noqa: B009 (the protocol's method; Tensor does not declare it)
+    return [leaf for name in names for leaf in inner_tensors(getattr(t, name))]
+
+
+def bytes_by_dtype(t: torch.Tensor) -> dict[str, int]:
+    """``stored_bytes`` of ``t`` split by the dtype each part is stored in (``{"int8": 32768, "float32": 512}``
+    for a torchao int8 weight of 128 x 256 with one scale per row and int8 zero points)."""
+    out: dict[str, int] = {}
+    for leaf in inner_tensors(t):
+        name = str(leaf.dtype).removeprefix("torch.")
+        out[name] = out.get(name, 0) + _plain_bytes(leaf)
+    return out
+
+
 def stored_bytes(t: torch.Tensor) -> int:
     """Bytes ``t`` occupies as stored: its elements at their own dtype, and for a quantized tensor
     (``qint8``, ``quint8``, ...) its quantization parameters as torch keeps them: one float64 scale and one
     int64 zero point per tensor (``PerTensorAffineQuantizer``), or a scale and zero-point tensor of one entry
-    per channel (``PerChannelAffineQuantizer``: ``q_per_channel_scales``/``q_per_channel_zero_points``)."""
+    per channel (``PerChannelAffineQuantizer``: ``q_per_channel_scales``/``q_per_channel_zero_points``). A
+    wrapper tensor subclass (torchao) occupies the bytes of its inner tensors (``inner_tensors``)."""
+    return sum(_plain_bytes(leaf) for leaf in inner_tensors(t))
+
+
+def _plain_bytes(t: torch.Tensor) -> int:
     data = t.numel() * t.element_size()
     if not t.is_quantized:
         return data

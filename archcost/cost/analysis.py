@@ -28,7 +28,7 @@ from archcost.cost.record import CostReport, LayerCost
 from archcost.cost.untouched import has_lazy, is_lazy, lazy_copy, private_state, refuse_torchscript, unwrap
 from archcost.cost.workload import Workload
 from archcost.errors import AnalysisError, InputError, InternalError, first_line
-from archcost.units import DTYPES, format_bytes, stored_bytes
+from archcost.units import DTYPES, bytes_by_dtype, format_bytes, inner_tensors, stored_bytes
 
 
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -333,6 +333,8 @@ class _Run:
         self.batch_size, self.dtype, self.training = batch_size, dtype, training
         self.int_range = int_range  # integer inputs of a CPU run: seeded values in [low, high), else zeros
         self.param_names = {k for k, _ in model.named_parameters()}
+        #: parameters and buffers held as wrapper tensor subclasses (torchao): priced at their inner tensors
+        self.wrapped = {k: t for k, t in [*model.named_parameters(), *model.named_buffers()] if is_wrapper(t)}
         self.state: dict[str, torch.Tensor] = {}
         self.axes = _spatial_axes(specs)
 
@@ -354,6 +356,8 @@ class _Run:
         params = {id(t): t for k, t in self.state.items() if k in self.param_names}
         crawl = Crawl(params, axes=self.axes) if step is None else step.crawl(params, self.axes)
         crawl.held = held_by_module(self.model)
+        crawl.stored = {id(self.state[k]): stored_bytes(t) for k, t in self.wrapped.items() if k in self.state}
+        crawl.integer = integer_modules(self.model)
         args, kwargs = self.tensors(device)
         made = tensors((args, kwargs))  # every input tensor, also those inside tuple and dict arguments
         for t in made:
@@ -463,6 +467,13 @@ def _state(model: nn.Module, device: str, dtype: torch.dtype | None) -> dict[str
         target = dtype if t.is_floating_point() and dtype is not None else t.dtype
         if device == "meta":
             state[key] = torch.empty(t.shape, device="meta", dtype=target)  # not empty_like: it imports sympy
+        elif is_wrapper(t):  # a torchao quantized weight: forward on its float values costs the same
+            values = t.dequantize() if callable(getattr(t, "dequantize", None)) else None
+            state[key] = (
+                values.detach().to("cpu", target).clone()
+                if isinstance(values, torch.Tensor) and not is_wrapper(values)
+                else (torch.randn(t.shape, generator=generator) * 0.02).to(target)
+            )
         elif t.device.type == "meta":
             state[key] = (
                 (torch.randn(t.shape, generator=generator) * 0.02).to(target)
@@ -500,6 +511,27 @@ def _stored_precision(model: nn.Module, dtype: torch.dtype) -> tuple[torch.dtype
     compute = {d: n for d, n in counts.items() if d in _COMPUTE}
     lead = max(compute, key=lambda d: compute[d]) if compute else torch.float32
     return lead, sorted(dtype_name_of(d) for d in counts)
+
+
+def is_wrapper(t: torch.Tensor) -> bool:
+    """A wrapper tensor subclass (torch's traceable-wrapper protocol: torchao's quantized tensors)."""
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    return is_traceable_wrapper_subclass(t)
+
+
+def integer_modules(model: nn.Module) -> set[int]:
+    """id of each module whose weight is a torchao quantized tensor with integer data that also quantizes
+    its activations (``act_quant_kwargs`` set: ``Int8DynamicActivationInt8WeightConfig``): its MACs are
+    int8 x int8 integer MACs. A weight-only tensor (``Int8WeightOnlyConfig``, ``IntxWeightOnlyConfig``) is
+    dequantized to the activations' float dtype, so its MACs stay float MACs."""
+    found = set()
+    for m in model.modules():
+        weight = m._parameters.get("weight")
+        if weight is not None and is_wrapper(weight) and getattr(weight, "act_quant_kwargs", None) is not None:
+            if any(not t.is_floating_point() for t in inner_tensors(weight)):
+                found.add(id(m))
+    return found
 
 
 def quantized_layers(model: nn.Module) -> list[str]:
@@ -613,6 +645,12 @@ def _param_dtypes(run: _Run, crawl: Crawl, dtype: torch.dtype) -> tuple[dict[str
     seen = set(crawl.held_bytes)
     storage = None if dtype.is_floating_point else dtype
     for key, t in run.state.items():
+        if key in run.wrapped:  # torchao: its inner tensors' dtypes and bytes
+            for name, size in bytes_by_dtype(run.wrapped[key]).items():
+                seen.add(name)
+                if key in run.param_names:
+                    by_dtype[name] = by_dtype.get(name, 0) + size
+            continue
         stored = storage if storage is not None and t.is_floating_point() else t.dtype
         name = dtype_name_of(stored)
         seen.add(name)
@@ -642,7 +680,7 @@ def _unused_rows(run: _Run, crawl: Crawl) -> list[LayerCost]:
             trainable_params=sum(t.numel() for t in ts if t.requires_grad),
             macs=0,
             flops=0,
-            param_bytes=sum(t.numel() * t.element_size() for t in ts),
+            param_bytes=sum(crawl.param_bytes(t) for t in ts),
             activation_bytes=0,
         )
         for path, ts in unused.items()

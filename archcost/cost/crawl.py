@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -120,6 +120,12 @@ class Crawl(TorchFunctionMode):
         #: forward (outside this mode); popped when the module's row counts them
         self.held: dict[int, list[tuple[int, int, str]]] = {}  # (elements, bytes as stored, dtype name)
         self.held_bytes: dict[str, int] = {}  # bytes of those weights by dtype
+        #: id(parameter) -> bytes as the model stores it, where that is not its elements at its dtype (a
+        #: torchao quantized weight, analysed as a plain float tensor of its shape)
+        self.stored: dict[int, int] = {}
+        #: id of each module whose MACs are integer MACs though its formula is the float layer's (torchao
+        #: weights with quantized activations: ``analysis.integer_modules``)
+        self.integer: set[int] = set()
         self.rows: list[LayerCost] = []
         self.unsupported: list[Unsupported] = []
         self.stack: list[_Frame] = []
@@ -140,6 +146,10 @@ class Crawl(TorchFunctionMode):
         self.covers: list[_Cover] = []  # decomposed functions in progress outside covered modules
         self.leaf_ops = 0  # ops seen so far (a decomposed function that adds none is a leaf)
         self.reasons: dict[str, str] = {}  # op -> why it could not be costed, where a formula said so
+
+    def param_bytes(self, p: torch.Tensor) -> int:
+        """Bytes of parameter ``p`` as the model stores it (``stored``), else its elements at its dtype."""
+        return self.stored.get(id(p), p.numel() * p.element_size())
 
     # -- module hooks ---------------------------------------------------------------------------
     def pre_hook(self, path: str):
@@ -164,6 +174,8 @@ class Crawl(TorchFunctionMode):
                 f"the cost formula for layer {frame.path or '(model)'} ({type(module).__name__}) failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        if id(module) in self.integer:
+            cost = replace(cost, int_macs=cost.macs)
         own = [p for p in module.parameters() if id(p) in self.params]
         held = self.held.pop(id(module), None)
         if held:  # packed quantized weights: parameters priced at their own dtype, counted once per module
@@ -404,7 +416,7 @@ class Crawl(TorchFunctionMode):
                 macs=cost.macs,
                 int_macs=cost.int_macs,
                 flops=cost.flops,
-                param_bytes=sum(p.numel() * p.element_size() for p in new_params) + sum(size for _, size, _ in held),
+                param_bytes=sum(self.param_bytes(p) for p in new_params) + sum(size for _, size, _ in held),
                 activation_bytes=new,
                 view_bytes=shared,
                 supported=not unsupported,
