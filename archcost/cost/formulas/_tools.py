@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from archcost.cost._registry import Cost, Counted
+from archcost.cost.formulas._args import out_numel
 
 FV = "fvcore/nn/flop_count.py _DEFAULT_SUPPORTED_OPS"
 FV_HANDLES = "fvcore/nn/jit_handles.py"
@@ -144,8 +145,14 @@ FV_INTERPOLATE = Counted(
     f"{FV}['aten::upsample_nearest2d'] elementwise_flop_counter(0, 1), "
     "['aten::upsample_bilinear2d'] elementwise_flop_counter(0, 4)",
 )
+
+
+def _fv_grid_sample(args: tuple, kwargs: dict, out: object, cost: Cost) -> int:
+    return 4 * out_numel(out)
+
+
 FV_GRID_SAMPLE = Counted(
-    lambda args, kwargs, out, cost: 4 * out.numel(),
+    _fv_grid_sample,
     "grid_sampler",
     "4 per output element whatever the mode and dimensions ('assume bilinear')",
     f"{FV}['aten::grid_sampler'] -> {FV_HANDLES} elementwise_flop_counter(0, 4)",
