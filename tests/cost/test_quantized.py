@@ -146,6 +146,65 @@ def test_static_quantized_cnn_costs_as_the_fused_float_model():
     assert by_row["conv1"].activation_bytes == 8 * 16 * 16
 
 
+def _static(float_model: nn.Module, shape: tuple[int, ...]) -> nn.Module:
+    """``float_model`` (copied) between a QuantStub and a DeQuantStub, statically quantized on the CPU."""
+    q = tq.QuantWrapper(copy.deepcopy(float_model)).eval()
+    engine = _engine()
+    q.qconfig = tq.get_default_qconfig(engine)
+    with _keep_engine(engine):
+        tq.prepare(q, inplace=True)
+        q(torch.randn(2, *shape))
+        tq.convert(q, inplace=True)
+    return q
+
+
+@pytest.mark.parametrize(
+    ("conv", "shape", "macs"),
+    [
+        (lambda: nn.Conv1d(4, 8, 3), (4, 16), 8 * 14 * 4 * 3),  # out channels x out length x in channels x k
+        (lambda: nn.Conv3d(2, 4, 3), (2, 6, 6, 6), 4 * 4**3 * 2 * 3**3),
+    ],
+)
+def test_static_quantized_conv1d_and_conv3d(conv, shape, macs):
+    torch.manual_seed(0)
+    f = nn.Sequential(conv()).eval()
+    r, fr = archcost.analyze(_static(f, shape), shape), archcost.analyze(f, shape)
+    assert not r.unsupported
+    assert r.totals["params"] == fr.totals["params"] and r.totals["macs"] == fr.totals["macs"] == macs
+    assert r.totals["int_macs"] == macs
+    weight = f[0].weight
+    channels = weight.shape[0]
+    # int8 weights, a float64 scale and an int64 zero point per output channel; the bias stays float32
+    assert r.param_bytes_by_dtype == {"qint8": weight.numel() + channels * (8 + 8), "float32": 4 * channels}
+
+
+class _Bags(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(100, 16, mode="sum")
+        self.emb = nn.Embedding(100, 8)
+
+    def forward(self, ids):
+        return torch.cat([self.bag(ids), self.emb(ids).sum(1)], 1)
+
+
+def test_quantized_embedding_and_embedding_bag_weights_as_stored():
+    f = _Bags().eval()
+    q = copy.deepcopy(f)
+    for m in (q.bag, q.emb):  # torch.ao's weight-only embedding quantization (8-bit rows, float qparams)
+        m.qconfig = tq.float_qparams_weight_only_qconfig
+    tq.prepare(q, inplace=True)
+    tq.convert(q, inplace=True)
+    assert type(q.bag).__module__.startswith("torch.ao.nn.quantized")
+    r, fr = archcost.analyze(q, "int64:5"), archcost.analyze(f, "int64:5")
+    assert not r.unsupported
+    assert r.totals["params"] == fr.totals["params"] == 100 * 16 + 100 * 8
+    assert r.totals["macs"] == fr.totals["macs"] == 0  # a lookup and a sum: no multiply-accumulate
+    # quint8 rows, with a float32 scale and a float32 zero point per row (per_channel_affine_float_qparams)
+    assert r.param_bytes_by_dtype == {"quint8": 100 * 16 + 100 * 8 + 2 * 100 * (4 + 4)}
+    assert fr.totals["param_bytes"] == 4 * (100 * 16 + 100 * 8)
+
+
 def test_quantized_model_refused_for_training_and_meta():
     q = _dynamic(nn.Sequential(nn.Linear(4, 2)), {nn.Linear})
     with pytest.raises(InputError, match="no backward"):
