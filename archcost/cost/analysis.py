@@ -188,7 +188,7 @@ def analyze(
                     f"the forward needs real data: {failed.reason}",
                     "analyse on the CPU: --device cpu or --device auto (the default); in Python device='cpu'",
                 ) from failed.cause
-            because = failed.reason
+            because = f"{failed.reason}. The figures are for this input's data: other data may take other branches"
             _check_memory(run.cpu_bytes(failed.crawl.peak), max_memory)
     if device == "cpu" or because is not None:
         if because is None:

@@ -289,8 +289,7 @@ def _footer(report: CostReport) -> list[str]:
     if report.analysed_on != "meta":
         lines.insert(
             1,
-            f"Analysed on the {report.analysed_on} with real tensors: {report.analysed_on_because}. "
-            "The figures are for this input's data: other data may take other branches.",
+            f"Analysed on the {report.analysed_on} with real tensors: {report.analysed_on_because}.",
         )
     final = final_field(report)
     if final is not None:
@@ -337,13 +336,21 @@ def final_field(report: CostReport):
     return next((r for r in reversed(report.layers) if r.rf and not r.rf_global), None)
 
 
+#: torch's quantized dtypes: a model holding them has no training step (quantized kernels have no backward)
+_QUANTIZED_DTYPES = {"qint8", "quint8", "qint32", "quint4x2", "quint2x4"}
+
+
 def _memory_line(report: CostReport) -> str:
     m = report.memory
-    return (
+    head = (
         f"Memory: peak activations {format_bytes(m.inference_peak_activation_bytes)} (input included, at "
-        f"{m.peak_layer}); inference total {format_bytes(m.inference_total_bytes)}; a training step with Adam "
-        f"roughly {format_bytes(m.training_total_bytes)} (params + the larger of saved activations + grads, "
-        "and grads + 2 Adam states; --mode train follows the step itself)."
+        f"{m.peak_layer}); inference total {format_bytes(m.inference_total_bytes)}"
+    )
+    if _QUANTIZED_DTYPES & set(report.dtypes_seen):
+        return f"{head}; no training step (torch.ao's quantized kernels have no backward)."
+    return (
+        f"{head}; a training step with Adam roughly {format_bytes(m.training_total_bytes)} (params + the larger "
+        "of saved activations + grads, and grads + 2 Adam states; --mode train follows the step itself)."
     )
 
 
