@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import SupportsFloat, SupportsInt
+
 import torch
 
 
@@ -13,6 +15,32 @@ def arg(args: tuple, kwargs: dict, index: int, name: str, default: object = None
     if len(args) > index:
         return args[index]
     return default
+
+
+def tensor_arg(args: tuple, kwargs: dict, index: int, name: str) -> torch.Tensor:
+    """The op's tensor argument ``name`` (as ``arg`` finds it); ``TypeError`` where it is not a tensor."""
+    value = arg(args, kwargs, index, name)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"argument {name!r} is {type(value).__name__}, not a tensor")
+    return value
+
+
+def int_arg(args: tuple, kwargs: dict, index: int, name: str, default: int | None = None) -> int:
+    """The op's integer argument ``name`` (as ``arg`` finds it) as an ``int`` (a 0-d tensor or SymInt
+    converts); ``TypeError`` where it is missing or not a number."""
+    value = arg(args, kwargs, index, name, default)
+    if not isinstance(value, SupportsInt):
+        raise TypeError(f"argument {name!r} is {type(value).__name__}, not an integer")
+    return int(value)
+
+
+def float_arg(args: tuple, kwargs: dict, index: int, name: str, default: float | None = None) -> float:
+    """The op's numeric argument ``name`` (as ``arg`` finds it) as a ``float``; ``TypeError`` where it is
+    missing or not a number."""
+    value = arg(args, kwargs, index, name, default)
+    if not isinstance(value, SupportsFloat):
+        raise TypeError(f"argument {name!r} is {type(value).__name__}, not a number")
+    return float(value)
 
 
 def tensors(value: object) -> list[torch.Tensor]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, float_arg, tensor_arg
 from archcost.cost.formulas._tools import FC_SDPA
 from archcost.units import per_element
 
@@ -43,9 +43,9 @@ def sdpa_cost(
 
 @register_cost("scaled_dot_product_attention", flop_counter=FC_SDPA)  # fvcore has no handle: 0
 def _sdpa(args: tuple, kwargs: dict, out) -> Cost:
-    q, k, v = (arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
+    q, k, v = (tensor_arg(args, kwargs, i, n) for i, n in enumerate(("query", "key", "value")))
     mask = arg(args, kwargs, 3, "attn_mask")
-    dropout_p = arg(args, kwargs, 4, "dropout_p", 0.0)
+    dropout_p = float_arg(args, kwargs, 4, "dropout_p", 0.0)
     causal = bool(arg(args, kwargs, 5, "is_causal", False))
     return sdpa_cost(
         tuple(q.shape), tuple(k.shape), tuple(v.shape), masked=mask is not None or causal, dropout=dropout_p > 0
