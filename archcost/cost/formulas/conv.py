@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, tensor_arg
 from archcost.cost.formulas._tools import FC_CONV, FV_CONV
 
 
@@ -31,15 +31,15 @@ def with_bias(macs: int, out_elements: int, has_bias: bool) -> Cost:
 
 @register_cost("conv1d", "conv2d", "conv3d", fvcore=FV_CONV, flop_counter=FC_CONV)
 def _conv(args: tuple, kwargs: dict, out) -> Cost:
-    weight = arg(args, kwargs, 1, "weight")
+    weight = tensor_arg(args, kwargs, 1, "weight")
     bias = arg(args, kwargs, 2, "bias")
     return with_bias(conv_macs(tuple(out.shape), tuple(weight.shape)), out.numel(), bias is not None)
 
 
 @register_cost("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", fvcore=FV_CONV, flop_counter=FC_CONV)
 def _conv_transpose(args: tuple, kwargs: dict, out) -> Cost:
-    x = arg(args, kwargs, 0, "input")
-    weight = arg(args, kwargs, 1, "weight")
+    x = tensor_arg(args, kwargs, 0, "input")
+    weight = tensor_arg(args, kwargs, 1, "weight")
     bias = arg(args, kwargs, 2, "bias")
     macs = conv_transpose_macs(tuple(x.shape), tuple(weight.shape))
     return with_bias(macs, out.numel(), bias is not None)
