@@ -39,7 +39,9 @@ def parse_equation(equation: str, ndims: list[int]) -> tuple[list[tuple], tuple]
     return operands, tuple(output)
 
 
-def _labels(term: str, ndim: int | None, ellipsis: int | None = None) -> tuple:
+def _labels(term: str, ndim: int | None, ellipsis: int = 0) -> tuple:
+    """The labels of ``term``: of an operand of ``ndim`` dimensions, or (``ndim`` None) of the output, whose
+    ``...`` stands for ``ellipsis`` dimensions."""
     if "..." not in term:
         return tuple(term)
     head, _, tail = term.partition("...")
