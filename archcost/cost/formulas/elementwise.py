@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg, out_numel, tensors
+from archcost.cost.formulas._args import arg, out_numel, tensor_arg, tensors
 from archcost.cost.formulas._tools import FV_INTERPOLATE
 from archcost.cost.formulas.pool import adaptive_elements
 from archcost.units import per_element
@@ -69,7 +69,7 @@ def reduction_flops(in_elements: int, out_elements: int, *, mean: bool) -> int:
 
 @register_cost("sum", "amax", "amin", "max", "min", "logsumexp", "prod", "nansum", "all", "any", "aminmax")
 def _reduce(args: tuple, kwargs: dict, out) -> Cost:
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     other = arg(args, kwargs, 1, "other")
     if isinstance(other, torch.Tensor):  # torch.max(a, b) is elementwise
         return Cost(flops=out_numel(out))
@@ -78,7 +78,7 @@ def _reduce(args: tuple, kwargs: dict, out) -> Cost:
 
 @register_cost("mean", "nanmean")
 def _mean(args: tuple, kwargs: dict, out) -> Cost:
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     return Cost(flops=reduction_flops(x.numel(), out_numel(out), mean=True))
 
 
@@ -92,6 +92,8 @@ INTERPOLATE_FLOPS = {"nearest": 0, "nearest-exact": 0, "linear": 3, "bilinear": 
 def _interpolate(args: tuple, kwargs: dict, out) -> Cost:
     mode = arg(args, kwargs, 3, "mode", "nearest")
     if mode == "area":
-        x = arg(args, kwargs, 0, "input")
+        x = tensor_arg(args, kwargs, 0, "input")
         return Cost(flops=adaptive_elements(tuple(x.shape), tuple(out.shape), x.dim() - 2))
+    if not isinstance(mode, str):
+        raise TypeError(f"interpolate's mode is {type(mode).__name__}, not a name")
     return Cost(flops=out.numel() * INTERPOLATE_FLOPS[mode])
