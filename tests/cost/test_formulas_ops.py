@@ -286,6 +286,13 @@ def test_fft_complex_transform():
     assert cost(lambda x: torch.fft.fft(x), (4, 16))["flops"] == round(4 * 5 * 16 * 4)
 
 
+def test_fftn_takes_a_single_int_for_s():
+    # torch takes s=5 for s=(5,): one transform along the last axis, of 5 points (cut from 16); rfftn's real
+    # input is cut to 6 points, half of 5 N log2 N each
+    assert cost(lambda x: torch.fft.fftn(x, s=5), (4, 16))["flops"] == round(4 * 5 * 5 * math.log2(5))
+    assert cost(lambda x: torch.fft.rfftn(x, s=6), (4, 16))["flops"] == round(4 * 5 * 6 * math.log2(6) / 2)
+
+
 # -- sampling, patches, lookups -----------------------------------------------------------------------------
 def test_grid_sample_bilinear():
     def fn(x):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, tensor_arg
 from archcost.units import FFT_FLOPS_PER_N_LOG2_N
 
 
@@ -22,25 +22,32 @@ def fft_flops(transforms: int, points: int, *, real: bool) -> int:
     return round(flops / 2 if real else flops)
 
 
+def _ints(value: object, name: str) -> tuple[int, ...]:
+    """An int-list argument (``s``, ``dim``) as a tuple: torch takes a single int for a list of one."""
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise TypeError(f"{name} is {type(value).__name__}, not an int or a sequence of them")
+
+
 def _axes(name: str, x_dim: int, args: tuple, kwargs: dict) -> list[int]:
     dims = arg(args, kwargs, 2, "dim", None)  # fft(input, n, dim), fft2/fftn(input, s, dim)
     if name.endswith("2") and dims is None:
         dims = (-2, -1)
     if dims is None and name.endswith("n"):
         s = arg(args, kwargs, 1, "s", None)
-        dims = tuple(range(-len(s), 0)) if s is not None else tuple(range(x_dim))
+        dims = tuple(range(-len(_ints(s, "s")), 0)) if s is not None else tuple(range(x_dim))
     if dims is None:
         dims = (-1,)
-    if isinstance(dims, int):
-        dims = (dims,)
-    return [d % x_dim for d in dims]
+    return [d % x_dim for d in _ints(dims, "dim")]
 
 
 def _fft(name: str):
     real = "rfft" in name or "hfft" in name
 
     def cost(args: tuple, kwargs: dict, out) -> Cost:
-        x = arg(args, kwargs, 0, "input")
+        x = tensor_arg(args, kwargs, 0, "input")
         axes = _axes(name, x.dim(), args, kwargs)
         # the signal length per axis: the real side's length (input of rfft, output of irfft/hfft) or the
         # complex output's length
@@ -49,7 +56,7 @@ def _fft(name: str):
         transforms = real_side.numel() // points if points else 0
         size = arg(args, kwargs, 1, "s" if name[-1] in "2n" else "n", None)
         if real_side is x and size is not None:  # rfft(x, n=...): the signal is padded or cut to n
-            points = math.prod((size,) if isinstance(size, int) else size)
+            points = math.prod(_ints(size, "s" if name[-1] in "2n" else "n"))
         return Cost(flops=fft_flops(transforms, points, real=real))
 
     return cost
