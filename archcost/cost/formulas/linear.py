@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from archcost.cost._registry import Cost, Counted, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, tensor_arg
 from archcost.cost.formulas._tools import (
     FC_MATMUL,
     FC_TORCH_MATMUL,
@@ -44,7 +46,7 @@ def matmul_macs(a_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
 
 @register_cost("linear", fvcore=FV_LINEAR, flop_counter=FC_MATMUL)
 def _linear(args: tuple, kwargs: dict, out) -> Cost:
-    weight = arg(args, kwargs, 1, "weight")
+    weight = tensor_arg(args, kwargs, 1, "weight")
     bias = arg(args, kwargs, 2, "bias")
     in_features = weight.shape[-1]
     return with_bias(linear_macs(tuple(out.shape), in_features), out.numel(), bias is not None)
@@ -52,7 +54,7 @@ def _linear(args: tuple, kwargs: dict, out) -> Cost:
 
 @register_cost("bilinear")
 def _bilinear(args: tuple, kwargs: dict, out) -> Cost:
-    weight = arg(args, kwargs, 2, "weight")
+    weight = tensor_arg(args, kwargs, 2, "weight")
     bias = arg(args, kwargs, 3, "bias")
     macs = bilinear_macs(tuple(out.shape), weight.shape[1], weight.shape[2])
     return with_bias(macs, out.numel(), bias is not None)
@@ -61,7 +63,7 @@ def _bilinear(args: tuple, kwargs: dict, out) -> Cost:
 def _matmul(args: tuple, kwargs: dict, out) -> Cost:
     """Any rank: 1-D @ 1-D is a dot product (``n`` MACs), matrix @ vector ``m * n``, batched products
     broadcast; the contracted dimension is always the last of the first operand."""
-    a = arg(args, kwargs, 0, "input")
+    a = tensor_arg(args, kwargs, 0, "input")
     macs = matmul_macs(tuple(a.shape), tuple(out.shape))
     return Cost(macs=macs, flops=2 * macs)
 
@@ -84,6 +86,8 @@ def _addmm(args: tuple, kwargs: dict, out) -> Cost:
     a = arg(args, kwargs, 1, "mat1")
     if a is None:
         a = kwargs.get("batch1", kwargs.get("mat"))
+    if not isinstance(a, torch.Tensor):
+        raise TypeError(f"the product's first matrix is {type(a).__name__}, not a tensor")
     return _scaled_sum(matmul_macs(tuple(a.shape), tuple(out.shape)), out.numel())
 
 
@@ -96,7 +100,7 @@ register_cost("addmv")(_addmm)
 def _addbmm(args: tuple, kwargs: dict, out) -> Cost:
     """``input + sum_b batch1[b] @ batch2[b]``: the sum over the batch is part of the contraction, so each
     output element takes ``b * m`` MACs."""
-    b1 = arg(args, kwargs, 1, "batch1")
+    b1 = tensor_arg(args, kwargs, 1, "batch1")
     return _scaled_sum(out.numel() * b1.shape[0] * b1.shape[-1], out.numel())
 
 
