@@ -4,7 +4,7 @@ weight normalisation of ``torch.nn.utils.weight_norm`` (``torch._weight_norm``).
 from __future__ import annotations
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, int_arg, tensor_arg
 from archcost.cost.formulas._tools import FV_BATCH_NORM, FV_GROUP_NORM, FV_INSTANCE_NORM, FV_LAYER_NORM
 from archcost.units import per_element
 
@@ -82,7 +82,7 @@ def _instance_norm(args: tuple, kwargs: dict, out) -> Cost:
     ),
 )
 def _lrn(args: tuple, kwargs: dict, out) -> Cost:
-    return Cost(flops=lrn_flops(out.numel(), int(arg(args, kwargs, 1, "size"))))
+    return Cost(flops=lrn_flops(out.numel(), int_arg(args, kwargs, 1, "size")))
 
 
 def rms_norm_flops(elements: int, *, weight: bool) -> int:
@@ -106,6 +106,6 @@ def weight_norm_flops(v_elements: int, g_elements: int) -> int:
 
 @register_cost("_weight_norm")
 def _weight_norm(args: tuple, kwargs: dict, out) -> Cost:
-    v = arg(args, kwargs, 0, "v")
-    g = arg(args, kwargs, 1, "g")
+    v = tensor_arg(args, kwargs, 0, "v")
+    g = tensor_arg(args, kwargs, 1, "g")
     return Cost(flops=weight_norm_flops(v.numel(), g.numel()))
