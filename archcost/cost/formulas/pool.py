@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, tensor_arg
 from archcost.cost.formulas._tools import FV_ADAPTIVE_AVG_POOL2D
 
 
 def _window(kernel_size: object, dims: int) -> int:
     if isinstance(kernel_size, int):
         return kernel_size**dims
-    return math.prod(kernel_size)
+    if isinstance(kernel_size, (list, tuple)):
+        return math.prod(kernel_size)
+    raise TypeError(f"kernel_size is {type(kernel_size).__name__}, not an int or a sequence of them")
 
 
 def max_pool_flops(out_elements: int, window: int) -> int:
@@ -50,7 +52,7 @@ def _pool(dims: int, kind: str):
 def _adaptive(dims: int, kind: str):
     def cost(args: tuple, kwargs: dict, out) -> Cost:
         output = out[0] if isinstance(out, tuple) else out
-        x = arg(args, kwargs, 0, "input")
+        x = tensor_arg(args, kwargs, 0, "input")
         read = adaptive_elements(tuple(x.shape), tuple(output.shape), dims)
         return Cost(flops=read if kind == "avg" else read - output.numel())
 
