@@ -19,7 +19,7 @@ import math
 import torch
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, tensor_arg
 from archcost.cost.formulas._tools import FC_RECURRENT
 from archcost.units import per_element
 
@@ -78,9 +78,9 @@ def _stack(kind: str):
 def _cell(kind: str):
     def cost(args: tuple, kwargs: dict, out) -> Cost:
         # (input, hx, w_ih, w_hh, b_ih=None, b_hh=None)
-        x = arg(args, kwargs, 0, "input")
-        ws = [arg(args, kwargs, i, n) for i, n in enumerate(("w_ih", "w_hh", "b_ih", "b_hh"), start=2)]
-        ws = [w for w in ws if w is not None]
+        x = tensor_arg(args, kwargs, 0, "input")
+        names = enumerate(("w_ih", "w_hh", "b_ih", "b_hh"), start=2)
+        ws = [tensor_arg(args, kwargs, i, n) for i, n in names if arg(args, kwargs, i, n) is not None]
         hidden = ws[1].shape[0] // {"lstm": 4, "gru": 3}.get(kind, 1)
         positions = math.prod(x.shape[:-1])
         return recurrent_cost(kind, positions, [tuple(w.shape) for w in ws], hidden=hidden, layers_directions=1)
