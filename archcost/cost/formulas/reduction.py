@@ -8,9 +8,10 @@ Comparisons count as FLOPs, as archcost counts them elsewhere (ReLU 1, max pooli
 from __future__ import annotations
 
 import math
+from typing import SupportsFloat
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg, tensors
+from archcost.cost.formulas._args import arg, float_arg, int_arg, tensor_arg, tensors
 from archcost.units import per_element
 
 
@@ -27,13 +28,13 @@ def var_flops(in_elements: int, out_elements: int, *, std: bool) -> int:
 
 @register_cost("var", "var_mean")
 def _var(args: tuple, kwargs: dict, out) -> Cost:
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     return Cost(flops=var_flops(x.numel(), _first(out).numel(), std=False))
 
 
 @register_cost("std", "std_mean")
 def _std(args: tuple, kwargs: dict, out) -> Cost:
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     return Cost(flops=var_flops(x.numel(), _first(out).numel(), std=True))
 
 
@@ -50,30 +51,31 @@ def vector_norm_flops(in_elements: int, out_elements: int, p: float) -> int:
 
 @register_cost("linalg_vector_norm")
 def _vector_norm(args: tuple, kwargs: dict, out) -> Cost:
-    x = arg(args, kwargs, 0, "input")
-    p = arg(args, kwargs, 1, "ord", 2)
-    return Cost(flops=vector_norm_flops(x.numel(), out.numel(), float(p)))
+    x = tensor_arg(args, kwargs, 0, "input")
+    p = float_arg(args, kwargs, 1, "ord", 2)
+    return Cost(flops=vector_norm_flops(x.numel(), out.numel(), p))
 
 
 @register_cost("linalg_norm")
 def _linalg_norm(args: tuple, kwargs: dict, out) -> Cost:
     """``torch.linalg.norm``: a vector norm, or the Frobenius norm of matrices (a 2-norm over both axes).
     Other matrix norms (nuclear, spectral: an SVD) have no formula here."""
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     p = arg(args, kwargs, 1, "ord", None)
     if p is None or p == "fro":
         p = 2
     if isinstance(p, str):
         raise ValueError(f"no formula for the {p!r} matrix norm")
+    if not isinstance(p, SupportsFloat):
+        raise TypeError(f"ord is {type(p).__name__}, not a number or a norm's name")
     return Cost(flops=vector_norm_flops(x.numel(), out.numel(), float(p)))
 
 
 @register_cost("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin")
 def _cumulative(args: tuple, kwargs: dict, out) -> Cost:
     """A scan along ``dim``: one add (multiply, compare) per element after the first of each line."""
-    x = arg(args, kwargs, 0, "input")
-    dim = arg(args, kwargs, 1, "dim")
-    length = x.shape[dim] if x.dim() else 1
+    x = tensor_arg(args, kwargs, 0, "input")
+    length = x.shape[int_arg(args, kwargs, 1, "dim")] if x.dim() else 1
     lines = x.numel() // length if length else 0
     return Cost(flops=(x.numel() - lines) * per_element("cumsum"))
 
@@ -81,13 +83,13 @@ def _cumulative(args: tuple, kwargs: dict, out) -> Cost:
 @register_cost("argmax", "argmin")
 def _arg_extreme(args: tuple, kwargs: dict, out) -> Cost:
     """``n - 1`` comparisons per group of ``n`` values (``dim=None``: one group of every element)."""
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     return Cost(flops=x.numel() - out.numel())
 
 
 def _group(args: tuple, kwargs: dict) -> tuple[int, int]:
     """(groups, values per group) of an op along ``dim`` (default the last)."""
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     dim = arg(args, kwargs, 1, "dim", -1)
     if not isinstance(dim, int):
         dim = -1
@@ -109,7 +111,7 @@ def topk_flops(groups: int, n: int, k: int) -> int:
 @register_cost("sort", "argsort", "msort")
 def _sort(args: tuple, kwargs: dict, out) -> Cost:
     if arg(args, kwargs, 1, "dim", -1) is None:
-        x = arg(args, kwargs, 0, "input")
+        x = tensor_arg(args, kwargs, 0, "input")
         return Cost(flops=sort_flops(1, x.numel()))
     groups, n = _group(args, kwargs)
     return Cost(flops=sort_flops(groups, n))
@@ -117,10 +119,9 @@ def _sort(args: tuple, kwargs: dict, out) -> Cost:
 
 @register_cost("topk")
 def _topk(args: tuple, kwargs: dict, out) -> Cost:
-    x = arg(args, kwargs, 0, "input")
-    k = int(arg(args, kwargs, 1, "k"))
-    dim = arg(args, kwargs, 2, "dim", -1)
-    n = x.shape[dim] if x.dim() else 1
+    x = tensor_arg(args, kwargs, 0, "input")
+    k = int_arg(args, kwargs, 1, "k")
+    n = x.shape[int_arg(args, kwargs, 2, "dim", -1)] if x.dim() else 1
     return Cost(flops=topk_flops(x.numel() // n if n else 0, n, k))
 
 
@@ -128,7 +129,7 @@ def _topk(args: tuple, kwargs: dict, out) -> Cost:
 def _select(args: tuple, kwargs: dict, out) -> Cost:
     """Selecting one order statistic: quickselect's expected ``2 n`` comparisons per group, bounded here by
     the sort (``n * ceil(log2 n)``) where that is smaller."""
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     groups = _first(out).numel()
     n = x.numel() // groups if groups else 0
     return Cost(flops=groups * min(2 * n, n * math.ceil(math.log2(n))) if n > 1 else 0)
