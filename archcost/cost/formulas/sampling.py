@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from archcost.cost._registry import Cost, register_cost
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, tensor_arg
 from archcost.cost.formulas._tools import FV_GRID_SAMPLE
 from archcost.cost.formulas.elementwise import INTERPOLATE_FLOPS
 from archcost.units import per_element
@@ -23,10 +23,12 @@ def grid_sample_flops(out_elements: int, grid_elements: int, mode: str, dims: in
 
 @register_cost("grid_sample", "grid_sampler", fvcore=FV_GRID_SAMPLE)
 def _grid_sample(args: tuple, kwargs: dict, out) -> Cost:
-    grid = arg(args, kwargs, 1, "grid")
+    grid = tensor_arg(args, kwargs, 1, "grid")
     mode = arg(args, kwargs, 2, "mode", "bilinear")
     if isinstance(mode, int):  # torch.grid_sampler(input, grid, interpolation_mode: 0 bilinear 1 nearest 2 bicubic)
         mode = ("bilinear", "nearest", "bicubic")[mode]
+    if not isinstance(mode, str):
+        raise TypeError(f"grid_sample's mode is {type(mode).__name__}, not a name or an int")
     return Cost(flops=grid_sample_flops(out.numel(), grid.numel(), mode, grid.dim() - 2))
 
 
@@ -46,9 +48,9 @@ def _embedding_bag(args: tuple, kwargs: dict, out) -> Cost:
     # F.embedding_bag(input, weight, offsets, max_norm, norm_type, scale_grad_by_freq, mode="mean", sparse,
     #                 per_sample_weights, ...); torch.embedding_bag(weight, indices, offsets, scale_grad_by_freq,
     #                 mode=0, sparse, per_sample_weights, ...) with mode 0 sum, 1 mean, 2 max
-    functional = not arg(args, kwargs, 0, "input").is_floating_point()
-    weight = arg(args, kwargs, 1, "weight") if functional else arg(args, kwargs, 0, "weight")
-    indices = arg(args, kwargs, 0, "input") if functional else arg(args, kwargs, 1, "indices")
+    functional = not tensor_arg(args, kwargs, 0, "input").is_floating_point()
+    weight = tensor_arg(args, kwargs, 1, "weight") if functional else tensor_arg(args, kwargs, 0, "weight")
+    indices = tensor_arg(args, kwargs, 0, "input") if functional else tensor_arg(args, kwargs, 1, "indices")
     mode = arg(args, kwargs, 6, "mode", "mean") if functional else arg(args, kwargs, 4, "mode", 0)
     per_sample = arg(args, kwargs, 8 if functional else 6, "per_sample_weights")
     result = out[0] if isinstance(out, tuple) else out
@@ -66,5 +68,5 @@ def _embedding_bag(args: tuple, kwargs: dict, out) -> Cost:
 def _fold(args: tuple, kwargs: dict, out) -> Cost:
     """Summing sliding blocks back into an image: each output element adds the block values that land on
     it, ``in - out`` adds in all (exact without padding; with padding the padded values are dropped)."""
-    x = arg(args, kwargs, 0, "input")
+    x = tensor_arg(args, kwargs, 0, "input")
     return Cost(flops=max(x.numel() - math.prod(out.shape), 0))
