@@ -358,7 +358,7 @@ def op_name(func: Callable) -> str:
     if name == "__get__":
         owner = getattr(func, "__self__", None)
         name = getattr(owner, "__name__", None) or getattr(getattr(owner, "fget", None), "__name__", "get")
-        return name
+        return str(name)
     qualified = getattr(func, "_qualified_op_name", None) if isinstance(func, torch._ops.OpOverloadPacket) else None
     if isinstance(qualified, str) and qualified.startswith("quantized::"):
         return f"quantized_{name}"  # quantized::conv2d takes packed weights: not aten's conv2d
@@ -440,7 +440,7 @@ def tool_counts(entry: OpEntry | None, args: tuple, kwargs: dict, out: object, c
     that raises is archcost's bug (``InternalError``)."""
     if entry is None or (entry.fvcore is None and entry.flop_counter is None):
         return 0, 0
-    counts = []
+    counts: list[int | None] = []
     for counted in (entry.fvcore, entry.flop_counter):
         if counted is None:
             counts.append(0)
@@ -457,8 +457,12 @@ def tool_counts(entry: OpEntry | None, args: tuple, kwargs: dict, out: object, c
 
 
 # -- binding arguments by name -----------------------------------------------------------------------------
-_PARAMS: dict[object, object] = {}  # callable -> its parameter lists (per overload), or None: not bindable
-_CHOSEN: dict[tuple, object] = {}  # (callable, argument types, keyword names) -> the overload it binds to
+#: one overload's positional parameter names, defaults by name, and aten types of the positional ones (None:
+#: a Python function's, not checked)
+_Overload = tuple[tuple[str, ...], dict[str, object], tuple[str, ...] | None]
+_PARAMS: dict[object, list[_Overload] | None] = {}  # callable -> its overloads, or None: not bindable
+#: (callable, argument types, keyword names) -> the parameter names and defaults it binds to (None: none fits)
+_CHOSEN: dict[tuple, tuple[tuple[str, ...], dict[str, object]] | None] = {}
 
 
 def bind(func: Callable, name: str, args: tuple, kwargs: dict) -> dict:
@@ -466,8 +470,9 @@ def bind(func: Callable, name: str, args: tuple, kwargs: dict) -> dict:
     of ``func`` itself (a Python function's, else the matching overload of aten's schema for ``name``, where
     ``self`` is called ``input`` as torch's Python API does). Where no signature fits, ``kwargs`` alone."""
     key = (func, tuple(map(type, args)), tuple(kwargs))
-    chosen = _CHOSEN.get(key, _MISSING)
-    if chosen is _MISSING:
+    try:
+        chosen = _CHOSEN[key]
+    except KeyError:
         chosen = _CHOSEN[key] = _choose(func, name, args, kwargs)
     if chosen is None:
         return kwargs
@@ -478,10 +483,11 @@ def bind(func: Callable, name: str, args: tuple, kwargs: dict) -> dict:
     return bound
 
 
-def _choose(func: Callable, name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+def _choose(func: Callable, name: str, args: tuple, kwargs: dict) -> tuple[tuple[str, ...], dict[str, object]] | None:
     """The parameter names and defaults of the overload of ``func`` this call binds to, or None."""
-    overloads = _PARAMS.get(func, _MISSING)
-    if overloads is _MISSING:
+    try:
+        overloads = _PARAMS[func]
+    except KeyError:
         overloads = _PARAMS[func] = _signatures(func, name)
     for names, defaults, types in overloads or ():
         if len(args) > len(names) or not all(k in defaults or k in names for k in kwargs):
@@ -492,16 +498,14 @@ def _choose(func: Callable, name: str, args: tuple, kwargs: dict) -> tuple[tuple
     return None
 
 
-_MISSING = object()
-
-
-def _signatures(func: Callable, name: str) -> list | None:
+def _signatures(func: Callable, name: str) -> list[_Overload] | None:
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
         sig = None
     if sig is not None and inspect.isfunction(inspect.unwrap(func)):
-        names, defaults = [], {}
+        names: list[str] = []
+        defaults: dict[str, object] = {}
         for p in sig.parameters.values():
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
                 names.append(p.name)
@@ -513,18 +517,20 @@ def _signatures(func: Callable, name: str) -> list | None:
     return _aten_signatures(name)
 
 
-def _aten_signatures(name: str) -> list | None:
+def _aten_signatures(name: str) -> list[_Overload] | None:
     import torch
 
     try:
         schemas = torch._C._jit_get_schemas_for_operator(f"aten::{name}")
     except RuntimeError:
         return None
-    out = []
+    out: list[_Overload] = []
     for s in schemas:
         if s.overload_name == "out" or s.overload_name.endswith("_out"):
             continue
-        names, types, defaults = [], [], {}
+        names: list[str] = []
+        types: list[str] = []
+        defaults: dict[str, object] = {}
         for a in s.arguments:
             key = "input" if a.name == "self" else a.name
             if a.kwarg_only:
