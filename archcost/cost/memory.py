@@ -82,8 +82,11 @@ def liveness_peak(report: CostReport, lag: int = 0) -> tuple[int, str]:
     root = {}  # row -> the row (or -1) that owns its memory
 
     def owner(i: int) -> int:
-        while i != -1 and rows[i].alias_of is not None and rows[i].alias_of != i:
-            i = rows[i].alias_of
+        while i != -1:
+            alias = rows[i].alias_of
+            if alias is None or alias == i:
+                break
+            i = alias
         return i
 
     last_use: dict[int, int] = {}
