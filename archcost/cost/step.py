@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
+from torch.autograd.graph import Node
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.checkpoint import set_checkpoint_early_stop
 
@@ -318,7 +319,7 @@ class _GradCrawl(Crawl):
 
     def __init__(self, params: dict[int, torch.Tensor], axes: int) -> None:
         super().__init__(params, axes)
-        self.node_row: dict[object, int] = {}
+        self.node_row: dict[Node, int] = {}
         self.row_params: list[set[int]] = []
 
     def _add_row(self, **kw) -> None:
@@ -337,7 +338,7 @@ class _Recompute(_GradCrawl):
     by the forward formulas, as forward work done in backward, each to the forward row of the same name;
     the autograd nodes that re-run makes (``use_reentrant=True`` differentiates them) are owned by it."""
 
-    def __init__(self, params, axes: int, step: _Step, owner: dict, rows: list, hooks: list) -> None:
+    def __init__(self, params, axes: int, step: _Step, owner: dict[Node, int | None], rows: list, hooks: list) -> None:
         super().__init__(params, axes)
         self.step, self.owner, self.hooks = step, owner, hooks
         self.by_name = {r.name: i for i, r in enumerate(rows)}
@@ -389,12 +390,12 @@ class _Recompute(_GradCrawl):
         return out, lost
 
 
-def _owners(crawl: _GradCrawl, roots: list) -> dict[object, int | None]:
+def _owners(crawl: _GradCrawl, roots: list[Node | None]) -> dict[Node, int | None]:
     """Every autograd node reachable from ``roots`` -> the row that created it (None: none, e.g. the loss).
 
     A row owns the nodes between its output and the outputs of other rows: its own ops and any work on
     parameters it consumed (a transposed weight)."""
-    owner: dict[object, int | None] = {}
+    owner: dict[Node, int | None] = {}
     for node, row in crawl.node_row.items():
         stack = [node]
         while stack:
@@ -405,7 +406,7 @@ def _owners(crawl: _GradCrawl, roots: list) -> dict[object, int | None]:
             for nxt, _ in n.next_functions:
                 if nxt is not None and nxt not in owner and crawl.node_row.get(nxt, row) == row:
                     stack.append(nxt)
-    stack = list(roots)
+    stack = [r for r in roots if r is not None]  # a root is None where the loss has no graph
     while stack:  # nodes of no row (the loss): registered so that their ops are not charged to a row
         n = stack.pop()
         if n in owner:
