@@ -34,6 +34,16 @@ def run(args: argparse.Namespace) -> int:
             "--weight-bits/--act-bits/--first-last-bits price an inference table",
             "leave out " + ("--fvcore" if args.fvcore else "--mode train") + ", or the bit widths",
         )
+    profile = None
+    if args.device_profile is not None:  # read before analysing: a bad file is exit 2 at once
+        if args.fvcore or args.mode == "train":
+            raise InputError(
+                "--device-profile predicts inference latency",
+                "leave out " + ("--fvcore" if args.fvcore else "--mode train") + ", or --device-profile",
+            )
+        from archcost.predict.annotate import read_profile
+
+        profile = read_profile(args.device_profile)
     other = "--fvcore" if args.fvcore else "--mode train" if args.mode == "train" else None
     if (chosen is not None or args.top is not None) and (other or args.format == "json"):
         raise InputError(
@@ -62,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         from archcost.cost.precision import with_precision
 
         report = with_precision(analyse(args), args.weight_bits, args.act_bits, args.first_last_bits)
+        if profile is not None:
+            from archcost.predict.annotate import with_prediction
+
+            report = with_prediction(report, *profile)
         emit(render(report, args.format, args.depth, chosen, args.top), args.output)
     if args.strict and report.unsupported:
         print(f"archcost table --strict: {not_costed_line(report)}", file=sys.stderr)
@@ -93,6 +107,11 @@ def add_parser(sub) -> None:
         type=int,
         metavar="N",
         help="with --weight-bits/--act-bits: the first and last layers with MACs at N bits (default: the same)",
+    )
+    p.add_argument(
+        "--device-profile",
+        metavar="FILE",
+        help="add predicted milliseconds per layer and in total from a device profile (archcost calibrate)",
     )
     p.add_argument("--fvcore", action="store_true", help="add fvcore's flop, activation and parameter counts")
     p.add_argument(

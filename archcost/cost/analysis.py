@@ -44,7 +44,7 @@ DEVICES = ("auto", "meta", "cpu")
 
 
 def analyze(
-    model: nn.Module | Workload,
+    model: nn.Module | Workload | str,
     input_size: object = None,
     batch_size: int = 1,
     dtype: torch.dtype | str = torch.float32,
@@ -74,7 +74,9 @@ def analyze(
     ``batch_dim`` (or where a spec string's ``B`` stands). ``int_range=(low, high)``: integer inputs of a CPU
     run take seeded random values in ``[low, high)`` instead of zeros. ``model`` may instead be a
     ``archcost.cost.workload.Workload`` (model and inputs in one object; the other input arguments are then
-    not given). A ``torch.compile``d module is analysed through its original module (said in ``notes``).
+    not given), or a model spec string as the commands take it (``"resnet18"``, ``"nets.py:Net"``,
+    ``"torchvision:vit_b_16"``: built on meta, with its own default input unless ``input_size`` is given). A
+    ``torch.compile``d module is analysed through its original module (said in ``notes``).
 
     Where it runs: on the meta device (nothing computed, however large the batch or image). A forward that
     needs values (``.item()``, ``bool(tensor)``, ``.tolist()``, mask indexing, ``nonzero``, NMS, a tensor
@@ -120,6 +122,9 @@ def analyze(
         call = {k: v for k, v in locals().items() if k not in ("weight_bits", "act_bits", "first_last_bits")}
         return with_precision(analyze(**call), weight_bits, act_bits, first_last_bits)
     notes: list[str] = []
+    if isinstance(model, str):  # a spec as the commands take it: a zoo name, file.py:factory, torchvision:NAME
+        model = Workload.of(model, input_size, batch_size, dtype, inputs=inputs, kwargs=kwargs, batch_dim=batch_dim,
+                            int_range=int_range, max_memory=max_memory, name=name)  # fmt: skip
     if isinstance(model, Workload):
         work = model.load("meta") if not isinstance(model.model, nn.Module) else model.load()
         model, name = work.module, name or work.name

@@ -81,6 +81,12 @@ class LayerCost:
     #: bit operations, MACs x weight bits x activation bits (``analyze(weight_bits=, act_bits=)``); None when
     #: no bit widths were asked for (left out of the row's JSON then)
     bops: int | None = None
+    #: predicted milliseconds of this row with a device profile (``archcost.predict.annotate.with_prediction``);
+    #: None when no profile was given (left out of the row's JSON then)
+    predicted_ms: float | None = None
+    #: the kind whose rule priced the row where the profile has no data for the row's own kind (the nearest
+    #: rule); None where the row's own kind priced it, or nothing was predicted
+    predicted_rule: str | None = None
     #: of ``params``, those with ``requires_grad=True`` (the rest are frozen); None where unknown (an ONNX graph)
     trainable_params: int | None = None
     #: the ops summed into the row, one ``OpCost`` per call (empty where a module formula costs the layer
@@ -95,7 +101,7 @@ class LayerCost:
     def to_dict(self) -> dict:
         d = asdict(self)
         del d["parts"]
-        for key in (*TRAINING_FIELDS, "trainable_params", "rf_pattern", "bops"):
+        for key in (*TRAINING_FIELDS, "trainable_params", "rf_pattern", "bops", "predicted_ms", "predicted_rule"):
             if d[key] is None:
                 del d[key]
         d["input_shapes"] = [list(s) for s in self.input_shapes]
@@ -189,6 +195,9 @@ class CostReport:
     #: the what-if precision of ``analyze(weight_bits=, act_bits=)``: ``{"weight_bits", "act_bits",
     #: "first_last_bits"}``; None when not asked for
     precision: dict | None = None
+    #: with a device profile (``archcost.predict.annotate.with_prediction``): the profile's identity, the
+    #: predicted total in milliseconds (``total_ms``) and the kinds priced by a nearer rule (``fallbacks``)
+    prediction: dict | None = None
 
     def __str__(self) -> str:
         present = PRESENTERS.get("text")
@@ -244,6 +253,7 @@ class CostReport:
             **({"param_bytes_by_dtype": self.param_bytes_by_dtype} if self.param_bytes_by_dtype else {}),
             **({"dtypes_seen": self.dtypes_seen} if self.dtypes_seen else {}),
             **({"precision": self.precision} if self.precision is not None else {}),
+            **({"prediction": self.prediction} if self.prediction is not None else {}),
         } | (
             {
                 "mode": "train",
@@ -293,6 +303,8 @@ class CostReport:
                 g[f] += getattr(r, f)
             if r.bops is not None:
                 g["bops"] = g.get("bops", 0) + r.bops
+            if r.predicted_ms is not None:
+                g["predicted_ms"] = g.get("predicted_ms", 0.0) + r.predicted_ms
             known = g["trainable_params"] is not None and r.trainable_params is not None
             g["trainable_params"] = g["trainable_params"] + r.trainable_params if known else None  # None: unknown
         return list(groups.values())

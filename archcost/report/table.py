@@ -51,6 +51,8 @@ COLUMNS = {
     "share": ("Share", _percent),
     "flops": ("FLOPs", format_count),
     "bops": ("BOPs", lambda v: "" if _missing(v) else format_count(int(v))),
+    "predicted_ms": ("Pred ms", lambda v: "" if _missing(v) else f"{v:.3g}"),
+    "predicted_rule": ("Pred by", lambda v: "" if _missing(v) else f"~{v}"),
     "param_bytes": ("Param mem", format_bytes),
     "activation_bytes": ("Output mem", format_bytes),
     "rf": ("RF", str),
@@ -67,6 +69,9 @@ _EXTRA_LEGEND = {
     "share": "Share: the row's part of the model's total MACs.",
     "int_macs": "Int MACs: of the MACs, those a quantized kernel runs in integer arithmetic (int8 x int8 into int32).",
     "bops": "BOPs: bit operations, MACs x weight bits x activation bits (Baskin et al. 2018, UNIQ).",
+    "predicted_ms": "Pred ms: predicted milliseconds of the row's forward with the device profile (archcost predict).",
+    "predicted_rule": "Pred by: '~kind' where the profile has no data for the row's kind and the nearest kind's "
+    "rule priced it.",
 }
 _EXTRA_LEGEND["frozen_params"] = _EXTRA_LEGEND["trainable_params"]
 
@@ -98,6 +103,10 @@ def default_columns(report: CostReport) -> tuple[str, ...]:
         names.insert(names.index("macs") + 1, "int_macs")
     if report.precision is not None:
         names.insert(names.index("flops") + 1, "bops")
+    if report.prediction is not None:
+        names.insert(names.index("activation_bytes") + 1, "predicted_ms")
+        if report.prediction["fallbacks"]:
+            names.insert(names.index("predicted_ms") + 1, "predicted_rule")
     return tuple(names)
 
 
@@ -146,6 +155,8 @@ def _full_rows(report: CostReport, depth: int | None) -> list[dict]:
                 "output_shape": listify(r.output_shape),
                 **{f: getattr(r, f) for f in TOTAL_FIELDS},
                 "bops": r.bops,
+                "predicted_ms": r.predicted_ms,
+                "predicted_rule": r.predicted_rule,
                 "rf_text": rf_text(r),
                 "trainable_params": r.trainable_params,
                 "supported": r.supported,
@@ -164,6 +175,8 @@ def _full_rows(report: CostReport, depth: int | None) -> list[dict]:
                     "output_shape": last.output_shape,
                     **{f: g[f] for f in TOTAL_FIELDS},
                     "bops": g.get("bops"),
+                    "predicted_ms": g.get("predicted_ms"),
+                    "predicted_rule": None,
                     "rf_text": rf_text(last),
                     "trainable_params": g["trainable_params"],
                     "supported": True,
@@ -185,6 +198,8 @@ def _totals_row(report: CostReport) -> dict:
     return {
         "name": "Total", "type": "", "output_shape": (), **{f: totals[f] for f in TOTAL_FIELDS}, "rf_text": "",
         "bops": totals.get("bops"),
+        "predicted_ms": report.prediction["total_ms"] if report.prediction is not None else None,
+        "predicted_rule": None,
         "trainable_params": trainable, "frozen_params": None if trainable is None else totals["params"] - trainable,
         "share": 1.0 if totals["macs"] else None, "supported": True,
     }  # fmt: skip
@@ -307,10 +322,28 @@ def _footer(report: CostReport) -> list[str]:
     if by_dtype and set(by_dtype) != {report.dtype}:  # stored at other precisions than the analysis dtype
         parts = ", ".join(f"{d} {format_bytes(b)}" for d, b in sorted(by_dtype.items(), key=lambda kv: -kv[1]))
         lines.insert(1, f"Parameter bytes by stored dtype: {parts}; dtypes seen: {', '.join(report.dtypes_seen)}.")
+    if report.prediction is not None:
+        lines.insert(1, _prediction_line(report.prediction))
     if report.unsupported:
         lines.append(not_costed_line(report))
     lines += [f"Note: {note}." for note in report.notes]
     return lines
+
+
+def _prediction_line(p: dict) -> str:
+    """The footer's line on predicted latency: the total, the profile it came from, what it could not price
+    from its own kind's data, and what the profile checks warned of."""
+    where = f"{p['device']} ({p['device_name']}), {p['threads']} thread(s), {p['dtype']}, torch {p['torch']}"
+    text = (
+        f"Predicted latency: {p['total_ms']:.3g} ms per forward at batch {p['batch_size']} on {where} "
+        f"(device profile {p['device_profile'] or 'given'}; the sum of the rows' predictions)."
+    )
+    if p["fallbacks"]:
+        near = ", ".join(f"{k} by the {v} rule" for k, v in sorted(p["fallbacks"].items()))
+        text += f" No calibration data for {near} (rows marked ~ under Pred by)."
+    for warning in p["warnings"]:
+        text += f" Warning: {warning}."
+    return text
 
 
 def not_costed_line(report: CostReport) -> str:

@@ -186,3 +186,15 @@ def test_meta_shape_rules_match_torch():
     assert pooled.shape == F.adaptive_avg_pool2d(a, (None, 1)).shape == (2, 3, 4, 1)
     with pytest.raises(RuntimeError):
         _META_SHAPE["linear"](F.linear, torch.empty(2, 3, device="meta"), w)  # torch's own error
+
+
+def test_analyze_takes_a_model_spec_string_as_the_commands_do():
+    import archcost
+    from archcost.errors import UnknownModelError
+
+    by_name = archcost.analyze("resnet20_cifar")
+    built = archcost.analyze(archcost.get_model("resnet20_cifar"), (3, 32, 32))
+    assert by_name.totals == built.totals and by_name.input_shape == (1, 3, 32, 32)  # the model's own input
+    assert archcost.analyze("resnet20_cifar", (3, 16, 16), batch_size=2).input_shape == (2, 3, 16, 16)
+    with pytest.raises(UnknownModelError, match="unknown model 'no_such_net'"):
+        archcost.analyze("no_such_net")

@@ -1,0 +1,58 @@
+"""A cost report with predicted latency in it: each row's ``predicted_ms`` from a device profile, for the
+``predicted_ms`` column of ``archcost table`` and ``archcost report`` and the ``predicted_latency`` figure of
+``archcost bench`` (issue 28).
+
+The prediction itself is ``archcost.predict.model.predict_report`` (nn-Meter's per-kernel sum, MobiSys 2021,
+with a roofline-form rule per kind); this module only puts its figures on the rows, numbers as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from archcost.cost.record import CostReport
+from archcost.predict.model import predict_report
+from archcost.predict.profile import DeviceProfile, check_matches, load_profile
+
+
+def read_profile(path: str | Path) -> tuple[DeviceProfile, list[str]]:
+    """The device profile at ``path`` (``load_profile``) and what ``check_matches`` warns of it against this
+    process: another torch build than the one analysing (the profile prices the rows this torch's analysis
+    gives). The device, CPU model and threads are the profile's own: a prediction is for the machine it was
+    calibrated on, wherever it is made. Raises ``ProfileError`` (exit 2) for a missing, damaged or
+    newer-schema file."""
+    import torch
+
+    profile = load_profile(path)
+    return profile, check_matches(profile, torch=torch.__version__)
+
+
+def with_prediction(report: CostReport, profile: DeviceProfile, warnings: list[str] | None = None) -> CostReport:
+    """A copy of ``report`` whose rows carry ``predicted_ms`` (one forward of the row at the report's batch
+    size, milliseconds) and ``predicted_rule`` (the kind that priced the row where the profile has no data for
+    its own kind), and whose ``prediction`` holds the profile's identity, ``total_ms`` (the rows' sum) and
+    ``fallbacks`` (kind -> the kind that priced it). ``warnings``: what ``check_matches`` said of the profile
+    (another thread count, CPU model or torch build), kept in ``prediction["warnings"]``.
+
+    Raises ``ProfileMismatchError`` when the report's dtype is not the profile's (``predict_report``)."""
+    batch = report.input_shape[0] if report.input_shape else 1
+    predicted = predict_report(report, profile, batch)
+    rows = [
+        replace(r, predicted_ms=p.predicted_ms, predicted_rule=p.rule if p.fallback else None)
+        for r, p in zip(report.layers, predicted, strict=True)
+    ]
+    fallbacks = {p.kind: p.rule for p in predicted if p.fallback}
+    prediction = {
+        "device_profile": profile.path,
+        "device": profile.device,
+        "device_name": profile.device_name,
+        "threads": profile.threads,
+        "dtype": profile.dtype,
+        "torch": profile.torch_version,
+        "batch_size": int(batch),
+        "total_ms": sum(p.predicted_ms for p in predicted),
+        "fallbacks": fallbacks,
+        "warnings": list(warnings or []),
+    }
+    return replace(report, layers=rows, prediction=prediction)
