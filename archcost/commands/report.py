@@ -24,7 +24,16 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         raise InputError("--models is empty", "e.g. --models resnet50,vgg16")
     inputs = {**input_kwargs(args), "options": parse_opts(args.opt)}
+    profile = None
+    if args.device_profile is not None:  # read before analysing: a bad file is exit 2 at once
+        from archcost.predict.annotate import read_profile
+
+        profile = read_profile(args.device_profile)
     analysed = analyse_models(models, inputs)  # each model built and analysed once
+    if profile is not None:
+        from archcost.predict.annotate import with_prediction
+
+        analysed = {spec: (work, with_prediction(r, *profile)) for spec, (work, r) in analysed.items()}
     steps = training_steps([work for work, _ in analysed.values()])
     doc = build(analysed, folder, args.results, args.accuracy, args.device, steps=steps)
     for path in write(doc, folder):
@@ -39,6 +48,11 @@ def add_parser(sub) -> None:
         "--results", action="append", metavar="FILE", help="profile results to include (JSON lines); repeatable"
     )
     p.add_argument("--accuracy", help="CSV model,top1[,top5] adding or overriding published accuracy")
+    p.add_argument(
+        "--device-profile",
+        metavar="FILE",
+        help="add each model's predicted latency from a device profile (archcost calibrate)",
+    )
     add_device_arg(p, "records", default=None)
     add_input_args(p, batch=False, dtypes=("float32",), many=True)
     p.add_argument("--output", required=True, help="the folder to write")

@@ -128,9 +128,19 @@ def build(analysed: dict, folder: str | Path, results: str | list[str] | None = 
             "peak activations": format_bytes(mem.inference_peak_activation_bytes),
             "final RF": rf_text(final) if final else "", "uncosted ops": len(report.unsupported),
         })  # fmt: skip
+        if report.prediction is not None:  # archcost predict's figure, with the profile named under the table
+            rows[-1]["predicted ms"] = f"{report.prediction['total_ms']:.3g}"
         write_atomic(folder / f"{loaded.name}.csv", layer_frame(report).to_csv(index=False))
     doc.h2("Comparison")
     doc.table(pd.DataFrame(rows))
+    predicted = next((r.prediction for r in reports.values() if r.prediction is not None), None)
+    if predicted is not None:
+        doc.p(
+            f"Predicted ms: one forward at batch {predicted['batch_size']}, predicted from the device profile "
+            f"{predicted['device_profile']} ({predicted['device']}, {predicted['device_name']}, "
+            f"{predicted['threads']} thread(s), {predicted['dtype']}): the sum of each layer's prediction "
+            "(archcost predict); see benchmarks/predict_check.py for how far such predictions are from measured."
+        )
     points = with_accuracy(model_points(analysed, accuracy))
     for note in points.notes:
         doc.p(f"Note: {note}.")
