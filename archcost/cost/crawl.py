@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -203,7 +204,7 @@ class Crawl(TorchFunctionMode):
         kwargs = kwargs or {}
         name = op_name(func)
         if _redispatch is not None and op_formula(name) is None and _composite(func):
-            return self._decompose(name, func, types, args, kwargs)
+            return self._decompose(_redispatch, name, func, types, args, kwargs)
         try:
             if name in _SAME_DTYPE:
                 _check_dtypes(name, args)
@@ -217,12 +218,13 @@ class Crawl(TorchFunctionMode):
             self._on_op(name, args, kwargs, out, out_tensors, func=func)
         return out
 
-    def _decompose(self, name: str, func, types, args: tuple, kwargs: dict):
+    def _decompose(self, redispatch: Callable, name: str, func, types, args: tuple, kwargs: dict):
         """Run a torch function implemented in Python on top of other torch functions (``F.normalize``,
         ``F.multi_head_attention_forward``, ``Tensor.norm``, a user's helper that goes through
         ``handle_torch_function``) with this mode active inside it, so the ops it runs are seen and costed.
         Inside a covered module they add to its row; elsewhere they add up to one row for the call, whose
-        ``ops`` name them. A function that runs no torch op through the mode is a leaf without a formula."""
+        ``ops`` name them. A function that runs no torch op through the mode is a leaf without a formula.
+        ``redispatch``: ``_redispatch`` (not None where torch has it)."""
         cover = None
         if not any(f.covered for f in self.stack) and not self.covers:
             frame = self.stack[-1] if self.stack else None
@@ -234,7 +236,7 @@ class Crawl(TorchFunctionMode):
         seen = self.leaf_ops
         try:
             with self:
-                out = _redispatch(func, types, args, kwargs)
+                out = redispatch(func, types, args, kwargs)
         finally:
             if cover is not None:
                 self.covers.pop()
