@@ -113,7 +113,7 @@ def plain_child(kind: str, factory: str, threads: int) -> None:
 
 
 def archcost_child(factory: str, threads: int, flags: list[str]) -> None:
-    import archcost.profiling.sweep as sweep
+    import archcost.profiling.steps as steps
     from archcost.cli import main
     from archcost.profiling.timing import CpuTimer, warm_up
 
@@ -123,7 +123,7 @@ def archcost_child(factory: str, threads: int, flags: list[str]) -> None:
         serve(lambda n: timer.block(fn, n) / n)
         os._exit(0)
 
-    sweep.measure = take_turns  # the sweep's timing call becomes the turn-taking loop; all else is archcost's
+    steps.measure = take_turns  # the sweep's timing call becomes the turn-taking loop; all else is archcost's
     cmd = ["profile", f"{MODELS}:{factory}", "--device", "cpu", "--threads", str(threads), "--format", "json"]
     main([*cmd, "--quiet", "--no-power", *flags])
     say("error: archcost profile returned without timing the model")

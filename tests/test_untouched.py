@@ -110,8 +110,8 @@ def _rf_verify(model, size):
 def _profile(model, size):
     from archcost.profiling import profile
 
-    df = profile([model], device="cpu", input_size=size, dtype="bfloat16", channels_last=True, warmup=0.0,
-                 min_time=0.001, repeats=2, roofline=False, power=False, memory=False)  # fmt: skip
+    df = profile([model], device="cpu", input_size=size, dtype="bfloat16", channels_last=True, warmup_s=0.0,
+                 min_time_s=0.001, repeats=2, roofline=False, power=False, memory=False)  # fmt: skip
     assert (df["status"] == "ok").all(), df.get("message")
 
 
@@ -119,7 +119,7 @@ def _profile_measured(model, size):
     from archcost.profiling import profile
 
     for mode in ("infer", "train"):  # memory on: the measured peaks of a forward and of a training step
-        df = profile([model], device="cpu", input_size=size, mode=mode, warmup=0.0, min_time=0.001, repeats=2,
+        df = profile([model], device="cpu", input_size=size, mode=mode, warmup_s=0.0, min_time_s=0.001, repeats=2,
                      roofline=False, power=False, memory=True)  # fmt: skip
         assert (df["status"] == "ok").all(), df.get("error")
 

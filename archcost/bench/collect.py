@@ -6,9 +6,13 @@ from collections.abc import Callable, Sequence
 
 from archcost.bench.record import measured_records, model_entry, new_document
 from archcost.errors import InputError, ModelLoadError, UnknownModelError
+from archcost.profiling.config import SETTINGS, renamed
 
-#: Keyword arguments of ``archcost.profiling.profile`` that ``bench`` passes through.
-PROFILE_KEYS = ("device", "batch_sizes", "threads", "warmup", "min_time", "repeats", "channels_last", "power")
+#: The settings ``bench`` gives ``archcost.profiling.profile`` itself: the analysis's dtype, options and inputs,
+#: no roofline (the peaks' calibration would dominate a CI run), always the measured memory.
+BENCH_SETS = ("dtype", "options", "workload", "roofline", "memory")
+#: The ``ProfileConfig`` settings a ``profile=`` dict may hold, under their one name each.
+PROFILE_KEYS = tuple(name for name in SETTINGS if name not in BENCH_SETS)
 PROFILE_DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -31,9 +35,10 @@ def bench(
 
     Every model is analysed first (on the meta device, seconds for the whole zoo); a model that cannot be
     analysed raises its ``ArchcostError`` before anything is measured. ``profile``: keyword arguments for
-    ``archcost.profiling.profile`` (``device``, ``batch_sizes`` (default: ``batch_size``), ``threads``,
-    ``warmup``, ``min_time``, ``repeats``, ...); each model's records go to its ``measured`` list. On Ctrl-C
-    during profiling, the document keeps what was measured and ``settings.profile.interrupted`` is true.
+    ``archcost.profiling.profile`` under ``ProfileConfig``'s names (``PROFILE_KEYS``: ``device``, ``batch_sizes``
+    (default: ``batch_size``), ``threads``, ``warmup_s``, ``min_time_s``, ``repeats``, ...; ``warmup`` and
+    ``min_time``, the old names, with a ``DeprecationWarning``); each model's records go to its ``measured``
+    list. On Ctrl-C during profiling, the document keeps what was measured and ``settings.profile.interrupted`` is true.
     Inputs (``input_size``, ``kwargs``, ``batch_dim``, ``int_range``) as ``archcost.analyze`` takes them, the
     same for every model (default: each model's own); the file records them replayably
     (``settings.input_size``: a shape, or the ``--input-size`` values).
@@ -87,6 +92,7 @@ def bench(
     if skipped:
         settings["skipped"] = skipped
     if profile is not None:
+        profile = renamed(profile, where="bench(profile=...)")  # warmup / min_time: the old names
         kwargs = {k: v for k, v in profile.items() if k in PROFILE_KEYS and v is not None}
         unknown = set(profile) - set(PROFILE_KEYS)
         if unknown:

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
             "device": args.device,
             "batch_sizes": args.profile_batch_sizes,
             "threads": args.threads,
-            "warmup": args.warmup,
-            "min_time": args.min_time,
+            "warmup_s": args.warmup,
+            "min_time_s": args.min_time,
             "repeats": args.repeats,
             "power": not args.no_power,
         }

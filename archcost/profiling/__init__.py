@@ -7,75 +7,69 @@ columns are ``archcost.profiling.results.FIELDS``). ``archcost profile`` on the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from torch import nn
+from archcost.profiling.config import ProfileConfig, settings
 
-from archcost.errors import ArchcostError, InputError
-from archcost.profiling.results import (
-    FIELDS,
-    SCHEMA,
-    append_records,
-    layers_frame,
-    read_results,
-    render,
-    to_dataframe,
-)
-from archcost.profiling.sweep import (
-    ProfileConfig,
-    check_config,
-    check_writable,
-    iter_profile,
-    parse_batch_sizes,
-    validate_models,
-)
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+#: public name -> the module that defines it, imported on first use (PEP 562): ``ProfileConfig`` and
+#: ``archcost.profiling.config`` import no torch, so ``archcost.bench`` reads the setting names for free.
+_PUBLIC = {
+    "FIELDS": "archcost.profiling.results",
+    "SCHEMA": "archcost.profiling.results",
+    "layers_frame": "archcost.profiling.results",
+    "read_results": "archcost.profiling.results",
+    "render": "archcost.profiling.results",
+    "iter_profile": "archcost.profiling.sweep",
+}
 
 __all__ = ["FIELDS", "SCHEMA", "ProfileConfig", "iter_profile", "layers_frame", "profile", "read_results", "render"]
 
 
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archcost.profiling' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 def profile(
     models: str | nn.Module | Sequence[str | nn.Module],
+    config: ProfileConfig | None = None,
     *,
-    device: str = "auto",
-    batch_sizes: str | Sequence[int] = (1,),
-    dtype: str = "float32",
-    channels_last: bool = False,
-    compile: bool = False,
-    threads: int | None = None,
-    warmup: float = 1.0,
-    min_time: float = 0.2,
-    repeats: int = 10,
     input_size: object = None,
-    options: dict | None = None,
     inputs: object = None,
     kwargs: dict | None = None,
     batch_dim: int = 0,
     int_range: tuple[int, int] | None = None,
-    roofline: bool = True,
-    recalibrate: bool = False,
-    power: bool = True,
-    memory: bool = True,
-    layers: bool = False,
-    isolate: bool = False,
-    mode: str = "infer",
-    optimizer: str = "adam",
-    amp: bool = False,
     results_file: str | Path | None = None,
     progress: bool = False,
     resume: bool = False,
     executor: str = "local",
     address: str | None = None,
     accelerator: str | None = None,
-    quantized_engine: str | None = None,
+    **setting: Any,
 ) -> pd.DataFrame:
     """Time ``models`` (zoo names, ``package.module:callable`` / ``file.py:callable`` specs, or modules)
     at each batch size on ``device`` and return one DataFrame row per model and batch size.
 
-    Per row: latency median / p10 / p90 / CV over ``repeats`` samples of at least ``min_time`` seconds
-    each (after ``warmup`` seconds and until the timings settle), throughput = batch / median, the measured
+    The settings are ``config`` (a ``ProfileConfig``), or keyword arguments of the same names (``device``,
+    ``batch_sizes``, ``dtype``, ``warmup_s``, ``min_time_s``, ``repeats``, ... every field of ``ProfileConfig``),
+    which replace the config's; ``warmup=`` and ``min_time=`` are the old names of ``warmup_s`` / ``min_time_s``
+    (``DeprecationWarning``). A name that is not a setting is a ``TypeError``.
+
+    Per row: latency median / p10 / p90 / CV over ``repeats`` samples of at least ``min_time_s`` seconds
+    each (after ``warmup_s`` seconds and until the timings settle), throughput = batch / median, the measured
     peak memory next to the analytic estimate, power and energy per image on NVIDIA GPUs, and roofline
     efficiency against the device's measured peaks. Out-of-memory, unsupported dtypes and forwards that
     raise are rows with ``status`` ``oom`` / ``unsupported`` / ``error``, never exceptions.
@@ -84,7 +78,8 @@ def profile(
     a spec string like ``"int64:77"``, or a list of them, one per positional input), ``inputs=`` example
     tensors (repeated along the batch dimension for the batch sizes asked), ``kwargs=`` keyword inputs,
     ``batch_dim``, ``int_range`` (integer inputs take seeded random values in it; default zeros); the same
-    for every model (default: each model's own input).
+    for every model (default: each model's own input). They fill ``config.workload`` (``Workload.to_json()``);
+    a config that has one and input keywords as well is an ``InputError``.
 
     ``layers``: also time every layer of the cost table under ``torch.profiler`` (``archcost.profiling.layers``):
     each row gains ``layers`` (name, type, macs, flops, bytes, time_s, time_share, flops_per_s,
@@ -126,6 +121,20 @@ def profile(
     names its worker (``env_host``, ``env_ray_node``). Ray missing, a malformed or unreachable address, or a
     device no node has: ``InputError`` before anything is measured.
     """
+    from torch import nn
+
+    from archcost.errors import ArchcostError, InputError
+    from archcost.profiling.results import append_records, to_dataframe
+    from archcost.profiling.sweep import (
+        check_config,
+        check_writable,
+        iter_profile,
+        parse_batch_sizes,
+        resolve_device,
+        validate_models,
+    )
+
+    config = settings(config, stacklevel=3, **setting)
     if executor not in ("local", "ray"):
         raise InputError(f"unknown executor {executor!r}", "use executor='local' or executor='ray'")
     if (address is not None or accelerator is not None) and executor != "ray":
@@ -136,31 +145,16 @@ def profile(
             "resume skips what the results file already holds, and no results file was given",
             "add --append FILE (results_file=...) with --resume",
         )
-    if isinstance(models, (str, nn.Module)):
-        models = [models]
-    models = list(models)
-    config = ProfileConfig(
-        device=device,
-        batch_sizes=parse_batch_sizes(batch_sizes),
-        dtype=dtype,
-        channels_last=channels_last,
-        compile=compile,
-        threads=threads,
-        warmup_s=warmup,
-        min_time_s=min_time,
-        repeats=repeats,
-        inputs=_inputs_json(input_size, inputs, kwargs, batch_dim, int_range),
-        options=dict(options or {}),
-        roofline=roofline,
-        recalibrate=recalibrate,
-        power=power,
-        memory=memory,
-        layers=layers,
-        isolate=isolate,
-        mode=mode,
-        optimizer=optimizer,
-        amp=amp,
-        quantized_engine=quantized_engine,
+    workload = _inputs_json(input_size, inputs, kwargs, batch_dim, int_range)
+    if workload is not None:
+        if config.workload is not None:
+            raise InputError(
+                "the inputs are given twice: config.workload and input keywords (input_size, inputs, kwargs, ...)",
+                "give them one way",
+            )
+        config = dataclasses.replace(config, workload=workload)
+    config = dataclasses.replace(
+        config, batch_sizes=tuple(parse_batch_sizes(config.batch_sizes)), options=dict(config.options or {})
     )
     check_config(config, ray=executor == "ray")
     if results_file is not None:
@@ -169,45 +163,47 @@ def profile(
         from archcost.profiling import distributed
 
         distributed.import_ray()  # Ray missing: say which extra to install, before anything else
-    models = validate_models(models, config.options, isolate=isolate and executor == "local", mode=mode)
+    model_list = [models] if isinstance(models, (str, nn.Module)) else list(models)
+    model_list = validate_models(
+        model_list, config.options, isolate=config.isolate and executor == "local", mode=config.mode
+    )
     session = distributed.connect(address) if executor == "ray" else None
     records: list[dict] = []
     interrupted = False
     bar = None
     skipped = 0
+    names: list[str] = []
     try:
-        names = None
-        todo = [tuple(config.batch_sizes)] * len(models)
+        todo = [tuple(config.batch_sizes)] * len(model_list)
         if session is not None or resume:
             from archcost.profiling.resume import model_name
 
-            names = [model_name(spec, config.options) for spec in models]
+            names = [model_name(spec, config.options) for spec in model_list]
         if session is not None:
             device, _ = distributed.task_device(config.device, config.threads, session.node_resources(), accelerator)
         else:
-            from archcost.profiling.sweep import resolve_device
-
             device = str(resolve_device(config.device))
         if resume:
             from archcost.profiling.resume import recorded_keys, remaining
 
-            mode = getattr(config, "mode", None)
-            todo = remaining(names, device, config.dtype, mode, config.batch_sizes, recorded_keys(results_file))
-        skipped = len(models) * len(config.batch_sizes) - sum(map(len, todo))
+            assert results_file is not None  # checked above
+            todo = remaining(names, device, config.dtype, config.mode, config.batch_sizes, recorded_keys(results_file))
+        skipped = len(model_list) * len(config.batch_sizes) - sum(map(len, todo))
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=sum(map(len, todo)), file=sys.stderr, unit="run", leave=False)
+        source: Generator[dict, None, None]
         if session is not None:
             import uuid
 
             run_id = uuid.uuid4().hex[:12]
             # a resolved spec travels as its string (the task resolves and builds it there); a module as itself
-            specs = [m if isinstance(m, nn.Module) else str(m) for m in models]
+            specs = [m if isinstance(m, nn.Module) else str(m) for m in model_list]
             source = distributed.ray_records(session, specs, names, config, todo, run_id, accelerator)
         else:
             step = bar.set_description if bar else None
-            source = iter_profile(models, config, on_step=step, model_batch_sizes=todo if resume else None)
+            source = iter_profile(model_list, config, on_step=step, model_batch_sizes=todo if resume else None)
         with contextlib.closing(source):
             for rec in source:
                 records.append(rec)
@@ -220,7 +216,7 @@ def profile(
     except KeyboardInterrupt:
         interrupted = True
     except ArchcostError as exc:  # e.g. a model whose constructor fails when its turn comes: keep what came before
-        exc.measured = to_dataframe(records)
+        exc.measured = to_dataframe(records)  # type: ignore[attr-defined]  # read by the CLI
         raise
     finally:
         if bar:
@@ -236,7 +232,9 @@ def profile(
     return df
 
 
-def _inputs_json(input_size, inputs, kwargs, batch_dim: int, int_range) -> dict | None:
+def _inputs_json(
+    input_size: object, inputs: object, kwargs: dict | None, batch_dim: int, int_range: object
+) -> dict | None:
     """The inputs given to ``profile`` as ``Workload.to_json()`` (what a sweep, a child process and a Ray task
     carry), or ``None`` for each model's own input."""
     if input_size is None and inputs is None and not kwargs and batch_dim == 0 and int_range is None:

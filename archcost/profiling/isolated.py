@@ -6,7 +6,7 @@ pages), which libraries it imported, which models ran before. A fresh process pe
 own timing script is, so ``--isolate`` reproduces it; benchmarks/profile_check.py measures the difference.
 
 The parent sends the model spec and settings as JSON on the child's standard input; the child
-(``python -m archcost.profiling.isolated_child``) runs ``sweep.profile_model`` and prints one JSON record per line
+(``python -m archcost.profiling.isolated_child``) runs ``sweep.run_model`` and prints one JSON record per line
 as each is measured, so a crash or Ctrl-C loses only what was not finished. This module is the parent side
 and imports nothing of the sweep (no import cycle).
 """
@@ -20,21 +20,28 @@ import sys
 from collections.abc import Callable, Iterator
 
 from archcost.profiling.results import new_record, unfinished_records
+from archcost.profiling.steps import RunContext
 
 
-def profile_model_isolated(spec: str, ctx, step: Callable[[str], None] = lambda text: None) -> Iterator[dict]:
-    """The records of ``sweep.profile_model(spec, ctx)``, measured in a child process."""
-    config = dataclasses.asdict(ctx.config)
-    config["batch_sizes"] = list(ctx.batch_sizes)
-    config["device"] = str(ctx.device)
-    config["isolate"] = False
-    request = {
+def child_request(spec: object, ctx: RunContext) -> dict:
+    """What the child reads on standard input: the model spec, the config as ``dataclasses.asdict`` writes it
+    (every setting under its one name, ``quantized_engine`` included; the device and batch sizes as resolved,
+    ``isolate`` off), the run id and the device peaks."""
+    config = dataclasses.replace(ctx.config, batch_sizes=list(ctx.batch_sizes), device=str(ctx.device), isolate=False)
+    return {
         "spec": str(spec),
-        "config": config,
+        "config": dataclasses.asdict(config),
         "run_id": ctx.run_id,
         "peaks": ctx.peaks.to_dict() if ctx.peaks else None,
         "peaks_note": ctx.peaks_note,
     }
+
+
+def profile_model_isolated(
+    spec: str, ctx: RunContext, step: Callable[[str], None] = lambda text: None
+) -> Iterator[dict]:
+    """The records of ``sweep.run_model(spec, ctx)``, measured in a child process."""
+    request = child_request(spec, ctx)
     step(f"{spec}: starting a fresh process")
     child = subprocess.Popen(
         [sys.executable, "-m", "archcost.profiling.isolated_child"],

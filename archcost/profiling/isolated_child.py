@@ -1,8 +1,8 @@
 """The ``--isolate`` child process (``python -m archcost.profiling.isolated_child``): one model's records as JSON lines.
 
 Reads the request ``isolated.profile_model_isolated`` writes on standard input (the model spec, the
-``ProfileConfig`` as a dict, the run id, the device peaks), sets up as every executor does
-(``sweep.measurement_setup``), runs ``sweep.profile_model`` and writes one record per line to standard
+``ProfileConfig`` as ``dataclasses.asdict`` writes it, the run id, the device peaks), sets up as every executor does
+(``sweep.measurement_setup``), runs ``sweep.run_model`` and writes one record per line to standard
 output; what the model prints goes to standard error. Exit 0, 2 (an ``ArchcostError``: its message on
 standard error) or 130 (Ctrl-C).
 """
@@ -17,14 +17,16 @@ def main() -> int:
     import torch
 
     from archcost.errors import ArchcostError
+    from archcost.profiling.config import from_json
     from archcost.profiling.results import record_json
     from archcost.profiling.roofline import DevicePeaks
-    from archcost.profiling.sweep import ProfileConfig, RunContext, measurement_setup, profile_model
+    from archcost.profiling.steps import RunContext
+    from archcost.profiling.sweep import measurement_setup, run_model
     from archcost.units import DTYPES
 
     request = json.loads(sys.stdin.read())
     records, sys.stdout = sys.stdout, sys.stderr  # what the model prints must not mix with the records
-    config = ProfileConfig(**request["config"])
+    config = from_json(request["config"])
     device = torch.device(config.device)
     peaks = DevicePeaks(**request["peaks"]) if request["peaks"] else None
     with measurement_setup(device, config.threads, config.dtype, config.quantized_engine) as env:
@@ -39,7 +41,7 @@ def main() -> int:
             request["run_id"],
         )
         try:
-            for rec in profile_model(request["spec"], ctx):
+            for rec in run_model(request["spec"], ctx):
                 records.write(record_json(rec) + "\n")
                 records.flush()
         except KeyboardInterrupt:

@@ -1,7 +1,6 @@
 """What a measurement's outcome becomes in a record: failures classified, trust flags, the analytic fields.
 
-Shared by the inference sweep (``sweep.measure_one``) and the training step (``train_step.measure_train``),
-so neither imports the other.
+Used by the one measured step protocol (``steps.measure_step``) and the sweep around it.
 """
 
 from __future__ import annotations

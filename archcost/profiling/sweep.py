@@ -15,32 +15,29 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from archcost.errors import ArchcostError, InputError
+from archcost.profiling.config import ProfileConfig
 from archcost.profiling.environment import environment, git_commit, model_file
 from archcost.profiling.environment import quantized_engine as quantized_engine_setting
-from archcost.profiling.memory import held_bytes, measure_peak
-from archcost.profiling.nvml import PowerSampler, power_fields
 from archcost.profiling.outcome import (  # re-exported: sweep's public names before outcome.py
     CV_LIMIT,  # noqa: F401
     FLAGS,  # noqa: F401
     LAYER_SUM_TOLERANCE,  # noqa: F401
-    analysis_fields,
+    analysis_fields,  # noqa: F401
     carry_over,
     classify_failure,
     first_line,
-    flags_and_warnings,
+    flags_and_warnings,  # noqa: F401
     is_oom,  # noqa: F401
 )
-from archcost.profiling.outcome import channels_last as _channels_last
 from archcost.profiling.outcome import release as _release
 from archcost.profiling.results import new_record
-from archcost.profiling.roofline import DevicePeaks, device_peaks, peaks_key, roofline_fields
-from archcost.profiling.timing import measure, timing_fields
+from archcost.profiling.roofline import DevicePeaks, device_peaks, peaks_key
+from archcost.profiling.steps import RunContext, measure_step, step_for
 from archcost.units import DTYPES
 
 PROFILE_DTYPES = ("float32", "float16", "bfloat16")
@@ -48,32 +45,6 @@ PROFILE_DTYPES = ("float32", "float16", "bfloat16")
 
 class DeviceError(ArchcostError):
     """A device that is not there (``--device cuda`` without CUDA, ``cuda:3`` on a one-GPU machine)."""
-
-
-@dataclass
-class ProfileConfig:
-    device: str = "auto"
-    batch_sizes: Sequence[int] = (1,)
-    dtype: str = "float32"
-    channels_last: bool = False
-    compile: bool = False
-    threads: int | None = None
-    warmup_s: float = 1.0
-    min_time_s: float = 0.2
-    repeats: int = 10
-    input_size: tuple[int, ...] | None = None  # one input's shape (kept for callers); ``inputs`` is the whole
-    inputs: dict | None = None  # the inputs as ``Workload.to_json()`` (every kind); None: each model's own
-    options: dict = field(default_factory=dict)
-    roofline: bool = True
-    recalibrate: bool = False
-    power: bool = True
-    memory: bool = True
-    layers: bool = False
-    isolate: bool = False  # each model in a fresh process (archcost.profiling.isolated)
-    mode: str = "infer"  # "train": a timed training step (archcost.profiling.train_step)
-    optimizer: str = "adam"  # mode "train" only
-    amp: bool = False  # mode "train" only: autocast (float16 on CUDA, bfloat16 on the CPU)
-    quantized_engine: str | None = None  # torch.backends.quantized.engine for the sweep; None: as it is
 
 
 # -- pure decisions ---------------------------------------------------------------------------------------
@@ -148,10 +119,10 @@ def workload_of(config: ProfileConfig, module: nn.Module, name: str, default_siz
     """The ``Workload`` a sweep measures ``module`` on: the config's inputs, else the model's own input."""
     from archcost.cost.workload import Workload
 
-    if config.inputs:
-        work = Workload.from_json(config.inputs, model=module)
+    if config.workload:
+        work = Workload.from_json(config.workload, model=module)
     else:
-        work = Workload.of(module, config.input_size)
+        work = Workload.of(module)
     work = dataclasses.replace(work, name=name, default_input=tuple(default_size), dtype=config.dtype)
     return work.load()
 
@@ -253,20 +224,6 @@ def check_config(config: ProfileConfig, *, ray: bool = False) -> None:
         )
 
 
-@dataclass(frozen=True)
-class RunContext:
-    """What every (model, configuration) measurement of one sweep shares: the resolved device and settings."""
-
-    config: ProfileConfig
-    device: torch.device
-    batch_sizes: tuple[int, ...]
-    dtype: torch.dtype
-    env: dict
-    peaks: DevicePeaks | None
-    peaks_note: str | None
-    run_id: str
-
-
 @contextlib.contextmanager
 def measurement_setup(
     device: torch.device, threads: int | None, dtype: str, quantized_engine: str | None = None
@@ -333,7 +290,7 @@ def iter_profile(
 
                 yield from profile_model_isolated(spec, run, step)
             else:
-                yield from profile_model(spec, run, step)
+                yield from run_model(spec, run, step)
 
 
 def working_copy(module: nn.Module) -> nn.Module:
@@ -349,11 +306,13 @@ def working_copy(module: nn.Module) -> nn.Module:
         ) from None
 
 
-def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda text: None) -> Iterator[dict]:
+def run_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda text: None) -> Iterator[dict]:
     """The records of one model (a spec or an ``nn.Module``) at each batch size of ``ctx``, as measured.
 
-    This is the unit of work of a sweep: it needs nothing but its arguments, and a module passed in is
-    measured on a deep copy (``working_copy``), never changed.
+    This is the unit of work of a sweep, and every executor wraps it: the local loop (``iter_profile``), the
+    ``--isolate`` child (``isolated_child``) and a Ray task (``distributed.profile_task``, through
+    ``iter_profile``). It needs nothing but its arguments; a module passed in is measured on a deep copy
+    (``working_copy``), never changed. Each batch size is one ``steps.measure_step`` of the mode's step.
     """
     config, device, dtype, peaks = ctx.config, ctx.device, ctx.dtype, ctx.peaks
     name, original, default_size, source = _load(spec, config.options)
@@ -418,7 +377,8 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
                 continue
             if reports is None:
                 reports = _analyses(inputs, ctx.batch_sizes)
-            rec = record(batch, **measure_one(runner, module, name, inputs, batch, ctx, reports[batch]))
+            measured = step_for(runner, module, ctx, reports[batch])
+            rec = record(batch, **measure_step(measured, inputs, batch, ctx, reports[batch]))
             if rec["status"] != "ok":
                 _release(device)
                 carried = carry_over(rec["status"], batch, rec["error"])
@@ -428,94 +388,4 @@ def profile_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda te
         _release(device)
 
 
-def measure_one(runner, module, name, work, batch, ctx: RunContext, report) -> dict:
-    """Time one batch size of an already placed model on the ``Workload`` ``work``'s inputs; the record's
-    measured fields (never raises for the model's own failures: they are ``status`` and ``error``).
-    ``report``: the model's ``CostReport`` at this batch size, or the ``ArchcostError`` of its analysis
-    (``_analyses``)."""
-    config, device, dtype, peaks, peaks_note = ctx.config, ctx.device, ctx.dtype, ctx.peaks, ctx.peaks_note
-    if config.mode == "train":
-        from archcost.profiling.train_step import measure_train
-
-        return measure_train(module, name, work, batch, ctx, report)
-    out = analysis_fields(report, config.dtype)
-    if isinstance(report, ArchcostError):
-        report = None
-    failure: tuple[str, str] | None = None
-    sampler = PowerSampler(device) if config.power else None
-    x = None
-    layer_timing = None
-    try:
-        args, kwargs = work.tensors(device, batch_size=batch, dtype=dtype)
-        if config.channels_last:
-            args = [_channels_last(a) for a in args]
-        x = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor)]
-
-        def forward():
-            return runner(*args, **kwargs)
-
-        with torch.inference_mode():
-            if sampler is not None:
-                sampler.start()
-            timing = measure(
-                forward,
-                device,
-                warmup_s=config.warmup_s,
-                min_time_s=config.min_time_s,
-                repeats=config.repeats,
-                on_timed=sampler.mark if sampler is not None else None,
-            )
-            samples = sampler.stop() if sampler is not None else []
-            if config.memory:
-                mem = measure_peak(forward, device, held_bytes(module), held_bytes(*x))
-                out.update(
-                    memory_peak_bytes=mem.peak_bytes,
-                    memory_activation_peak_bytes=mem.activation_peak_bytes,
-                    memory_method=mem.method,
-                )
-            if config.layers and report is not None:
-                from archcost.profiling.layers import profiled_iterations, time_layers
-
-                n = profiled_iterations(timing.stats.median_s, config.repeats, config.min_time_s)
-                layer_timing = time_layers(module, forward, report.layers, device, n)
-    except Exception as exc:
-        failure = (classify_failure(exc, config.dtype), first_line(exc))
-    finally:
-        if sampler is not None:
-            sampler.close()
-        x = args = kwargs = None
-    if failure is not None:
-        _release(device)
-        return {**out, "status": failure[0], "error": failure[1]}
-
-    s = timing.stats
-    out.update(status="ok", **timing_fields(timing, batch))
-    roof = roofline_fields(
-        out.get("flops"),
-        out.get("traffic_bytes"),
-        s.median_s,
-        peaks.flops_per_s if peaks else None,
-        peaks.bytes_per_s if peaks else None,
-    )
-    if peaks_note:
-        roof["roofline_note"] = "; ".join(n for n in (roof["roofline_note"], peaks_note) if n)
-    out.update(roof)
-    if config.layers:
-        if layer_timing is None:
-            out["layers_note"] = "no layer times: " + (out.get("analysis_note") or "the analysis failed")
-        else:
-            from archcost.profiling.layers import layer_rows, summary
-
-            element = torch.empty((), dtype=dtype).element_size()
-            rows = layer_rows(
-                report.layers,
-                layer_timing,
-                element,
-                peaks.flops_per_s if peaks else None,
-                peaks.bytes_per_s if peaks else None,
-            )
-            out["layers"] = rows
-            out.update(summary(layer_timing, rows, s.median_s))
-    out.update(power_fields(sampler, samples, timing, batch))
-    out["flags"], out["warnings"] = flags_and_warnings(out)
-    return out
+profile_model = run_model  # its name before the executors shared it

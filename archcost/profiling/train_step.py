@@ -27,14 +27,12 @@ from archcost.errors import InputError
 from archcost.profiling.memory import (  # the one measured peak-memory method; re-exported for older callers
     call_args,
     flat_values,
-    measure_training_peak,
     measured_inference_peak,
     measured_training_peak,
 )
 
 __all__ = [
     "TrainStep",
-    "measure_train",
     "measured_inference_peak",
     "measured_training_peak",
     "random_loss",
@@ -155,85 +153,6 @@ def time_train_step(
         "iterations_per_sample": n,
         "timing": timing,
     }
-
-
-def measure_train(module: nn.Module, name: str, work, batch: int, ctx, report) -> dict:
-    """The measured fields of one ``mode="train"`` profile record (``sweep.RunContext`` ``ctx``): the step
-    timed by ``time_train_step`` on ``module`` (the sweep's own working copy, trained in place), its
-    measured peak (``measured_training_peak``, which steps a copy) beside the estimate of
-    ``archcost.cost.training`` (``training_peak_bytes`` with the same optimizer), the power of the timed
-    steps, and the forward's analysis ``report`` (``params``, ``macs``, ``flops`` are the forward's at this batch).
-    The model's own failures are ``status`` and ``error``, never exceptions, as in ``sweep.measure_one``.
-    """
-    from archcost.cost.training import training_peak_bytes
-    from archcost.profiling.nvml import PowerSampler, power_fields
-    from archcost.profiling.outcome import (
-        analysis_fields,
-        channels_last,
-        classify_failure,
-        first_line,
-        flags_and_warnings,
-        release,
-    )
-
-    config, device = ctx.config, ctx.device
-    out = analysis_fields(report, config.dtype)
-    out.pop("memory_estimate_bytes", None)
-    try:  # the training step's estimate, on the meta device (the caller's dtype: with --amp, float32 weights)
-        out["memory_estimate_bytes"] = training_peak_bytes(
-            work.with_batch(batch), None, batch, config.dtype, optimizer=config.optimizer, foreach=device.type == "cuda"
-        )  # a Workload in the model's place: analyze takes the inputs from it
-        out["memory_estimate_note"] = None
-    except Exception as exc:  # a comparison column: its failure must not stop a measurement
-        out["memory_estimate_note"] = f"training estimate failed: {first_line(exc)}"
-    sampler = PowerSampler(device) if config.power else None
-    failure = None
-    try:
-        args, kwargs = work.tensors(device, batch_size=batch, dtype=ctx.dtype)
-        if config.channels_last:
-            args = [channels_last(a) for a in args]
-        x = (args, kwargs)
-        if sampler is not None:
-            sampler.start()
-        result = time_train_step(
-            module,
-            x,
-            config.optimizer,
-            amp=config.amp,
-            warmup_s=config.warmup_s,
-            min_time_s=config.min_time_s,
-            repeats=config.repeats,
-            on_timed=sampler.mark if sampler is not None else None,
-            copy_model=False,
-        )
-        samples = sampler.stop() if sampler is not None else []
-        if config.memory:
-            mem = measure_training_peak(module, x, config.optimizer)  # steps a copy of the working module
-            out["memory_peak_bytes"] = mem.peak_bytes
-            out["memory_method"] = f"{mem.method}, first training step"
-    except Exception as exc:
-        failure = (classify_failure(exc, config.dtype), first_line(exc))
-    finally:
-        if sampler is not None:
-            sampler.close()
-        x = None
-    if failure is not None:
-        release(device)
-        return {**out, "status": failure[0], "error": failure[1]}
-    from archcost.profiling.timing import timing_fields
-
-    timing = result["timing"]
-    out.update(
-        status="ok",
-        forward_median_s=result["forward_median_s"],
-        backward_median_s=result["backward_median_s"],
-        optimizer_median_s=result["optimizer_median_s"],
-        **timing_fields(timing, batch),
-        roofline_note="training step: no roofline (archcost estimates the memory traffic of the forward only)",
-    )
-    out.update(power_fields(sampler, samples, timing, batch))
-    out["flags"], out["warnings"] = flags_and_warnings(out)
-    return out
 
 
 def require_trainable(model: nn.Module) -> None:

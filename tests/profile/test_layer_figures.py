@@ -10,7 +10,7 @@ from archcost.profiling.results import read_results
 from archcost.profiling.roofline import DevicePeaks, peaks_key, store
 from archcost.report.layer_figures import layer_roofline, layer_time, pick_record
 
-FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.01, "repeats": 3, "memory": False, "threads": 1}
+FAST = {"device": "cpu", "warmup_s": 0.0, "min_time_s": 0.01, "repeats": 3, "memory": False, "threads": 1}
 
 
 @pytest.fixture(scope="module")

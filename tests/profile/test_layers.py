@@ -28,7 +28,7 @@ from archcost.profiling.layers import (
 from archcost.profiling.roofline import row_traffic_bytes
 from archcost.profiling.sweep import LAYER_SUM_TOLERANCE
 
-FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.01, "repeats": 3, "roofline": False, "memory": False}
+FAST = {"device": "cpu", "warmup_s": 0.0, "min_time_s": 0.01, "repeats": 3, "roofline": False, "memory": False}
 
 
 class Residual(nn.Module):
@@ -195,6 +195,6 @@ def test_layer_times_add_up_to_the_median_latency():
     """
     ratios = []
     for _ in range(3):
-        r = profile("resnet18", device="cpu", threads=1, warmup=0.5, min_time=0.2, repeats=10, layers=True).iloc[0]
+        r = profile("resnet18", device="cpu", threads=1, warmup_s=0.5, min_time_s=0.2, repeats=10, layers=True).iloc[0]
         ratios.append(r["layer_time_sum_ratio"])
     assert abs(statistics.median(ratios) - 1) <= LAYER_SUM_TOLERANCE, ratios

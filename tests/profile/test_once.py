@@ -9,7 +9,7 @@ from archcost.profiling import profile
 from tests.profile import models
 from tests.profile.test_command import FAST, M, run
 
-QUICK = dict(device="cpu", warmup=0, min_time=0.01, repeats=3, roofline=False, power=False, memory=False)
+QUICK = dict(device="cpu", warmup_s=0, min_time_s=0.01, repeats=3, roofline=False, power=False, memory=False)
 
 
 def test_a_spec_is_built_once_and_analysed_at_two_sizes(monkeypatch):

@@ -56,7 +56,7 @@ def test_int8_beside_float_with_the_engine_named(capsys, quantized, original, si
 
 @needs_engine
 def test_default_engine_is_torchs_own_and_recorded():
-    df = profile(qm.dynamic_mlp(), device="cpu", input_size="float32:64", warmup=0, min_time=0.01, repeats=3,
+    df = profile(qm.dynamic_mlp(), device="cpu", input_size="float32:64", warmup_s=0, min_time_s=0.01, repeats=3,
                  roofline=False)  # fmt: skip
     assert df["status"].tolist() == ["ok"]
     assert df["env_quantized_engine"].tolist() == [torch.backends.quantized.engine]
@@ -68,7 +68,7 @@ def test_the_callers_quantized_module_is_unchanged():
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         before, keys = model(x), list(model.state_dict())
-    df = profile(model, device="cpu", input_size=(3, 16, 16), warmup=0, min_time=0.01, repeats=3, roofline=False,
+    df = profile(model, device="cpu", input_size=(3, 16, 16), warmup_s=0, min_time_s=0.01, repeats=3, roofline=False,
                  quantized_engine=other_engine())  # fmt: skip
     assert df["status"].tolist() == ["ok"]
     with torch.no_grad():

@@ -23,7 +23,7 @@ from archcost.profiling import profile
 from archcost.profiling.results import read_results
 from archcost.profiling.sweep import ProfileConfig
 
-FAST = {"warmup": 0.0, "min_time": 0.001, "repeats": 2, "roofline": False, "power": False}
+FAST = {"warmup_s": 0.0, "min_time_s": 0.001, "repeats": 2, "roofline": False, "power": False}
 TWO = "tests.profile.models:TwoLayer"
 CRASHES = "tests.profile.models:Crashes"  # os._exit in forward: the worker process dies mid-task
 

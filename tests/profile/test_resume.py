@@ -10,7 +10,7 @@ from archcost.profiling import profile
 from archcost.profiling.results import read_results
 from archcost.profiling.resume import record_key, recorded_keys, remaining
 
-FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.001, "repeats": 2, "roofline": False, "power": False}
+FAST = {"device": "cpu", "warmup_s": 0.0, "min_time_s": 0.001, "repeats": 2, "roofline": False, "power": False}
 TWO = "tests.profile.models:TwoLayer"
 BROKEN = "tests.profile.models:Broken"
 

@@ -25,7 +25,7 @@ from archcost.profiling.sweep import (
 )
 from tests.profile.models import Broken, CtrlC, NoHalf, OomAbove, TwoLayer
 
-FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.01, "repeats": 3, "roofline": False}
+FAST = {"device": "cpu", "warmup_s": 0.0, "min_time_s": 0.01, "repeats": 3, "roofline": False}
 
 
 # -- pure decisions -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from archcost.cost.training import training_peak_bytes
 from archcost.errors import InputError
 from archcost.profiling import FIELDS, profile
 
-FAST = dict(device="cpu", warmup=0.0, min_time=0.0, repeats=3, roofline=False, power=False)
+FAST = dict(device="cpu", warmup_s=0.0, min_time_s=0.0, repeats=3, roofline=False, power=False)
 
 
 def _tiny() -> nn.Module:

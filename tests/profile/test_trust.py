@@ -10,10 +10,11 @@ from torch import nn
 from archcost.cli import main
 from archcost.errors import InputError
 from archcost.profiling import profile, render
+from archcost.profiling.outcome import flags_and_warnings
 from archcost.profiling.roofline import STALE_PEAKS, roofline_fields
-from archcost.profiling.sweep import check_writable, flags_and_warnings
+from archcost.profiling.sweep import check_writable
 
-FAST = {"device": "cpu", "warmup": 0.0, "min_time": 0.01, "repeats": 3, "roofline": False}
+FAST = {"device": "cpu", "warmup_s": 0.0, "min_time_s": 0.01, "repeats": 3, "roofline": False}
 
 
 class Caching(nn.Module):
