@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -20,6 +21,7 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter, is_l
 
 from archcost.errors import InputError
 
+_V = TypeVar("_V")
 _PARALLEL = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 
 
@@ -55,7 +57,9 @@ def lazy_copy(model: nn.Module) -> nn.Module:
             continue
         if is_lazy(t):
             cls = UninitializedParameter if isinstance(t, nn.Parameter) else UninitializedBuffer
-            memo[id(t)] = cls(requires_grad=t.requires_grad, device="meta", dtype=t.dtype)
+            # torch's parameter.pyi gives these classes Parameter's __init__(data, requires_grad); at runtime
+            # they are made by __new__(requires_grad, device, dtype), as called here
+            memo[id(t)] = cls(requires_grad=t.requires_grad, device="meta", dtype=t.dtype)  # type: ignore[call-arg]
         else:
             new = torch.empty(t.shape, dtype=t.dtype, device="meta")
             memo[id(t)] = nn.Parameter(new, t.requires_grad) if isinstance(t, nn.Parameter) else new
@@ -113,7 +117,13 @@ def private_state(model: nn.Module, device: str) -> Iterator[None]:
         for m, attrs, params, buffers, modules, training in saved:
             m.__dict__.clear()
             m.__dict__.update(attrs)
-            for table, old in ((m._parameters, params), (m._buffers, buffers), (m._modules, modules)):
-                table.clear()
-                table.update(old)
+            _refill(m._parameters, params)
+            _refill(m._buffers, buffers)
+            _refill(m._modules, modules)
             m.training = training
+
+
+def _refill(table: dict[str, _V], old: dict[str, _V]) -> None:
+    """Put ``table``'s entries back to ``old`` (in place: the module keeps the same dict)."""
+    table.clear()
+    table.update(old)
