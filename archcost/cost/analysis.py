@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -40,6 +41,7 @@ def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
         raise InputError(f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPES)}") from None
 
 
+_T = TypeVar("_T", bound=torch.Tensor)
 DEVICES = ("auto", "meta", "cpu")
 
 
@@ -228,10 +230,9 @@ def _train(run: _Run, report: CostReport, *, dtype, device: str, max_memory: int
     if not dtype.is_floating_point:
         raise InputError(f"a training step needs a floating-point dtype, not {dtype}", "use float32 or bfloat16")
     options = STEP_OPTIONS.get()
-    how = {"optimizer": optimizer, "foreach": options.foreach, "cost": options.cost} if options else {}
-    how.setdefault("optimizer", optimizer)
+    foreach, cost = (options.foreach, options.cost) if options else (False, True)  # train_step's defaults
     try:
-        sim = train_step(run, report.analysed_on, **how)
+        sim = train_step(run, report.analysed_on, optimizer=optimizer, foreach=foreach, cost=cost)
     except _Failed as failed:
         if not failed.needs_data:
             raise failed.error(run) from failed.cause
@@ -247,7 +248,7 @@ def _train(run: _Run, report: CostReport, *, dtype, device: str, max_memory: int
         try:
             crawl, out = run.forward("cpu")
             again = _report(run, crawl, out, model_name=report.model, dtype=dtype, on="cpu", because=because)
-            sim = train_step(run, "cpu", **how)
+            sim = train_step(run, "cpu", optimizer=optimizer, foreach=foreach, cost=cost)
         except _Failed as failed_cpu:
             raise failed_cpu.error(run) from failed_cpu.cause
         from dataclasses import replace
@@ -342,6 +343,7 @@ class _Run:
         self.wrapped = {k: t for k, t in [*model.named_parameters(), *model.named_buffers()] if is_wrapper(t)}
         self.state: dict[str, torch.Tensor] = {}
         self.axes = _spatial_axes(specs)
+        self.drew = False  # a forward drew random numbers (``_seeded``)
 
     def tensors(self, device: str) -> tuple[list, dict]:
         """Forward's ``(args, kwargs)`` on ``device`` (tuple and dict arguments put together; the plain
@@ -435,7 +437,7 @@ def _seeded(run: _Run):
         try:
             yield
         finally:
-            run.drew = getattr(run, "drew", False) or not torch.equal(torch.default_generator.get_state(), start)
+            run.drew = run.drew or not torch.equal(torch.default_generator.get_state(), start)
 
 
 def _spatial_axes(specs: list[InputSpec]) -> int:
@@ -567,16 +569,15 @@ def _materialise(model: nn.Module, specs, plain, batch_size, dtype, training) ->
     """Run one forward of the private lazy copy on meta so its lazy layers take their shapes."""
     args, kwargs = _Run(model, specs, plain, batch_size, dtype, training).tensors("meta")
     # uninitialised tensors that forward may replace (``self.w = nn.Parameter(...)``) rather than materialise
-    lazy = [(table, key) for m in model.modules() for table in (m._parameters, m._buffers)
-            for key, t in table.items() if t is not None and is_lazy(t)]  # fmt: skip
+    lazy = [(m, _lazy_keys(m._parameters), _lazy_keys(m._buffers)) for m in model.modules()]
     try:
         with torch.no_grad(), private_state(model, "meta"):
             model.train(training)
             model(*args, **kwargs, **plain)
-            made = [(table, key, table.get(key)) for table, key in lazy]
-        for table, key, t in made:  # private_state restored the tables: keep what forward put there
-            if t is not None and not is_lazy(t):
-                table[key] = t
+            made = [(m, _replaced(m._parameters, ps), _replaced(m._buffers, bs)) for m, ps, bs in lazy]
+        for m, params, buffers in made:  # private_state restored the tables: keep what forward put there
+            m._parameters.update(params)
+            m._buffers.update(buffers)
     except Exception as exc:
         detail = first_line(exc)
         raise AnalysisError(
@@ -589,6 +590,16 @@ def _materialise(model: nn.Module, specs, plain, batch_size, dtype, training) ->
             f"{', '.join(left)} still uninitialised after one forward: its shape is unknown",
             "give it a shape before analysing (initialise it in __init__, or run one forward on real data)",
         )
+
+
+def _lazy_keys(table: dict[str, _T | None]) -> list[str]:
+    """The keys of ``table`` (a module's parameters or buffers) that hold uninitialised tensors."""
+    return [key for key, t in table.items() if t is not None and is_lazy(t)]
+
+
+def _replaced(table: dict[str, _T | None], keys: list[str]) -> dict[str, _T]:
+    """What ``table`` holds under ``keys`` that is no longer uninitialised (forward materialised or replaced it)."""
+    return {key: t for key in keys if (t := table.get(key)) is not None and not is_lazy(t)}
 
 
 def _check_memory(needed: int, limit: int | None) -> None:
@@ -636,7 +647,7 @@ def _report(run: _Run, crawl: Crawl, out, *, model_name: str, dtype: torch.dtype
         input_shapes=[s.describe(run.batch_size, run.dtype) for s in run.specs],
         analysed_on=on,
         analysed_on_because=because,
-        notes=[DREW_NOTE] if getattr(run, "drew", False) else [],
+        notes=[DREW_NOTE] if run.drew else [],
         param_bytes_by_dtype=by_dtype,
         dtypes_seen=sorted(seen),
     )
