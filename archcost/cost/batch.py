@@ -41,7 +41,8 @@ def derive(lo_value: object, hi_value: object, lo: int, hi: int, batch: int) -> 
     """
     if type(lo_value) is not type(hi_value):
         raise NotProportional(f"{lo_value!r} / {hi_value!r}")
-    if isinstance(lo_value, int) and not isinstance(lo_value, bool):
+    # both of one type from here: each isinstance of hi_value below only tells the type checker so
+    if isinstance(lo_value, int) and isinstance(hi_value, int) and not isinstance(lo_value, bool):
         if lo_value == hi_value:
             return lo_value
         if lo_value * hi != hi_value * lo or (lo_value * batch) % lo:
@@ -55,14 +56,14 @@ def derive(lo_value: object, hi_value: object, lo: int, hi: int, batch: int) -> 
             if value is not a:
                 changes[f.name] = value
         return dataclasses.replace(lo_value, **changes) if changes else lo_value
-    if isinstance(lo_value, (list, tuple)):
+    if isinstance(lo_value, (list, tuple)) and isinstance(hi_value, (list, tuple)):
         if len(lo_value) != len(hi_value):
             raise NotProportional(f"{len(lo_value)} items at batch {lo}, {len(hi_value)} at batch {hi}")
         items = [derive(a, b, lo, hi, batch) for a, b in zip(lo_value, hi_value, strict=True)]
         if all(x is a for x, a in zip(items, lo_value, strict=True)):
             return lo_value
         return type(lo_value)(items) if isinstance(lo_value, list) else tuple(items)
-    if isinstance(lo_value, dict):
+    if isinstance(lo_value, dict) and isinstance(hi_value, dict):
         if lo_value.keys() != hi_value.keys():
             raise NotProportional("different keys")
         return {k: derive(v, hi_value[k], lo, hi, batch) for k, v in lo_value.items()}
