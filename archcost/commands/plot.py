@@ -22,7 +22,8 @@ MEASURED = (
 LAYER_MEASURED = ("layer-time", "layer-roofline")  # archcost.report.layer_figures: profile --layers records
 TRAINING = ("memory-train-vs-batch",)  # archcost.report.training_figures: estimates, and records if given
 PRECISION = ("accuracy-vs-weight-bytes",)  # archcost.report.precision_figures: published float and int8 top-1
-KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED + TRAINING + PRECISION
+PREDICTED = ("predicted-vs-measured",)  # archcost.report.prediction_figures: records and a device profile
+KINDS = ANALYTIC + PER_MODEL + MEASURED + LAYER_MEASURED + TRAINING + PRECISION + PREDICTED
 
 
 #: profile result fields -> the chart columns, with the unit change.
@@ -90,6 +91,30 @@ def figure(args: argparse.Namespace) -> tuple[Chart, list[str]]:
     from archcost.report.data import model_points, read_accuracy, with_accuracy
 
     notes: list[str] = []
+    profile = None
+    if args.device_profile is not None:
+        if args.kind not in PREDICTED and args.kind != "layer-time":
+            raise InputError(
+                f"--device-profile is for plot predicted-vs-measured and layer-time, not {args.kind}",
+                "leave out --device-profile",
+            )
+        from archcost.predict.annotate import read_profile
+
+        profile, warned = read_profile(args.device_profile)
+        notes += warned
+    if args.kind in PREDICTED:
+        return _predicted_vs_measured(args, profile, notes)
+    if args.kind == "layer-time" and profile is not None:
+        from archcost.predict.annotate import layer_predictions
+        from archcost.profiling.results import read_results
+        from archcost.report.layer_figures import layer_time, pick_record
+
+        if not args.model or not args.results:
+            raise InputError(
+                "plot layer-time needs a MODEL and --results", "e.g. plot layer-time resnet18 --results r.jsonl"
+            )
+        record = pick_record(read_results(args.results), args.model, args.batch_size, args.device)
+        return layer_time(record, layer_predictions(record, profile)), notes
     if args.kind in LAYER_MEASURED:
         from archcost.report.layer_figures import figure_for
 
@@ -168,6 +193,46 @@ def figure(args: argparse.Namespace) -> tuple[Chart, list[str]]:
     return fn(df), notes
 
 
+def _predicted_vs_measured(args: argparse.Namespace, profile, notes: list[str]) -> tuple[Chart, list[str]]:
+    """One point per measured model (its latest inference record at ``--batch-size``, default 1): measured
+    median latency against the device profile's prediction for the same model, input and batch."""
+    import pandas as pd
+
+    from archcost.predict.annotate import predict_records
+    from archcost.profiling.results import read_results
+    from archcost.report.prediction_figures import predicted_vs_measured
+
+    if profile is None or not args.results:
+        raise InputError(
+            "plot predicted-vs-measured needs --results and --device-profile",
+            "e.g. archcost plot predicted-vs-measured --results r.jsonl --device-profile cpu-2t.json --output p.png",
+        )
+    df = read_results(args.results)
+    batch = args.batch_size or 1
+    ok = df[(df["status"] == "ok") & (df["batch_size"] == batch)]
+    if "mode" in ok:
+        ok = ok[ok["mode"].fillna("infer") != "train"]
+    if args.device:
+        ok = ok[ok["device"] == args.device]
+    if args.models:
+        ok = ok[ok["model"].isin(_models(args))]
+    latest = ok.drop_duplicates("model", keep="last").to_dict(orient="records")
+    if not latest:
+        raise InputError(f"the results hold no ok inference record at batch {batch}", "check --batch-size and --models")
+    rows = predict_records(latest, profile)
+    notes += [f"{r['model']} left out: {r['skipped']}" for r in rows if "skipped" in r]
+    points = pd.DataFrame([r for r in rows if "skipped" not in r])
+    if points.empty:
+        raise InputError("no measured model could be predicted", "; ".join(notes))
+    where = {str(r["device"]) for r in latest}
+    threads = {str(r.get("threads") or r.get("env_threads")) for r in latest}
+    setting = (
+        f"measured: {', '.join(sorted(where))}, {', '.join(sorted(threads))} thread(s), batch {batch}; predicted: "
+        f"{profile.path} ({profile.device}, {profile.threads} thread(s), {profile.dtype})"
+    )
+    return predicted_vs_measured(points, setting), notes
+
+
 def run(args: argparse.Namespace) -> int:
     from archcost.files import write_atomic
 
@@ -203,6 +268,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--accuracy", help="CSV model,top1[,top5][,dataset] adding or overriding published accuracy")
     p.add_argument("--dataset", default="ImageNet", help="accuracy charts compare models of this dataset")
+    p.add_argument(
+        "--device-profile",
+        metavar="FILE",
+        help="predicted-vs-measured and layer-time: predict with this device profile (archcost calibrate)",
+    )
     add_device_arg(p, "records", default=None)
     p.add_argument(
         "--batch-size", type=positive_int, help="with --results: the batch size for per-model charts (default 1)"

@@ -56,3 +56,44 @@ def with_prediction(report: CostReport, profile: DeviceProfile, warnings: list[s
         "warnings": list(warnings or []),
     }
     return replace(report, layers=rows, prediction=prediction)
+
+
+def predict_records(records: list[dict], profile: DeviceProfile) -> list[dict]:
+    """Predicted beside measured for ``archcost profile`` records (ok, inference): per record ``model``,
+    ``family`` (the zoo's, else ``external``), ``batch_size``, ``measured_ms`` (its median latency) and
+    ``predicted_ms`` (the model analysed at the record's input label and batch size, priced with ``profile``).
+    A record whose model cannot be loaded here is left out and named in the returned rows' ``skipped``
+    entries (``{"model", "skipped": reason}``). Raises ``ProfileMismatchError`` for a dtype the profile has not."""
+    from archcost.cost.analysis import analyze
+    from archcost.cost.workload import Workload
+    from archcost.errors import ArchcostError
+    from archcost.zoo import get_meta, list_models
+
+    zoo = set(list_models())
+    out = []
+    for r in records:
+        model, batch = str(r["model"]), int(r["batch_size"])
+        try:
+            work = Workload.of(model, input_size=r.get("input_shape") or None, dtype=r.get("dtype") or "float32")
+            report = with_prediction(analyze(work.load("meta").with_batch(batch)), profile)
+        except ArchcostError as exc:
+            out.append({"model": model, "skipped": exc.message})
+            continue
+        assert report.prediction is not None
+        out.append({
+            "model": model, "family": get_meta(model).family if model in zoo else "external", "batch_size": batch,
+            "measured_ms": float(r["latency_median_s"]) * 1e3, "predicted_ms": float(report.prediction["total_ms"]),
+        })  # fmt: skip
+    return out
+
+
+def layer_predictions(record: dict, profile: DeviceProfile) -> dict[str, float]:
+    """Layer name -> predicted ms for the model and input of one ``profile --layers`` record (the names are
+    the analysis rows' names, as the record's layers are)."""
+    from archcost.cost.analysis import analyze
+    from archcost.cost.workload import Workload
+
+    work = Workload.of(str(record["model"]), input_size=record.get("input_shape") or None,
+                       dtype=record.get("dtype") or "float32")  # fmt: skip
+    report = with_prediction(analyze(work.load("meta").with_batch(int(record["batch_size"]))), profile)
+    return {r.name: r.predicted_ms for r in report.layers if r.predicted_ms is not None}

@@ -60,9 +60,11 @@ def pick_record(df: pd.DataFrame, model: str, batch_size: int | None, device: st
     return with_layers[-1]
 
 
-def layer_time(r: dict) -> Chart:
+def layer_time(r: dict, predicted: dict[str, float] | None = None) -> Chart:
     """Two bar panels sharing the layer axis (execution order, top to bottom): MACs per layer, and the
-    measured median time per layer in ms (rows no profiler event matched are marked, not drawn at zero)."""
+    measured median time per layer in ms (rows no profiler event matched are marked, not drawn at zero).
+    ``predicted``: layer name -> predicted ms (``archcost.predict``), drawn as a thin bar beside each
+    measured one (layers without a prediction get none)."""
     layers = r["layers"]
     names = [x["name"] for x in layers]
     n = len(names)
@@ -72,14 +74,21 @@ def layer_time(r: dict) -> Chart:
     macs = [x["macs"] or 0 for x in layers]
     times = [x["time_s"] * 1e3 if x["time_s"] is not None else 0.0 for x in layers]
     ax_macs.barh(ys, macs, color="#4c72b0")
-    ax_time.barh(ys, times, color="#dd8452")
+    if predicted is None:
+        ax_time.barh(ys, times, color="#dd8452")
+    else:
+        ax_time.barh([y - 0.2 for y in ys], times, height=0.4, color="#dd8452", label="measured")
+        pred = [predicted.get(name) for name in names]
+        ax_time.barh([y + 0.2 for y, p in zip(ys, pred, strict=True) if p is not None],
+                     [p for p in pred if p is not None], height=0.4, color="#55a868", label="predicted")  # fmt: skip
+        ax_time.legend(fontsize=7, loc="lower right")
     for y, x in zip(ys, layers, strict=True):
         if x["time_s"] is None:
             ax_time.text(0, y, " not matched", va="center", fontsize=6, color="#888888")
     ax_macs.set_yticks(ys, names, fontsize=6 if n > 40 else 8)
     ax_macs.invert_yaxis()
     ax_macs.set_xlabel("MACs per layer (analytic)")
-    ax_time.set_xlabel("median time per layer (ms, torch.profiler)")
+    ax_time.set_xlabel("median time per layer (ms, torch.profiler)" + ("; predicted" if predicted else ""))
     linear_axis(ax_macs.xaxis)  # 1-2-5 ticks written 200 M, 400 M: never matplotlib's 1e8 offset
     linear_axis(ax_time.xaxis)
     ax_macs.grid(axis="x", alpha=0.3)
@@ -92,6 +101,8 @@ def layer_time(r: dict) -> Chart:
         if total is not None and ratio is not None
         else ""
     )
+    if predicted:
+        sums += f"; predicted layers sum to {sum(predicted.values()):.2f} ms"
     fig.suptitle(f"Time per layer beside its MACs\n{measured_setting(r)}; {sums}", fontsize=9)
     fig.tight_layout()
     return Chart(fig, warnings=_list(r.get("warnings")))

@@ -155,7 +155,8 @@ def _results_file(tmp_path, power: bool):
     [
         k
         for k in __import__("archcost.commands.plot", fromlist=["KINDS"]).KINDS
-        if k not in ("layer-time", "layer-roofline")  # need --layers records: tests/profile/test_layer_figures.py
+        if k not in ("layer-time", "layer-roofline", "predicted-vs-measured")  # --layers records / a device profile:
+        # tests/profile/test_layer_figures.py, tests/predict/test_prediction_charts.py
     ],
 )
 def test_every_plot_kind_renders_from_the_cli(kind, tmp_path, capsys):
