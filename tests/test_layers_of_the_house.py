@@ -18,6 +18,7 @@ LAYER = {
     "cost": 2,
     "crosscheck": 3, "verify": 3, "onnx_graph": 3,
     "profiling": 4,
+    "predict": 4.5,  # predicted latency: reads cost rows and the profiling timer; report and commands show it
     "report": 5,
     "bench": 6, "testing": 6,
     "commands": 7,

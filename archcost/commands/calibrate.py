@@ -1,0 +1,113 @@
+"""``archcost calibrate``: time a designed kernel set on one device and write its device profile (JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archcost.commands._common import EXIT_INTERRUPTED, EXIT_OK, emit, positive_int
+
+
+def partial_path(output: str) -> Path:
+    """Where the points timed so far are kept while ``output`` is being calibrated."""
+    return Path(f"{output}.partial.jsonl")
+
+
+def _summary(profile) -> str:
+    from archcost.tables import render_table
+
+    rows = []
+    for kind, k in sorted(profile.kinds.items()):
+        r, e = k.rule, k.error
+        rows.append(
+            [
+                kind,
+                r.form,
+                e.points,
+                f"{1 / r.seconds_per_flop / 1e9:.1f}" if r.seconds_per_flop else "",
+                f"{1 / r.seconds_per_byte / 1e9:.2f}" if r.seconds_per_byte else "",
+                f"{r.overhead_s * 1e6:.1f}",
+                f"{e.median_abs_pct:.1f}",
+                f"{e.max_abs_pct:.1f}",
+                f"{100 * e.within_10pct:.0f}%",
+            ]
+        )
+    headers = [
+        "Kind",
+        "Form",
+        "Points",
+        "GFLOP/s",
+        "GB/s",
+        "Overhead us",
+        "Median |err| %",
+        "Max |err| %",
+        "Within 10%",
+    ]
+    title = (
+        f"Device profile of {profile.device} ({profile.device_name}), {profile.threads} thread(s), {profile.dtype}, "
+        f"torch {profile.torch_version}, {profile.mode} kernel set: the fit's error on its own points"
+    )
+    return title + "\n" + render_table(rows, "text", headers=headers, left=2) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from archcost.predict.calibrate import calibrate as calibrate_device
+    from archcost.predict.calibrate import kernels
+    from archcost.profiling.sweep import check_writable
+
+    check_writable(args.output, "--output device profile")  # before anything is timed
+    partial = partial_path(args.output)
+    if args.restart:
+        partial.unlink(missing_ok=True)
+    mode = "smoke" if args.smoke else "full"
+    total = len(kernels(mode))
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="calibrate", unit="kernel", file=sys.stderr, leave=False)
+
+    def on_point(done: int, count: int, key: str, skipped: bool) -> None:
+        if bar is not None:
+            bar.set_postfix_str(key[:40], refresh=False)
+            bar.update(1)
+
+    try:
+        profile = calibrate_device(
+            args.device, threads=args.threads, dtype=args.dtype, mode=mode, partial=partial, on_point=on_point
+        )
+    except KeyboardInterrupt:
+        print(
+            f"archcost: interrupted: the kernels timed so far are kept in {partial}; run the same command again to "
+            "go on from there (--restart to start over)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        if bar is not None:
+            bar.close()
+    profile.save(args.output)
+    partial.unlink(missing_ok=True)
+    print(f"wrote {args.output}", file=sys.stderr)
+    emit(_summary(profile), None)
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="time a designed set of layer kernels and write a device profile for archcost predict",
+        description="Time convolutions (dense, pointwise, depthwise, grouped), linear layers, matmuls, attention, "
+        "norms, activations, elementwise ops, pooling, upsampling and concatenation at the shapes real models use, "
+        "fit a roofline-form latency rule per kind, and write them with the machine, torch build, threads and dtype "
+        "to a JSON device profile. Resumable: rerun the same command after Ctrl-C.",
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads while timing (default: torch's own)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--smoke", action="store_true", help="a tiny kernel set, timed briefly (seconds; for tests)")
+    p.add_argument("--output", required=True, help="the device profile JSON to write, e.g. cpu-2t.json")
+    p.add_argument("--restart", action="store_true", help="drop the points a previous, interrupted run kept")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)

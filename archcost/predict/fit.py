@@ -1,0 +1,137 @@
+"""Per-kind latency rules fitted to calibration points: the roofline form, and its additive variant.
+
+The roofline (Williams, Waterman and Patterson, "Roofline: an insightful visual performance model for
+multicore architectures", CACM 2009) bounds a kernel's time by the larger of its work at the peak compute
+rate and its traffic at the peak bandwidth. A kernel also pays a fixed cost per call (dispatch, a Python
+module call, thread wake-up), so each kind gets
+
+* ``"max"``: ``t = max(flops * a, bytes * b) + c`` (the roofline plus an overhead), or
+* ``"sum"``: ``t = flops * a + bytes * b + c`` (compute and traffic that do not overlap),
+
+with ``a = 1 / peak FLOP/s``, ``b = 1 / bandwidth`` (both >= 0) and ``c`` >= 0 seconds, whichever fits the
+kind's points better. Both are fitted in relative error, ``sum(((pred - t) / t) ** 2)``, since latencies span
+orders of magnitude: for ``"sum"`` a non-negative least squares solved exactly over the active sets of the
+three columns; for ``"max"`` the same for each split of the points by arithmetic intensity (in the max form
+the compute-bound points are exactly those with ``flops / bytes`` above ``b / a``, so the ``n + 1`` splits
+hold the optimum's), each candidate scored by the max form's own error. numpy only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMS = ("max", "sum")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind's fitted latency rule (see the module docstring): ``form``, seconds per FLOP (``a``), seconds
+    per byte (``b``) and seconds of overhead per call (``c``)."""
+
+    form: str
+    seconds_per_flop: float
+    seconds_per_byte: float
+    overhead_s: float
+
+    def seconds(self, flops: float, nbytes: float) -> float:
+        """Predicted seconds of one call that does ``flops`` FLOPs and moves ``nbytes`` bytes."""
+        compute, traffic = flops * self.seconds_per_flop, nbytes * self.seconds_per_byte
+        body = max(compute, traffic) if self.form == "max" else compute + traffic
+        return body + self.overhead_s
+
+    def bound(self, flops: float, nbytes: float) -> str:
+        """Which term dominates the prediction: ``"compute"``, ``"memory"`` or ``"overhead"``."""
+        compute, traffic = flops * self.seconds_per_flop, nbytes * self.seconds_per_byte
+        if self.overhead_s >= max(compute, traffic) and self.overhead_s >= (compute + traffic) / 2:
+            return "overhead"
+        return "compute" if compute >= traffic else "memory"
+
+
+@dataclass(frozen=True)
+class FitError:
+    """How well a rule reproduces the points it was fitted to, in percent of the measured time."""
+
+    points: int
+    median_abs_pct: float
+    max_abs_pct: float
+    rms_pct: float
+    within_10pct: float  # share of points, 0..1
+    within_20pct: float
+
+
+def errors(rule: Rule, flops: Sequence[float], nbytes: Sequence[float], times: Sequence[float]) -> FitError:
+    """``FitError`` of ``rule`` on points (``flops``, ``nbytes``, measured ``times`` in seconds, > 0)."""
+    pct = [100 * (rule.seconds(f, b) - t) / t for f, b, t in zip(flops, nbytes, times, strict=True)]
+    if not pct:
+        return FitError(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+    absolute = sorted(float(abs(p)) for p in pct)
+    return FitError(
+        points=len(pct),
+        median_abs_pct=float(np.median(absolute)),
+        max_abs_pct=absolute[-1],
+        rms_pct=math.sqrt(sum(float(p) ** 2 for p in pct) / len(pct)),
+        within_10pct=sum(1 for p in absolute if p <= 10) / len(pct),
+        within_20pct=sum(1 for p in absolute if p <= 20) / len(pct),
+    )
+
+
+def _nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative least squares ``min |a x - y|``, ``x >= 0``, exactly, for a handful of columns: the best
+    unconstrained solution over every subset of the non-zero columns whose coefficients are all >= 0."""
+    n = a.shape[1]
+    best, best_res = np.zeros(n), float(np.sum(y * y))
+    usable = [j for j in range(n) if np.any(a[:, j])]
+    for size in range(1, len(usable) + 1):
+        for cols in itertools.combinations(usable, size):
+            sub = a[:, cols]
+            x, *_ = np.linalg.lstsq(sub, y, rcond=None)
+            if np.any(x < 0):
+                continue
+            res = float(np.sum((sub @ x - y) ** 2))
+            if res < best_res:
+                best_res = res
+                best = np.zeros(n)
+                best[list(cols)] = x
+    return best
+
+
+def _relative_sse(rule: Rule, f: np.ndarray, b: np.ndarray, t: np.ndarray) -> float:
+    pred = np.array([rule.seconds(x, y) for x, y in zip(f, b, strict=True)])
+    return float(np.sum(((pred - t) / t) ** 2))
+
+
+def fit_rule(
+    flops: Sequence[float], nbytes: Sequence[float], times: Sequence[float], forms: Sequence[str] = FORMS
+) -> Rule:
+    """The rule of ``forms`` that best fits the points in relative error (module docstring).
+
+    ``flops``, ``nbytes``: each point's FLOPs and bytes; ``times``: its measured seconds (> 0). Raises
+    ``ValueError`` for no points, lengths that differ, a time <= 0 or an unknown form.
+    """
+    f, b, t = (np.asarray(v, dtype=float) for v in (flops, nbytes, times))
+    if not len(t) or not (len(f) == len(b) == len(t)):
+        raise ValueError("fit_rule needs one or more points, with flops, bytes and times of equal length")
+    if np.any(t <= 0) or not np.all(np.isfinite(t)):
+        raise ValueError("fit_rule: every time must be a positive number of seconds")
+    if unknown := set(forms) - set(FORMS):
+        raise ValueError(f"unknown forms {sorted(unknown)}: use {FORMS}")
+    ones = np.ones_like(t)
+    candidates: list[Rule] = []
+    if "sum" in forms:
+        x = _nnls(np.column_stack([f, b, ones]) / t[:, None], ones)
+        candidates.append(Rule("sum", *map(float, x)))
+    if "max" in forms:
+        intensity = np.where(b > 0, f / np.where(b > 0, b, 1), np.inf)
+        order = np.argsort(intensity, kind="stable")
+        for split in range(len(t) + 1):
+            compute = np.zeros(len(t), dtype=bool)
+            compute[order[split:]] = True
+            cols = np.column_stack([f * compute, b * ~compute, ones]) / t[:, None]
+            x = _nnls(cols, ones)
+            candidates.append(Rule("max", *map(float, x)))
+    return min(candidates, key=lambda r: (_relative_sse(r, f, b, t), FORMS.index(r.form)))

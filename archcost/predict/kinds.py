@@ -1,0 +1,227 @@
+"""Layer kinds: which latency rule prices a cost-table row, and the two features the rule reads from it.
+
+A kind is a family of kernels that run alike on one device (dense 3x3 convolutions, depthwise convolutions,
+batch norms, ...). nn-Meter (Zhang et al., MobiSys 2021) predicts per *kernel* for the same reason: a MAC in a
+depthwise convolution costs many times a MAC in a dense one, so one device-wide MACs-per-second misleads.
+
+A row's kind comes from the ops the analysis recorded for it (``LayerCost.type`` for an op row, else the op
+of the row's parts that has the most FLOPs), looked up in the table that ``@classifies(*ops)`` fills: each
+registered function maps a row to its kind (a duplicate op raises). Convolutions are split by their shapes
+alone (``conv_kind``). An op no function classifies is kind ``"other"``, priced by a rule chosen from its
+features and flagged (``fallbacks``): never silently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: Every kind, with the kinds that price it, nearest first, when a device profile has no data for it.
+FALLBACKS: dict[str, tuple[str, ...]] = {
+    "conv": ("conv_pointwise", "conv_grouped", "linear"),
+    "conv_pointwise": ("conv", "linear", "matmul"),
+    "conv_pointwise_strided": ("conv_pointwise", "conv"),
+    "conv_depthwise": ("conv_grouped", "conv", "avg_pool"),
+    "conv_grouped": ("conv_depthwise", "conv", "conv_pointwise"),
+    "conv_transpose": ("conv", "conv_pointwise"),
+    "linear": ("matmul", "conv_pointwise", "conv"),
+    "matmul": ("linear", "conv_pointwise"),
+    "attention": ("matmul", "linear"),
+    "recurrent": ("linear", "matmul"),
+    "batch_norm": ("layer_norm", "elementwise", "activation"),
+    "layer_norm": ("group_norm", "batch_norm", "softmax", "elementwise"),
+    "group_norm": ("layer_norm", "batch_norm", "elementwise"),
+    "local_response_norm": ("avg_pool", "softmax", "elementwise"),
+    "softmax": ("layer_norm", "elementwise", "activation"),
+    "activation": ("elementwise", "batch_norm"),
+    "activation_transcendental": ("activation", "elementwise"),
+    "elementwise": ("activation", "batch_norm"),
+    "reduction": ("adaptive_pool", "elementwise"),
+    "max_pool": ("avg_pool", "adaptive_pool", "conv_depthwise"),
+    "avg_pool": ("max_pool", "adaptive_pool", "conv_depthwise"),
+    "adaptive_pool": ("avg_pool", "reduction", "max_pool"),
+    "upsample": ("copy", "elementwise", "cat"),
+    "cat": ("copy", "elementwise"),
+    "copy": ("cat", "elementwise"),
+    "noop": (),
+    "other": (),  # chosen by features: other_fallbacks
+}
+
+KINDS = tuple(FALLBACKS)
+
+Classifier = Callable[[Any], str]
+_CLASSIFIERS: dict[str, Classifier] = {}
+
+
+def classifies(*ops: str) -> Callable[[Classifier], Classifier]:
+    """Register the decorated ``fn(row) -> kind`` for the analysis op names ``ops`` (``"conv2d"``); an op
+    classified twice raises ``ValueError``, as does a kind not in ``FALLBACKS``."""
+
+    def register(fn: Classifier) -> Classifier:
+        for op in ops:
+            known = _CLASSIFIERS.get(op)
+            if known is not None and known is not fn:
+                raise ValueError(f"op {op!r} is already classified by {known.__qualname__}")
+            _CLASSIFIERS[op] = fn
+        return fn
+
+    return register
+
+
+def _constant(kind: str, *ops: str) -> None:
+    if kind not in FALLBACKS:
+        raise ValueError(f"unknown kind {kind!r}")
+
+    def fn(row: Any) -> str:
+        return kind
+
+    fn.__qualname__ = f"kind {kind}"
+    classifies(*ops)(fn)
+
+
+def _spatial(shape: object) -> tuple[int, ...] | None:
+    if isinstance(shape, tuple) and len(shape) >= 3 and all(isinstance(d, int) for d in shape):
+        return shape
+    return None
+
+
+@classifies("conv1d", "conv2d", "conv3d")
+def conv_kind(row: Any) -> str:
+    """Dense, pointwise (1x1), depthwise or grouped, from the row's shapes and MACs alone.
+
+    With input ``(N, C_in, *S)`` and output ``(N, C_out, *S_out)``, MACs per output element are
+    ``C_in / groups * prod(kernel)``. Equal to ``C_in``: a 1x1 dense convolution (``conv_pointwise``, or
+    ``conv_pointwise_strided`` when its output has fewer positions than its input: a ResNet shortcut, which
+    CPU kernels run several times slower per FLOP); a multiple of it: a dense ``k x k`` one (``conv``); else
+    an odd ``k ** ndim`` (1 input channel per group, ``groups = C_in``): ``conv_depthwise``; anything else:
+    ``conv_grouped``. (A grouped convolution whose channels per group times kernel area is an odd square,
+    9 channels per group with a 3x3 kernel, reads as depthwise: rare in real models.)
+    """
+    x = _spatial(row.input_shapes[0]) if row.input_shapes else None
+    out = _spatial(row.output_shape)
+    if x is None or out is None or not row.macs:
+        return "conv"
+    c_in = x[1]
+    per_out = row.macs / math.prod(out)
+    if math.isclose(per_out, c_in):
+        strided = math.prod(out[2:]) < math.prod(x[2:])
+        return "conv_pointwise_strided" if strided else "conv_pointwise"
+    if per_out > c_in and math.isclose(per_out / c_in, round(per_out / c_in)):
+        return "conv"
+    ndim = len(x) - 2
+    k = round(per_out ** (1 / ndim))
+    if k % 2 == 1 and k**ndim == round(per_out) and math.isclose(per_out, round(per_out)):
+        return "conv_depthwise"
+    return "conv_grouped"
+
+
+_constant("conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+_constant("linear", "linear", "addmm", "addmv", "mv", "bilinear")
+_constant("matmul", "matmul", "mm", "bmm", "baddbmm", "addbmm", "einsum", "dot", "vdot", "inner", "outer", "ger")
+_constant("attention", "scaled_dot_product_attention", "multi_head_attention_forward")
+_constant("recurrent", "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell")
+_constant("batch_norm", "batch_norm")
+_constant("layer_norm", "layer_norm", "rms_norm")
+_constant("group_norm", "group_norm", "instance_norm")
+_constant("local_response_norm", "local_response_norm")
+_constant("softmax", "softmax", "log_softmax")
+_constant(
+    "activation",
+    *("relu", "relu6", "hardswish", "hardsigmoid", "hardtanh", "leaky_relu", "prelu", "threshold", "clamp"),
+    *("clamp_min", "clamp_max", "clip"),
+)
+#: activations that evaluate exp, erf or tanh: several times the time per element of a ReLU on a CPU
+_constant("activation_transcendental", "silu", "gelu", "sigmoid", "tanh", "elu", "selu", "mish", "softplus")
+_constant(
+    "elementwise",
+    *("add", "sub", "rsub", "mul", "multiply", "div", "divide", "true_divide", "subtract", "neg", "negative"),
+    *("exp", "log", "sqrt", "rsqrt", "pow", "square", "abs", "reciprocal", "maximum", "minimum", "addcmul"),
+    *("addcdiv", "lerp", "erf", "sin", "cos", "floor", "ceil", "round"),
+)
+_constant("reduction", "sum", "mean", "amax", "amin", "max", "min", "std", "var", "logsumexp", "prod", "nanmean")
+_constant("max_pool", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices")
+_constant("max_pool", "max_pool3d_with_indices")
+_constant("avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d")
+_constant(
+    "adaptive_pool",
+    *("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d"),
+    *("adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_max_pool2d_with_indices"),
+)
+_constant("upsample", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+_constant("cat", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack")
+_constant(
+    "copy",
+    *("clone", "copy", "repeat", "repeat_interleave", "tile", "roll", "flip", "pad", "channel_shuffle"),
+    *("native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "embedding", "gather", "index_select"),
+    *("masked_fill", "where", "index"),
+)
+_constant(
+    "noop",
+    *("view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "squeeze", "unsqueeze", "expand"),
+    *("contiguous", "chunk", "split", "split_with_sizes", "unbind", "narrow", "select", "detach", "to", "float"),
+    "getitem",
+    *("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"),
+)
+
+
+def dominant_op(row: Any) -> str | None:
+    """The op that decides a row's kind: an op row's own op where it is classified; else, of the ops summed
+    into the row (``LayerCost.parts``, or ``ops`` where a module formula costs the layer whole), the one with
+    the most FLOPs, then the most output elements, skipping ``noop`` ones while any other is there.
+    None for a row that ran no op (``nn.Identity``)."""
+    if row.kind == "op" and row.type in _CLASSIFIERS:
+        return str(row.type)
+    parts = list(row.parts) or [(op, 0, 0, 0, 0, 0) for op in row.ops]
+    if not parts:
+        return None
+
+    def weight(p: Sequence) -> tuple:
+        name = p[0]
+        busy = name not in _CLASSIFIERS or _CLASSIFIERS[name](row) != "noop"
+        return (busy, p[2], p[5] if len(p) > 5 else 0)
+
+    return str(max(parts, key=weight)[0])
+
+
+def kind_of(row: Any) -> str:
+    """The kind of one ``LayerCost`` row (see the module docstring): ``"noop"`` for a row with no op,
+    ``"other"`` for an op nothing classifies."""
+    op = dominant_op(row)
+    if op is None:
+        return "noop"
+    fn = _CLASSIFIERS.get(op)
+    return fn(row) if fn is not None else "other"
+
+
+def other_fallbacks(macs: int, flops: int, activation_bytes: int) -> tuple[str, ...]:
+    """The kinds that price a row of kind ``"other"``, nearest first, from what it does: MACs (a contraction),
+    FLOPs without MACs (per-element math), only new memory (a copy), nothing (bookkeeping)."""
+    if macs > 0:
+        return ("matmul", "linear", "conv")
+    if flops > 0:
+        return ("elementwise", "activation", "batch_norm")
+    if activation_bytes > 0:
+        return ("copy", "cat", "elementwise")
+    return ("noop",)
+
+
+def rule_chain(kind: str, macs: int = 0, flops: int = 0, activation_bytes: int = 0) -> tuple[str, ...]:
+    """The kinds to try for a row of ``kind``, nearest first: itself, its ``FALLBACKS``, then the kinds its
+    features point to (``other_fallbacks``). Raises ``KeyError`` for a kind not in ``FALLBACKS``."""
+    chain = (kind, *FALLBACKS[kind], *other_fallbacks(macs, flops, activation_bytes))
+    return tuple(dict.fromkeys(chain))
+
+
+def row_features(row: Any, element_bytes: int) -> tuple[float, float]:
+    """``(flops, bytes)`` of one ``LayerCost`` row: its FLOPs (``LayerCost.flops``, 2 per MAC) and the bytes it
+    moves if nothing stays in cache (``archcost.profiling.roofline.row_traffic_bytes``: inputs read at
+    ``element_bytes`` each, parameters read, output written), the features ``profile --layers`` reports."""
+    from archcost.profiling.roofline import row_traffic_bytes
+
+    return float(row.flops), float(row_traffic_bytes(row, element_bytes))
+
+
+def row_chain_for(kind: str, row: Any) -> tuple[str, ...]:
+    """``rule_chain`` of a ``LayerCost`` row of ``kind`` (its MACs, FLOPs and new bytes pick the last resorts)."""
+    return rule_chain(kind, int(row.macs), int(row.flops), int(row.activation_bytes))

@@ -1,0 +1,98 @@
+"""Kinds from the analysis's rows, and the roofline-form fit."""
+
+import math
+
+import numpy as np
+import pytest
+from torch import nn
+
+import archcost
+from archcost.cost.workload import Workload
+from archcost.predict.calibrate import features, kernels
+from archcost.predict.fit import Rule, errors, fit_rule
+from archcost.predict.kinds import FALLBACKS, kind_of, rule_chain
+
+
+def _kind(module, shape, batch=1):
+    (row,) = archcost.analyze(module, input_size=shape, batch_size=batch).layers
+    return kind_of(row)
+
+
+@pytest.mark.parametrize(
+    ("module", "shape", "kind"),
+    [
+        (nn.Conv2d(64, 64, 3, padding=1), (64, 56, 56), "conv"),  # 64 * 9 MACs per output: a multiple of C_in
+        (nn.Conv2d(3, 64, 7, 2, 3), (3, 224, 224), "conv"),  # the stem: 3 * 49
+        (nn.Conv2d(64, 256, 1), (64, 56, 56), "conv_pointwise"),  # 64 MACs per output = C_in
+        (nn.Conv2d(144, 144, 3, padding=1, groups=144), (144, 56, 56), "conv_depthwise"),  # 9 = 3 * 3
+        (nn.Conv2d(32, 32, 7, padding=3, groups=32), (32, 56, 56), "conv_depthwise"),  # 49 > C_in, still 1 per group
+        (nn.Conv2d(128, 128, 3, padding=1, groups=32), (128, 56, 56), "conv_grouped"),  # ResNeXt: 4 * 9 = 36
+        (nn.Conv2d(240, 240, 1, groups=3), (240, 28, 28), "conv_grouped"),  # ShuffleNet v1: 80 per output
+        (nn.Conv1d(64, 64, 3), (64, 100), "conv"),
+        (nn.Linear(512, 1000), (512,), "linear"),
+        (nn.BatchNorm2d(64), (64, 8, 8), "batch_norm"),
+        (nn.LayerNorm(768), (197, 768), "layer_norm"),
+        (nn.ReLU6(), (197, 768), "activation"),
+        (nn.GELU(), (197, 768), "activation_transcendental"),
+        (nn.MaxPool2d(2), (64, 8, 8), "max_pool"),
+        (nn.AvgPool2d(2), (64, 8, 8), "avg_pool"),
+        (nn.SiLU(), (64, 8, 8), "activation_transcendental"),
+        (nn.Conv2d(256, 512, 1, 2), (256, 56, 56), "conv_pointwise_strided"),
+        (nn.AdaptiveAvgPool2d(1), (64, 8, 8), "adaptive_pool"),
+        (nn.Upsample(scale_factor=2), (64, 8, 8), "upsample"),
+        (nn.Flatten(), (64, 8, 8), "noop"),
+        (nn.Identity(), (64, 8, 8), "noop"),  # no op at all
+        (nn.LocalResponseNorm(5), (64, 8, 8), "local_response_norm"),
+    ],
+)
+def test_kind_of_rows(module, shape, kind):
+    assert _kind(module, shape) == kind
+
+
+def test_op_rows_take_their_own_op():
+    report = archcost.analyze(Workload.of("resnet18"))
+    kinds = {r.name: kind_of(r) for r in report.layers}
+    assert kinds["conv2_x.0/add"] == "elementwise" and kinds["fc"] == "linear" and kinds["avgpool"] == "adaptive_pool"
+
+
+def test_every_full_kernel_is_the_kind_it_was_designed_for():
+    found = kernels("full")
+    assert len(found) > 200 and len({k.key for k in found}) == len(found)
+    wrong = [(k.key, k.kind, kind) for k in found if (kind := features(k)[0]) != k.kind]
+    assert wrong == []
+    designed = {k.kind for k in found}
+    assert designed >= {"conv", "conv_depthwise", "conv_pointwise", "linear", "attention", "batch_norm", "cat"}
+    assert designed <= set(FALLBACKS)
+
+
+def test_every_fallback_names_a_kind():
+    for kind, chain in FALLBACKS.items():
+        assert kind not in chain and set(chain) <= set(FALLBACKS), kind
+    assert rule_chain("attention")[:3] == ("attention", "matmul", "linear")
+    assert rule_chain("other", macs=10, flops=20)[1] == "matmul"  # a contraction nothing classifies
+    assert rule_chain("other", flops=20)[1] == "elementwise"
+
+
+def test_fit_recovers_a_roofline():
+    rng = np.random.default_rng(0)
+    flops, nbytes = rng.uniform(1e6, 1e9, 50), rng.uniform(1e5, 1e8, 50)
+    truth = Rule("max", 1 / 50e9, 1 / 10e9, 5e-6)
+    times = [truth.seconds(f, b) for f, b in zip(flops, nbytes, strict=True)]
+    rule = fit_rule(flops, nbytes, times)
+    assert rule.form == "max"
+    assert math.isclose(rule.seconds_per_flop, truth.seconds_per_flop, rel_tol=1e-3)
+    assert math.isclose(rule.seconds_per_byte, truth.seconds_per_byte, rel_tol=1e-3)
+    assert errors(rule, flops, nbytes, times).max_abs_pct < 0.1
+
+
+def test_fit_picks_the_additive_form_when_it_fits():
+    flops, nbytes = [1e6, 5e7, 2e8, 1e9, 3e6], [4e7, 1e6, 3e7, 2e6, 5e5]
+    truth = Rule("sum", 1e-11, 2e-10, 1e-5)
+    rule = fit_rule(flops, nbytes, [truth.seconds(f, b) for f, b in zip(flops, nbytes, strict=True)])
+    assert rule.form == "sum" and math.isclose(rule.overhead_s, 1e-5, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("times", [[], [1.0, 0.0], [1.0, -1.0]])
+def test_fit_refuses_bad_points(times):
+    with pytest.raises(ValueError):
+        fit_rule([1.0] * len(times), [1.0] * len(times), times)

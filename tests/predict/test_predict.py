@@ -1,0 +1,124 @@
+"""Predicted latency: positive rows that add up to the totals; missing kinds flagged per row; the commands."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from archcost.cli import main
+from archcost.predict import predict
+
+MODEL = "resnet20_cifar"  # conv, batch norm, relu, add, pooling, linear, and the pad of its shortcuts (copy)
+
+
+def test_rows_are_positive_and_sum_to_the_total(smoke_profile):
+    got = predict(MODEL, smoke_profile, [1, 4])
+    assert got.batch_sizes == (1, 4)
+    for b in (1, 4):
+        rows = got.rows(b)
+        assert len(rows) > 20 and all(r.predicted_ms > 0 for r in rows)
+        assert math.isclose(sum(r.predicted_ms for r in rows), got.totals_ms[b], rel_tol=1e-12)
+    assert {r.kind for r in got.layers} >= {"conv", "batch_norm", "activation", "elementwise", "linear"}
+    for r in got.layers:  # flagged exactly where the smoke profile has no data for the row's kind
+        assert r.fallback == (r.kind not in smoke_profile.kinds) and r.rule in smoke_profile.kinds, r
+    assert got.fallbacks == {"copy": "cat"}  # the zero-padded shortcuts (option A): FALLBACKS["copy"] begins with cat
+    assert got.rows(4)[0].flops == 4 * got.rows(1)[0].flops  # the features follow the batch
+
+
+def test_a_kind_missing_from_the_profile_is_flagged_per_row(smoke_profile):
+    kinds = {k: v for k, v in smoke_profile.kinds.items() if k != "batch_norm"}
+    without = dataclasses.replace(smoke_profile, kinds=kinds)
+    got = predict(MODEL, without, [1])
+    norms = [r for r in got.layers if r.kind == "batch_norm"]
+    assert norms and all(r.fallback and r.rule == "elementwise" for r in norms)  # FALLBACKS: layer_norm, elementwise
+    assert all(not r.fallback for r in got.layers if r.kind in without.kinds)
+    assert got.fallbacks == {"batch_norm": "elementwise", "copy": "cat"}
+
+
+def test_a_report_of_another_dtype_is_refused(smoke_profile):
+    import archcost
+    from archcost.cost.workload import Workload
+    from archcost.predict import ProfileMismatchError
+
+    with pytest.raises(ProfileMismatchError, match="dtype"):
+        predict(archcost.analyze(Workload.of(MODEL, dtype="float16")), smoke_profile)
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_predict_command_json_and_csv(capsys, smoke_profile_path):
+    code, out, err = run(
+        capsys, "predict", MODEL, "--device-profile", smoke_profile_path, "--batch-size", 1, 8, "--format", "json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["batch_sizes"] == [1, 8] and doc["device_profile"]["threads"] == 1
+    for b in ("1", "8"):
+        rows = [r for r in doc["layers"] if r["batch_size"] == int(b)]
+        assert math.isclose(sum(r["predicted_ms"] for r in rows), doc["totals_ms"][b], rel_tol=1e-9)
+    code, out, err = run(
+        capsys, "predict", MODEL, "--device-profile", smoke_profile_path, "--batch-size", 1, 2, "--format", "csv"
+    )
+    assert code == 0 and len(out.strip().splitlines()) == 1 + len(doc["layers"])  # header + a row per layer and batch
+    code, out, err = run(capsys, "predict", MODEL, "--device-profile", smoke_profile_path)
+    assert code == 0 and "Total" in out and "ms @ 1" in out and "Predicted latency of" in out
+
+
+def test_predict_command_flags_and_warns(capsys, smoke_profile_path, tmp_path):
+    data = json.loads(smoke_profile_path.read_text())
+    del data["kinds"]["batch_norm"]
+    path = tmp_path / "nobn.json"
+    path.write_text(json.dumps(data))
+    code, out, err = run(capsys, "predict", MODEL, "--device-profile", path, "--threads", 2)
+    assert code == 0, err
+    assert "elementwise*" in out and "batch_norm by elementwise" in out
+    assert "warning: threads:" in err
+    code, out, err = run(capsys, "predict", MODEL, "--device-profile", path, "--threads", 2, "--strict-profile")
+    assert code == 2 and "threads" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "cuda"], "device: the device profile"),
+        (["--dtype", "float16"], "dtype: the device profile"),
+    ],
+)
+def test_predict_command_refuses_a_mismatched_profile(capsys, smoke_profile_path, argv, message):
+    code, out, err = run(capsys, "predict", MODEL, "--device-profile", smoke_profile_path, *argv)
+    assert code == 2 and message in err and "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not JSON"),
+        (json.dumps({"schema": "archcost.device_profile", "schema_version": 99}), "schema_version 99 is newer"),
+        (json.dumps({"schema": "archcost.device_profile", "schema_version": 1}), "field 'kinds' is missing"),
+    ],
+)
+def test_predict_command_bad_profile_file_exits_2(capsys, tmp_path, text, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    code, out, err = run(capsys, "predict", MODEL, "--device-profile", path)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_calibrate_command_smoke(capsys, tmp_path):
+    target = tmp_path / "cpu-1t.json"
+    code, out, err = run(capsys, "calibrate", "--smoke", "--threads", 1, "--output", target, "--quiet")
+    assert code == 0, err
+    assert json.loads(target.read_text())["mode"] == "smoke" and "conv_depthwise" in out and "wrote" in err
+    assert not (tmp_path / "cpu-1t.json.partial.jsonl").exists()  # kept only until the profile is written
+
+
+def test_calibrate_command_bad_input(capsys, tmp_path):
+    code, out, err = run(capsys, "calibrate", "--smoke", "--output", tmp_path / "no" / "such" / "p.json")
+    assert code == 2 and "does not exist" in err
+    code, out, err = run(capsys, "calibrate", "--smoke", "--device", "tpu", "--output", tmp_path / "p.json")
+    assert code == 2 and "unknown device" in err
