@@ -26,7 +26,9 @@ filled with zeros (valid token ids and masks) where data is needed, or with seed
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -92,12 +94,12 @@ class InputSpec:
 
     def with_batch(self, batch_size: int) -> InputSpec:
         """This spec at ``batch_size``: an example tensor repeated (or cut) along its batch dimension."""
-        have = self.batch_of_example()
-        if have is None or have == batch_size:
+        have, t = self.batch_of_example(), self.example
+        if have is None or have == batch_size or t is None:
             return self
         from dataclasses import replace
 
-        t, axis = self.example, self.batch_axis()
+        axis = self.batch_axis()
         reps = -(-batch_size // have)
         t = t.repeat(*[reps if i == axis else 1 for i in range(t.dim())]).narrow(axis, 0, batch_size)
         return replace(self, example=t.contiguous(), shape=tuple(t.shape))
@@ -109,7 +111,11 @@ class InputSpec:
 
     def describe(self, batch_size: int, default: torch.dtype) -> dict:
         dtype = self.example.dtype if self.example is not None else self.dtype or default
-        out = {"name": self.name, "shape": list(self.full_shape(batch_size)), "dtype": dtype_name(dtype)}
+        out: dict[str, object] = {
+            "name": self.name,
+            "shape": list(self.full_shape(batch_size)),
+            "dtype": dtype_name(dtype),
+        }
         if self.path:
             out["path"] = list(self.path)
             if self.name is None:
@@ -169,12 +175,13 @@ def _parse_dims(text: str, *, image: bool) -> tuple[Shape, int | None]:
 def parse_spec(text: str) -> InputSpec:
     """One ``--input-size`` value: ``[name[.key...]=][dtype:]shape``; ``224`` alone means 3x224x224, a shape
     with a dtype is taken as written (``float32:10`` = 10 features); ``B`` in the shape marks the batch."""
-    name, sep, rest = text.partition("=")
+    head, sep, rest = text.partition("=")
+    name: str | None = None
     path: tuple[str | int, ...] = ()
     if not sep:
-        name, rest = None, text
+        rest = text
     else:
-        parts = name.strip().split(".")
+        parts = head.strip().split(".")
         if not all(p.isidentifier() or p.isdigit() for p in parts[1:]) or not parts[0].isidentifier():
             raise InputError(
                 f"malformed input name in {text!r}",
@@ -189,7 +196,7 @@ def parse_spec(text: str) -> InputSpec:
     return InputSpec(shape, dtype, name.strip() if name else None, path=path, batch_dim=axis)
 
 
-def _is_shape(value: object) -> bool:
+def _is_shape(value: object) -> TypeGuard[Sequence[int]]:
     return isinstance(value, (tuple, list, torch.Size)) and all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     )
@@ -268,13 +275,15 @@ def input_specs(
             )
     elif input_size is not None:
         pair = isinstance(input_size, (tuple, list)) and len(input_size) == 2 and _is_shape(input_size[1])
+        first = input_size[0] if pair and isinstance(input_size, (tuple, list)) else None
         one = (
             _is_shape(input_size)
             or isinstance(input_size, (str, InputSpec))
-            or (pair and isinstance(input_size[0], torch.dtype))
-            or (pair and isinstance(input_size[0], str) and input_size[0].strip().lower() in INPUT_DTYPES)
+            or isinstance(first, torch.dtype)
+            or (isinstance(first, str) and first.strip().lower() in INPUT_DTYPES)
         )
-        specs = [_one(input_size)] if one else [_one(v) for v in input_size]
+        # one description, a list of them, or neither (_one says what it cannot read)
+        specs = [_one(v) for v in input_size] if isinstance(input_size, Iterable) and not one else [_one(input_size)]
     plain: dict = {}
     for key, value in (kwargs or {}).items():
         if isinstance(value, torch.Tensor) or (

@@ -339,3 +339,10 @@ def test_a_failing_formula_is_archcosts_bug(capsys):
     assert main(["table", "tests.cost.test_inputs:BrokenFormulaLayer", "--input-size", "3x4x4"]) == 1
     err = capsys.readouterr().err
     assert "bug in archcost" in err and "check the input" not in err
+
+
+@pytest.mark.parametrize("size", [224, 3.5])
+def test_an_input_size_that_is_no_description_is_an_input_error(size):
+    # was a bare TypeError ("'int' object is not iterable"): read as a list of descriptions
+    with pytest.raises(InputError, match=f"cannot read the input description {size}"):
+        analyze(nn.Conv2d(3, 4, 3), size)
