@@ -32,7 +32,8 @@ it), ``unsupported_ops`` the ops archcost could not cost (op -> count; they add 
 
 The analytic part holds no timestamps, so the same model, settings and versions give a byte-identical
 file. A reader accepts any file of its own schema version or older, ignores fields it does not know,
-and refuses a newer version with a clear error. ``JSON_SCHEMA`` is the same contract as a JSON Schema.
+and refuses a newer version with a clear error. ``JSON_SCHEMA`` is the contract, written once as a JSON
+Schema: ``validate`` checks files against it, and so can any JSON Schema validator.
 """
 
 from __future__ import annotations
@@ -62,7 +63,14 @@ class BenchFileError(InputError):
     """A bench results file that cannot be read: missing, malformed, truncated, or of another schema."""
 
 
+#: The measured figures ``compare`` reads from a bench file's ``measured`` records: numbers >= 0, or null.
+MEASURED_FIGURES = ("latency_median_s", "latency_p10_s", "latency_p90_s", "throughput_ips", "memory_peak_bytes")
+
 _COUNT = {"type": "integer", "minimum": 0}
+_MEASURE = {"type": ["number", "null"], "minimum": 0}
+#: The contract of a bench file, written once: ``validate`` checks a document against it (the subset of JSON
+#: Schema it uses: type, required, properties, additionalProperties, items, minItems, minimum, pattern), and
+#: the tests check the same documents with ``jsonschema``.
 JSON_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "archcost bench results",
@@ -108,11 +116,7 @@ JSON_SCHEMA: dict = {
                             "properties": {
                                 "batch_size": {"type": "integer", "minimum": 1},
                                 "status": {"type": "string"},
-                                "latency_median_s": {"type": ["number", "null"]},
-                                "latency_p10_s": {"type": ["number", "null"]},
-                                "latency_p90_s": {"type": ["number", "null"]},
-                                "throughput_ips": {"type": ["number", "null"]},
-                                "memory_peak_bytes": {"type": ["number", "null"]},
+                                **{k: _MEASURE for k in MEASURED_FIGURES},
                             },
                         },
                     },
@@ -280,7 +284,7 @@ def schema_version(doc: dict, source: str) -> int:
         else:
             what = f"not an archcost bench file (its schema field is {schema!r}, expected {SCHEMA!r})"
         raise BenchFileError(f"{source} is {what}", "give a file written by `archcost bench ... --output FILE`")
-    version = int(_SCHEMA_RE.match(schema).group(1))
+    version = int(schema.split("/", 1)[1])  # the pattern matched: digits
     if version > SCHEMA_VERSION:
         raise BenchFileError(
             f"{source} was written by a newer archcost: schema {schema}, and this archcost reads up to {SCHEMA}",
@@ -298,60 +302,80 @@ def _fail(source: str, where: str, problem: str) -> BenchFileError:
     )
 
 
-def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+_JSON_TYPES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _is_type(value: object, kind: str) -> bool:
+    if kind == "null":
+        return value is None
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if isinstance(value, bool):  # JSON's true/false are no numbers
+        return False
+    if kind == "integer":
+        return isinstance(value, int)
+    if kind == "number":
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, {"object": dict, "array": list, "string": str}[kind])
+
+
+def _expected(schema: dict) -> str:
+    kinds = schema.get("type")
+    words = " or ".join(_JSON_TYPES[k] for k in ([kinds] if isinstance(kinds, str) else kinds or []))
+    if "minimum" in schema:
+        words += f" >= {schema['minimum']}"
+    if schema.get("items"):
+        inner = _expected(schema["items"]).removeprefix("a ").removeprefix("an ")
+        words += " of " + inner.replace("number", "numbers", 1).replace("string", "strings", 1)
+    return words or "a valid value"
+
+
+def check(value: object, schema: dict, source: str, where: str) -> None:
+    """Check ``value`` against the JSON Schema ``schema`` (the subset ``JSON_SCHEMA`` uses); ``BenchFileError``
+    names the first field that is wrong (``where``: its path in the document)."""
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not any(_is_type(value, k) for k in kinds):
+            raise _fail(source, where, f"is {value!r}, expected {_expected(schema)}")
+    if value is None:
+        return
+    if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
+        raise _fail(source, where, f"is {value!r}, expected {_expected(schema)}")
+    if "pattern" in schema and isinstance(value, str) and not re.search(schema["pattern"], value):
+        raise _fail(source, where, f"is {value!r}, which does not match {schema['pattern']}")
+    if isinstance(value, dict):
+        for name in schema.get("required", ()):
+            if name not in value:
+                raise _fail(source, f"{where}.{name}".lstrip("."), "is missing")
+        properties = schema.get("properties", {})
+        rest = schema.get("additionalProperties")
+        for name, item in value.items():
+            sub = properties.get(name, rest if isinstance(rest, dict) else None)
+            if sub is not None:
+                inner = f"{where}[{name!r}]" if name not in properties else f"{where}.{name}".lstrip(".")
+                check(item, sub, source, inner)
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            raise _fail(source, where, f"is {value!r}, expected {_expected(schema)}, at least {schema['minItems']}")
+        if "items" in schema:
+            for i, item in enumerate(value):
+                check(item, schema["items"], source, f"{where}[{i}]")
 
 
 def validate(doc: dict, source: str = "bench file") -> dict:
-    """Check the parts of a bench document that ``compare`` relies on; ``BenchFileError`` names the first
-    field that is wrong. Returns ``doc``."""
+    """Check a bench document against ``JSON_SCHEMA`` (after its schema version: ``schema_version``);
+    ``BenchFileError`` names the first field that is wrong. Returns ``doc``."""
     schema_version(doc, source)
-    env = doc.get("environment")
-    if not isinstance(env, dict):
-        raise _fail(source, "environment", "is missing or not an object")
-    models = doc.get("models")
-    if not isinstance(models, dict):
-        raise _fail(source, "models", "is missing or not an object")
-    for key, entry in models.items():
-        where = f"models[{key!r}]"
-        if not isinstance(entry, dict):
-            raise _fail(source, where, "is not an object")
-        shape = entry.get("input_shape")
-        if not isinstance(shape, list) or not shape or not all(_is_count(d) and d >= 1 for d in shape):
-            raise _fail(source, f"{where}.input_shape", f"is {shape!r}, expected a list of sizes >= 1")
-        if not isinstance(entry.get("dtype"), str):
-            raise _fail(source, f"{where}.dtype", "is missing or not a string")
-        analytic = entry.get("analytic")
-        if not isinstance(analytic, dict):
-            raise _fail(source, f"{where}.analytic", "is missing or not an object")
-        for name in ANALYTIC_COUNTS:
-            value = analytic.get(name)
-            if name == "peak_activation_bytes" and value is None:
-                continue
-            if not _is_count(value):
-                raise _fail(source, f"{where}.analytic.{name}", f"is {value!r}, expected a whole number >= 0")
-        rf = analytic.get("receptive_field")
-        if rf is not None and (not isinstance(rf, list) or not rf or not all(_is_number(v) and v >= 0 for v in rf)):
-            raise _fail(source, f"{where}.analytic.receptive_field", f"is {rf!r}, expected null or sizes per axis")
-        ops = analytic.get("unsupported_ops", {})
-        if not isinstance(ops, dict) or not all(_is_count(v) for v in ops.values()):
-            raise _fail(source, f"{where}.analytic.unsupported_ops", f"is {ops!r}, expected op -> count")
-        measured = entry.get("measured", [])
-        if not isinstance(measured, list):
-            raise _fail(source, f"{where}.measured", "is not a list")
-        for i, rec in enumerate(measured):
-            if not isinstance(rec, dict):
-                raise _fail(source, f"{where}.measured[{i}]", "is not an object")
-            if not (_is_count(rec.get("batch_size")) and rec["batch_size"] >= 1):
-                raise _fail(source, f"{where}.measured[{i}].batch_size", f"is {rec.get('batch_size')!r}")
-            for name in ("latency_median_s", "latency_p10_s", "latency_p90_s", "throughput_ips", "memory_peak_bytes"):
-                value = rec.get(name)
-                if value is not None and not (_is_number(value) and value >= 0):
-                    raise _fail(source, f"{where}.measured[{i}].{name}", f"is {value!r}, expected a number >= 0")
+    check(doc, JSON_SCHEMA, source, "")
     return doc
 
 

@@ -14,22 +14,27 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
+
+
+class PowerFields(TypedDict, total=False):
+    """A record's power fields (``power_summary``): NVIDIA GPUs only, ``None`` elsewhere (``power_note`` says why)."""
+
+    power_mean_w: float | None
+    power_max_w: float | None
+    energy_j: float | None
+    energy_per_image_j: float | None
+    images_per_joule: float | None
+    energy_method: str | None
+    gpu_util_mean_pct: float | None
+    sm_clock_mean_mhz: float | None
+    gpu_memory_used_max_bytes: int | None
+    temperature_max_c: float | None
+    power_samples: int | None
+
 
 #: Every field ``power_summary`` fills, all None when there is no reading.
-POWER_FIELDS = (
-    "power_mean_w",
-    "power_max_w",
-    "energy_j",
-    "energy_per_image_j",
-    "images_per_joule",
-    "energy_method",
-    "gpu_util_mean_pct",
-    "sm_clock_mean_mhz",
-    "gpu_memory_used_max_bytes",
-    "temperature_max_c",
-    "power_samples",
-)
+POWER_FIELDS = tuple(PowerFields.__annotations__)
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,27 @@
 
 One record per (model, batch size, configuration). Every record has every field of ``FIELDS`` (``None``
 where there is no value, with a ``*_note`` or ``error`` that says why), so files from different runs and
-devices concatenate into one table. The results file is JSON lines, one record per line, each with
-``"schema": "archcost.profile/1"``; ``read_results`` reads it back (``archcost plot`` / ``compare`` use it).
+devices concatenate into one table. The fields are written once, with their types, as the TypedDict
+``ProfileRecord``; ``FIELDS`` and the JSON Schema ``RECORD_JSON_SCHEMA`` are generated from it. The results
+file is JSON lines, one record per line, each with ``"schema": "archcost.profile/1"``; ``read_results`` reads
+it back (``archcost plot`` / ``compare`` use it).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import typing
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
 from archcost.errors import InputError
-from archcost.profiling.nvml import POWER_FIELDS
-from archcost.profiling.roofline import ROOFLINE_FIELDS
+from archcost.profiling.nvml import PowerFields
+from archcost.profiling.roofline import RooflineFields
 from archcost.tables import render_table
 
 SCHEMA = "archcost.profile/1"
@@ -27,99 +31,151 @@ SCHEMA = "archcost.profile/1"
 #: the device, or the forward raised (the message is in ``error``).
 STATUSES = ("ok", "oom", "unsupported", "error")
 
-ENV_FIELDS = (
-    "env_device_name",
-    "env_driver",
-    "env_cuda",
-    "env_cudnn",
-    "env_cudnn_benchmark",
-    "env_torch",
-    "env_threads",
-    "env_quantized_engine",  # torch.backends.quantized.engine: the integer kernels of a quantized model
-    "env_dtype",
-    "env_archcost",
-    "env_python",
-    "env_platform",
-    "env_host",  # the machine that measured (socket.gethostname())
-    "env_ray_node",  # with --ray: the Ray node id of the worker
-)
 
-FIELDS = (
-    "schema",
-    "run_id",
-    "timestamp",
-    "model",
-    "model_source",
-    "model_file",
-    "model_commit",
-    "input_shape",
-    "batch_size",
-    "device",
-    "dtype",
-    "channels_last",
-    "compiled",
+class EnvFields(TypedDict, total=False):
+    """Where and with what a record was measured (``environment.environment``)."""
+
+    env_device_name: str | None
+    env_driver: str | None
+    env_cuda: str | None
+    env_cudnn: int | None
+    env_cudnn_benchmark: bool | None
+    env_torch: str | None
+    env_threads: int | None
+    env_quantized_engine: str | None  # torch.backends.quantized.engine: the integer kernels of a quantized model
+    env_dtype: str | None
+    env_archcost: str | None
+    env_python: str | None
+    env_platform: str | None
+    env_host: str | None  # the machine that measured (socket.gethostname())
+    env_ray_node: str | None  # with --ray: the Ray node id of the worker
+
+
+class _Measurement(TypedDict, total=False):
+    schema: str  # SCHEMA
+    run_id: str | None
+    timestamp: str | None
+    model: str | None
+    model_source: str | None
+    model_file: str | None
+    model_commit: str | None
+    input_shape: str | None
+    batch_size: int | None
+    device: str | None
+    dtype: str | None
+    channels_last: bool | None
+    compiled: bool | None
     # what was timed: "infer" (a forward) or "train" (a step: forward, loss, backward, optimizer step); with
     # model, device, dtype and batch_size it identifies a measurement (resume.record_key)
-    "mode",
-    "optimizer",  # mode "train": sgd, momentum, adam or adamw
-    "amp",  # mode "train": autocast (float16 on CUDA, bfloat16 on the CPU)
-    "threads",
-    "status",
-    "error",
+    mode: str | None
+    optimizer: str | None  # mode "train": sgd, momentum, adam or adamw
+    amp: bool | None  # mode "train": autocast (float16 on CUDA, bfloat16 on the CPU)
+    threads: int | None
+    status: str | None  # STATUSES
+    error: str | None
     # timing
-    "latency_median_s",  # mode "train": the whole step
-    "forward_median_s",  # mode "train": the step's phases (archcost.profiling.train_step)
-    "backward_median_s",
-    "optimizer_median_s",
-    "latency_p10_s",
-    "latency_p90_s",
-    "latency_mean_s",
-    "latency_min_s",
-    "latency_max_s",
-    "latency_cv",
-    "samples",
-    "iterations_per_sample",
-    "warmup_iterations",
-    "warmup_s",
-    "warmup_settled",
-    "min_time_s",
-    "timer",
-    "throughput_ips",
+    latency_median_s: float | None  # mode "train": the whole step
+    forward_median_s: float | None  # mode "train": the step's phases (archcost.profiling.train_step)
+    backward_median_s: float | None
+    optimizer_median_s: float | None
+    latency_p10_s: float | None
+    latency_p90_s: float | None
+    latency_mean_s: float | None
+    latency_min_s: float | None
+    latency_max_s: float | None
+    latency_cv: float | None
+    samples: int | None
+    iterations_per_sample: int | None
+    warmup_iterations: int | None
+    warmup_s: float | None
+    warmup_settled: bool | None
+    min_time_s: float | None
+    timer: str | None
+    throughput_ips: float | None
     # memory
-    "memory_peak_bytes",
-    "memory_activation_peak_bytes",
-    "memory_method",
-    "memory_estimate_bytes",
-    "memory_estimate_note",
+    memory_peak_bytes: int | None
+    memory_activation_peak_bytes: int | None
+    memory_method: str | None
+    memory_estimate_bytes: int | None
+    memory_estimate_note: str | None
     # analysis
-    "params",
-    "macs",
-    "flops",
-    "traffic_bytes",
-    "analysis_note",
-    *ROOFLINE_FIELDS,
-    "peaks_measured_at",
-    "peak_cache_bytes_per_s",
-    "peak_kernel",
-    "peak_math_mode",
-    *POWER_FIELDS,
-    "power_note",
-    # trust: what should not be taken at face value (sweep.FLAGS), each with a sentence in warnings
-    "flags",
-    "warnings",
+    params: int | None
+    macs: int | None
+    flops: int | None
+    traffic_bytes: int | None
+    analysis_note: str | None
+
+
+class _Peaks(TypedDict, total=False):
+    peaks_measured_at: str | None
+    peak_cache_bytes_per_s: float | None
+    peak_kernel: str | None
+    peak_math_mode: str | None
+
+
+class _Trust(TypedDict, total=False):
+    power_note: str | None
+    # trust: what should not be taken at face value (outcome.FLAGS), each with a sentence in warnings
+    flags: list[str] | None
+    warnings: list[str] | None
     # per layer (profile --layers): rows of layers.LAYER_FIELDS, and how they add up
-    "layers",
-    "layer_time_sum_s",
-    "layer_time_sum_ratio",
-    "layer_unattributed_s",
-    "layer_iterations",
-    "layer_clock",
-    "profiled_latency_median_s",
-    "profiler_overhead",
-    "layers_unmatched",
-    "layers_note",
-    *ENV_FIELDS,
-)
+    layers: list[dict] | None
+    layer_time_sum_s: float | None
+    layer_time_sum_ratio: float | None
+    layer_unattributed_s: float | None
+    layer_iterations: int | None
+    layer_clock: str | None
+    profiled_latency_median_s: float | None
+    profiler_overhead: float | None
+    layers_unmatched: list[str] | None
+    layers_note: str | None
+
+
+class ProfileRecord(_Measurement, RooflineFields, _Peaks, PowerFields, _Trust, EnvFields, total=False):
+    """One profile record, every field in the order of the results file's lines (``FIELDS``); ``None`` where
+    there is no value, with a ``*_note`` or ``error`` that says why. ``RECORD_JSON_SCHEMA`` is generated from it."""
+
+
+#: Every field of a record, in order: the keys of ``ProfileRecord``.
+FIELDS: tuple[str, ...] = tuple(ProfileRecord.__annotations__)
+ENV_FIELDS: tuple[str, ...] = tuple(EnvFields.__annotations__)
+
+
+def json_schema(record: type, title: str) -> dict:
+    """A JSON Schema (draft 2020-12) of the TypedDict ``record``: one property per key with its JSON type (every
+    field may be null), no other keys, every key required (a record has every field)."""
+    hints = typing.get_type_hints(record)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "object",
+        "required": list(hints),
+        "additionalProperties": False,
+        "properties": {name: _json_type(hint) for name, hint in hints.items()},
+    }
+
+
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object", list: "array"}
+
+
+def _json_type(hint: object) -> dict:
+    """``{"type": ...}`` for a field's annotation: ``X | None`` is ``[X's type, "null"]``, ``list[str]`` an array of
+    strings."""
+    args = typing.get_args(hint)
+    if args and type(None) in args:  # X | None
+        (inner,) = [a for a in args if a is not type(None)]
+        nullable = _json_type(inner)
+        nullable["type"] = [nullable["type"], "null"]
+        return nullable
+    origin = typing.get_origin(hint) or hint
+    out: dict = {"type": _JSON_TYPES[origin]}  # type: ignore[index]  # a type the records do not use: KeyError
+    if origin is list and args:
+        out["items"] = _json_type(args[0])
+    return out
+
+
+#: The JSON Schema of one record of a results file (a line of ``append_records``, an item of ``--format json``).
+RECORD_JSON_SCHEMA = json_schema(ProfileRecord, "archcost profile record")
 
 
 def new_record(**values) -> dict:
@@ -265,14 +321,15 @@ class ResultsFileWarning(UserWarning):
 def _json_lines(path: Path, text: str, problems: list[str]) -> list[tuple[int, object]]:
     """(line number, record) for every line that parses; a line that does not is skipped with a message
     naming its line number in ``problems``. No complete record at all raises ``InputError``."""
-    items, broken = [], []
+    items: list[tuple[int, object]] = []
+    broken: list[tuple[int, str, int]] = []
     lines = text.splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             items.append((number, json.loads(line)))
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             broken.append((number, exc.msg, exc.colno))
     if broken and not items:
         number, msg, col = broken[0]
@@ -384,7 +441,7 @@ def text_table(df: pd.DataFrame) -> str:
             for r in records:
                 for w in r.get("warnings") or []:
                     lines.append(f"WARNING {r['model']}@{r['batch_size']}: {w}")
-        notes = {}
+        notes: dict[str, list[str]] = {}
         for r in records:
             for key in ("error", "power_note", "roofline_note", "memory_estimate_note", "analysis_note"):
                 if r.get(key):

@@ -27,20 +27,26 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from archcost.errors import first_line
 
+
+class RooflineFields(TypedDict, total=False):
+    """A record's roofline fields (``roofline_fields``); ``None`` where an input is missing, with the reason."""
+
+    achieved_flops_per_s: float | None
+    peak_flops_per_s: float | None
+    peak_bytes_per_s: float | None
+    percent_of_peak: float | None
+    arithmetic_intensity: float | None
+    ridge_point: float | None
+    bound: str | None  # "compute" or "memory"
+    roofline_note: str | None
+
+
 #: Every field ``roofline_fields`` fills.
-ROOFLINE_FIELDS = (
-    "achieved_flops_per_s",
-    "peak_flops_per_s",
-    "peak_bytes_per_s",
-    "percent_of_peak",
-    "arithmetic_intensity",
-    "ridge_point",
-    "bound",
-    "roofline_note",
-)
+ROOFLINE_FIELDS = tuple(RooflineFields.__annotations__)
 
 
 def achieved_flops_per_s(flops: float, latency_s: float) -> float:
@@ -236,7 +242,7 @@ def best_kernel(results: dict[str, float | None]) -> tuple[str | None, float | N
     done = {name: v for name, v in results.items() if v}
     if not done:
         return None, None
-    name = max(done, key=done.get)
+    name = max(done, key=lambda n: done[n] or 0.0)
     return name, done[name]
 
 

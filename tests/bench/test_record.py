@@ -177,3 +177,29 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, good_text):
     with pytest.raises(BenchFileError):
         write_bench(doc, out)
     assert out.read_text() == good_text
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("analytic", "macs"), 1.5),
+        (("analytic", "flops"), True),
+        (("analytic", "peak_activation_bytes"), -3),
+        (("analytic", "unsupported_ops"), {"special_i0": "one"}),
+        (("input_shape",), [1, 0]),
+        (("dtype",), None),
+        (("measured",), [{"batch_size": 1, "status": "ok", "latency_median_s": -0.1}]),
+        (("measured",), [{"status": "ok"}]),
+    ],
+)
+def test_validate_and_jsonschema_read_the_one_schema_alike(good_text, path, value):
+    doc = json.loads(good_text)
+    jsonschema.validate(doc, JSON_SCHEMA)
+    target = doc["models"][NET]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, JSON_SCHEMA)
+    with pytest.raises(BenchFileError, match=path[-1]):
+        loads(json.dumps(doc), "damaged.json")

@@ -83,3 +83,26 @@ def test_text_table_shows_milliseconds_and_the_notes():
     assert "error: CUDA out of memory (m@8)" in text
     assert "power note: no power reading on the CPU (m@1)" in text
     assert render(to_dataframe([]), "text").startswith("(no results)")
+
+
+def test_measured_records_match_the_schema_generated_from_the_typed_record():
+    import jsonschema
+
+    from archcost.profiling import profile
+    from archcost.profiling.results import RECORD_JSON_SCHEMA, ProfileRecord, record_json
+
+    assert tuple(ProfileRecord.__annotations__) == FIELDS == tuple(RECORD_JSON_SCHEMA["properties"])
+    fast = {"device": "cpu", "warmup_s": 0.0, "min_time_s": 0.001, "repeats": 2, "roofline": False, "power": False}
+    frames = [
+        profile("tests.profile.models:TwoLayer", batch_sizes=[1, 2], layers=True, **fast),
+        profile("tests.profile.models:TwoLayer", mode="train", optimizer="sgd", **fast),
+        profile(["tests.profile.models:Broken", "tests.profile.models:OomAbove"], batch_sizes=[1, 4], **fast),
+    ]
+    statuses = set()
+    for df in frames:
+        for r in df.to_dict(orient="records"):
+            jsonschema.validate(json.loads(record_json(r)), RECORD_JSON_SCHEMA)
+            statuses.add(r["status"])
+    assert {"ok", "error"} <= statuses
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**json.loads(record_json(rec())), "batch_size": "one"}, RECORD_JSON_SCHEMA)
