@@ -233,7 +233,7 @@ def profile(
 
 
 def _inputs_json(
-    input_size: object, inputs: object, kwargs: dict | None, batch_dim: int, int_range: object
+    input_size: object, inputs: object, kwargs: dict | None, batch_dim: int, int_range: tuple[int, int] | None
 ) -> dict | None:
     """The inputs given to ``profile`` as ``Workload.to_json()`` (what a sweep, a child process and a Ray task
     carry), or ``None`` for each model's own input."""

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from archcost.errors import ArchcostError, InputError, first_line
 from archcost.profiling.results import FIELDS, new_record, unfinished_records
@@ -96,7 +97,7 @@ def check_reachable(host: str, port: int, address: str, timeout_s: float = CONNE
 class RaySession:
     """A connection to a Ray cluster; ``close()`` disconnects (and stops a local cluster) only if it connected."""
 
-    ray: object
+    ray: Any  # the ray module
     address: str | None
     owned: bool  # True: this session called ray.init, so close() calls ray.shutdown()
     nodes: list[dict] = field(default_factory=list)
@@ -127,7 +128,7 @@ def connect(address: str | None = None, *, timeout_s: float = CONNECT_TIMEOUT_S)
         return RaySession(ray, None, owned=False, nodes=ray.nodes())
     target = parse_address(address) if address else None
     if target is not None:
-        check_reachable(*target, address, timeout_s)
+        check_reachable(*target, str(address), timeout_s)
     kwargs: dict = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address == "local":
         kwargs["include_dashboard"] = False
@@ -293,7 +294,7 @@ def ray_records(
     batch_sizes: Sequence[Sequence[int]],
     run_id: str,
     accelerator: str | None = None,
-) -> Iterator[dict]:
+) -> Generator[dict, None, None]:
     """Submit one task per model (``batch_sizes[i]`` for ``models[i]``; none for an empty tuple) and yield
     each record as it arrives, in the order they finish. Closing the generator (Ctrl-C in the caller)
     cancels the tasks that have not finished."""

@@ -119,8 +119,8 @@ def attribute(calls: Sequence[Call], keys: Sequence[RowKey], *, device: bool = F
     """
     module_rows: dict[str, list[int]] = {}
     op_rows: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        (op_rows if k.op else module_rows).setdefault(k.path, []).append(i)
+    for i, key in enumerate(keys):
+        (op_rows if key.op else module_rows).setdefault(key.path, []).append(i)
     seen_modules: dict[str, int] = {}
     op_pointer: dict[str, int] = {}
     times: list[float | None] = [None] * len(keys)

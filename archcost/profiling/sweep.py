@@ -14,7 +14,8 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -39,6 +40,10 @@ from archcost.profiling.results import new_record
 from archcost.profiling.roofline import DevicePeaks, device_peaks, peaks_key
 from archcost.profiling.steps import RunContext, measure_step, step_for
 from archcost.units import DTYPES
+
+if TYPE_CHECKING:
+    from archcost.cost.workload import Workload
+    from archcost.models import ModelSpec
 
 PROFILE_DTYPES = ("float32", "float16", "bfloat16")
 
@@ -101,7 +106,7 @@ def parse_batch_sizes(text: str | Sequence[int]) -> list[int]:
 def _to_device(module: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> nn.Module:
     module = module.to(device=device, dtype=dtype)
     if channels_last:
-        module = module.to(memory_format=torch.channels_last)
+        module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes it
     return module
 
 
@@ -115,7 +120,7 @@ def _analyses(work, batch_sizes: Sequence[int]) -> dict:
     return analyze_batches(lambda batch: analyze(work.with_batch(batch)), batch_sizes)
 
 
-def workload_of(config: ProfileConfig, module: nn.Module, name: str, default_size) -> object:
+def workload_of(config: ProfileConfig, module: nn.Module, name: str, default_size: Sequence[int]) -> Workload:
     """The ``Workload`` a sweep measures ``module`` on: the config's inputs, else the model's own input."""
     from archcost.cost.workload import Workload
 
@@ -148,7 +153,7 @@ def validate_models(models: Sequence, options: dict, *, isolate: bool = False, m
     must have a trainable parameter (a spec's model is checked when it is built)."""
     from archcost.models import resolve_model
 
-    out = []
+    out: list[nn.Module | ModelSpec] = []
     for spec in models:
         if isolate and isinstance(spec, nn.Module):
             raise InputError(
@@ -256,7 +261,7 @@ def iter_profile(
     *,
     on_step: Callable[[str], None] | None = None,
     model_batch_sizes: Sequence[Sequence[int]] | None = None,
-) -> Iterator[dict]:
+) -> Generator[dict, None, None]:
     """Yield one record per model and batch size, as each is measured (see ``results.FIELDS``).
 
     ``model_batch_sizes``: per model (parallel to ``models``), the sizes to measure instead of ``config``'s (a
@@ -377,6 +382,7 @@ def run_model(spec, ctx: RunContext, step: Callable[[str], None] = lambda text: 
                 continue
             if reports is None:
                 reports = _analyses(inputs, ctx.batch_sizes)
+            assert runner is not None and module is not None  # placed, or carried is set
             measured = step_for(runner, module, ctx, reports[batch])
             rec = record(batch, **measure_step(measured, inputs, batch, ctx, reports[batch]))
             if rec["status"] != "ok":

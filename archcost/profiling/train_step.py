@@ -74,7 +74,7 @@ class TrainStep:
         self.args, self.kwargs, _, self.device = call_args(x)  # one tensor, or forward's (args, kwargs)
         self.model = (copy.deepcopy(model) if copy_model else model).to(self.device).train()
         require_trainable(model)
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params: list[torch.Tensor] = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = optimizer_rule(optimizer).make(params)
         self.amp = amp
         self.scaler = torch.amp.GradScaler("cuda") if amp and self.device.type == "cuda" else None
