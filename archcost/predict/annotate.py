@@ -70,7 +70,7 @@ def predict_records(records: list[dict], profile: DeviceProfile) -> list[dict]:
     from archcost.zoo import get_meta, list_models
 
     zoo = set(list_models())
-    out = []
+    out: list[dict] = []
     for r in records:
         model, batch = str(r["model"]), int(r["batch_size"])
         try:

@@ -150,8 +150,9 @@ def accuracy_vs_weight_bytes(df: pd.DataFrame) -> Chart:
     legend = ax.legend(title="weights", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     legend.set_gid("precisions")
     for handle in legend.legend_handles:  # one marker size in the key: blob size is MACs, told by the size key
-        if hasattr(handle, "set_sizes"):
-            handle.set_sizes([40])
+        set_sizes = getattr(handle, "set_sizes", None)
+        if set_sizes is not None:
+            set_sizes([40])
     ax.add_artist(legend)
     size_key(ax, df["macs"], "MACs")
     ax.text(0.01, 0.01, "- - - and *: the Pareto frontier (no model is more accurate for fewer weight bytes)",
