@@ -45,9 +45,11 @@ from fractions import Fraction
 
 import torch
 
-from archcost.cost.formulas._args import arg
+from archcost.cost.formulas._args import arg, int_arg, tensor_arg
 
 Axes = tuple[float, ...]
+#: where a dimension goes (``Relayout``): an output dimension, ``("at", unit)`` or ``"mixed"``
+Move = int | tuple[str, int] | str
 #: the input units output unit ``v`` of one pattern reads: ``taps[v % period] + (v // period) * shift``
 Taps = tuple[int, int, tuple[tuple[int, ...], ...]]  # (period, shift, taps)
 
@@ -67,12 +69,13 @@ class Axis:
 
     def at(self, u: int) -> tuple[int, int] | None:
         cycle, phase = divmod(u, self.period)
-        lo = self.lo[phase]
-        return None if lo is None else (lo + cycle * self.q, self.hi[phase] + cycle * self.q)
+        lo, hi = self.lo[phase], self.hi[phase]
+        return None if lo is None or hi is None else (lo + cycle * self.q, hi + cycle * self.q)
 
     @property
     def size(self) -> int:
-        return max((h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True) if lo is not None), default=0)
+        spans = zip(self.lo, self.hi, strict=True)
+        return max((h - lo + 1 for lo, h in spans if lo is not None and h is not None), default=0)
 
     @property
     def jump(self) -> float:
@@ -81,7 +84,7 @@ class Axis:
     @property
     def start(self) -> float:
         centres = [(lo + h) / 2 - u * self.jump for u, (lo, h) in enumerate(zip(self.lo, self.hi, strict=True))
-                   if lo is not None]  # fmt: skip
+                   if lo is not None and h is not None]  # fmt: skip
         return sum(centres) / len(centres) if centres else 0.0
 
     def over(self, period: int) -> Axis:
@@ -220,7 +223,7 @@ class Relayout:
     the end); ``new_dim`` is ``("at", i)`` where the dimension is indexed away at unit ``i`` and ``"mixed"``
     where a reshape merges or splits it."""
 
-    moves: tuple[tuple[int, object], ...]
+    moves: tuple[tuple[int, Move], ...]
     shape: tuple[int, ...]  # the op's input shape
     out_ndim: int
     op: str
@@ -325,8 +328,10 @@ def _relayout(field: Field, step: Relayout, where: str) -> Field:
         new = moves[dim]
         if isinstance(new, tuple):  # indexed away: the field of the one unit kept
             axes[a], dims[a] = axes[a].pinned(new[1]), None
-        else:
+        elif isinstance(new, int):
             dims[a] = new
+        else:  # "mixed", which returned above
+            return replace(field, unknown=f"{where} ({step.op} that mixes spatial axes)")
     return replace(field, axes=tuple(axes), dims=tuple(dims))
 
 
@@ -367,7 +372,7 @@ def _union(a: Axis, b: Axis) -> tuple[Axis | None, bool]:
     a, b = a.over(period), b.over(period)
     lo, hi, aligned = [], [], True
     for la, ha, lb, hb in zip(a.lo, a.hi, b.lo, b.hi, strict=True):
-        if la is None or lb is None:
+        if la is None or lb is None or ha is None or hb is None:  # lo and hi are None together
             lo.append(la if lb is None else lb)
             hi.append(ha if hb is None else hb)
             continue
@@ -452,8 +457,8 @@ def _step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], ou
     if name in _RESHAPES:
         return _reshape(name, in_shape, out_shape)
     if name == "narrow":
-        dim, start = _dim(args, kwargs, 1, nd), arg(args, kwargs, 2, "start")
-        start = int(start) % in_shape[dim] if int(start) < 0 else int(start)
+        dim, start = _dim(args, kwargs, 1, nd), int_arg(args, kwargs, 2, "start")
+        start = start % in_shape[dim] if start < 0 else start
         return Window((1,) * (nd - dim), (1,) * (nd - dim), (-float(start),) + (0.0,) * (nd - dim - 1),
                       (1,) * (nd - dim))  # fmt: skip
     if name in _REDUCTIONS:
@@ -461,8 +466,7 @@ def _step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], ou
         if dims is None or dims == () or dims == []:
             return Collapse(tuple(in_shape))
         keepdim = bool(arg(args, kwargs, 2, "keepdim", False))
-        dims = tuple(sorted({d % nd - nd for d in ((dims,) if isinstance(dims, int) else dims)}))
-        return Reduce(dims, keepdim, tuple(in_shape))
+        return Reduce(tuple(sorted({d % nd - nd for d in _dims(dims, "dim")})), keepdim, tuple(in_shape))
     if name in ("linear", "matmul", "bilinear", "mm", "bmm", "addmm"):
         if nd <= 2:
             return Collapse(tuple(in_shape))
@@ -471,7 +475,7 @@ def _step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], ou
     if name == "getitem":
         return _getitem(arg(args, kwargs, 1, "idx"), in_shape, out_shape)
     if name == "pad":
-        pad = tuple(arg(args, kwargs, 1, "pad"))
+        pad = _sequence(arg(args, kwargs, 1, "pad"), "pad")
         m = len(pad) // 2
         left = [float(pad[2 * i]) for i in range(m)][::-1]  # pad lists the last dimension first
         return Window((1,) * m, (1,) * m, tuple(left), (1,) * m)
@@ -480,7 +484,7 @@ def _step_of(name: str, args: tuple, kwargs: dict, in_shape: tuple[int, ...], ou
 
 def _conv(name: str, args: tuple, kwargs: dict):
     """``conv{1,2,3}d`` and ``conv_transpose{1,2,3}d``: a window on the last ``weight.dim() - 2`` dims."""
-    weight = arg(args, kwargs, 1, "weight")
+    weight = tensor_arg(args, kwargs, 1, "weight")
     k = tuple(weight.shape[2:])
     m = len(k)
     s = _tuple(arg(args, kwargs, 3, "stride", 1), m, 1)
@@ -537,17 +541,18 @@ def _interpolate(name: str, args: tuple, kwargs: dict, in_shape: tuple, out_shap
         if out % n:
             return Unknown(f"{name} by a factor that is not a whole number ({n} -> {out})")
         s = out // n
+        table: tuple[tuple[int, ...], ...]
         if mode == "nearest":
             table = tuple((v // s,) for v in range(s))
         elif mode == "nearest-exact":
             table = tuple((math.floor(Fraction(2 * v + 1, 2 * s)),) for v in range(s))
         elif mode in ("linear", "bilinear", "trilinear") and not corners:
-            table = []
+            reads = []
             for v in range(s):
                 x = Fraction(2 * v + 1 - s, 2 * s)  # (v + 0.5) / s - 0.5
                 left = math.floor(x)
-                table.append((left, left + 1) if x != left else (left,))
-            table = tuple(table)
+                reads.append((left, left + 1) if x != left else (left,))
+            table = tuple(reads)
         else:
             return Unknown(f"{name} ({mode}{', align_corners' if corners else ''})")
         taps.append((s, 1, table))
@@ -559,7 +564,19 @@ def _dim(args: tuple, kwargs: dict, index: int, ndim: int) -> int:
     return dim % ndim if isinstance(dim, int) else 0
 
 
-def _moves(targets: list, in_shape: tuple, out_ndim: int, op: str) -> Relayout:
+def _sequence(value: object, what: str) -> tuple:
+    """A list or tuple argument as a tuple; ``TypeError`` (unknown geometry) for anything else."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise TypeError(f"{what} is {type(value).__name__}, not a sequence")
+
+
+def _dims(value: object, what: str) -> tuple[int, ...]:
+    """A dimension argument that is one int or a sequence of them, as a tuple."""
+    return (value,) if isinstance(value, int) else _sequence(value, what)
+
+
+def _moves(targets: list[Move], in_shape: tuple, out_ndim: int, op: str) -> Relayout:
     """``targets[i]``: where input dimension ``i`` goes (an output index, ``("at", unit)`` or ``"mixed"``)."""
     nd = len(in_shape)
     moves = tuple((i - nd, t - out_ndim if isinstance(t, int) else t) for i, t in enumerate(targets))
@@ -569,37 +586,35 @@ def _moves(targets: list, in_shape: tuple, out_ndim: int, op: str) -> Relayout:
 def _layout(name: str, args: tuple, kwargs: dict, in_shape: tuple, out_shape: tuple):
     nd, out_nd = len(in_shape), len(out_shape)
     if name == "squeeze":
-        dims = arg(args, kwargs, 1, "dim", None)
-        dims = range(nd) if dims is None else [dims] if isinstance(dims, int) else dims
-        gone = {d % nd for d in dims if in_shape[d % nd] == 1}
+        dim = arg(args, kwargs, 1, "dim", None)
+        gone = {d % nd for d in (range(nd) if dim is None else _dims(dim, "dim")) if in_shape[d % nd] == 1}
         kept = [i for i in range(nd) if i not in gone]
         return _moves([("at", 0) if i in gone else kept.index(i) for i in range(nd)], in_shape, out_nd, name)
     if name == "unsqueeze":
-        at = arg(args, kwargs, 1, "dim") % out_nd
+        at = int_arg(args, kwargs, 1, "dim") % out_nd
         return _moves([i if i < at else i + 1 for i in range(nd)], in_shape, out_nd, name)
     if name == "select":
-        dim, index = _dim(args, kwargs, 1, nd), int(arg(args, kwargs, 2, "index"))
+        dim, index = _dim(args, kwargs, 1, nd), int_arg(args, kwargs, 2, "index")
         index = index % in_shape[dim] if index < 0 else index
         return _moves([("at", index) if i == dim else i - (i > dim) for i in range(nd)], in_shape, out_nd, name)
     if name == "permute":
         rest = args[1:]
         perm = rest[0] if len(rest) == 1 and not isinstance(rest[0], int) else rest or kwargs.get("dims")
-        order = [d % nd for d in perm]
+        order = [d % nd for d in _sequence(perm, "dims")]
     elif name == "t":
         order = list(range(nd))[::-1] if nd == 2 else list(range(nd))
     elif name in ("transpose", "swapaxes", "swapdims"):
-        a, b = arg(args, kwargs, 1, "dim0") % nd, arg(args, kwargs, 2, "dim1") % nd
+        a, b = int_arg(args, kwargs, 1, "dim0") % nd, int_arg(args, kwargs, 2, "dim1") % nd
         order = list(range(nd))
         order[a], order[b] = order[b], order[a]
     else:  # movedim / moveaxis
-        src, dst = arg(args, kwargs, 1, "source"), arg(args, kwargs, 2, "destination")
-        src = [s % nd for s in ((src,) if isinstance(src, int) else src)]
-        dst = [d % nd for d in ((dst,) if isinstance(dst, int) else dst)]
-        order = [None] * nd
+        src = [s % nd for s in _dims(arg(args, kwargs, 1, "source"), "source")]
+        dst = [d % nd for d in _dims(arg(args, kwargs, 2, "destination"), "destination")]
+        slots: list[int | None] = [None] * nd
         for s, d in zip(src, dst, strict=True):
-            order[d] = s
-        rest = iter([i for i in range(nd) if i not in src])
-        order = [next(rest) if o is None else o for o in order]
+            slots[d] = s
+        free = iter([i for i in range(nd) if i not in src])
+        order = [next(free) if o is None else o for o in slots]
     return _moves([order.index(i) for i in range(nd)], in_shape, out_nd, name)  # output j holds input order[j]
 
 
@@ -607,7 +622,7 @@ def _reshape(name: str, in_shape: tuple, out_shape: tuple) -> Relayout:
     """A view or reshape, read from the shapes: a dimension kept whole (the same size, at the same place
     in the sequence of sizes) moves; one merged with others or split is mixed; a size-1 dimension may go."""
     n_in, n_out = len(in_shape), len(out_shape)
-    targets: list = ["mixed"] * n_in
+    targets: list[Move] = ["mixed"] * n_in
     i = j = 0
     while i < n_in:
         if j < n_out and in_shape[i] == out_shape[j]:
@@ -649,7 +664,7 @@ def _getitem(index, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
     advanced = [i for i in index if isinstance(i, torch.Tensor | list | bool)]
     if len(advanced) > 1 or any(isinstance(i, torch.Tensor | list) and _ndim(i) != 1 for i in advanced):
         return Unknown("getitem with advanced indexing")
-    targets: list = []
+    targets: list[Move] = []
     strides, offsets, touched = [], [], []
     out = 0
     for item in index:
@@ -708,8 +723,8 @@ def propagate(
             constant.add(index)
             fields.append(None)
             continue
-        ins = [start if s == -1 else fields[s] for s in live]
-        if any(f is None for f in ins):
+        ins = [f for f in (start if s == -1 else fields[s] for s in live) if f is not None]
+        if len(ins) < len(live):
             fields.append(None)
             continue
         field = merge(ins) if len(ins) > 1 else replace(ins[0], misaligned=False)
