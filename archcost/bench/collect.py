@@ -29,6 +29,7 @@ def bench(
     profile: dict | None = None,
     on_step: Callable[[str], None] | None = None,
     skip_missing: bool = False,
+    device_profile: str | None = None,
 ) -> dict:
     """The bench document (``archcost.bench.record``) for ``models`` (MODEL arguments: zoo names,
     ``package.module:callable``, ``file.py:callable``, ``.onnx`` files).
@@ -45,7 +46,10 @@ def bench(
     ``on_step`` is called with a short progress message before each model. ``skip_missing``: a model that
     cannot be found or imported (``UnknownModelError``, ``ModelLoadError``: e.g. benching the base commit of a
     pull request that adds the model) is left out and listed in ``settings.skipped`` with the reason; a model
-    that is found but fails its analysis still raises.
+    that is found but fails its analysis still raises. ``device_profile``: a device profile file (``archcost
+    calibrate``): each model's ``predicted`` block holds its latency predicted with it (``archcost.predict``),
+    which ``compare --fail-on "predicted_latency>5%"`` gates without timing anything; a bad file raises
+    ``ProfileError`` before any model is analysed.
     """
     specs = list(models)
     if not specs:
@@ -57,6 +61,11 @@ def bench(
     if profile is not None and dtype not in PROFILE_DTYPES:
         raise InputError(f"--profile cannot run dtype {dtype}", f"profile with one of {', '.join(PROFILE_DTYPES)}")
     inputs = {"kwargs": kwargs, "batch_dim": batch_dim, "int_range": int_range}
+    predictor = None
+    if device_profile is not None:
+        from archcost.predict.annotate import read_profile
+
+        predictor, profile_warnings = read_profile(device_profile)
     entries: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     for spec in specs:
@@ -64,7 +73,13 @@ def bench(
             on_step(f"analysing {spec}")
         try:
             entries[spec] = model_entry(
-                spec, batch_size=batch_size, dtype=dtype, input_size=input_size, options=options, inputs=inputs
+                spec,
+                batch_size=batch_size,
+                dtype=dtype,
+                input_size=input_size,
+                options=options,
+                inputs=inputs,
+                device_profile=predictor,
             )
         except (UnknownModelError, ModelLoadError) as exc:
             if not skip_missing:
@@ -91,6 +106,11 @@ def bench(
         }
     if skipped:
         settings["skipped"] = skipped
+    if predictor is not None:
+        from archcost.predict.annotate import profile_identity
+
+        settings["device_profile"] = {"path": str(device_profile), **profile_identity(predictor),
+                                      "warnings": profile_warnings}  # fmt: skip
     if profile is not None:
         profile = renamed(profile, where="bench(profile=...)")  # warmup / min_time: the old names
         kwargs = {k: v for k, v in profile.items() if k in PROFILE_KEYS and v is not None}

@@ -42,6 +42,7 @@ METRICS: dict[str, Metric] = {
         Metric("receptive_field", "receptive field", "analytic", "pixels"),
         Metric("unsupported", "unsupported ops", "analytic", "count"),
         Metric("latency", "latency (median)", "measured", "seconds"),
+        Metric("predicted_latency", "predicted latency", "predicted", "seconds"),
         Metric("throughput", "throughput", "measured", "ips"),
         Metric("measured_memory", "measured peak memory", "measured", "bytes"),
     )
@@ -357,6 +358,28 @@ def _measured_rows(
     return rows
 
 
+def _predicted_rows(model: str, a: dict | None, b: dict | None, notes: list[str], labels=("BASE", "NEW")) -> list[Row]:
+    """The predicted-latency row of ``model`` where both files predicted it with the same device profile (the
+    same ``digest``) at the same batch size; otherwise a note says why nothing is compared."""
+    if a is None and b is None:
+        return []
+    if a is None or b is None:
+        notes.append(f"{model}: predicted latency only in {labels[1] if a is None else labels[0]}; nothing to compare")
+        return []
+    pa, pb = a["device_profile"], b["device_profile"]
+    if pa.get("digest") != pb.get("digest"):
+        notes.append(
+            f"{model}: predicted latency not compared, predicted with different device profiles "
+            f"({labels[0]}: {pa.get('device_name')}, {pa.get('threads')} thread(s); {labels[1]}: "
+            f"{pb.get('device_name')}, {pb.get('threads')} thread(s)); give both the same --device-profile"
+        )
+        return []
+    if a["batch_size"] != b["batch_size"]:
+        notes.append(f"{model}: predicted at batch {a['batch_size']} and {b['batch_size']}; nothing to compare")
+        return []
+    return [Row(model, METRICS["predicted_latency"], a["latency_s"], b["latency_s"], batch_size=a["batch_size"])]
+
+
 def compare(
     base: dict,
     new: dict,
@@ -417,12 +440,20 @@ def compare(
         rows.extend(
             _measured_rows(model, a.get("measured") or [], b.get("measured") or [], notes, (base_label, new_label))
         )
+        rows.extend(_predicted_rows(model, a.get("predicted"), b.get("predicted"), notes, (base_label, new_label)))
     for row in rows:
         if row.metric.kind == "measured" and row.old is not None and row.new is None:
             # the base run measured it and the new run failed (oom, error): a measured threshold on it fails
             row.crossed.extend(t.text for t in thresholds if t.metric == row.metric.key)
         else:
             _apply(row, thresholds)
+    predicted_keys = {t.metric for t in thresholds if METRICS[t.metric].kind == "predicted"}
+    for key in sorted(predicted_keys - {r.metric.key for r in rows}):
+        t = ", ".join(x.text for x in thresholds if x.metric == key)
+        notes.append(
+            f"{t} not checked: no predicted latency from the same device profile in both files "
+            "(run archcost bench with --device-profile FILE for both)"
+        )
     measured_keys = {t.metric for t in thresholds if METRICS[t.metric].kind == "measured"}
     have = {r.metric.key for r in rows}
     any_measured = any(m.get("measured") for doc in (base_models, new_models) for m in doc.values())

@@ -121,6 +121,20 @@ JSON_SCHEMA: dict = {
                         },
                     },
                     "measured_note": {"type": "string"},
+                    "predicted": {
+                        "type": "object",
+                        "required": ["latency_s", "batch_size", "device_profile"],
+                        "properties": {
+                            "latency_s": {"type": "number", "minimum": 0},
+                            "batch_size": {"type": "integer", "minimum": 1},
+                            "device_profile": {
+                                "type": "object",
+                                "required": ["digest"],
+                                "properties": {"digest": {"type": "string"}},
+                            },
+                            "fallbacks": {"type": "object", "additionalProperties": {"type": "string"}},
+                        },
+                    },
                 },
             },
         },
@@ -224,10 +238,35 @@ def _analyse(spec: str, *, batch_size: int, dtype: str, input_size, options: dic
     return analyze(work), work.name, work.source
 
 
+def predicted_figures(report, profile) -> dict:
+    """The ``predicted`` block of one model: its latency at the report's batch size predicted with a device
+    profile (``archcost.predict``), the profile's identity (``digest``: the SHA-256 of its fitted rules, so two
+    files predicted with the same profile compare, and any other are told apart) and the kinds priced by a
+    nearer kind's rule."""
+    from archcost.predict.annotate import profile_identity, with_prediction
+
+    predicted = with_prediction(report, profile)
+    assert predicted.prediction is not None
+    return {
+        "latency_s": predicted.prediction["total_ms"] / 1e3,
+        "batch_size": int(predicted.prediction["batch_size"]),
+        "device_profile": profile_identity(profile),
+        "fallbacks": dict(sorted(predicted.prediction["fallbacks"].items())),
+    }
+
+
 def model_entry(
-    spec: str, *, batch_size: int = 1, dtype: str = "float32", input_size=None, options=None, inputs=None
+    spec: str,
+    *,
+    batch_size: int = 1,
+    dtype: str = "float32",
+    input_size=None,
+    options=None,
+    inputs=None,
+    device_profile=None,
 ) -> dict:
-    """One model's entry of a bench file (analytic figures only); ``inputs``: see ``_analyse``."""
+    """One model's entry of a bench file (analytic figures, and predicted latency with a ``device_profile``:
+    an ``archcost.predict.DeviceProfile``); ``inputs``: see ``_analyse``."""
     options = dict(options or {})
     try:
         report, name, source = _analyse(
@@ -246,6 +285,8 @@ def model_entry(
         "dtype": report.dtype,
         "analytic": analytic_figures(report),
     }
+    if device_profile is not None:
+        entry["predicted"] = predicted_figures(report, device_profile)
     if len(report.input_shapes) > 1 or any(i.get("dtype") != report.dtype for i in report.input_shapes):
         entry["inputs"] = report.input_shapes  # every input, with its dtype (one float input: input_shape says it)
     return entry

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         profile=profile,
         on_step=step,
         skip_missing=args.skip_missing,
+        device_profile=args.device_profile,
     )
     if args.output:
         write_bench(doc, args.output)
@@ -93,6 +94,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--output", help="write the JSON here (default: standard output)")
     add_input_args(p, many=True)
+    p.add_argument(
+        "--device-profile",
+        metavar="FILE",
+        help="record each model's latency predicted with this device profile (archcost calibrate); "
+        'compare --fail-on "predicted_latency>5%%" gates it without timing anything',
+    )
     g = p.add_argument_group("measured figures (--profile)")
     g.add_argument("--profile", action="store_true", help="also measure latency, throughput and memory")
     add_device_arg(g, "run")

@@ -28,6 +28,25 @@ def read_profile(path: str | Path) -> tuple[DeviceProfile, list[str]]:
     return profile, check_matches(profile, torch=torch.__version__)
 
 
+def profile_identity(profile: DeviceProfile) -> dict:
+    """What names a device profile in a bench file: ``digest`` (SHA-256 of its fitted rules and the settings
+    they were fitted under: equal digests predict alike), device, device name, threads, dtype, torch."""
+    import hashlib
+    import json
+
+    data = profile.to_dict()
+    fitted = {k: data.get(k) for k in ("kinds", "device", "threads", "dtype", "torch", "machine", "schema_version")}
+    digest = hashlib.sha256(json.dumps(fitted, sort_keys=True, default=str).encode()).hexdigest()
+    return {
+        "digest": digest,
+        "device": profile.device,
+        "device_name": profile.device_name,
+        "threads": profile.threads,
+        "dtype": profile.dtype,
+        "torch": profile.torch_version,
+    }
+
+
 def with_prediction(report: CostReport, profile: DeviceProfile, warnings: list[str] | None = None) -> CostReport:
     """A copy of ``report`` whose rows carry ``predicted_ms`` (one forward of the row at the report's batch
     size, milliseconds) and ``predicted_rule`` (the kind that priced the row where the profile has no data for
