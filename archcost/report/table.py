@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archcost.cost.record import TOTAL_FIELDS, CostReport, listify, presents
 from archcost.errors import InputError
@@ -38,8 +39,9 @@ def _percent(value) -> str:
     return "" if _missing(value) else f"{100 * value:.1f}%"
 
 
-#: Column name (what ``--columns`` and ``columns=`` take) -> (header, formatter) of the human-readable table.
-COLUMNS = {
+#: Column name (what ``--columns`` and ``columns=`` take) -> (header, formatter) of the human-readable table;
+#: each formatter takes its own column's cells (ints, floats, shapes, names, None).
+COLUMNS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "name": ("Layer", str),
     "type": ("Type", str),
     "output_shape": ("Output shape", lambda s: shape_text(s)),
@@ -193,8 +195,9 @@ def _full_rows(report: CostReport, depth: int | None) -> list[dict]:
 def _totals_row(report: CostReport) -> dict:
     """The whole model's totals, whatever rows are shown."""
     totals = report.totals
-    known = [r.trainable_params for r in report.layers]
-    trainable = None if any(t is None for t in known) else sum(known)
+    counts = [r.trainable_params for r in report.layers]
+    known = [t for t in counts if t is not None]
+    trainable = sum(known) if len(known) == len(counts) else None
     return {
         "name": "Total", "type": "", "output_shape": (), **{f: totals[f] for f in TOTAL_FIELDS}, "rf_text": "",
         "bops": totals.get("bops"),
@@ -277,15 +280,16 @@ def footer_lines(report: CostReport, columns=None, top: int | None = None, depth
     extra = dict.fromkeys(_EXTRA_LEGEND[c] for c in shown if c in _EXTRA_LEGEND)
     at = lines.index(LEGEND) + 1
     lines[at:at] = list(extra)
-    if check_top(top) is not None:
+    n_top = check_top(top)
+    if n_top is not None:
         rows = _full_rows(report, depth)
-        shown = _costliest(rows, top)
+        costliest = _costliest(rows, n_top)
         what = "layers" if depth is None else "modules"
         total = report.totals["macs"]
-        share = f" ({_percent(sum(r['macs'] for r in shown) / total)} of the MACs)" if total else ""
+        share = f" ({_percent(sum(r['macs'] for r in costliest) / total)} of the MACs)" if total else ""
         lines.insert(
             at + len(extra),
-            f"Shown: the {len(shown)} of {len(rows)} {what} with the most MACs, costliest first{share}; "
+            f"Shown: the {len(costliest)} of {len(rows)} {what} with the most MACs, costliest first{share}; "
             "the totals are the whole model's.",
         )
     return lines
