@@ -627,6 +627,69 @@ def paths_check(device, model: str, batch: int, dtype: str, channels_last: bool,
     }
 
 
+# -- 5b. predicted latency (issue 28) -------------------------------------------------------------------------
+
+#: the models the GPU prediction check measures (none is a calibration kernel: all held out)
+PREDICT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "vgg16", "densenet121", "squeezenet1_1", "googlenet"]
+
+
+def prediction_check(device, dtypes: list[str], models: list[str], batch_sizes: list[int], smoke: bool, run: Run,
+                     extras: dict[str, bytes]) -> dict:  # fmt: skip
+    """Calibrate a device profile per dtype on ``device`` (``archcost.predict.calibrate``: float32 under torch's
+    float32 matmul precision, named in the profile, and bfloat16), then time each model at each batch size and
+    predict it with the profile: per (dtype, model, batch) the measured and predicted ms and the relative error,
+    and per dtype the share within +-10% / +-20%. The profiles go to extras (``device-profile-<dtype>.json``)."""
+    import torch
+
+    from archcost.cost import analyze
+    from archcost.cost.workload import Workload
+    from archcost.predict import calibrate
+    from archcost.predict.model import predict_report
+    from archcost.profiling.timing import measure
+
+    out: dict = {"float32_matmul_precision": torch.get_float32_matmul_precision(), "dtypes": {}}
+    for dtype in dtypes:
+        if run.remaining() < (5 if smoke else 60):
+            run.skip(f"prediction {dtype}", f"{run.remaining():.0f} s left before the reserve")
+            continue
+        t0 = time.monotonic()
+        profile = calibrate(str(device), dtype=dtype, mode="smoke" if smoke else "full")
+        extras[f"device-profile-{dtype}.json"] = (
+            json.dumps(profile.to_dict(), indent=1, sort_keys=True) + "\n"
+        ).encode()
+        entry: dict = {"calibration_s": round(time.monotonic() - t0, 1), "points": [],
+                       "fit": {k: vars(v.error) for k, v in profile.kinds.items()}}  # fmt: skip
+        tdtype = getattr(torch, dtype)
+        for name in models:
+            for b in batch_sizes:
+                if run.remaining() < 10:
+                    run.skip(f"prediction {dtype} {name}@{b}", "out of time")
+                    continue
+                work = Workload.of(name, dtype=dtype).load("cpu").with_batch(b)
+                model = work.module.to(device=device, dtype=tdtype).eval()
+                args, kwargs = work.tensors(device, dtype=tdtype)
+                with torch.inference_mode():
+                    t = measure(lambda m=model, a=args, kw=kwargs: m(*a, **kw), device, warmup_s=0.1, min_time_s=0.02,
+                                repeats=5)  # fmt: skip
+                rows = predict_report(analyze(work), profile, b)
+                predicted = sum(r.predicted_ms for r in rows)
+                measured = t.stats.median_s * 1e3
+                entry["points"].append({"model": name, "batch_size": b, "measured_ms": measured,
+                                        "predicted_ms": predicted, "error": predicted / measured - 1,
+                                        "fallbacks": sorted({r.kind for r in rows if r.fallback})})  # fmt: skip
+                model = None  # freed before the next model is built
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        errs = [abs(p["error"]) for p in entry["points"]]
+        if errs:
+            entry["within_10"] = sum(e <= 0.10 for e in errs) / len(errs)
+            entry["within_20"] = sum(e <= 0.20 for e in errs) / len(errs)
+            entry["median_abs_error"] = sorted(errs)[len(errs) // 2]
+        out["dtypes"][dtype] = entry
+        run.log(f"prediction {dtype}: {len(errs)} points, within 10%: {entry.get('within_10')}")
+    return out
+
+
 # -- 6. the sweep ------------------------------------------------------------------------------------------------
 
 
@@ -1094,6 +1157,27 @@ def render_report(c: dict) -> str:
                     f"profiler overhead {_fmt(r.get('profiler_overhead'), 1, 3)}, flags {r.get('flags')}"
                 )
         lines.append("")
+    pred = c.get("prediction")
+    if pred:
+        lines += ["## Predicted latency (archcost calibrate + predict, issue 28)", ""]
+        precision = pred.get("float32_matmul_precision")
+        lines.append(
+            f"A device profile calibrated per dtype on this GPU (float32 under torch's float32 matmul precision "
+            f"{precision!r}: TF32 {'off' if precision == 'highest' else 'on'}), then each model timed and predicted "
+            "with it; none of the models is a calibration kernel."
+        )
+        lines.append("")
+        rows = []
+        for dtype, e in pred.get("dtypes", {}).items():
+            for p in e.get("points", []):
+                rows.append([dtype, p["model"], p["batch_size"], _fmt(p["measured_ms"], 1, 4),
+                             _fmt(p["predicted_ms"], 1, 4), f"{100 * p['error']:+.0f}%"])  # fmt: skip
+            if e.get("points"):
+                lines.append(
+                    f"- {dtype}: calibration {e['calibration_s']} s; {100 * e['within_10']:.0f}% within +-10%, "
+                    f"{100 * e['within_20']:.0f}% within +-20%, median |error| {100 * e['median_abs_error']:.0f}%"
+                )
+        lines += ["", _table(["dtype", "model", "batch", "measured ms", "predicted ms", "error"], rows), ""]
     sw, found = c.get("sweep"), c.get("sweep_findings")
     if sw:
         lines += ["## Sweep", ""]
@@ -1305,6 +1389,16 @@ def main(argv=None) -> int:
     run.phase("latency", lambda: latency_check(device, latency_cases, timing, channels_last, run), needs_s=10)
     run.phase("training_memory", lambda: training_memory_check(device, training_cases, run), needs_s=10)
     run.phase("paths", lambda: paths_check(device, *path_case, channels_last, timing), needs_s=15)
+    extras: dict[str, bytes] = {}
+    predict_models = models[:2] if smoke else PREDICT_MODELS
+    predict_dtypes = dtypes[:1] if smoke else [d for d in ("float32", "bfloat16") if d in dtypes] or dtypes[:1]
+    run.phase(
+        "prediction",
+        lambda: prediction_check(
+            device, predict_dtypes, predict_models, [1, 32] if not smoke else [1], smoke, run, extras
+        ),  # fmt: skip
+        needs_s=5 if smoke else 90,
+    )
     compile_check = not smoke and not args.no_compile_check
     keep = 75.0 if compile_check else 0.0  # left after the sweep for the CLI --compile child
     run.phase("sweep", lambda: sweep(device, models, batch_sizes, dtypes, channels_last, timing, results, run, keep))
@@ -1329,7 +1423,6 @@ def main(argv=None) -> int:
         return out_
 
     run.phase("cli", cli, needs_s=30 if not smoke else 0)
-    extras: dict[str, bytes] = {}
     run.phase("figures", lambda: figures_for(results, out, dtypes, extras))
     run.checks["files"] = finish_files(out, extras, "\n".join(run.log_lines))
     run.save()
