@@ -64,7 +64,18 @@ def test_smoke_run_finishes_with_every_phase_ok(smoke):
     assert code == 0, log[-3000:]
     checks = json.loads((out / "checks.json").read_text())
     assert {k: v["status"] for k, v in checks["phases"].items()} == dict.fromkeys(
-        ["environment", "roofline", "latency", "training_memory", "paths", "sweep", "sweep_findings", "cli", "figures"],
+        [
+            "environment",
+            "roofline",
+            "latency",
+            "training_memory",
+            "paths",
+            "prediction",
+            "sweep",
+            "sweep_findings",
+            "cli",
+            "figures",
+        ],  # fmt: skip
         "ok",
     )
     assert checks["environment"]["torch"] == torch.__version__
