@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from archcost._lazy import lazy_attributes
+
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it
@@ -29,15 +31,12 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'archcost' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+def _registers_presenters(module: str) -> None:
     if module.startswith("archcost.cost"):
         importlib.import_module("archcost.report.table")  # registers how a CostReport prints (str, notebooks)
-    globals()[name] = value
-    return value
+
+
+__getattr__ = lazy_attributes("archcost", _PUBLIC, globals(), after=_registers_presenters)
 
 
 def __dir__() -> list[str]:

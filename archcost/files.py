@@ -90,3 +90,17 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_text(path: str | Path, what: str, error: type[InputError], hint: str) -> str:
+    """The UTF-8 text of the ``what`` file at ``path`` (``"bench file"``, ``"device profile"``): the one reader
+    of archcost's own files. Raises ``error`` (an ``InputError``: exit 2) saying "no such WHAT: PATH" (with
+    ``hint``: how to make one) or "cannot read WHAT PATH: why"."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"no such {what}: {path}", hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise error(f"cannot read {what} {path}: {reason}", "check the path and its permissions") from None

@@ -443,14 +443,8 @@ def loads(text: str, source: str = "bench file") -> dict:
 
 def read_bench(path: str | Path) -> dict:
     """A bench file, parsed and checked; ``BenchFileError`` (exit 2 on the command line) if it cannot be."""
+    from archcost.files import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BenchFileError(
-            f"no such bench file: {path}", "write it with `archcost bench MODEL --output FILE`"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise BenchFileError(f"cannot read bench file {path}: {reason}", "give a file archcost bench wrote") from None
+    text = read_text(path, "bench file", BenchFileError, "write it with `archcost bench MODEL --output FILE`")
     return loads(text, str(path))

@@ -5,7 +5,7 @@ Names are imported on first use, so the light modules here (``record``, ``inputs
 
 from __future__ import annotations
 
-import importlib
+from archcost._lazy import lazy_attributes
 
 _PUBLIC = {
     "Cost": "archcost.cost._registry",
@@ -19,10 +19,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'archcost.cost' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes("archcost.cost", _PUBLIC, globals())

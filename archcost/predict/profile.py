@@ -264,17 +264,10 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
 def load_profile(path: str | Path) -> DeviceProfile:
     """Read a device profile JSON file (module docstring). Raises ``ProfileError`` (an ``InputError``: the CLI
     exits 2) for a missing or unreadable file, text that is not JSON, and what ``profile_from_dict`` refuses."""
+    from archcost.files import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError(
-            f"device profile {path}: no such file", "make one with archcost calibrate --output FILE"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(
-            f"device profile {path}: cannot be read ({exc})", "check the path and its permissions"
-        ) from None
+    text = read_text(path, "device profile", ProfileError, "make one with archcost calibrate --output FILE")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

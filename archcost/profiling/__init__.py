@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import sys
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archcost._lazy import lazy_attributes
 from archcost.profiling.config import ProfileConfig, settings
 
 if TYPE_CHECKING:
@@ -34,13 +34,7 @@ _PUBLIC = {
 __all__ = ["FIELDS", "SCHEMA", "ProfileConfig", "iter_profile", "layers_frame", "profile", "read_results", "render"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'archcost.profiling' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes("archcost.profiling", _PUBLIC, globals())
 
 
 def profile(

@@ -56,7 +56,7 @@ def test_cli(smoke_profile_path, tmp_path, capsys):
     assert main(["bench", "lenet5", "--device-profile", str(smoke_profile_path), "--output", str(b), "--quiet"]) == 0
     assert main(["compare", str(a), str(b), "--fail-on", "predicted_latency>5%"]) == 0
     assert main(["bench", "lenet5", "--device-profile", str(tmp_path / "missing.json"), "--quiet"]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "no such device profile" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", [{"latency_s": -1.0}, {"device_profile": {}}])

@@ -40,7 +40,7 @@ def test_table_json_and_text_show_it(smoke_profile_path, capsys, tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "no such file"), ("{not json", "not JSON"), ('{"schema_version": 999}', "schema")],
+    [(None, "no such device profile"), ("{not json", "not JSON"), ('{"schema_version": 999}', "schema")],
 )
 def test_a_bad_profile_is_exit_2(content, message, tmp_path, capsys):
     path = tmp_path / "p.json"
