@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from archcost.commands._common import (  # noqa: F401  (re-exported for scripts written against archcost.cli)
     EXIT_FAIL,
@@ -46,7 +48,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _torch_is_loading() -> bool:
+    """True while ``import torch`` runs (importlib marks a module's spec ``_initializing`` until it is done)."""
+    module = sys.modules.get("torch")
+    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+@contextmanager
+def _ctrl_c_after_torch_loads() -> Iterator[None]:
+    """Ctrl-C as usual, except while torch imports: then it is answered as soon as the import is done.
+
+    A KeyboardInterrupt raised while torch's C++ extensions load can surface inside a C++ frame that
+    may not throw, and the process dies with ``terminate called ... KeyboardInterrupt`` (a core dump,
+    no message of ours). So while torch loads the handler only notes the signal, and a watcher thread
+    interrupts the main thread once the import has finished. Outside the main thread: nothing changes.
+    """
+    import _thread
+    import signal
+    import threading
+
+    def answer_when_loaded() -> None:
+        while _torch_is_loading():
+            time.sleep(0.02)
+        _thread.interrupt_main()
+
+    watching: list[threading.Thread] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if not _torch_is_loading():
+            raise KeyboardInterrupt
+        if not watching:  # a second Ctrl-C while torch loads is the same request
+            watching.append(threading.Thread(target=answer_when_loaded, daemon=True))
+            watching[0].start()
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # main() called from a thread other than the main one
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with _ctrl_c_after_torch_loads():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:  # Ctrl-C while the commands load

@@ -77,14 +77,31 @@ def test_ctrl_c_says_what_was_written(done, message, monkeypatch, capsys):
 
 
 @pytest.mark.skipif(shutil.which("archcost") is None, reason="the archcost script is not installed")
-def test_ctrl_c_while_starting_prints_no_traceback():
+@pytest.mark.parametrize("delay_s", [0.3, 0.6, 0.9])
+def test_ctrl_c_while_starting_prints_no_traceback(delay_s):
     proc = subprocess.Popen(["archcost", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "ARCHCOST_DEBUG": ""})  # fmt: skip
-    time.sleep(0.6)  # torch takes seconds to import: the signal lands while archcost starts
+    time.sleep(delay_s)  # torch takes a second or more to import: the signal lands while it loads
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert proc.returncode in (130, -signal.SIGINT) and "archcost: interrupted" in err
+
+
+def test_ctrl_c_while_torch_loads_waits_for_the_import(monkeypatch):
+    """A KeyboardInterrupt inside torch's C++ import is a C++ terminate: it is held until the import ends."""
+    from archcost import cli
+
+    loading = [True]
+    monkeypatch.setattr(cli, "_torch_is_loading", lambda: loading[0])
+    with pytest.raises(KeyboardInterrupt), cli._ctrl_c_after_torch_loads():
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(0.2)  # no KeyboardInterrupt while "torch" loads
+        held = True
+        loading[0] = False  # the import is done: the Ctrl-C arrives now
+        time.sleep(5)
+        held = False
+    assert held
 
 
 # -- words and numbers ----------------------------------------------------------------------------------
