@@ -46,13 +46,13 @@ REPORTS = ROOT / "reports"
 
 #: models written outside the zoo, as users bring them (the test suite's and the users' cases'), with inputs
 EXTERNAL = {
-    "tests/cost/test_receptive.py:UNet": {},
-    "tests/cost/test_training_cases.py:TinyGPT": {"input_size": "int64:64"},
+    "tests/cost/test_receptive.py:UNet": {"input_size": (1, 64, 64)},
+    "tests/cost/test_training_cases.py:TinyGPT": {"input_size": "int64:16", "options": {"functional": False}},
     "tests/fixtures/workloads.py:TextCNN": {"input_size": "int64:16"},
     "tests/fixtures/usermodels.py:tiny_resnet": {"input_size": (3, 32, 32)},
-    "../shared/cases/03_mha_hybrid_cnn.py": {},
-    "../shared/cases/04_sdpa_attention.py": {},
-    "../shared/cases/06_cnn_lstm_head.py": {},
+    "../shared/cases/03_mha_hybrid_cnn.py:build": {"input_size": (3, 32, 32)},
+    "../shared/cases/04_sdpa_attention.py:build": {"input_size": (16, 8, 8)},
+    "../shared/cases/06_cnn_lstm_head.py:build": {"input_size": (1, 16, 32)},
 }
 
 
@@ -62,12 +62,18 @@ def _family(spec: str) -> str:
     return get_meta(spec).family if spec in list_models() else "external"
 
 
+_LOADED: dict[str, object] = {}
+
+
 def _load(spec: str, inputs: dict, batch: int):
-    """(the CPU model with random weights, its inputs at ``batch``, the analysis at ``batch``)."""
+    """(the CPU model with random weights, its inputs at ``batch``, the analysis at ``batch``). One model per spec,
+    shared by its batch sizes (the whole zoo twice over does not fit in 24 GiB)."""
     from archcost.cost import analyze
     from archcost.cost.workload import Workload
 
-    work = Workload.of(spec, **inputs).load("cpu")
+    if spec not in _LOADED:
+        _LOADED[spec] = Workload.of(spec, **inputs).load("cpu")
+    work = _LOADED[spec]
     at = work.with_batch(batch)
     report = analyze(at)
     args, kwargs = at.tensors("cpu")
@@ -211,8 +217,9 @@ def markdown(result: dict, summary: dict, command: str) -> str:
         "# Predicted against measured latency (benchmarks/predict_check.py)",
         "",
         f"Made by `{command}` on {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared with other work: load "
-        f"{os.getloadavg()[0]:.1f}), kernels `{result['mode']}`, {result['rounds']} interleaved rounds.",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-minute load average at "
+        f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), kernels `{result['mode']}`, "
+        f"{result['rounds']} interleaved rounds.",
         "",
         "Relative error = predicted / measured - 1 per (model, batch size, threads). No model was used to "
         "calibrate archcost's profile (single-layer kernels only); the MACs baseline is fitted leave-one-family-out.",
