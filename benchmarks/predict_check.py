@@ -62,22 +62,30 @@ def _family(spec: str) -> str:
     return get_meta(spec).family if spec in list_models() else "external"
 
 
-_LOADED: dict[str, object] = {}
-
-
-def _load(spec: str, inputs: dict, batch: int):
-    """(the CPU model with random weights, its inputs at ``batch``, the analysis at ``batch``). One model per spec,
-    shared by its batch sizes (the whole zoo twice over does not fit in 24 GiB)."""
+def _load(work, batch: int):
+    """(the CPU model of the loaded ``work`` (random weights), its inputs at ``batch``, the analysis at ``batch``).
+    The module is the workload's own, shared by its batch sizes (the whole zoo twice over does not fit in 24 GiB)."""
     from archcost.cost import analyze
-    from archcost.cost.workload import Workload
 
-    if spec not in _LOADED:
-        _LOADED[spec] = Workload.of(spec, **inputs).load("cpu")
-    work = _LOADED[spec]
     at = work.with_batch(batch)
     report = analyze(at)
     args, kwargs = at.tensors("cpu")
     return at.module.eval(), args, kwargs, report
+
+
+def load_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict]:
+    """({(spec, batch): ``_load``'s tuple}, {spec: why it could not be loaded}): each model loaded once, on the CPU."""
+    from archcost.cost.workload import Workload
+
+    loaded, skipped = {}, {}
+    for spec, inputs in specs.items():
+        try:
+            work = Workload.of(spec, **inputs).load("cpu")
+            for b in batch_sizes:
+                loaded[(spec, b)] = _load(work, b)
+        except Exception as exc:  # a benchmark: say which model and why, go on
+            skipped[spec] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return loaded, skipped
 
 
 def _median(xs: list[float]) -> float:
@@ -113,16 +121,10 @@ def run(args: argparse.Namespace) -> dict:
     mode = "smoke" if args.smoke else "full"
     kset = kernels(mode)
     cpu = torch.device("cpu")
-    points_out, skipped, profiles = [], {}, {}
+    points_out, profiles = [], {}
+    loaded, skipped = load_all(specs, args.batch_sizes)  # once: the analysis does not depend on the threads
     for threads in args.threads:
         with measurement_setup(cpu, threads, "float32") as env:
-            loaded = {}
-            for spec, inputs in specs.items():
-                for b in args.batch_sizes:
-                    try:
-                        loaded[(spec, b)] = _load(spec, inputs, b)
-                    except Exception as exc:  # a benchmark: say which model and why, go on
-                        skipped[spec] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             feats = {k.key: features(k, "float32") for k in kset}
             ktimes: dict[str, list[float]] = {k.key: [] for k in kset}
             mtimes: dict[tuple[str, int], list[float]] = {key: [] for key in loaded}

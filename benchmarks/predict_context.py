@@ -28,24 +28,22 @@ import time
 from pathlib import Path
 
 import torch
+from predict_check import EXTERNAL, load_all  # this folder: the benchmark whose error this one explains
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = "resnet18,mobilenet_v2,shufflenet_v2_x1_0,densenet121,efficientnet_b0,vgg11,squeezenet1_1,googlenet"
 
 
-def measure_model(spec: str, batch: int, profile) -> dict:
-    from archcost.cost import analyze
-    from archcost.cost.workload import Workload
+def measure_model(spec: str, batch: int, loaded: tuple, profile) -> dict:
+    """One row of the table: ``loaded`` is predict_check's (model, args, kwargs, report) of ``spec`` at ``batch``."""
     from archcost.predict.model import predict_report
     from archcost.profiling.timing import measure
 
     cpu = torch.device("cpu")
-    work = Workload.of(spec).load("cpu").with_batch(batch)
-    model = work.module.eval()
-    args, kwargs = work.tensors("cpu")
+    model, args, kwargs, report = loaded
     seen: list[tuple[torch.nn.Module, tuple]] = []
     leaves = [m for m in model.modules() if not list(m.children())]
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, tuple(x for x in i)))) for m in leaves]
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((m, tuple(i)))) for m in leaves]
     try:
         with torch.inference_mode():
             model(*args, **kwargs)
@@ -60,7 +58,7 @@ def measure_model(spec: str, batch: int, profile) -> dict:
         )
     predicted = None
     if profile is not None:
-        predicted = sum(r.predicted_ms for r in predict_report(analyze(work), profile, batch)) / 1e3
+        predicted = sum(r.predicted_ms for r in predict_report(report, profile, batch)) / 1e3
     return {"model": spec, "batch": batch, "whole_s": whole, "isolated_s": isolated, "leaves": len(seen),
             "predicted_s": predicted}  # fmt: skip
 
@@ -102,12 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     profile = load_profile(args.device_profile) if args.device_profile else None
+    specs = [m.strip() for m in args.models.split(",")]
+    loaded, skipped = load_all({m: EXTERNAL.get(m, {}) for m in specs}, args.batch_sizes)
+    for spec, why in skipped.items():
+        print(f"left out {spec}: {why}", file=sys.stderr)
     rows = []
     with measurement_setup(torch.device("cpu"), args.threads, "float32"):
-        for spec in args.models.split(","):
-            for b in args.batch_sizes:
-                rows.append(measure_model(spec.strip(), b, profile))
-                print(f"{spec} b{b} done", file=sys.stderr)
+        for (spec, b), one in loaded.items():
+            rows.append(measure_model(spec, b, one, profile))
+            print(f"{spec} b{b} done", file=sys.stderr)
     text = markdown(rows, "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), args.threads)
     print(text)
     if not args.no_write:

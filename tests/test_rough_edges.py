@@ -92,7 +92,7 @@ def test_ctrl_c_while_torch_loads_waits_for_the_import(monkeypatch):
     """A KeyboardInterrupt inside torch's C++ import is a C++ terminate: it is held until the import ends."""
     from archcost import cli
 
-    loading = [True]
+    loading, held = [True], False
     monkeypatch.setattr(cli, "_torch_is_loading", lambda: loading[0])
     with pytest.raises(KeyboardInterrupt), cli._ctrl_c_after_torch_loads():
         signal.raise_signal(signal.SIGINT)
