@@ -142,8 +142,12 @@ def run(args: argparse.Namespace) -> dict:
                       file=sys.stderr)  # fmt: skip
             from archcost.predict.profile import CalibrationPoint
 
-            pts = [CalibrationPoint(k.key, feats[k.key][0], feats[k.key][1], feats[k.key][2], _median(ktimes[k.key]),
-                                    min(ktimes[k.key]), max(ktimes[k.key])) for k in kset]  # fmt: skip
+            pts = []
+            for k in kset:
+                kind, flops, nbytes, rows = feats[k.key]
+                ts = ktimes[k.key]
+                pts.append(CalibrationPoint(k.key, kind, flops, nbytes, _median(ts), min(ts), max(ts),
+                                            rows if k.block else ()))  # fmt: skip
             from archcost import __version__
 
             profile = build_profile(pts, env, "cpu", "float32", mode, __version__)

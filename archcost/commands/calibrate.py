@@ -48,7 +48,15 @@ def _summary(profile) -> str:
         f"Device profile of {profile.device} ({profile.device_name}), {profile.threads} thread(s), {profile.dtype}, "
         f"torch {profile.torch_version}, {profile.mode} kernel set: the fit's error on its own points"
     )
-    return title + "\n" + render_table(rows, "text", headers=headers, left=2) + "\n"
+    text = title + "\n" + render_table(rows, "text", headers=headers, left=2) + "\n"
+    b = profile.block_error
+    if b is not None and b.points:
+        text += (
+            f"Designed blocks ({b.points}), each predicted as the sum of its layers against its measured time: "
+            f"median |err| {b.median_abs_pct:.1f}%, {100 * b.within_10pct:.0f}% within 10%, "
+            f"{100 * b.within_20pct:.0f}% within 20%\n"
+        )
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +108,9 @@ def add_parser(sub) -> None:
         help="time a designed set of layer kernels and write a device profile for archcost predict",
         description="Time convolutions (dense, pointwise, depthwise, grouped), linear layers, matmuls, attention, "
         "norms, activations, elementwise ops, pooling, upsampling and concatenation at the shapes real models use, "
-        "fit a roofline-form latency rule per kind, and write them with the machine, torch build, threads and dtype "
+        "and designed blocks of them (residual, inverted-residual, shuffle, dense, fire, inception, encoder, MLP) "
+        "timed whole; fit a latency rule per kind (FLOPs, bytes, overhead) that prices both, and write them with "
+        "the machine, torch build, threads and dtype "
         "to a JSON device profile. Resumable: rerun the same command after Ctrl-C.",
     )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")

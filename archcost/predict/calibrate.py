@@ -21,6 +21,8 @@ file skips the points it holds (a file from another device, threads, dtype or to
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -33,21 +35,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from archcost.errors import InputError, InternalError
-from archcost.predict.fit import errors, fit_rule
+from archcost.predict.fit import SINGLE_WEIGHT, errors, fit_joint, fit_rule, sum_errors
 from archcost.predict.kinds import kind_of, row_features
-from archcost.predict.profile import SCHEMA, SCHEMA_VERSION, CalibrationPoint, DeviceProfile, KindRule
+from archcost.predict.profile import SCHEMA, SCHEMA_VERSION, CalibrationPoint, DeviceProfile, KindRule, Row
 
 Shape = tuple[int, ...]
 MODES = ("full", "smoke")
 #: warm-up seconds, seconds per sample, samples, per mode (``archcost.profiling.timing.measure``)
 TIMING = {"full": (0.1, 0.02, 5), "smoke": (0.002, 0.001, 3)}
+#: a kernel with at least this many bytes of weights is timed with cold weights (``time_kernel``)
+COLD_WEIGHT_BYTES = 4 * 2**20
+COLD_TOTAL_BYTES = 768 * 2**20
+MAX_COPIES = 192
 
 
 @dataclass(frozen=True)
 class Kernel:
     """One calibration kernel: ``key`` (stable, names the point in files), the ``kind`` it is designed to
     exercise, ``build()`` -> the one-layer module, the input ``shapes`` without the batch, the ``batch``, and
-    ``op``: time ``forward`` directly (an op row in a model) instead of a module call."""
+    ``op``: time ``forward`` directly (an op row in a model) instead of a module call; ``block``: a designed
+    block of several layers (``archcost.predict.blocks``), kind ``"block"``."""
 
     key: str
     kind: str
@@ -55,6 +62,8 @@ class Kernel:
     shapes: tuple[Shape, ...]
     batch: int = 1
     op: bool = False
+    #: a designed block (``archcost.predict.blocks``): timed whole, its point keeps every row's kind and features
+    block: bool = False
 
 
 # -- the one-op modules ----------------------------------------------------------------------------------------
@@ -234,6 +243,10 @@ def _full() -> list[Kernel]:
         out.append(_module("layer_norm", f"layer_norm {d}", partial(nn.LayerNorm, d), (n, d)))
     for c, hw in ((256, 56), (512, 28), (64, 32)):
         out.append(_module("group_norm", f"group_norm 32x{c}", partial(nn.GroupNorm, 32, c), (c, hw, hw)))
+    for c, hw in ((96, 55), (256, 27), (64, 56), (192, 28), (96, 109)):
+        out.append(
+            _module("local_response_norm", "local_response_norm 5", partial(nn.LocalResponseNorm, 5), (c, hw, hw))
+        )
     for shape in ((12, 197, 197), (8, 64, 64), (1000,), (4, 256, 256)):
         out.append(_op("softmax", "softmax", Softmax, [shape]))
     # activations and elementwise ops at feature-map sizes from 112x112 to 7x7, and token sizes
@@ -301,10 +314,16 @@ def _full() -> list[Kernel]:
 
 def kernels(mode: str = "full") -> list[Kernel]:
     """The designed kernel set of ``mode`` (``"full"``: a few hundred kernels, minutes on a CPU; ``"smoke"``: a
-    few dozen tiny ones, seconds). Keys are unique. Raises ``ValueError`` for another mode."""
+    few dozen tiny ones, seconds), then its designed blocks (``blocks.designed_blocks``; full: at batch 1 and 8).
+    Keys are unique. Raises ``ValueError`` for another mode."""
     if mode not in MODES:
         raise ValueError(f"unknown calibration mode {mode!r}: one of {MODES}")
+    from archcost.predict.blocks import designed_blocks
+
     found = _full() if mode == "full" else _smoke()
+    batches = (1, 8) if mode == "full" else (1,)
+    found += [Kernel(f"{key} b{b}", "block", build, (shape,), b, block=True)
+              for key, build, shape in designed_blocks(mode) for b in batches]  # fmt: skip
     keys = [k.key for k in found]
     if len(set(keys)) != len(keys):
         raise InternalError(f"calibration kernel keys repeat: {sorted(k for k in keys if keys.count(k) > 1)}")
@@ -314,10 +333,11 @@ def kernels(mode: str = "full") -> list[Kernel]:
 # -- measuring -------------------------------------------------------------------------------------------------
 
 
-def features(kernel: Kernel, dtype: str = "float32") -> tuple[str, float, float]:
-    """``(kind, flops, bytes)`` of ``kernel`` as ``archcost.analyze`` of its one-layer module on the meta device
-    gives them (``kinds.kind_of``, ``kinds.row_features`` summed over the rows; the kind of the row with the most
-    FLOPs). Raises ``InternalError`` for a kernel whose analysis has no row."""
+def features(kernel: Kernel, dtype: str = "float32") -> tuple[str, float, float, tuple[Row, ...]]:
+    """``(kind, flops, bytes, rows)`` of ``kernel`` as ``archcost.analyze`` of its module on the meta device
+    gives them: ``rows`` every analysed row as ``(kind, flops, bytes)`` (``kinds.kind_of``,
+    ``kinds.row_features``); flops and bytes their sums; kind that of the row with the most FLOPs, or
+    ``"block"`` for a designed block. Raises ``InternalError`` for a kernel whose analysis has no row."""
     from archcost.cost import analyze
     from archcost.units import DTYPES, dtype_bytes
 
@@ -327,28 +347,36 @@ def features(kernel: Kernel, dtype: str = "float32") -> tuple[str, float, float]
     if not report.layers:
         raise InternalError(f"calibration kernel {kernel.key}: the analysis has no row")
     element = dtype_bytes(DTYPES[dtype])
-    flops = nbytes = 0.0
-    for row in report.layers:
-        f, b = row_features(row, element)
-        flops, nbytes = flops + f, nbytes + b
+    rows = tuple((kind_of(row), *row_features(row, element)) for row in report.layers)
+    flops, nbytes = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    if kernel.block:
+        return "block", flops, nbytes, rows
     main = max(report.layers, key=lambda r: (r.flops, r.activation_bytes))
-    return kind_of(main), flops, nbytes
+    return kind_of(main), flops, nbytes, rows
 
 
 def time_kernel(
     kernel: Kernel, device: torch.device, dtype: torch.dtype, mode: str = "full"
 ) -> tuple[float, float, float]:
     """``(median, p10, p90)`` seconds of one call of ``kernel`` on ``device`` in ``dtype`` (random weights and
-    inputs), timed by ``archcost.profiling.timing.measure`` with the ``TIMING`` of ``mode``."""
+    inputs), timed by ``archcost.profiling.timing.measure`` with the ``TIMING`` of ``mode``. A layer with
+    ``COLD_WEIGHT_BYTES`` or more of weights is timed cycling through copies of itself (up to ``COLD_TOTAL_BYTES``
+    in all, at most ``MAX_COPIES``), so its weights come from memory as in a large model's forward: timed in a
+    loop, a 67 MB Linear ran from this project's CPU's cache at twice the speed it reads cold weights."""
     from archcost.profiling.timing import measure
 
     warmup_s, min_time_s, repeats = TIMING[mode]
     generator = torch.Generator().manual_seed(0)
     module = kernel.build().to(device=device, dtype=dtype).eval()
     xs = [torch.randn(kernel.batch, *s, generator=generator).to(device=device, dtype=dtype) for s in kernel.shapes]
-    call = module.forward if kernel.op else module
+    weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+    copies = [module]
+    if not kernel.block and weight_bytes >= COLD_WEIGHT_BYTES:
+        # weights as a forward of a large model reads them, from memory: cycle through copies that overflow caches
+        copies += [copy.deepcopy(module) for _ in range(min(MAX_COPIES, COLD_TOTAL_BYTES // weight_bytes) - 1)]
+    calls = itertools.cycle([m.forward if kernel.op else m for m in copies])
     with torch.inference_mode():
-        timing = measure(lambda: call(*xs), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats)
+        timing = measure(lambda: next(calls)(*xs), device, warmup_s=warmup_s, min_time_s=min_time_s, repeats=repeats)
     s = timing.stats
     return s.median_s, s.p10_s, s.p90_s
 
@@ -461,11 +489,13 @@ def calibrate(
         for i, kernel in enumerate(chosen):
             point = done.get(kernel.key)
             if point is None:
-                kind, flops, nbytes = features(kernel, dtype)
+                kind, flops, nbytes, rows = features(kernel, dtype)
                 median, p10, p90 = time_kernel(kernel, dev, DTYPES[dtype], mode)
-                point = CalibrationPoint(kernel.key, kind, flops, nbytes, median, p10, p90)
+                point = CalibrationPoint(
+                    kernel.key, kind, flops, nbytes, median, p10, p90, rows if kernel.block else ()
+                )
                 if path is not None:
-                    _append(path, json.dumps(vars(point), sort_keys=True))
+                    _append(path, json.dumps(point.to_dict(), sort_keys=True))
             points.append(point)
             if on_point is not None:
                 on_point(i + 1, len(chosen), kernel.key, kernel.key in done)
@@ -475,16 +505,25 @@ def calibrate(
 def build_profile(
     points: Sequence[CalibrationPoint], env: dict, device: str, dtype: str, mode: str, archcost_version: str = ""
 ) -> DeviceProfile:
-    """The profile of timed ``points``: one rule per kind that has points (``fit.fit_rule``) with its error
-    on them; ``env``: the ``env_*`` fields of ``archcost.profiling.environment.environment``."""
+    """The profile of timed ``points``; ``env``: the ``env_*`` fields of
+    ``archcost.profiling.environment.environment``.
+
+    With designed blocks among the points: one ``"sum"`` rule per kind fitted to kernels and blocks at once
+    (``fit.fit_joint``, single kernels weighted ``fit.SINGLE_WEIGHT``), each kind's ``fit_error`` on its own
+    single kernels, and ``block_error`` on the blocks. Without: each kind's ``fit.fit_rule`` on its kernels."""
+    singles = [p for p in points if not p.rows]
+    blocks = [p for p in points if p.rows]
     by_kind: dict[str, list[CalibrationPoint]] = {}
-    for p in points:
+    for p in singles:
         by_kind.setdefault(p.kind, []).append(p)
-    rules = {}
-    for kind, pts in sorted(by_kind.items()):
-        f, b, t = [p.flops for p in pts], [p.bytes for p in pts], [p.time_s for p in pts]
-        rule = fit_rule(f, b, t)
-        rules[kind] = KindRule(rule, errors(rule, f, b, t))
+    if blocks:
+        fitted = fit_joint(
+            [p.parts for p in points], [p.time_s for p in points], [1.0 if p.rows else SINGLE_WEIGHT for p in points]
+        )
+    else:
+        fitted = {kind: fit_rule(*_features(pts)) for kind, pts in by_kind.items()}
+    rules = {k: KindRule(r, errors(r, *_features(by_kind.get(k, [])))) for k, r in sorted(fitted.items())}
+    block_error = sum_errors(fitted, [p.rows for p in blocks], [p.time_s for p in blocks]) if blocks else None
     cuda = device.startswith("cuda")
     return DeviceProfile(
         device=device,
@@ -504,4 +543,9 @@ def build_profile(
         cudnn=env.get("env_cudnn"),
         float32_matmul_precision=torch.get_float32_matmul_precision(),
         schema_version=SCHEMA_VERSION,
+        block_error=block_error,
     )
+
+
+def _features(pts: Sequence[CalibrationPoint]) -> tuple[list[float], list[float], list[float]]:
+    return [p.flops for p in pts], [p.bytes for p in pts], [p.time_s for p in pts]

@@ -135,3 +135,56 @@ def fit_rule(
             x = _nnls(cols, ones)
             candidates.append(Rule("max", *map(float, x)))
     return min(candidates, key=lambda r: (_relative_sse(r, f, b, t), FORMS.index(r.form)))
+
+
+#: weight of a single kernel's relative error against a block's in ``fit_joint``: the leave-one-motif-out error
+#: of the blocks on this project's CPU was lowest between 0.1 and 0.3 (session 8's notes on issue 28)
+SINGLE_WEIGHT = 0.2
+
+
+def fit_joint(
+    parts: Sequence[Sequence[tuple[str, float, float]]],
+    times: Sequence[float],
+    weights: Sequence[float] | None = None,
+) -> dict[str, Rule]:
+    """One ``"sum"`` rule per kind, fitted to every point at once: a point's predicted time is the sum of its
+    rows' rules, ``sum(flops * a_k + bytes * b_k + c_k)`` over its rows ``(kind, flops, bytes)``.
+
+    A single kernel is a point of one row; a designed block (``archcost.predict.blocks``) one of many, so each
+    kind's rule is asked to price its layers as they run after other kernels, not only alone in a loop. The
+    loss is the weighted relative squared error ``sum(w * ((pred - t) / t) ** 2)`` (``weights``, default 1),
+    minimised with every coefficient >= 0: a linear non-negative least squares (Lawson and Hanson 1974) solved
+    by ``scipy.optimize.nnls`` on columns scaled to a largest entry of 1. Raises ``ValueError`` for no points,
+    lengths that differ or a time <= 0.
+    """
+    from scipy.optimize import nnls
+
+    t = np.asarray(times, dtype=float)
+    w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
+    if not len(t) or not (len(parts) == len(t) == len(w)):
+        raise ValueError("fit_joint needs one or more points, with parts, times and weights of equal length")
+    if np.any(t <= 0) or not np.all(np.isfinite(t)):
+        raise ValueError("fit_joint: every time must be a positive number of seconds")
+    kinds = sorted({k for rows in parts for k, _, _ in rows})
+    index = {k: i for i, k in enumerate(kinds)}
+    a = np.zeros((len(t), 3 * len(kinds)))
+    for j, rows in enumerate(parts):
+        for kind, flops, nbytes in rows:
+            i = 3 * index[kind]
+            a[j, i : i + 3] += (flops, nbytes, 1.0)
+    root_w = np.sqrt(w)
+    a = a / t[:, None] * root_w[:, None]
+    scale = np.abs(a).max(axis=0)
+    scale[scale == 0] = 1.0
+    x, _ = nnls(a / scale, root_w, maxiter=50 * a.shape[1])
+    x = x / scale
+    return {k: Rule("sum", float(x[3 * i]), float(x[3 * i + 1]), float(x[3 * i + 2])) for k, i in index.items()}
+
+
+def sum_errors(
+    rules: dict[str, Rule], parts: Sequence[Sequence[tuple[str, float, float]]], times: Sequence[float]
+) -> FitError:
+    """``FitError`` of points whose predicted time is the sum of their rows' ``rules`` (a kind missing from
+    ``rules`` prices nothing), against measured ``times``."""
+    pred = [sum(rules[k].seconds(f, b) for k, f, b in rows if k in rules) for rows in parts]
+    return errors(Rule("sum", 1.0, 0.0, 0.0), pred, [0.0] * len(pred), times)

@@ -3,7 +3,7 @@
 Written by ``archcost calibrate`` (``archcost.predict.calibrate``), read by ``archcost predict``. The file::
 
     {
-      "schema": "archcost.device_profile", "schema_version": 1,
+      "schema": "archcost.device_profile", "schema_version": 2,
       "created": "2025-01-01T12:00:00Z", "archcost_version": "0.1.0", "mode": "full" | "smoke",
       "machine": {"device": "cpu" | "cuda:0", "device_name": "AMD EPYC ...", "host": "...", "platform": "..."},
       "torch": {"version": "2.13.0+cpu", "git_version": "...", "cuda": null, "cudnn": null,
@@ -13,9 +13,14 @@ Written by ``archcost calibrate`` (``archcost.predict.calibrate``), read by ``ar
                          "overhead_s": 5e-6, "peak_flops_per_s": 5e10, "bytes_per_s": 1e10,
                          "fit_error": {"points": 40, "median_abs_pct": 4.1, "max_abs_pct": 21.0, "rms_pct": 7.2,
                                        "within_10pct": 0.85, "within_20pct": 0.97}}, ...},
+      "block_fit_error": {"points": 126, "median_abs_pct": ...} | null,
       "points": [{"key": "conv k3 s1 64->64 56x56 b1", "kind": "conv", "flops": 231211008, "bytes": 1753344,
-                  "time_s": 0.0041, "p10_s": 0.0040, "p90_s": 0.0043}, ...]
+                  "time_s": 0.0041, "p10_s": 0.0040, "p90_s": 0.0043, "rows": []},
+                 {"key": "block basic c64 56x56x56 b1", "kind": "block", ..., "rows": [["conv", 2.3e8, 1.8e6], ...]},
+                 ...]
     }
+
+Schema 1 files (no blocks, no ``rows``) are read as before.
 
 ``peak_flops_per_s`` and ``bytes_per_s`` are ``1 / seconds_per_*`` (null for a zero coefficient), written for a
 reader; the loader ignores them. A reader refuses a newer ``schema_version`` than ``SCHEMA_VERSION``.
@@ -33,7 +38,7 @@ from archcost.errors import InputError
 from archcost.predict.fit import FORMS, FitError, Rule
 
 SCHEMA = "archcost.device_profile"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: designed blocks among the points ("rows"), joint fit, "block_fit_error"
 
 
 class ProfileError(InputError):
@@ -44,10 +49,15 @@ class ProfileMismatchError(InputError):
     """A device profile made for another device or dtype than the prediction asks for."""
 
 
+Row = tuple[str, float, float]
+
+
 @dataclass(frozen=True)
 class CalibrationPoint:
     """One timed kernel: its key, its kind (from the analysis of the one-layer module), FLOPs and bytes (the
-    features the predictor reads from a real model's rows), and its median, 10th and 90th percentile seconds."""
+    features the predictor reads from a real model's rows), and its median, 10th and 90th percentile seconds.
+    A designed block (``archcost.predict.blocks``) is kind ``"block"``, its FLOPs and bytes the sums of
+    ``rows``: each of its analysed rows as ``(kind, flops, bytes)``; a single kernel's ``rows`` is empty."""
 
     key: str
     kind: str
@@ -56,6 +66,18 @@ class CalibrationPoint:
     time_s: float
     p10_s: float
     p90_s: float
+    rows: tuple[Row, ...] = ()
+
+    def __post_init__(self) -> None:  # JSON gives lists: keep tuples, so points read back compare equal
+        object.__setattr__(self, "rows", tuple((str(k), float(f), float(b)) for k, f, b in self.rows))
+
+    @property
+    def parts(self) -> tuple[Row, ...]:
+        """The rows the point's time is the sum of: a block's ``rows``, or the kernel itself."""
+        return self.rows or ((self.kind, self.flops, self.bytes),)
+
+    def to_dict(self) -> dict:
+        return {**vars(self), "rows": [list(r) for r in self.rows]}
 
 
 @dataclass(frozen=True)
@@ -87,6 +109,9 @@ class DeviceProfile:
     cudnn: int | None = None
     float32_matmul_precision: str | None = None
     schema_version: int = SCHEMA_VERSION
+    #: the rules' error on the designed blocks (each block's predicted sum of rows against its measured time);
+    #: None when the profile has no blocks (schema 1, or a kernel set without them)
+    block_error: FitError | None = None
     #: where it was read from (not in the JSON)
     path: str | None = field(default=None, compare=False)
 
@@ -131,7 +156,8 @@ class DeviceProfile:
                 }
                 for kind, k in sorted(self.kinds.items())
             },
-            "points": [vars(p) for p in self.points],
+            "block_fit_error": None if self.block_error is None else _finite(vars(self.block_error)),
+            "points": [p.to_dict() for p in self.points],
         }
 
     def to_json(self) -> str:
@@ -213,15 +239,7 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
                 f"device profile {where}: {base} has a negative or non-finite coefficient {coefficients}",
                 "calibrate again",
             )
-        err = _get(data, f"{base}.fit_error", (dict,), where)
-        error = FitError(
-            points=int(_get(data, f"{base}.fit_error.points", (int,), where)),
-            **{
-                k: (math.nan if err.get(k) is None else float(_get(data, f"{base}.fit_error.{k}", _NUMBER, where)))
-                for k in ("median_abs_pct", "max_abs_pct", "rms_pct", "within_10pct", "within_20pct")
-            },
-        )
-        kinds[str(kind)] = KindRule(Rule(form, *coefficients), error)
+        kinds[str(kind)] = KindRule(Rule(form, *coefficients), _fit_error(data, f"{base}.fit_error", where))
     points = []
     for i, p in enumerate(_get(data, "points", (list,), where)):
         if not isinstance(p, dict):
@@ -235,6 +253,7 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
                     k: float(_get(sub, f"p.{k}", _NUMBER, f"{where} points[{i}]"))
                     for k in ("flops", "bytes", "time_s", "p10_s", "p90_s")
                 },
+                rows=_rows(sub, f"{where} points[{i}]"),
             )
         )
     threads = _get(data, "threads", (int,), where)
@@ -258,7 +277,32 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
         cudnn=_get(data, "torch.cudnn", (int,), where, optional=True),
         float32_matmul_precision=_get(data, "torch.float32_matmul_precision", (str,), where, optional=True),
         schema_version=version,
+        block_error=None if data.get("block_fit_error") is None else _fit_error(data, "block_fit_error", where),
     )
+
+
+def _fit_error(data: dict, dotted: str, where: str) -> FitError:
+    err = _get(data, dotted, (dict,), where)
+    return FitError(
+        points=int(_get(data, f"{dotted}.points", (int,), where)),
+        **{
+            k: (math.nan if err.get(k) is None else float(_get(data, f"{dotted}.{k}", _NUMBER, where)))
+            for k in ("median_abs_pct", "max_abs_pct", "rms_pct", "within_10pct", "within_20pct")
+        },
+    )
+
+
+def _rows(sub: dict, where: str) -> tuple[Row, ...]:
+    rows = _get(sub, "p.rows", (list,), where, optional=True) or []
+    ok = all(
+        isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and all(isinstance(v, _NUMBER) for v in r[1:])
+        for r in rows
+    )
+    if not ok:
+        raise ProfileError(
+            f"device profile {where}: field 'rows' should be [kind, flops, bytes] lists", "calibrate again"
+        )
+    return tuple((r[0], float(r[1]), float(r[2])) for r in rows)
 
 
 def load_profile(path: str | Path) -> DeviceProfile:
