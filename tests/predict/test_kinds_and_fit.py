@@ -9,7 +9,7 @@ from torch import nn
 import archcost
 from archcost.cost.workload import Workload
 from archcost.predict.calibrate import features, kernels
-from archcost.predict.fit import Rule, errors, fit_rule
+from archcost.predict.fit import Rule, errors, fit_joint, fit_rule, sum_errors
 from archcost.predict.kinds import FALLBACKS, kind_of, rule_chain
 
 
@@ -60,9 +60,22 @@ def test_every_full_kernel_is_the_kind_it_was_designed_for():
     assert len(found) > 200 and len({k.key for k in found}) == len(found)
     wrong = [(k.key, k.kind, kind) for k in found if (kind := features(k)[0]) != k.kind]
     assert wrong == []
-    designed = {k.kind for k in found}
+    designed = {k.kind for k in found if not k.block}
     assert designed >= {"conv", "conv_depthwise", "conv_pointwise", "linear", "attention", "batch_norm", "cat"}
-    assert designed <= set(FALLBACKS)
+    assert designed <= set(FALLBACKS) and "local_response_norm" in designed
+
+
+def test_designed_blocks_are_several_known_layers_at_batch_1_and_8():
+    blocks = [k for k in kernels("full") if k.block]
+    assert len(blocks) == 126 and {k.batch for k in blocks} == {1, 8} and {k.kind for k in blocks} == {"block"}
+    seen = set()
+    for k in blocks[::9]:  # a sample: analysing all 126 takes a while
+        kind, flops, nbytes, rows = features(k)
+        assert kind == "block" and len(rows) >= 3, k.key
+        assert math.isclose(flops, sum(r[1] for r in rows)) and math.isclose(nbytes, sum(r[2] for r in rows))
+        seen |= {r[0] for r in rows}
+    assert "other" not in seen and seen <= set(FALLBACKS)
+    assert {"conv", "batch_norm", "activation"} <= seen
 
 
 def test_every_fallback_names_a_kind():
@@ -96,3 +109,26 @@ def test_fit_picks_the_additive_form_when_it_fits():
 def test_fit_refuses_bad_points(times):
     with pytest.raises(ValueError):
         fit_rule([1.0] * len(times), [1.0] * len(times), times)
+    with pytest.raises(ValueError):
+        fit_joint([[("conv", 1.0, 1.0)]] * len(times), times)
+
+
+def test_joint_fit_recovers_rules_from_kernels_and_blocks():
+    truth = {"conv": Rule("sum", 1 / 100e9, 1 / 20e9, 30e-6), "relu": Rule("sum", 0.0, 1 / 40e9, 4e-6)}
+    rng = np.random.default_rng(1)
+
+    def row(kind):
+        return (kind, float(rng.uniform(1e7, 1e9)) if kind == "conv" else 0.0, float(rng.uniform(1e5, 1e7)))
+
+    parts = [[row("conv")] for _ in range(6)] + [[row("relu")] for _ in range(4)]
+    parts += [[row("conv"), row("relu"), row("conv")] for _ in range(5)]
+    times = [sum(truth[k].seconds(f, b) for k, f, b in rows) for rows in parts]
+    fitted = fit_joint(parts, times, [0.2] * 10 + [1.0] * 5)
+    assert set(fitted) == {"conv", "relu"}
+    for kind, rule in truth.items():
+        got = fitted[kind]
+        assert got.form == "sum" and math.isclose(got.overhead_s, rule.overhead_s, rel_tol=1e-4), kind
+        assert math.isclose(got.seconds_per_byte, rule.seconds_per_byte, rel_tol=1e-4), kind
+    assert math.isclose(fitted["conv"].seconds_per_flop, truth["conv"].seconds_per_flop, rel_tol=1e-4)
+    assert sum_errors(fitted, parts, times).max_abs_pct < 0.01
+    assert sum_errors({"conv": fitted["conv"]}, parts[-5:], times[-5:]).max_abs_pct > 1  # relu's share left out

@@ -1,6 +1,7 @@
 """The device profile file: written by a smoke calibration, read back, refused when damaged or mismatched."""
 
 import dataclasses
+import importlib
 import json
 
 import pytest
@@ -28,7 +29,12 @@ def test_smoke_calibration_writes_a_valid_profile(smoke_profile_path):
     assert data["torch"]["version"] == torch.__version__
     smoke = kernels("smoke")
     assert len(data["points"]) == len(smoke)
-    assert {p["kind"] for p in data["points"]} == set(data["kinds"]) == {k.kind for k in smoke}
+    singles = [p for p in data["points"] if p["kind"] != "block"]
+    blocks = [p for p in data["points"] if p["kind"] == "block"]
+    assert {p["kind"] for p in singles} == {k.kind for k in smoke if not k.block}
+    assert len(blocks) == 3 and all(len(p["rows"]) >= 3 for p in blocks) and all(p["rows"] == [] for p in singles)
+    assert set(data["kinds"]) == {p["kind"] for p in singles} | {r[0] for p in blocks for r in p["rows"]}
+    assert data["block_fit_error"]["points"] == 3 and data["block_fit_error"]["median_abs_pct"] >= 0
     for kind, entry in data["kinds"].items():
         assert entry["form"] in ("max", "sum"), kind
         assert min(entry["seconds_per_flop"], entry["seconds_per_byte"], entry["overhead_s"]) >= 0, kind
@@ -61,6 +67,7 @@ def _write(tmp_path, data) -> str:
         (lambda d: d | {"threads": "two"}, "field 'threads' should be int"),
         (lambda d: d | {"kinds": {"conv": {"form": "cubic"}}}, "kinds.conv.form is 'cubic'"),
         (lambda d: [d], "holds a JSON list"),
+        (lambda d: d | {"points": [d["points"][-1] | {"rows": [["conv", "many"]]}]}, "should be .kind, flops, bytes."),
     ],
 )
 def test_damaged_profiles_are_refused_by_field(smoke_profile_path, tmp_path, change, message):
@@ -68,6 +75,16 @@ def test_damaged_profiles_are_refused_by_field(smoke_profile_path, tmp_path, cha
     with pytest.raises(ProfileError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         load_profile(_write(tmp_path, change(data)))
     assert err.value.exit_code == 2
+
+
+def test_a_schema_1_profile_is_still_read(smoke_profile_path, tmp_path):
+    data = json.loads(smoke_profile_path.read_text())
+    data["schema_version"] = 1
+    del data["block_fit_error"]
+    data["points"] = [{k: v for k, v in p.items() if k != "rows"} for p in data["points"] if p["kind"] != "block"]
+    old = load_profile(_write(tmp_path, data))
+    assert old.block_error is None and old.schema_version == 1 and all(p.rows == () for p in old.points)
+    assert old.kinds == load_profile(smoke_profile_path).kinds
 
 
 def test_not_json_and_missing_files(tmp_path):
@@ -132,3 +149,29 @@ def test_bad_calibration_settings():
         calibrate("cpu", dtype="int8", mode="smoke")
     with pytest.raises(InputError, match="unknown calibration mode"):
         calibrate("cpu", mode="huge")
+
+
+def test_heavy_layers_are_timed_with_cold_weights(monkeypatch):
+    from functools import partial
+
+    from torch import nn
+
+    cal = importlib.import_module("archcost.predict.calibrate")  # the package's `calibrate` is the function
+
+    seen = []
+
+    class Seen(nn.Linear):
+        def forward(self, x):
+            seen.append(id(self))
+            return super().forward(x)
+
+    kernel = cal.Kernel("linear seen", "linear", partial(Seen, 64, 64), ((64,),))
+    monkeypatch.setattr(cal, "COLD_WEIGHT_BYTES", 1000)  # a 64x64 Linear holds 16,640 bytes of weights
+    monkeypatch.setattr(cal, "COLD_TOTAL_BYTES", 10**9)
+    monkeypatch.setattr(cal, "MAX_COPIES", 5)
+    cal.time_kernel(kernel, torch.device("cpu"), torch.float32, "smoke")
+    assert len(set(seen)) == 5  # cycled through five instances
+    seen.clear()
+    monkeypatch.setattr(cal, "COLD_WEIGHT_BYTES", 10**9)
+    cal.time_kernel(kernel, torch.device("cpu"), torch.float32, "smoke")
+    assert len(set(seen)) == 1
