@@ -99,6 +99,33 @@ class Softmax(nn.Module):
         return x.softmax(-1)
 
 
+class Mean(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(-1)
+
+
+class SelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` on one sequence (q = k = v), as a model calls it."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class Recurrent(nn.Module):
+    """An LSTM or GRU over a batch-first sequence, its outputs only."""
+
+    def __init__(self, cell: str, i: int, h: int, layers: int = 1) -> None:
+        super().__init__()
+        self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(i, h, layers, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x)[0]
+
+
 class Pad(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pad(x, (1, 1, 1, 1))
@@ -221,6 +248,11 @@ def _full() -> list[Kernel]:
         out.append(_op("matmul", "matmul", MatMul, [(h, n, d), (h, d, n)]))
         out.append(_op("attention", "sdpa", Attention, [(h, n, d)] * 3))
     out.append(_op("attention", "sdpa", Attention, [(12, 197, 64)] * 3, 8))
+    for n, d, h, b in ((16, 64, 4, 1), (64, 256, 8, 1), (197, 384, 6, 1), (16, 64, 4, 8), (50, 128, 4, 8)):
+        out.append(_module("attention", f"multihead_attention d{d} h{h}", partial(SelfAttention, d, h), (n, d), b))
+    for cell, n, i, h, b in (("lstm", 16, 64, 128, 1), ("lstm", 32, 128, 256, 1), ("lstm", 16, 64, 128, 8),
+                             ("gru", 16, 64, 128, 1), ("gru", 50, 256, 256, 8), ("lstm", 100, 32, 64, 1)):  # fmt: skip
+        out.append(_module("recurrent", f"{cell} {i}->{h}", partial(Recurrent, cell, i, h), (n, i), b))
     out.append(_op("matmul", "matmul", MatMul, [(12, 197, 64), (12, 64, 197)], 8))
     # norms, softmax
     for c, hw in (
@@ -249,6 +281,8 @@ def _full() -> list[Kernel]:
         )
     for shape in ((12, 197, 197), (8, 64, 64), (1000,), (4, 256, 256)):
         out.append(_op("softmax", "softmax", Softmax, [shape]))
+    for rows, cols in ((64, 16), (128, 100), (256, 3136), (197, 768), (512, 49)):
+        out.append(_op("reduction", "mean", Mean, [(rows, cols)]))
     # activations and elementwise ops at feature-map sizes from 112x112 to 7x7, and token sizes
     maps = (
         (64, 112, 112),
