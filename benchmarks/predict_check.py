@@ -1,12 +1,16 @@
 """How good is `archcost predict`? Predicted against measured CPU latency, for models the calibration never saw
 (issue 28).
 
-The device profile is fitted on a designed set of single-layer kernels (``archcost.predict.calibrate``), never on
-a model, so every model here is held out from it by construction. The truth is a plain timed forward of each
-model (random weights, ``torch.inference_mode``, ``archcost.profiling.timing.measure``). Calibration kernels and
-models are timed **interleaved**, in rounds: each round times every kernel once and every (model, batch) once,
-and the medians over rounds are the calibration points and the truth. A drift of the shared machine's speed over
-the minutes of a run then moves both alike instead of entering the error.
+The device profile is fitted on a designed set of single-layer kernels and designed blocks
+(``archcost.predict.calibrate``, ``archcost.predict.blocks``), never on a model, so every model here is held out
+from it by construction. The truth is a plain timed forward of each model (random weights,
+``torch.inference_mode``, ``archcost.profiling.timing.measure``). Calibration kernels and models are timed
+**interleaved**, in rounds: each round is a **fresh process** (``--worker``) that times every kernel once and then
+every (model, batch) once, and the medians over rounds are the calibration points and the truth. The thread
+counts take turns round by round. A drift of the shared machine's speed over the minutes of a run then moves
+kernels and models alike, and no single process's state (identical processes here differ by tens of percent:
+benchmarks/profile_paired.py) decides the truth or the profile. The report also states the truth's own
+resolution: each process's timing of a model against the median of the other processes' timings of it.
 
 Two baselines on the same measurements:
 
@@ -62,30 +66,21 @@ def _family(spec: str) -> str:
     return get_meta(spec).family if spec in list_models() else "external"
 
 
-def _load(work, batch: int):
-    """(the CPU model of the loaded ``work`` (random weights), its inputs at ``batch``, the analysis at ``batch``).
-    The module is the workload's own, shared by its batch sizes (the whole zoo twice over does not fit in 24 GiB)."""
+def analyse_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict]:
+    """({(spec, batch): its analysis}, {spec: why it could not be loaded}): each model analysed here, once per
+    batch size; the rounds load and time their own copies."""
     from archcost.cost import analyze
-
-    at = work.with_batch(batch)
-    report = analyze(at)
-    args, kwargs = at.tensors("cpu")
-    return at.module.eval(), args, kwargs, report
-
-
-def load_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict]:
-    """({(spec, batch): ``_load``'s tuple}, {spec: why it could not be loaded}): each model loaded once, on the CPU."""
     from archcost.cost.workload import Workload
 
-    loaded, skipped = {}, {}
+    reports, skipped = {}, {}
     for spec, inputs in specs.items():
         try:
             work = Workload.of(spec, **inputs).load("cpu")
             for b in batch_sizes:
-                loaded[(spec, b)] = _load(work, b)
+                reports[(spec, b)] = analyze(work.with_batch(b))
         except Exception as exc:  # a benchmark: say which model and why, go on
             skipped[spec] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return loaded, skipped
+    return reports, skipped
 
 
 def _median(xs: list[float]) -> float:
@@ -104,12 +99,61 @@ def _stats(errors: list[float]) -> dict:
     }
 
 
-def run(args: argparse.Namespace) -> dict:
-    from archcost.predict.calibrate import TIMING, build_profile, features, kernels, time_kernel
-    from archcost.predict.model import predict_report
-    from archcost.profiling.roofline import layer_traffic_bytes
+def worker(job_path: str, out_path: str) -> int:
+    """One round, in a process of its own: time every kernel once, then every (model, batch) once, at the job's
+    threads; write {"kernels": {key: s}, "models": {"spec|batch": s}, ...} to ``out_path``. A fresh process per
+    round, because one process's timings agree with each other better than with another's (process state:
+    identical processes here differ by tens of percent, benchmarks/profile_paired.py)."""
+    from archcost.cost.workload import Workload
+    from archcost.predict.calibrate import kernels, time_kernel
     from archcost.profiling.sweep import measurement_setup
     from archcost.profiling.timing import measure
+
+    job = json.loads(Path(job_path).read_text())
+    cpu = torch.device("cpu")
+    t0 = time.perf_counter()
+    models = {}
+    for spec, inputs in job["specs"].items():
+        work = Workload.of(spec, **{k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items()})
+        work = work.load("cpu")
+        for b in job["batch_sizes"]:
+            at = work.with_batch(b)
+            models[f"{spec}|{b}"] = (work.module.eval(), *at.tensors("cpu"))
+    loaded_s = time.perf_counter() - t0
+    ktimes, mtimes = {}, {}
+    with measurement_setup(cpu, job["threads"], "float32"):
+        for k in kernels(job["mode"]):
+            ktimes[k.key] = time_kernel(k, cpu, torch.float32, job["mode"])[0]
+        for key, (model, a, kw) in models.items():
+            with torch.inference_mode():
+                t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, warmup_s=0.2, min_time_s=job["min_time_s"],
+                            repeats=3)  # fmt: skip
+            mtimes[key] = t.stats.median_s
+    out = {"kernels": ktimes, "models": mtimes, "load_s": loaded_s, "time_s": time.perf_counter() - t0 - loaded_s,
+           "pid": os.getpid()}  # fmt: skip
+    Path(out_path).write_text(json.dumps(out))
+    return 0
+
+
+def _round(job: dict, tmp: Path, name: str) -> dict:
+    """Run one round (``worker``) in a fresh Python process and read what it timed."""
+    import subprocess
+
+    job_path, out_path = tmp / f"{name}.job.json", tmp / f"{name}.out.json"
+    job_path.write_text(json.dumps(job))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(job_path), str(out_path)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return json.loads(out_path.read_text())
+
+
+def run(args: argparse.Namespace) -> dict:
+    import tempfile
+
+    from archcost.predict.calibrate import build_profile, features, kernels
+    from archcost.predict.model import predict_report
+    from archcost.predict.profile import CalibrationPoint
+    from archcost.profiling.environment import environment
+    from archcost.profiling.roofline import layer_traffic_bytes
     from archcost.zoo import list_models
 
     specs: dict[str, dict] = {}
@@ -121,57 +165,60 @@ def run(args: argparse.Namespace) -> dict:
     mode = "smoke" if args.smoke else "full"
     kset = kernels(mode)
     cpu = torch.device("cpu")
+    reports, skipped = analyse_all(specs, args.batch_sizes)  # once: the analysis does not depend on the threads
+    feats = {k.key: features(k, "float32") for k in kset}
+    runnable = {s: v for s, v in specs.items() if s not in skipped}
+    ktimes = {t: {k.key: [] for k in kset} for t in args.threads}
+    mtimes = {t: {key: [] for key in reports} for t in args.threads}
+    with tempfile.TemporaryDirectory(prefix="predict_check-") as tmp:
+        for r in range(args.rounds):  # rounds outermost: the thread counts take turns, so drift reaches both
+            for threads in args.threads:
+                job = {"specs": runnable, "batch_sizes": args.batch_sizes, "threads": threads, "mode": mode,
+                       "min_time_s": args.min_time_s}  # fmt: skip
+                got = _round(job, Path(tmp), f"t{threads}-r{r}")
+                for key, v in got["kernels"].items():
+                    ktimes[threads][key].append(v)
+                for spec, b in reports:
+                    mtimes[threads][(spec, b)].append(got["models"][f"{spec}|{b}"])
+                print(f"round {r + 1}/{args.rounds}, {threads} thread(s): a fresh process, loaded in "
+                      f"{got['load_s']:.0f} s, timed in {got['time_s']:.0f} s", file=sys.stderr)  # fmt: skip
     points_out, profiles = [], {}
-    loaded, skipped = load_all(specs, args.batch_sizes)  # once: the analysis does not depend on the threads
     for threads in args.threads:
-        with measurement_setup(cpu, threads, "float32") as env:
-            feats = {k.key: features(k, "float32") for k in kset}
-            ktimes: dict[str, list[float]] = {k.key: [] for k in kset}
-            mtimes: dict[tuple[str, int], list[float]] = {key: [] for key in loaded}
-            warm, per, reps = TIMING[mode]
-            for r in range(args.rounds):
-                t0 = time.perf_counter()
-                for k in kset:
-                    ktimes[k.key].append(time_kernel(k, cpu, torch.float32, mode)[0])
-                for key, (model, a, kw, _) in loaded.items():
-                    with torch.inference_mode():
-                        t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, warmup_s=0.2 if r == 0 else 0.02,
-                                    min_time_s=args.min_time_s, repeats=3)  # fmt: skip
-                    mtimes[key].append(t.stats.median_s)
-                print(f"threads {threads}: round {r + 1}/{args.rounds} in {time.perf_counter() - t0:.0f} s",
-                      file=sys.stderr)  # fmt: skip
-            from archcost.predict.profile import CalibrationPoint
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        env = environment(cpu, threads=threads, dtype="float32", cudnn_benchmark=None)
+        torch.set_num_threads(old)
+        pts = []
+        for k in kset:
+            kind, flops, nbytes, rows = feats[k.key]
+            ts = ktimes[threads][k.key]
+            pts.append(CalibrationPoint(k.key, kind, flops, nbytes, _median(ts), min(ts), max(ts),
+                                        rows if k.block else ()))  # fmt: skip
+        from archcost import __version__
 
-            pts = []
-            for k in kset:
-                kind, flops, nbytes, rows = feats[k.key]
-                ts = ktimes[k.key]
-                pts.append(CalibrationPoint(k.key, kind, flops, nbytes, _median(ts), min(ts), max(ts),
-                                            rows if k.block else ()))  # fmt: skip
-            from archcost import __version__
-
-            profile = build_profile(pts, env, "cpu", "float32", mode, __version__)
-            profiles[threads] = profile
-            peaks = _peaks(threads)
-            for (spec, b), (_, _, _, report) in loaded.items():
-                rows = predict_report(report, profile, b)
-                traffic = layer_traffic_bytes(report.layers, 4)
-                flops = report.totals["flops"]
-                roof = max(flops / peaks[0], traffic / peaks[1]) if peaks else math.nan
-                points_out.append({
-                    "model": spec, "family": _family(spec), "batch_size": b, "threads": threads,
-                    "measured_s": _median(mtimes[(spec, b)]), "measured_rounds_s": mtimes[(spec, b)],
-                    "predicted_s": sum(r.predicted_ms for r in rows) / 1e3, "macs": report.totals["macs"],
-                    "flops": flops, "traffic_bytes": traffic, "roofline_s": roof,
-                    "fallback_kinds": sorted({r.kind for r in rows if r.fallback}),
-                })  # fmt: skip
-            if not args.no_write:
-                out = REPORTS / "predict" / f"cpu-{threads}t.json"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                profile.save(out)
+        profile = build_profile(pts, env, "cpu", "float32", mode, __version__)
+        profiles[threads] = profile
+        peaks = _peaks(threads)
+        for (spec, b), report in reports.items():
+            rows = predict_report(report, profile, b)
+            traffic = layer_traffic_bytes(report.layers, 4)
+            flops = report.totals["flops"]
+            roof = max(flops / peaks[0], traffic / peaks[1]) if peaks else math.nan
+            points_out.append({
+                "model": spec, "family": _family(spec), "batch_size": b, "threads": threads,
+                "measured_s": _median(mtimes[threads][(spec, b)]), "measured_rounds_s": mtimes[threads][(spec, b)],
+                "predicted_s": sum(r.predicted_ms for r in rows) / 1e3, "macs": report.totals["macs"],
+                "flops": flops, "traffic_bytes": traffic, "roofline_s": roof,
+                "fallback_kinds": sorted({r.kind for r in rows if r.fallback}),
+            })  # fmt: skip
+        if not args.no_write:
+            out = REPORTS / "predict" / f"cpu-{threads}t.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            profile.save(out)
     _macs_baseline(points_out)
     fit = {t: {k: vars(v.error) for k, v in p.kinds.items()} for t, p in profiles.items()}
-    return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": args.rounds, "profile_fit": fit}
+    return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": args.rounds, "profile_fit": fit,
+            "device_name": profiles[args.threads[0]].device_name if profiles else None}  # fmt: skip
 
 
 def _peaks(threads: int) -> tuple[float, float] | None:
@@ -207,6 +254,24 @@ def summarise(result: dict) -> dict:
             errs_k = [p[field] / p["measured_s"] - 1 for p in pts
                       if (p["batch_size"], p["threads"]) == key and not math.isnan(p[field])]  # fmt: skip
             out[name][f"batch {key[0]}, {key[1]} thread(s)"] = _stats(errs_k)
+    # the truth's own resolution: one process's measurement against the median of the others' (a fresh process per
+    # round), and archcost's prediction against one process's measurement, on the same points
+    noise, single = {"all": []}, {"all": []}
+    for p in pts:
+        rounds = p["measured_rounds_s"]
+        if len(rounds) < 3:
+            continue
+        sl = f"batch {p['batch_size']}, {p['threads']} thread(s)"
+        for i, t in enumerate(rounds):
+            e = t / _median(rounds[:i] + rounds[i + 1 :]) - 1
+            for key in ("all", sl):
+                noise.setdefault(key, []).append(e)
+                single.setdefault(key, []).append(p["predicted_s"] / t - 1)
+    if noise["all"]:
+        out["one process's measurement (against the median of the other processes')"] = {
+            k: _stats(v) for k, v in noise.items()
+        }
+        out["archcost predict (against one process's measurement)"] = {k: _stats(v) for k, v in single.items()}
     fam = {}
     for f in sorted({p["family"] for p in pts}):
         fam[f] = _stats([p["predicted_s"] / p["measured_s"] - 1 for p in pts if p["family"] == f])
@@ -224,11 +289,17 @@ def markdown(result: dict, summary: dict, command: str) -> str:
         "",
         f"Made by `{command}` on {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-minute load average at "
-        f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), kernels `{result['mode']}`, "
-        f"{result['rounds']} interleaved rounds.",
+        f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), CPU "
+        f"{result.get('device_name') or 'unknown'}, kernels `{result['mode']}`, {result['rounds']} rounds, each "
+        "a fresh process that times every calibration kernel and then every (model, batch) once; the thread "
+        "counts take turns.",
         "",
-        "Relative error = predicted / measured - 1 per (model, batch size, threads). No model was used to "
-        "calibrate archcost's profile (single-layer kernels only); the MACs baseline is fitted leave-one-family-out.",
+        "Relative error = predicted / measured - 1 per (model, batch size, threads); measured = the median over "
+        "the rounds' processes, and each calibration point likewise. No model was used to calibrate archcost's "
+        "profile (single-layer kernels and designed blocks, archcost.predict.blocks); the MACs baseline is fitted "
+        "leave-one-family-out. The rows 'one process's measurement' give the truth's own resolution: how close "
+        "one process's timing of a model comes to the median of the other processes' timings of it, beside "
+        "archcost's prediction against the same single-process timings.",
         "",
         "| predictor | slice | n | median abs error | within +-10% | within +-20% |",
         "|---|---|---:|---:|---:|---:|",
@@ -256,14 +327,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", help="comma-separated specs (default: the zoo and EXTERNAL)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=None, help="fresh processes per thread count (default 3)")
     ap.add_argument("--min-time-s", type=float, default=0.05, help="seconds per timed sample of a model")
     ap.add_argument("--smoke", action="store_true", help="three models, smoke kernels, one round")
     ap.add_argument("--no-write", action="store_true", help="print the summary, write nothing")
+    ap.add_argument("--worker", nargs=2, metavar=("JOB", "OUT"), help=argparse.SUPPRESS)  # one round (``worker``)
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker(*args.worker)
     if args.smoke:
         args.models = args.models or "resnet18,mobilenet_v2,tests/fixtures/workloads.py:TextCNN"
-        args.rounds, args.threads, args.batch_sizes = 1, args.threads[:1], args.batch_sizes[:1]
+        args.rounds, args.threads, args.batch_sizes = args.rounds or 1, args.threads[:1], args.batch_sizes[:1]
+    args.rounds = args.rounds or 3
     command = "python benchmarks/predict_check.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = run(args)
     summary = summarise(result)

@@ -66,7 +66,13 @@ class FitError:
 
 def errors(rule: Rule, flops: Sequence[float], nbytes: Sequence[float], times: Sequence[float]) -> FitError:
     """``FitError`` of ``rule`` on points (``flops``, ``nbytes``, measured ``times`` in seconds, > 0)."""
-    pct = [100 * (rule.seconds(f, b) - t) / t for f, b, t in zip(flops, nbytes, times, strict=True)]
+    return prediction_errors([rule.seconds(f, b) for f, b in zip(flops, nbytes, strict=True)], times)
+
+
+def prediction_errors(predicted: Sequence[float], times: Sequence[float]) -> FitError:
+    """``FitError`` of ``predicted`` seconds against measured ``times`` (seconds, > 0), point by point:
+    the relative error ``100 * (predicted - measured) / measured`` summarised."""
+    pct = [100 * (p - t) / t for p, t in zip(predicted, times, strict=True)]
     if not pct:
         return FitError(0, math.nan, math.nan, math.nan, math.nan, math.nan)
     absolute = sorted(float(abs(p)) for p in pct)
@@ -187,4 +193,4 @@ def sum_errors(
     """``FitError`` of points whose predicted time is the sum of their rows' ``rules`` (a kind missing from
     ``rules`` prices nothing), against measured ``times``."""
     pred = [sum(rules[k].seconds(f, b) for k, f, b in rows if k in rules) for rows in parts]
-    return errors(Rule("sum", 1.0, 0.0, 0.0), pred, [0.0] * len(pred), times)
+    return prediction_errors(pred, times)
