@@ -149,9 +149,8 @@ def _round(job: dict, tmp: Path, name: str) -> dict:
 def run(args: argparse.Namespace) -> dict:
     import tempfile
 
-    from archcost.predict.calibrate import build_profile, features, kernels
+    from archcost.predict.calibrate import build_profile, kernels, point_of
     from archcost.predict.model import predict_report
-    from archcost.predict.profile import CalibrationPoint
     from archcost.profiling.environment import environment
     from archcost.profiling.roofline import layer_traffic_bytes
     from archcost.zoo import list_models
@@ -166,7 +165,6 @@ def run(args: argparse.Namespace) -> dict:
     kset = kernels(mode)
     cpu = torch.device("cpu")
     reports, skipped = analyse_all(specs, args.batch_sizes)  # once: the analysis does not depend on the threads
-    feats = {k.key: features(k, "float32") for k in kset}
     runnable = {s: v for s, v in specs.items() if s not in skipped}
     ktimes = {t: {k.key: [] for k in kset} for t in args.threads}
     mtimes = {t: {key: [] for key in reports} for t in args.threads}
@@ -188,12 +186,7 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(threads)
         env = environment(cpu, threads=threads, dtype="float32", cudnn_benchmark=None)
         torch.set_num_threads(old)
-        pts = []
-        for k in kset:
-            kind, flops, nbytes, rows = feats[k.key]
-            ts = ktimes[threads][k.key]
-            pts.append(CalibrationPoint(k.key, kind, flops, nbytes, _median(ts), min(ts), max(ts),
-                                        rows if k.block else ()))  # fmt: skip
+        pts = [point_of(k, "float32", _median(ts), min(ts), max(ts)) for k in kset if (ts := ktimes[threads][k.key])]
         from archcost import __version__
 
         profile = build_profile(pts, env, "cpu", "float32", mode, __version__)

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from archcost.errors import InputError, InternalError
-from archcost.predict.fit import SINGLE_WEIGHT, errors, fit_joint, fit_rule, sum_errors
-from archcost.predict.kinds import kind_of, row_features
+from archcost.predict.fit import SINGLE_WEIGHT, FitError, Rule, fit_joint, fit_rule, sum_errors
+from archcost.predict.kinds import STEM_CHANNELS, kind_of, row_dispatches, row_features
 from archcost.predict.profile import SCHEMA, SCHEMA_VERSION, CalibrationPoint, DeviceProfile, KindRule, Row
 
 Shape = tuple[int, ...]
@@ -160,12 +160,16 @@ def _smoke() -> list[Kernel]:
         _conv("conv", 8, 8, 16, 3),
         _conv("conv", 16, 16, 8, 3),
         _conv("conv", 8, 16, 16, 3, 2),
+        _conv("conv_stem", 3, 8, 16, 3),
         _conv("conv_pointwise", 8, 16, 16, 1),
         _conv("conv_pointwise", 16, 32, 8, 1),
         _conv("conv_depthwise", 16, 16, 16, 3, g=16),
         _conv("conv_depthwise", 32, 32, 8, 3, g=32),
     ]
-    out += [_module("linear", f"linear {i}->{o}", partial(nn.Linear, i, o), (i,)) for i, o in ((64, 32), (128, 64))]
+    out += [
+        _module("linear_gemv", "linear 64->32", partial(nn.Linear, 64, 32), (64,)),
+        _module("linear", "linear 128->64", partial(nn.Linear, 128, 64), (128,), 4),
+    ]
     out += [_module("batch_norm", f"batch_norm {c}", partial(nn.BatchNorm2d, c), (c, 16, 16)) for c in (8, 16)]
     out += [_module("activation", "relu", nn.ReLU, (c, 16, 16)) for c in (8, 32)]
     out += [_op("elementwise", "add", Add, [(c, 16, 16)] * 2) for c in (8, 32)]
@@ -187,9 +191,18 @@ def _full() -> list[Kernel]:
         (512, 512, 14, 3, 1), (16, 32, 56, 5, 2), (384, 384, 13, 3, 1),
     ]  # fmt: skip
     for cin, cout, hw, k, s in dense:
-        out.append(_conv("conv", cin, cout, hw, k, s))
+        kind = "conv_stem" if cin <= STEM_CHANNELS else "conv"
+        out.append(_conv(kind, cin, cout, hw, k, s))
         if cin * cout * k * k * (hw // s) ** 2 < 60e6:
-            out.append(_conv("conv", cin, cout, hw, k, s, b=8))
+            out.append(_conv(kind, cin, cout, hw, k, s, b=8))
+    # more stems (AlexNet's 11x11 stride 4, Inception's 299x299, LeNet's grey 5x5, CIFAR's 3x3) and dense
+    # convolutions on large maps at batch 8 (VGG's: activations far beyond the caches)
+    for cin, cout, hw, k, s, b in (
+        (3, 96, 224, 11, 4, 1), (3, 32, 299, 3, 2, 1), (1, 6, 32, 5, 1, 1), (1, 6, 32, 5, 1, 8), (3, 64, 32, 3, 1, 1),
+        (3, 64, 32, 3, 1, 8), (3, 24, 224, 3, 2, 8), (64, 64, 112, 3, 1, 8), (128, 128, 56, 3, 1, 8),
+        (256, 256, 28, 3, 1, 8),
+    ):  # fmt: skip
+        out.append(_conv("conv_stem" if cin <= STEM_CHANNELS else "conv", cin, cout, hw, k, s, b=b))
     pointwise = [
         (64, 256, 56), (256, 64, 56), (128, 512, 28), (512, 128, 28), (256, 1024, 14), (1024, 256, 14),
         (512, 2048, 7), (2048, 512, 7), (32, 16, 112), (16, 96, 112), (96, 24, 56), (24, 144, 56), (144, 24, 56),
@@ -231,10 +244,15 @@ def _full() -> list[Kernel]:
             )
         )
     # linear layers: classifier heads at batch 1, 8 and 64; ViT/BERT MLPs on 197 / 64 tokens
+    # (at batch 1 a matrix-vector product: kind linear_gemv)
     for i, o in ((512, 1000), (2048, 1000), (1280, 1000), (4096, 4096), (9216, 4096), (1024, 10), (256, 128)):
         for b in (1, 8, 64):
             if i * o * b < 80e6:
-                out.append(_module("linear", f"linear {i}->{o}", partial(nn.Linear, i, o), (i,), b))
+                kind = "linear_gemv" if b == 1 else "linear"
+                out.append(_module(kind, f"linear {i}->{o}", partial(nn.Linear, i, o), (i,), b))
+    for i, o, b in ((25088, 4096, 1), (25088, 4096, 8), (4096, 1000, 1), (400, 120, 1), (84, 10, 1)):
+        kind = "linear_gemv" if b == 1 else "linear"
+        out.append(_module(kind, f"linear {i}->{o}", partial(nn.Linear, i, o), (i,), b))
     for tokens, i, o in (
         (197, 768, 768),
         (197, 768, 3072),
@@ -369,9 +387,10 @@ def kernels(mode: str = "full") -> list[Kernel]:
 
 def features(kernel: Kernel, dtype: str = "float32") -> tuple[str, float, float, tuple[Row, ...]]:
     """``(kind, flops, bytes, rows)`` of ``kernel`` as ``archcost.analyze`` of its module on the meta device
-    gives them: ``rows`` every analysed row as ``(kind, flops, bytes)`` (``kinds.kind_of``,
-    ``kinds.row_features``); flops and bytes their sums; kind that of the row with the most FLOPs, or
-    ``"block"`` for a designed block. Raises ``InternalError`` for a kernel whose analysis has no row."""
+    gives them: ``rows`` every analysed row as ``(kind, flops, bytes, dispatches)`` (``kinds.kind_of``,
+    ``kinds.row_features``, ``kinds.row_dispatches``); flops and bytes their sums; kind that of the row with
+    the most FLOPs (``rows[0]`` of a single kernel is that row), or ``"block"`` for a designed block. Raises
+    ``InternalError`` for a kernel whose analysis has no row."""
     from archcost.cost import analyze
     from archcost.units import DTYPES, dtype_bytes
 
@@ -381,12 +400,21 @@ def features(kernel: Kernel, dtype: str = "float32") -> tuple[str, float, float,
     if not report.layers:
         raise InternalError(f"calibration kernel {kernel.key}: the analysis has no row")
     element = dtype_bytes(DTYPES[dtype])
-    rows = tuple((kind_of(row), *row_features(row, element)) for row in report.layers)
+    rows = tuple((kind_of(row), *row_features(row, element), float(row_dispatches(row))) for row in report.layers)
     flops, nbytes = sum(r[1] for r in rows), sum(r[2] for r in rows)
     if kernel.block:
         return "block", flops, nbytes, rows
-    main = max(report.layers, key=lambda r: (r.flops, r.activation_bytes))
-    return kind_of(main), flops, nbytes, rows
+    main = max(range(len(rows)), key=lambda i: (report.layers[i].flops, report.layers[i].activation_bytes))
+    return rows[main][0], flops, nbytes, (rows[main], *rows[:main], *rows[main + 1 :])
+
+
+def point_of(kernel: Kernel, dtype: str, median: float, p10: float, p90: float) -> CalibrationPoint:
+    """The ``CalibrationPoint`` of ``kernel`` timed at ``median`` (``p10``, ``p90``) seconds: its ``features``;
+    a block keeps its rows, a single kernel the dispatches of its main row."""
+    kind, flops, nbytes, rows = features(kernel, dtype)
+    if kernel.block:
+        return CalibrationPoint(kernel.key, kind, flops, nbytes, median, p10, p90, rows)
+    return CalibrationPoint(kernel.key, kind, flops, nbytes, median, p10, p90, (), rows[0][3])
 
 
 def time_kernel(
@@ -523,11 +551,7 @@ def calibrate(
         for i, kernel in enumerate(chosen):
             point = done.get(kernel.key)
             if point is None:
-                kind, flops, nbytes, rows = features(kernel, dtype)
-                median, p10, p90 = time_kernel(kernel, dev, DTYPES[dtype], mode)
-                point = CalibrationPoint(
-                    kernel.key, kind, flops, nbytes, median, p10, p90, rows if kernel.block else ()
-                )
+                point = point_of(kernel, dtype, *time_kernel(kernel, dev, DTYPES[dtype], mode))
                 if path is not None:
                     _append(path, json.dumps(point.to_dict(), sort_keys=True))
             points.append(point)
@@ -556,7 +580,12 @@ def build_profile(
         )
     else:
         fitted = {kind: fit_rule(*_features(pts)) for kind, pts in by_kind.items()}
-    rules = {k: KindRule(r, errors(r, *_features(by_kind.get(k, [])))) for k, r in sorted(fitted.items())}
+
+    def own_error(kind: str, rule: Rule) -> FitError:  # the rule on the kind's own single kernels
+        pts = by_kind.get(kind, [])
+        return sum_errors({kind: rule}, [p.parts for p in pts], [p.time_s for p in pts])
+
+    rules = {k: KindRule(r, own_error(k, r)) for k, r in sorted(fitted.items())}
     block_error = sum_errors(fitted, [p.rows for p in blocks], [p.time_s for p in blocks]) if blocks else None
     cuda = device.startswith("cuda")
     return DeviceProfile(

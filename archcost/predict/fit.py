@@ -31,23 +31,26 @@ FORMS = ("max", "sum")
 @dataclass(frozen=True)
 class Rule:
     """One kind's fitted latency rule (see the module docstring): ``form``, seconds per FLOP (``a``), seconds
-    per byte (``b``) and seconds of overhead per call (``c``)."""
+    per byte (``b``) and seconds of overhead per call (``c``), paid once per dispatched op (a row whose
+    module runs three ops, ``x * tanh(s * x)``, pays it three times)."""
 
     form: str
     seconds_per_flop: float
     seconds_per_byte: float
     overhead_s: float
 
-    def seconds(self, flops: float, nbytes: float) -> float:
-        """Predicted seconds of one call that does ``flops`` FLOPs and moves ``nbytes`` bytes."""
+    def seconds(self, flops: float, nbytes: float, dispatches: float = 1.0) -> float:
+        """Predicted seconds of one call that does ``flops`` FLOPs and moves ``nbytes`` bytes in ``dispatches``
+        ops."""
         compute, traffic = flops * self.seconds_per_flop, nbytes * self.seconds_per_byte
         body = max(compute, traffic) if self.form == "max" else compute + traffic
-        return body + self.overhead_s
+        return body + self.overhead_s * dispatches
 
-    def bound(self, flops: float, nbytes: float) -> str:
+    def bound(self, flops: float, nbytes: float, dispatches: float = 1.0) -> str:
         """Which term dominates the prediction: ``"compute"``, ``"memory"`` or ``"overhead"``."""
         compute, traffic = flops * self.seconds_per_flop, nbytes * self.seconds_per_byte
-        if self.overhead_s >= max(compute, traffic) and self.overhead_s >= (compute + traffic) / 2:
+        overhead = self.overhead_s * dispatches
+        if overhead >= max(compute, traffic) and overhead >= (compute + traffic) / 2:
             return "overhead"
         return "compute" if compute >= traffic else "memory"
 
@@ -149,12 +152,13 @@ SINGLE_WEIGHT = 0.2
 
 
 def fit_joint(
-    parts: Sequence[Sequence[tuple[str, float, float]]],
+    parts: Sequence[Sequence[tuple]],
     times: Sequence[float],
     weights: Sequence[float] | None = None,
 ) -> dict[str, Rule]:
     """One ``"sum"`` rule per kind, fitted to every point at once: a point's predicted time is the sum of its
-    rows' rules, ``sum(flops * a_k + bytes * b_k + c_k)`` over its rows ``(kind, flops, bytes)``.
+    rows' rules, ``sum(flops * a_k + bytes * b_k + dispatches * c_k)`` over its rows ``(kind, flops, bytes)``
+    or ``(kind, flops, bytes, dispatches)`` (three: one dispatch).
 
     A single kernel is a point of one row; a designed block (``archcost.predict.blocks``) one of many, so each
     kind's rule is asked to price its layers as they run after other kernels, not only alone in a loop. The
@@ -171,13 +175,13 @@ def fit_joint(
         raise ValueError("fit_joint needs one or more points, with parts, times and weights of equal length")
     if np.any(t <= 0) or not np.all(np.isfinite(t)):
         raise ValueError("fit_joint: every time must be a positive number of seconds")
-    kinds = sorted({k for rows in parts for k, _, _ in rows})
+    kinds = sorted({r[0] for rows in parts for r in rows})
     index = {k: i for i, k in enumerate(kinds)}
     a = np.zeros((len(t), 3 * len(kinds)))
     for j, rows in enumerate(parts):
-        for kind, flops, nbytes in rows:
+        for kind, flops, nbytes, *dispatches in rows:
             i = 3 * index[kind]
-            a[j, i : i + 3] += (flops, nbytes, 1.0)
+            a[j, i : i + 3] += (flops, nbytes, dispatches[0] if dispatches else 1.0)
     root_w = np.sqrt(w)
     a = a / t[:, None] * root_w[:, None]
     scale = np.abs(a).max(axis=0)
@@ -187,10 +191,8 @@ def fit_joint(
     return {k: Rule("sum", float(x[3 * i]), float(x[3 * i + 1]), float(x[3 * i + 2])) for k, i in index.items()}
 
 
-def sum_errors(
-    rules: dict[str, Rule], parts: Sequence[Sequence[tuple[str, float, float]]], times: Sequence[float]
-) -> FitError:
-    """``FitError`` of points whose predicted time is the sum of their rows' ``rules`` (a kind missing from
-    ``rules`` prices nothing), against measured ``times``."""
-    pred = [sum(rules[k].seconds(f, b) for k, f, b in rows if k in rules) for rows in parts]
+def sum_errors(rules: dict[str, Rule], parts: Sequence[Sequence[tuple]], times: Sequence[float]) -> FitError:
+    """``FitError`` of points whose predicted time is the sum of their rows' ``rules`` (rows as ``fit_joint``
+    takes them; a kind missing from ``rules`` prices nothing), against measured ``times``."""
+    pred = [sum(rules[r[0]].seconds(*r[1:]) for r in rows if r[0] in rules) for rows in parts]
     return prediction_errors(pred, times)

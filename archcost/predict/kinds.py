@@ -17,15 +17,20 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+#: a dense convolution with at most this many input channels is ``conv_stem`` (``conv_kind``)
+STEM_CHANNELS = 4
+
 #: Every kind, with the kinds that price it, nearest first, when a device profile has no data for it.
 FALLBACKS: dict[str, tuple[str, ...]] = {
     "conv": ("conv_pointwise", "conv_grouped", "linear"),
+    "conv_stem": ("conv", "conv_pointwise"),
     "conv_pointwise": ("conv", "linear", "matmul"),
     "conv_pointwise_strided": ("conv_pointwise", "conv"),
     "conv_depthwise": ("conv_grouped", "conv", "avg_pool"),
     "conv_grouped": ("conv_depthwise", "conv", "conv_pointwise"),
     "conv_transpose": ("conv", "conv_pointwise"),
     "linear": ("matmul", "conv_pointwise", "conv"),
+    "linear_gemv": ("linear", "matmul"),
     "matmul": ("linear", "conv_pointwise"),
     "attention": ("matmul", "linear"),
     "recurrent": ("linear", "matmul"),
@@ -90,6 +95,11 @@ def _spatial(shape: object) -> tuple[int, ...] | None:
 def conv_kind(row: Any) -> str:
     """Dense, pointwise (1x1), depthwise or grouped, from the row's shapes and MACs alone.
 
+    A dense ``k x k`` convolution of at most ``STEM_CHANNELS`` input channels (an RGB or grey image: a
+    network's stem) is ``conv_stem``: its reduction dimension ``C_in * k * k`` is too short for the blocked
+    kernels dense convolutions get, and on this project's CPU it ran 3x slower per FLOP than the rule that
+    prices the others (a 3->64 3x3 at 224x224: 17 ms measured, 6 ms from the dense rule).
+
     With input ``(N, C_in, *S)`` and output ``(N, C_out, *S_out)``, MACs per output element are
     ``C_in / groups * prod(kernel)``. Equal to ``C_in``: a 1x1 dense convolution (``conv_pointwise``, or
     ``conv_pointwise_strided`` when its output has fewer positions than its input: a ResNet shortcut, which
@@ -108,7 +118,7 @@ def conv_kind(row: Any) -> str:
         strided = math.prod(out[2:]) < math.prod(x[2:])
         return "conv_pointwise_strided" if strided else "conv_pointwise"
     if per_out > c_in and math.isclose(per_out / c_in, round(per_out / c_in)):
-        return "conv"
+        return "conv_stem" if c_in <= STEM_CHANNELS else "conv"
     ndim = len(x) - 2
     k = round(per_out ** (1 / ndim))
     if k % 2 == 1 and k**ndim == round(per_out) and math.isclose(per_out, round(per_out)):
@@ -117,7 +127,21 @@ def conv_kind(row: Any) -> str:
 
 
 _constant("conv_transpose", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
-_constant("linear", "linear", "addmm", "addmv", "mv", "bilinear")
+
+
+@classifies("linear", "addmm", "bilinear")
+def linear_kind(row: Any) -> str:
+    """``linear_gemv`` when the input is a single row (``prod(shape[:-1]) == 1``: a classifier at batch 1, a
+    matrix-vector product, BLAS level 2, bound by reading the weights), else ``linear`` (a matrix-matrix
+    product, level 3). On this project's CPU one rule for both was 30% slow on the batch-1 heads of AlexNet and
+    VGG (cold weights, 150 MB and more) and 30% fast on small layers at batch 64."""
+    x = row.input_shapes[0] if row.input_shapes else None
+    if isinstance(x, tuple) and x and all(isinstance(d, int) for d in x) and math.prod(x[:-1]) == 1:
+        return "linear_gemv"
+    return "linear"
+
+
+_constant("linear_gemv", "addmv", "mv")
 _constant("matmul", "matmul", "mm", "bmm", "baddbmm", "addbmm", "einsum", "dot", "vdot", "inner", "outer", "ger")
 _constant("attention", "scaled_dot_product_attention", "multi_head_attention_forward")
 _constant("recurrent", "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell")
@@ -220,6 +244,16 @@ def row_features(row: Any, element_bytes: int) -> tuple[float, float]:
     from archcost.profiling.roofline import row_traffic_bytes
 
     return float(row.flops), float(row_traffic_bytes(row, element_bytes))
+
+
+def row_dispatches(row: Any) -> int:
+    """How many ops of one ``LayerCost`` row run a kernel, each paying its dispatch (on a CPU, several
+    microseconds of the framework per op: the overhead term of a kind's rule is paid per op). The row's
+    ops (``LayerCost.parts``, or ``ops``) other than the ``noop`` ones (views, reshapes, dropout in eval);
+    at least 1. A ``Conv2d`` is 1; LeNet-5's scaled tanh, ``a * tanh(s * x)``, 3."""
+    parts = [p[0] for p in row.parts] or list(row.ops)
+    busy = sum(1 for op in parts if op not in _CLASSIFIERS or _CLASSIFIERS[op](row) != "noop")
+    return max(1, busy)
 
 
 def row_chain_for(kind: str, row: Any) -> tuple[str, ...]:

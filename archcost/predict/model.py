@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archcost.errors import InputError
-from archcost.predict.kinds import kind_of, row_chain_for, row_features
+from archcost.predict.kinds import kind_of, row_chain_for, row_dispatches, row_features
 from archcost.predict.profile import DeviceProfile, KindRule, ProfileError, check_matches
 
 
@@ -30,7 +30,8 @@ class PredictedLayer:
     ``kind``: what the row is (``kinds.KINDS``); ``rule``: the kind whose rule priced it (the same unless the
     profile has no data for ``kind``: then ``fallback`` is True); ``flops``, ``bytes``: the features the rule
     read; ``predicted_ms``: milliseconds of one forward of this row; ``bound``: the rule's dominant term
-    (``compute``, ``memory`` or ``overhead``).
+    (``compute``, ``memory`` or ``overhead``); ``dispatches``: the row's kernel-running ops, each paying the
+    rule's overhead (``kinds.row_dispatches``).
     """
 
     name: str
@@ -43,6 +44,7 @@ class PredictedLayer:
     bytes: float
     predicted_ms: float
     bound: str
+    dispatches: int = 1
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -127,7 +129,8 @@ def predict_report(report: Any, profile: DeviceProfile, batch_size: int | None =
         kind = kind_of(row)
         rule_kind, entry = _rule_for(profile, row_chain_for(kind, row))
         flops, nbytes = row_features(row, element)
-        seconds = entry.rule.seconds(flops, nbytes)
+        dispatches = row_dispatches(row)
+        seconds = entry.rule.seconds(flops, nbytes, dispatches)
         out.append(
             PredictedLayer(
                 name=row.name,
@@ -139,7 +142,8 @@ def predict_report(report: Any, profile: DeviceProfile, batch_size: int | None =
                 flops=flops,
                 bytes=nbytes,
                 predicted_ms=seconds * 1e3,
-                bound=entry.rule.bound(flops, nbytes),
+                bound=entry.rule.bound(flops, nbytes, dispatches),
+                dispatches=dispatches,
             )
         )
     return out

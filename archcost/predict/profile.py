@@ -3,7 +3,7 @@
 Written by ``archcost calibrate`` (``archcost.predict.calibrate``), read by ``archcost predict``. The file::
 
     {
-      "schema": "archcost.device_profile", "schema_version": 2,
+      "schema": "archcost.device_profile", "schema_version": 3,
       "created": "2025-01-01T12:00:00Z", "archcost_version": "0.1.0", "mode": "full" | "smoke",
       "machine": {"device": "cpu" | "cuda:0", "device_name": "AMD EPYC ...", "host": "...", "platform": "..."},
       "torch": {"version": "2.13.0+cpu", "git_version": "...", "cuda": null, "cudnn": null,
@@ -15,12 +15,15 @@ Written by ``archcost calibrate`` (``archcost.predict.calibrate``), read by ``ar
                                        "within_10pct": 0.85, "within_20pct": 0.97}}, ...},
       "block_fit_error": {"points": 126, "median_abs_pct": ...} | null,
       "points": [{"key": "conv k3 s1 64->64 56x56 b1", "kind": "conv", "flops": 231211008, "bytes": 1753344,
-                  "time_s": 0.0041, "p10_s": 0.0040, "p90_s": 0.0043, "rows": []},
-                 {"key": "block basic c64 56x56x56 b1", "kind": "block", ..., "rows": [["conv", 2.3e8, 1.8e6], ...]},
+                  "time_s": 0.0041, "p10_s": 0.0040, "p90_s": 0.0043, "dispatches": 1, "rows": []},
+                 {"key": "block basic c64 56x56x56 b1", "kind": "block", ...,
+                  "rows": [["conv", 2.3e8, 1.8e6, 1], ...]},
                  ...]
     }
 
-Schema 1 files (no blocks, no ``rows``) are read as before.
+A row is ``[kind, flops, bytes, dispatches]``: ``dispatches`` is how many kernel-running ops the row holds
+(``kinds.row_dispatches``), each paying the kind's overhead. Schema 2 files (rows of three, no
+``dispatches``: one each) and schema 1 files (no blocks, no ``rows``) are read as before.
 
 ``peak_flops_per_s`` and ``bytes_per_s`` are ``1 / seconds_per_*`` (null for a zero coefficient), written for a
 reader; the loader ignores them. A reader refuses a newer ``schema_version`` than ``SCHEMA_VERSION``.
@@ -38,7 +41,9 @@ from archcost.errors import InputError
 from archcost.predict.fit import FORMS, FitError, Rule
 
 SCHEMA = "archcost.device_profile"
-SCHEMA_VERSION = 2  # 2: designed blocks among the points ("rows"), joint fit, "block_fit_error"
+#: 2: designed blocks among the points ("rows"), joint fit, "block_fit_error"; 3: each row's and point's
+#: ``dispatches`` (the overhead is paid per kernel-running op, not per row)
+SCHEMA_VERSION = 3
 
 
 class ProfileError(InputError):
@@ -49,15 +54,17 @@ class ProfileMismatchError(InputError):
     """A device profile made for another device or dtype than the prediction asks for."""
 
 
-Row = tuple[str, float, float]
+Row = tuple[str, float, float, float]  # kind, flops, bytes, dispatches
 
 
 @dataclass(frozen=True)
 class CalibrationPoint:
     """One timed kernel: its key, its kind (from the analysis of the one-layer module), FLOPs and bytes (the
-    features the predictor reads from a real model's rows), and its median, 10th and 90th percentile seconds.
-    A designed block (``archcost.predict.blocks``) is kind ``"block"``, its FLOPs and bytes the sums of
-    ``rows``: each of its analysed rows as ``(kind, flops, bytes)``; a single kernel's ``rows`` is empty."""
+    features the predictor reads from a real model's rows), and its median, 10th and 90th percentile seconds;
+    ``dispatches``: the kernel-running ops of a single kernel's row (``kinds.row_dispatches``). A designed
+    block (``archcost.predict.blocks``) is kind ``"block"``, its FLOPs and bytes the sums of ``rows``: each of
+    its analysed rows as ``(kind, flops, bytes, dispatches)`` (a row of three reads as one dispatch); a single
+    kernel's ``rows`` is empty."""
 
     key: str
     kind: str
@@ -67,14 +74,17 @@ class CalibrationPoint:
     p10_s: float
     p90_s: float
     rows: tuple[Row, ...] = ()
+    dispatches: float = 1.0
 
     def __post_init__(self) -> None:  # JSON gives lists: keep tuples, so points read back compare equal
-        object.__setattr__(self, "rows", tuple((str(k), float(f), float(b)) for k, f, b in self.rows))
+        rows = tuple((str(r[0]), float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 1.0) for r in self.rows)
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "dispatches", float(self.dispatches))
 
     @property
     def parts(self) -> tuple[Row, ...]:
         """The rows the point's time is the sum of: a block's ``rows``, or the kernel itself."""
-        return self.rows or ((self.kind, self.flops, self.bytes),)
+        return self.rows or ((self.kind, self.flops, self.bytes, self.dispatches),)
 
     def to_dict(self) -> dict:
         return {**vars(self), "rows": [list(r) for r in self.rows]}
@@ -254,6 +264,7 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
                     for k in ("flops", "bytes", "time_s", "p10_s", "p90_s")
                 },
                 rows=_rows(sub, f"{where} points[{i}]"),
+                dispatches=float(_get(sub, "p.dispatches", _NUMBER, f"{where} points[{i}]", optional=True) or 1.0),
             )
         )
     threads = _get(data, "threads", (int,), where)
@@ -295,14 +306,17 @@ def _fit_error(data: dict, dotted: str, where: str) -> FitError:
 def _rows(sub: dict, where: str) -> tuple[Row, ...]:
     rows = _get(sub, "p.rows", (list,), where, optional=True) or []
     ok = all(
-        isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and all(isinstance(v, _NUMBER) for v in r[1:])
+        isinstance(r, list)
+        and len(r) in (3, 4)
+        and isinstance(r[0], str)
+        and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in r[1:])
         for r in rows
     )
     if not ok:
         raise ProfileError(
-            f"device profile {where}: field 'rows' should be [kind, flops, bytes] lists", "calibrate again"
+            f"device profile {where}: field 'rows' should be [kind, flops, bytes, dispatches] lists", "calibrate again"
         )
-    return tuple((r[0], float(r[1]), float(r[2])) for r in rows)
+    return tuple((r[0], float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 1.0) for r in rows)
 
 
 def load_profile(path: str | Path) -> DeviceProfile:

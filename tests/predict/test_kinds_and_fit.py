@@ -10,7 +10,7 @@ import archcost
 from archcost.cost.workload import Workload
 from archcost.predict.calibrate import features, kernels
 from archcost.predict.fit import Rule, errors, fit_joint, fit_rule, sum_errors
-from archcost.predict.kinds import FALLBACKS, kind_of, rule_chain
+from archcost.predict.kinds import FALLBACKS, kind_of, row_dispatches, rule_chain
 
 
 def _kind(module, shape, batch=1):
@@ -22,14 +22,17 @@ def _kind(module, shape, batch=1):
     ("module", "shape", "kind"),
     [
         (nn.Conv2d(64, 64, 3, padding=1), (64, 56, 56), "conv"),  # 64 * 9 MACs per output: a multiple of C_in
-        (nn.Conv2d(3, 64, 7, 2, 3), (3, 224, 224), "conv"),  # the stem: 3 * 49
+        (nn.Conv2d(3, 64, 7, 2, 3), (3, 224, 224), "conv_stem"),  # the stem: 3 * 49, 3 input channels
+        (nn.Conv2d(4, 64, 3, padding=1), (4, 32, 32), "conv_stem"),  # at most STEM_CHANNELS in
+        (nn.Conv2d(5, 64, 3, padding=1), (5, 32, 32), "conv"),  # more: a dense one
         (nn.Conv2d(64, 256, 1), (64, 56, 56), "conv_pointwise"),  # 64 MACs per output = C_in
         (nn.Conv2d(144, 144, 3, padding=1, groups=144), (144, 56, 56), "conv_depthwise"),  # 9 = 3 * 3
         (nn.Conv2d(32, 32, 7, padding=3, groups=32), (32, 56, 56), "conv_depthwise"),  # 49 > C_in, still 1 per group
         (nn.Conv2d(128, 128, 3, padding=1, groups=32), (128, 56, 56), "conv_grouped"),  # ResNeXt: 4 * 9 = 36
         (nn.Conv2d(240, 240, 1, groups=3), (240, 28, 28), "conv_grouped"),  # ShuffleNet v1: 80 per output
         (nn.Conv1d(64, 64, 3), (64, 100), "conv"),
-        (nn.Linear(512, 1000), (512,), "linear"),
+        (nn.Linear(512, 1000), (512,), "linear_gemv"),  # one input row: a matrix-vector product
+        (nn.Linear(512, 64), (16, 512), "linear"),  # 16 rows: a matrix-matrix product
         (nn.BatchNorm2d(64), (64, 8, 8), "batch_norm"),
         (nn.LayerNorm(768), (197, 768), "layer_norm"),
         (nn.ReLU6(), (197, 768), "activation"),
@@ -52,7 +55,12 @@ def test_kind_of_rows(module, shape, kind):
 def test_op_rows_take_their_own_op():
     report = archcost.analyze(Workload.of("resnet18"))
     kinds = {r.name: kind_of(r) for r in report.layers}
-    assert kinds["conv2_x.0/add"] == "elementwise" and kinds["fc"] == "linear" and kinds["avgpool"] == "adaptive_pool"
+    assert (
+        kinds["conv2_x.0/add"] == "elementwise" and kinds["fc"] == "linear_gemv" and kinds["avgpool"] == "adaptive_pool"
+    )
+    assert kinds["conv1"] == "conv_stem" and kinds["conv2_x.0.conv1"] == "conv"
+    at_8 = archcost.analyze(Workload.of("resnet18").with_batch(8))
+    assert {r.name: kind_of(r) for r in at_8.layers}["fc"] == "linear"
 
 
 def test_every_full_kernel_is_the_kind_it_was_designed_for():
@@ -132,3 +140,30 @@ def test_joint_fit_recovers_rules_from_kernels_and_blocks():
     assert math.isclose(fitted["conv"].seconds_per_flop, truth["conv"].seconds_per_flop, rel_tol=1e-4)
     assert sum_errors(fitted, parts, times).max_abs_pct < 0.01
     assert sum_errors({"conv": fitted["conv"]}, parts[-5:], times[-5:]).max_abs_pct > 1  # relu's share left out
+
+
+def test_dispatches_count_the_ops_that_run_a_kernel():
+    report = archcost.analyze(Workload.of("lenet5"))
+    by_name = {r.name: r for r in report.layers}
+    assert row_dispatches(by_name["features.c1"]) == 1  # a Conv2d
+    assert row_dispatches(by_name["features.c1_act"]) == 3  # a * tanh(s * x): mul, tanh, mul
+    assert row_dispatches(by_name["classifier.flatten"]) == 1  # a view: none run, counted as the row's one
+    assert row_dispatches(by_name["features.s2"]) == 1  # view and expand are free, the conv2d runs
+
+
+def test_joint_fit_pays_the_overhead_per_dispatch():
+    truth = {"conv": Rule("sum", 1 / 100e9, 1 / 20e9, 30e-6), "elementwise": Rule("sum", 0.0, 1 / 40e9, 5e-6)}
+    rng = np.random.default_rng(2)
+
+    def row(kind, dispatches=1.0):
+        flops = float(rng.uniform(1e7, 1e9)) if kind == "conv" else 0.0
+        return (kind, flops, float(rng.uniform(1e5, 1e7)), dispatches)
+
+    parts = [[row("conv")] for _ in range(6)] + [[row("elementwise", float(1 + i % 3))] for i in range(6)]
+    parts += [[row("conv"), row("elementwise", 3.0), row("conv")] for _ in range(5)]
+    times = [sum(truth[r[0]].seconds(*r[1:]) for r in rows) for rows in parts]
+    fitted = fit_joint(parts, times)
+    assert math.isclose(fitted["elementwise"].overhead_s, 5e-6, rel_tol=1e-4)
+    assert math.isclose(fitted["conv"].overhead_s, 30e-6, rel_tol=1e-4)
+    assert truth["elementwise"].seconds(0, 0, 3) == pytest.approx(15e-6)
+    assert sum_errors(fitted, parts, times).max_abs_pct < 1e-3

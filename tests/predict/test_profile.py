@@ -67,7 +67,10 @@ def _write(tmp_path, data) -> str:
         (lambda d: d | {"threads": "two"}, "field 'threads' should be int"),
         (lambda d: d | {"kinds": {"conv": {"form": "cubic"}}}, "kinds.conv.form is 'cubic'"),
         (lambda d: [d], "holds a JSON list"),
-        (lambda d: d | {"points": [d["points"][-1] | {"rows": [["conv", "many"]]}]}, "should be .kind, flops, bytes."),
+        (
+            lambda d: d | {"points": [d["points"][-1] | {"rows": [["conv", "many"]]}]},
+            "should be .kind, flops, bytes, dispatches.",
+        ),
     ],
 )
 def test_damaged_profiles_are_refused_by_field(smoke_profile_path, tmp_path, change, message):
@@ -85,6 +88,17 @@ def test_a_schema_1_profile_is_still_read(smoke_profile_path, tmp_path):
     old = load_profile(_write(tmp_path, data))
     assert old.block_error is None and old.schema_version == 1 and all(p.rows == () for p in old.points)
     assert old.kinds == load_profile(smoke_profile_path).kinds
+
+
+def test_a_schema_2_profile_is_still_read(smoke_profile_path, tmp_path):
+    data = json.loads(smoke_profile_path.read_text())
+    data["schema_version"] = 2  # rows of three, no dispatches: one each
+    for p in data["points"]:
+        p.pop("dispatches")
+        p["rows"] = [r[:3] for r in p["rows"]]
+    old = load_profile(_write(tmp_path, data))
+    assert old.schema_version == 2 and all(len(r) == 4 and r[3] == 1.0 for p in old.points for r in p.rows)
+    assert all(p.dispatches == 1.0 for p in old.points) and old.kinds == load_profile(smoke_profile_path).kinds
 
 
 def test_not_json_and_missing_files(tmp_path):
