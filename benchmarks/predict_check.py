@@ -66,6 +66,25 @@ def _family(spec: str) -> str:
     return get_meta(spec).family if spec in list_models() else "external"
 
 
+def load_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict]:
+    """({(spec, batch): (the CPU model (random weights), its args, its kwargs, its analysis)}, {spec: why it
+    could not be loaded}), in this process (benchmarks/predict_context.py times models and layers here). The
+    module is the workload's own, shared by its batch sizes (the whole zoo twice over does not fit in 24 GiB)."""
+    from archcost.cost import analyze
+    from archcost.cost.workload import Workload
+
+    loaded, skipped = {}, {}
+    for spec, inputs in specs.items():
+        try:
+            work = Workload.of(spec, **inputs).load("cpu")
+            for b in batch_sizes:
+                at = work.with_batch(b)
+                loaded[(spec, b)] = (at.module.eval(), *at.tensors("cpu"), analyze(at))
+        except Exception as exc:  # a benchmark: say which model and why, go on
+            skipped[spec] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return loaded, skipped
+
+
 def analyse_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict]:
     """({(spec, batch): its analysis}, {spec: why it could not be loaded}): each model analysed here, once per
     batch size; the rounds load and time their own copies."""
