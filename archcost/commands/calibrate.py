@@ -59,12 +59,66 @@ def _summary(profile) -> str:
     return text
 
 
+def process_path(output: str, i: int) -> Path:
+    """Where the ``i``-th process of ``--processes`` writes its own profile (kept until the merge is written)."""
+    return Path(f"{output}.process{i}.json")
+
+
+def _in_processes(args: argparse.Namespace) -> int:
+    """``--processes N``: the same calibration in N fresh processes one after another, then their median per
+    point (``archcost.predict.calibrate.merge_profiles``). A process whose profile is already there is not run
+    again, and each process resumes its own partial file: rerunning the command after Ctrl-C goes on."""
+    import subprocess
+
+    from archcost.predict.calibrate import merge_profiles
+    from archcost.predict.profile import ProfileError, load_profile
+
+    paths = [process_path(args.output, i + 1) for i in range(args.processes)]
+    for i, path in enumerate(paths):
+        if args.restart:
+            path.unlink(missing_ok=True)
+        if path.exists():
+            try:
+                load_profile(path)
+                print(f"process {i + 1}/{args.processes}: kept {path}", file=sys.stderr)
+                continue
+            except ProfileError:
+                path.unlink()
+        cmd = [sys.executable, "-c", "import sys; from archcost.cli import main; sys.exit(main())", "calibrate",
+               "--device", args.device, "--dtype", args.dtype, "--output", str(path), "--quiet"]  # fmt: skip
+        cmd += (["--threads", str(args.threads)] if args.threads else []) + (["--smoke"] if args.smoke else [])
+        cmd += ["--restart"] if args.restart else []
+        print(f"process {i + 1}/{args.processes}: calibrating in a fresh process", file=sys.stderr)
+        try:
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL)
+        except KeyboardInterrupt:
+            done = None
+        if done is None or done.returncode == EXIT_INTERRUPTED:
+            print(
+                f"archcost: interrupted: the processes' profiles and points so far are kept beside {args.output}; "
+                "run the same command again to go on from there (--restart to start over)",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        if done.returncode != EXIT_OK:
+            return done.returncode  # the child said why, on stderr
+    profile = merge_profiles([load_profile(p) for p in paths])
+    profile.save(args.output)
+    for path in paths:
+        path.unlink(missing_ok=True)
+    print(f"wrote {args.output} (the median of {args.processes} processes per point)", file=sys.stderr)
+    emit(_summary(profile), None)
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     from archcost.predict.calibrate import calibrate as calibrate_device
     from archcost.predict.calibrate import kernels
     from archcost.profiling.sweep import check_writable
 
     check_writable(args.output, "--output device profile")  # before anything is timed
+    if args.processes > 1:
+        return _in_processes(args)
     partial = partial_path(args.output)
     if args.restart:
         partial.unlink(missing_ok=True)
@@ -118,6 +172,13 @@ def add_parser(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--smoke", action="store_true", help="a tiny kernel set, timed briefly (seconds; for tests)")
     p.add_argument("--output", required=True, help="the device profile JSON to write, e.g. cpu-2t.json")
+    p.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="calibrate in N fresh processes, one after another, and keep each point's median (default 1): "
+        "identical processes time kernels tens of percent apart on a shared machine",
+    )
     p.add_argument("--restart", action="store_true", help="drop the points a previous, interrupted run kept")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

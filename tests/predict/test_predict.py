@@ -122,3 +122,33 @@ def test_calibrate_command_bad_input(capsys, tmp_path):
     assert code == 2 and "does not exist" in err
     code, out, err = run(capsys, "calibrate", "--smoke", "--device", "tpu", "--output", tmp_path / "p.json")
     assert code == 2 and "unknown device" in err
+
+
+def test_calibrate_in_fresh_processes_keeps_each_points_median(capsys, tmp_path):
+    target = tmp_path / "cpu-1t.json"
+    argv = ("calibrate", "--smoke", "--threads", 1, "--processes", 2, "--output", target, "--quiet")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "median of 2 processes" in err and "conv_depthwise" in out
+    data = json.loads(target.read_text())
+    assert data["mode"] == "smoke" and all(p["p10_s"] <= p["time_s"] <= p["p90_s"] for p in data["points"])
+    assert not list(tmp_path.glob("cpu-1t.json.process*"))  # the processes' own files go once merged
+
+
+def test_merge_profiles_takes_the_median_and_refuses_another_setup(smoke_profile):
+    from archcost.errors import InputError
+    from archcost.predict.calibrate import merge_profiles
+
+    def scaled(factor):
+        points = tuple(dataclasses.replace(p, time_s=p.time_s * factor) for p in smoke_profile.points)
+        return dataclasses.replace(smoke_profile, points=points)
+
+    merged = merge_profiles([scaled(1.0), scaled(3.0), scaled(2.0)])
+    for p, q in zip(merged.points, smoke_profile.points, strict=True):
+        assert math.isclose(p.time_s, 2 * q.time_s) and math.isclose(p.p10_s, q.time_s)
+        assert math.isclose(p.p90_s, 3 * q.time_s) and p.rows == q.rows and p.dispatches == q.dispatches
+    assert merged.kinds != smoke_profile.kinds  # fitted again, to the medians
+    with pytest.raises(InputError, match="another setup"):
+        merge_profiles([smoke_profile, dataclasses.replace(smoke_profile, threads=2)])
+    with pytest.raises(InputError, match="no device profiles"):
+        merge_profiles([])
