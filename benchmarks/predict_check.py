@@ -41,6 +41,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -66,11 +67,17 @@ def _family(spec: str) -> str:
     return get_meta(spec).family if spec in list_models() else "external"
 
 
-def load_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict]:
-    """({(spec, batch): (the CPU model (random weights), its args, its kwargs, its analysis)}, {spec: why it
-    could not be loaded}), in this process (benchmarks/predict_context.py times models and layers here). The
-    module is the workload's own, shared by its batch sizes (the whole zoo twice over does not fit in 24 GiB)."""
+def _in_process(at) -> tuple:
+    """(the CPU model (random weights), its args, its kwargs, its analysis) of the workload ``at``."""
     from archcost.cost import analyze
+
+    return (at.module.eval(), *at.tensors("cpu"), analyze(at))
+
+
+def load_all(specs: dict[str, dict], batch_sizes: list[int], keep: Callable = _in_process) -> tuple[dict, dict]:
+    """({(spec, batch): ``keep`` of its workload at that batch}, {spec: why it could not be loaded}). ``keep``
+    defaults to ``_in_process`` (benchmarks/predict_context.py times models and layers in this process). The
+    module is the workload's own, shared by its batch sizes (the whole zoo twice over does not fit in 24 GiB)."""
     from archcost.cost.workload import Workload
 
     loaded, skipped = {}, {}
@@ -78,28 +85,17 @@ def load_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict
         try:
             work = Workload.of(spec, **inputs).load("cpu")
             for b in batch_sizes:
-                at = work.with_batch(b)
-                loaded[(spec, b)] = (at.module.eval(), *at.tensors("cpu"), analyze(at))
+                loaded[(spec, b)] = keep(work.with_batch(b))
         except Exception as exc:  # a benchmark: say which model and why, go on
             skipped[spec] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return loaded, skipped
 
 
 def analyse_all(specs: dict[str, dict], batch_sizes: list[int]) -> tuple[dict, dict]:
-    """({(spec, batch): its analysis}, {spec: why it could not be loaded}): each model analysed here, once per
-    batch size; the rounds load and time their own copies."""
+    """``load_all`` keeping each workload's analysis only: the rounds load and time their own copies."""
     from archcost.cost import analyze
-    from archcost.cost.workload import Workload
 
-    reports, skipped = {}, {}
-    for spec, inputs in specs.items():
-        try:
-            work = Workload.of(spec, **inputs).load("cpu")
-            for b in batch_sizes:
-                reports[(spec, b)] = analyze(work.with_batch(b))
-        except Exception as exc:  # a benchmark: say which model and why, go on
-            skipped[spec] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return reports, skipped
+    return load_all(specs, batch_sizes, analyze)
 
 
 def _median(xs: list[float]) -> float:
@@ -123,7 +119,6 @@ def worker(job_path: str, out_path: str) -> int:
     threads; write {"kernels": {key: s}, "models": {"spec|batch": s}, ...} to ``out_path``. A fresh process per
     round, because one process's timings agree with each other better than with another's (process state:
     identical processes here differ by tens of percent, benchmarks/profile_paired.py)."""
-    from archcost.cost.workload import Workload
     from archcost.predict.calibrate import kernels, time_kernel
     from archcost.profiling.sweep import measurement_setup
     from archcost.profiling.timing import measure
@@ -131,13 +126,13 @@ def worker(job_path: str, out_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     cpu = torch.device("cpu")
     t0 = time.perf_counter()
-    models = {}
-    for spec, inputs in job["specs"].items():
-        work = Workload.of(spec, **{k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items()})
-        work = work.load("cpu")
-        for b in job["batch_sizes"]:
-            at = work.with_batch(b)
-            models[f"{spec}|{b}"] = (work.module.eval(), *at.tensors("cpu"))
+    specs = {}
+    for spec, inputs in job["specs"].items():  # JSON gave lists for the input sizes
+        specs[spec] = {k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items()}
+    loaded, skipped = load_all(specs, job["batch_sizes"], lambda at: (at.module.eval(), *at.tensors("cpu")))
+    if skipped:  # the driver analysed them all: a model that loads there and not here is a fault of the run
+        raise RuntimeError(f"the round could not load {skipped}")
+    models = {f"{spec}|{b}": v for (spec, b), v in loaded.items()}
     loaded_s = time.perf_counter() - t0
     ktimes, mtimes = {}, {}
     with measurement_setup(cpu, job["threads"], "float32"):
@@ -170,8 +165,8 @@ def run(args: argparse.Namespace) -> dict:
 
     from archcost.predict.calibrate import build_profile, kernels, point_of
     from archcost.predict.model import predict_report
-    from archcost.profiling.environment import environment
     from archcost.profiling.roofline import layer_traffic_bytes
+    from archcost.profiling.sweep import measurement_setup
     from archcost.zoo import list_models
 
     specs: dict[str, dict] = {}
@@ -201,10 +196,8 @@ def run(args: argparse.Namespace) -> dict:
                       f"{got['load_s']:.0f} s, timed in {got['time_s']:.0f} s", file=sys.stderr)  # fmt: skip
     points_out, profiles = [], {}
     for threads in args.threads:
-        old = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        env = environment(cpu, threads=threads, dtype="float32", cudnn_benchmark=None)
-        torch.set_num_threads(old)
+        with measurement_setup(cpu, threads, "float32") as env:  # the environment fields at these threads
+            pass
         pts = [point_of(k, "float32", _median(ts), min(ts), max(ts)) for k in kset if (ts := ktimes[threads][k.key])]
         from archcost import __version__
 

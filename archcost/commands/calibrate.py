@@ -74,12 +74,13 @@ def _in_processes(args: argparse.Namespace) -> int:
     from archcost.predict.profile import ProfileError, load_profile
 
     paths = [process_path(args.output, i + 1) for i in range(args.processes)]
+    profiles = []
     for i, path in enumerate(paths):
         if args.restart:
             path.unlink(missing_ok=True)
         if path.exists():
             try:
-                load_profile(path)
+                profiles.append(load_profile(path))
                 print(f"process {i + 1}/{args.processes}: kept {path}", file=sys.stderr)
                 continue
             except ProfileError:
@@ -102,7 +103,8 @@ def _in_processes(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         if done.returncode != EXIT_OK:
             return done.returncode  # the child said why, on stderr
-    profile = merge_profiles([load_profile(p) for p in paths])
+        profiles.append(load_profile(path))
+    profile = merge_profiles(profiles)
     profile.save(args.output)
     for path in paths:
         path.unlink(missing_ok=True)
