@@ -160,27 +160,14 @@ def _round(job: dict, tmp: Path, name: str) -> dict:
     return json.loads(out_path.read_text())
 
 
-def run(args: argparse.Namespace) -> dict:
+def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: str) -> tuple[dict, dict]:
+    """({threads: {kernel key: [seconds per round]}}, {threads: {(spec, batch): [seconds per round]}}): the
+    rounds, each a fresh process (``_round``), the thread counts taking turns."""
     import tempfile
 
-    from archcost.predict.calibrate import build_profile, kernels, point_of
-    from archcost.predict.model import predict_report
-    from archcost.profiling.roofline import layer_traffic_bytes
-    from archcost.profiling.sweep import measurement_setup
-    from archcost.zoo import list_models
+    from archcost.predict.calibrate import kernels
 
-    specs: dict[str, dict] = {}
-    if args.models:
-        for m in args.models.split(","):
-            specs[m.strip()] = EXTERNAL.get(m.strip(), {})
-    else:
-        specs = {m: {} for m in list_models()} | dict(EXTERNAL)
-    mode = "smoke" if args.smoke else "full"
-    kset = kernels(mode)
-    cpu = torch.device("cpu")
-    reports, skipped = analyse_all(specs, args.batch_sizes)  # once: the analysis does not depend on the threads
-    runnable = {s: v for s, v in specs.items() if s not in skipped}
-    ktimes = {t: {k.key: [] for k in kset} for t in args.threads}
+    ktimes = {t: {k.key: [] for k in kernels(mode)} for t in args.threads}
     mtimes = {t: {key: [] for key in reports} for t in args.threads}
     with tempfile.TemporaryDirectory(prefix="predict_check-") as tmp:
         for r in range(args.rounds):  # rounds outermost: the thread counts take turns, so drift reaches both
@@ -194,21 +181,74 @@ def run(args: argparse.Namespace) -> dict:
                     mtimes[threads][(spec, b)].append(got["models"][f"{spec}|{b}"])
                 print(f"round {r + 1}/{args.rounds}, {threads} thread(s): a fresh process, loaded in "
                       f"{got['load_s']:.0f} s, timed in {got['time_s']:.0f} s", file=sys.stderr)  # fmt: skip
-    points_out, profiles = [], {}
-    for threads in args.threads:
-        with measurement_setup(cpu, threads, "float32") as env:  # the environment fields at these threads
-            pass
-        pts = [point_of(k, "float32", _median(ts), min(ts), max(ts)) for k in kset if (ts := ktimes[threads][k.key])]
-        from archcost import __version__
+    return ktimes, mtimes
 
-        profile = build_profile(pts, env, "cpu", "float32", mode, __version__)
-        profiles[threads] = profile
-        peaks = _peaks(threads)
+
+def _profiles_timed(args: argparse.Namespace, ktimes: dict, mode: str) -> dict:
+    """{threads: the profile fitted to the rounds' median kernel times (p10, p90: their least and most)}."""
+    from archcost import __version__
+    from archcost.predict.calibrate import build_profile, kernels, point_of
+    from archcost.profiling.sweep import measurement_setup
+
+    profiles = {}
+    for threads in args.threads:
+        with measurement_setup(torch.device("cpu"), threads, "float32") as env:  # the environment at these threads
+            pass
+        pts = [point_of(k, "float32", _median(ts), min(ts), max(ts)) for k in kernels(mode)
+               if (ts := ktimes[threads][k.key])]  # fmt: skip
+        profiles[threads] = build_profile(pts, env, "cpu", "float32", mode, __version__)
+    return profiles
+
+
+def _stored(args: argparse.Namespace, reports: dict) -> tuple[dict, dict, dict]:
+    """A previous run's measurements, for ``--refit``: ({threads: its profile refitted by this archcost
+    (``calibrate.refit``)}, {threads: {(spec, batch): [seconds per round]}}, the run's JSON), read from
+    ``args.refit`` (a predict_check.json) and the profiles beside it (``predict/cpu-{T}t.json``)."""
+    from archcost.predict.calibrate import refit
+    from archcost.predict.profile import load_profile
+
+    old = json.loads(Path(args.refit).read_text())
+    profiles, mtimes = {}, {}
+    for threads in args.threads:
+        profiles[threads] = refit(load_profile(Path(args.refit).parent / "predict" / f"cpu-{threads}t.json"))
+        mtimes[threads] = {(p["model"], p["batch_size"]): p["measured_rounds_s"] for p in old["points"]
+                           if p["threads"] == threads and (p["model"], p["batch_size"]) in reports}  # fmt: skip
+    return profiles, mtimes, old
+
+
+def run(args: argparse.Namespace) -> dict:
+    from archcost.predict.model import predict_report
+    from archcost.profiling.roofline import layer_traffic_bytes
+    from archcost.zoo import list_models
+
+    specs: dict[str, dict] = {}
+    if args.models:
+        for m in args.models.split(","):
+            specs[m.strip()] = EXTERNAL.get(m.strip(), {})
+    else:
+        specs = {m: {} for m in list_models()} | dict(EXTERNAL)
+    mode = "smoke" if args.smoke else "full"
+    reports, skipped = analyse_all(specs, args.batch_sizes)  # once: the analysis does not depend on the threads
+    if args.refit:
+        profiles, mtimes, old = _stored(args, reports)
+        mode, rounds, measured_by = profiles[args.threads[0]].mode, int(old["rounds"]), old.get("measured_by")
+        roofs = {(p["model"], p["batch_size"], p["threads"]): p["roofline_s"] for p in old["points"]}
+        measured_by = measured_by or f"`{old['command'].strip()}`"
+    else:
+        runnable = {s: v for s, v in specs.items() if s not in skipped}
+        ktimes, mtimes = _time_rounds(args, runnable, reports, mode)
+        profiles, rounds, roofs, measured_by = _profiles_timed(args, ktimes, mode), args.rounds, None, None
+    points_out = []
+    for threads, profile in profiles.items():
+        peaks = None if roofs else _peaks(threads)
         for (spec, b), report in reports.items():
+            if (spec, b) not in mtimes[threads]:
+                continue
             rows = predict_report(report, profile, b)
             traffic = layer_traffic_bytes(report.layers, 4)
             flops = report.totals["flops"]
-            roof = max(flops / peaks[0], traffic / peaks[1]) if peaks else math.nan
+            roof = roofs.get((spec, b, threads), math.nan) if roofs else (
+                max(flops / peaks[0], traffic / peaks[1]) if peaks else math.nan)
             points_out.append({
                 "model": spec, "family": _family(spec), "batch_size": b, "threads": threads,
                 "measured_s": _median(mtimes[threads][(spec, b)]), "measured_rounds_s": mtimes[threads][(spec, b)],
@@ -222,7 +262,8 @@ def run(args: argparse.Namespace) -> dict:
             profile.save(out)
     _macs_baseline(points_out)
     fit = {t: {k: vars(v.error) for k, v in p.kinds.items()} for t, p in profiles.items()}
-    return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": args.rounds, "profile_fit": fit,
+    return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": rounds, "profile_fit": fit,
+            "measured_by": measured_by,
             "device_name": profiles[args.threads[0]].device_name if profiles else None}  # fmt: skip
 
 
@@ -289,15 +330,21 @@ def _pct(x: float) -> str:
 
 
 def markdown(result: dict, summary: dict, command: str) -> str:
+    if result.get("measured_by"):  # --refit: nothing timed here
+        made = (f"Made by `{command}` on {time.strftime('%Y-%m-%d')}: nothing timed, the measurements of "
+                f"{result['measured_by']} (CPU {result.get('device_name') or 'unknown'}, kernels "
+                f"`{result['mode']}`, {result['rounds']} rounds, each a fresh process) fitted by this archcost.")
+    else:
+        made = (f"Made by `{command}` on {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
+                f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-minute load average at "
+                f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), CPU "
+                f"{result.get('device_name') or 'unknown'}, kernels `{result['mode']}`, {result['rounds']} rounds, "
+                "each a fresh process that times every calibration kernel and then every (model, batch) once; the "
+                "thread counts take turns.")
     lines = [
         "# Predicted against measured latency (benchmarks/predict_check.py)",
         "",
-        f"Made by `{command}` on {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-minute load average at "
-        f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), CPU "
-        f"{result.get('device_name') or 'unknown'}, kernels `{result['mode']}`, {result['rounds']} rounds, each "
-        "a fresh process that times every calibration kernel and then every (model, batch) once; the thread "
-        "counts take turns.",
+        made,
         "",
         "Relative error = predicted / measured - 1 per (model, batch size, threads); measured = the median over "
         "the rounds' processes, and each calibration point likewise. No model was used to calibrate archcost's "
@@ -336,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time-s", type=float, default=0.05, help="seconds per timed sample of a model")
     ap.add_argument("--smoke", action="store_true", help="three models, smoke kernels, one round")
     ap.add_argument("--no-write", action="store_true", help="print the summary, write nothing")
+    ap.add_argument("--refit", metavar="JSON", help="time nothing: a previous run's measurements (its "
+                    "predict_check.json and the predict/cpu-{T}t.json profiles beside it) fitted by this archcost")
     ap.add_argument("--worker", nargs=2, metavar=("JOB", "OUT"), help=argparse.SUPPRESS)  # one round (``worker``)
     args = ap.parse_args(argv)
     if args.worker:

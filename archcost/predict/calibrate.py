@@ -105,14 +105,17 @@ class Mean(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """``nn.MultiheadAttention`` on one sequence (q = k = v), as a model calls it."""
+    """``nn.MultiheadAttention`` on one sequence (q = k = v), as a model calls it: ``need_weights`` False (the
+    fused ``scaled_dot_product_attention`` path) or True (its default: explicit scores, kind
+    ``attention_weights``)."""
 
-    def __init__(self, d: int, heads: int) -> None:
+    def __init__(self, d: int, heads: int, need_weights: bool = False) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.need_weights = need_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.attn(x, x, x, need_weights=False)[0]
+        return self.attn(x, x, x, need_weights=self.need_weights)[0]
 
 
 class Recurrent(nn.Module):
@@ -234,6 +237,14 @@ def _full() -> list[Kernel]:
     for c, hw, k, g in grouped:
         out.append(_conv("conv_grouped", c, c, hw, k, g=g))
         out.append(_conv("conv_grouped", c, c, hw, k, g=g, b=4))
+    # depthwise and grouped convolutions of few channels on small maps (CIFAR-scale networks, LeNet's partial
+    # connections and subsampling): a floor of tens of microseconds per call on this project's CPU, which the
+    # large ones above cannot show; 2x2 stride-2 depthwise reads as conv_grouped (``kinds.conv_kind``)
+    for c, hw, k, s, g in ((8, 16, 3, 1, 8), (16, 12, 3, 1, 16), (32, 8, 5, 1, 32), (8, 24, 2, 2, 8),
+                           (16, 12, 3, 1, 4), (24, 10, 5, 1, 3), (48, 8, 3, 1, 8), (12, 16, 2, 2, 12)):  # fmt: skip
+        kind = "conv_depthwise" if g == c and k % 2 else "conv_grouped"
+        out.append(_conv(kind, c, c, hw, k, s, g=g))
+        out.append(_conv(kind, c, c, hw, k, s, g=g, b=8))
     for cin, cout, hw, k in ((64, 32, 28, 2), (256, 128, 14, 2), (128, 64, 28, 4)):
         out.append(
             Kernel(
@@ -250,7 +261,8 @@ def _full() -> list[Kernel]:
             if i * o * b < 80e6:
                 kind = "linear_gemv" if b == 1 else "linear"
                 out.append(_module(kind, f"linear {i}->{o}", partial(nn.Linear, i, o), (i,), b))
-    for i, o, b in ((25088, 4096, 1), (25088, 4096, 8), (4096, 1000, 1), (400, 120, 1), (84, 10, 1)):
+    for i, o, b in ((25088, 4096, 1), (25088, 4096, 8), (4096, 1000, 1), (400, 120, 1), (84, 10, 1), (9216, 4096, 8),
+                    (4096, 4096, 8), (4096, 1000, 8)):  # fmt: skip
         kind = "linear_gemv" if b == 1 else "linear"
         out.append(_module(kind, f"linear {i}->{o}", partial(nn.Linear, i, o), (i,), b))
     for tokens, i, o in (
@@ -266,8 +278,17 @@ def _full() -> list[Kernel]:
         out.append(_op("matmul", "matmul", MatMul, [(h, n, d), (h, d, n)]))
         out.append(_op("attention", "sdpa", Attention, [(h, n, d)] * 3))
     out.append(_op("attention", "sdpa", Attention, [(12, 197, 64)] * 3, 8))
-    for n, d, h, b in ((16, 64, 4, 1), (64, 256, 8, 1), (197, 384, 6, 1), (16, 64, 4, 8), (50, 128, 4, 8)):
+    # small heads (d = 8, as convolutional attention blocks use) and long sequences
+    for h, n, d, b in ((2, 64, 8, 1), (2, 64, 8, 8), (8, 256, 8, 1), (8, 256, 8, 8), (4, 1024, 16, 1)):
+        out.append(_op("attention", "sdpa", Attention, [(h, n, d)] * 3, b))
+    for n, d, h, b in ((16, 64, 4, 1), (64, 256, 8, 1), (197, 384, 6, 1), (16, 64, 4, 8), (50, 128, 4, 8),
+                       (1024, 64, 8, 1)):  # fmt: skip
         out.append(_module("attention", f"multihead_attention d{d} h{h}", partial(SelfAttention, d, h), (n, d), b))
+    # nn.MultiheadAttention as models call it by default (need_weights=True: explicit scores)
+    for n, d, h, b in ((16, 64, 4, 1), (64, 256, 8, 1), (197, 384, 6, 1), (16, 64, 4, 8), (50, 128, 4, 8),
+                       (256, 64, 8, 1), (256, 64, 8, 8), (1024, 64, 8, 1)):  # fmt: skip
+        out.append(_module("attention_weights", f"multihead_attention d{d} h{h} weights",
+                           partial(SelfAttention, d, h, True), (n, d), b))  # fmt: skip
     for cell, n, i, h, b in (("lstm", 16, 64, 128, 1), ("lstm", 32, 128, 256, 1), ("lstm", 16, 64, 128, 8),
                              ("gru", 16, 64, 128, 1), ("gru", 50, 256, 256, 8), ("lstm", 100, 32, 64, 1)):  # fmt: skip
         out.append(_module("recurrent", f"{cell} {i}->{h}", partial(Recurrent, cell, i, h), (n, i), b))
@@ -322,6 +343,14 @@ def _full() -> list[Kernel]:
             out.append(_module(kind, name, cls, shape))
     out.append(_module("activation_transcendental", "gelu", nn.GELU, (197, 3072)))
     out.append(_module("activation", "relu", nn.ReLU, (64, 56, 56), 8))
+    # feature maps far beyond the caches at batch 8 (VGG's and AlexNet's first layers: 25 MB to 100 MB)
+    for c, hw in ((64, 224), (128, 112), (96, 55)):
+        out.append(_module("activation", "relu", nn.ReLU, (c, hw, hw), 8))
+        out.append(_module("batch_norm", f"batch_norm {c}", partial(nn.BatchNorm2d, c), (c, hw, hw), 8))
+        out.append(_module("max_pool", "max_pool k2 s2", lambda: nn.MaxPool2d(2, 2), (c, hw, hw), 8))
+    out.append(_module("local_response_norm", "local_response_norm 5", partial(nn.LocalResponseNorm, 5),
+                       (96, 55, 55), 8))  # fmt: skip
+    out.append(_op("elementwise", "add", Add, [(64, 112, 112)] * 2, 8))
     for shape in maps:
         out.append(_op("elementwise", "add", Add, [shape, shape]))
     for c, hw in ((96, 56), (240, 28), (672, 14), (1152, 7)):
@@ -594,14 +623,36 @@ def merge_profiles(profiles: Sequence[DeviceProfile]) -> DeviceProfile:
                 point.rows, point.dispatches,
             )
         )  # fmt: skip
-    env = {
-        "env_device_name": first.device_name,
-        "env_threads": first.threads,
-        "env_host": first.host,
-        "env_platform": first.platform,
-        "env_cudnn": first.cudnn,
+    return build_profile(points, _env_of(first), first.device, first.dtype, first.mode, first.archcost_version)
+
+
+def _env_of(profile: DeviceProfile) -> dict:
+    """The ``env_*`` fields ``build_profile`` takes, as ``profile`` recorded them."""
+    return {
+        "env_device_name": profile.device_name,
+        "env_threads": profile.threads,
+        "env_host": profile.host,
+        "env_platform": profile.platform,
+        "env_cudnn": profile.cudnn,
     }
-    return build_profile(points, env, first.device, first.dtype, first.mode, first.archcost_version)
+
+
+def refit(profile: DeviceProfile) -> DeviceProfile:
+    """``profile``'s measured times fitted again by this archcost: each point's kind and features recomputed
+    from its kernel (``point_of`` of the kernel of ``profile.mode`` with the point's key; a key this kernel set
+    no longer has is dropped), then ``build_profile``. Nothing is timed: so a change of the kinds or of the fit
+    is judged on the same measurements (benchmarks/predict_check.py --refit). Raises ``InputError`` when no
+    point's key is in the kernel set."""
+    by_key = {k.key: k for k in kernels(profile.mode)}
+    points = [point_of(by_key[p.key], profile.dtype, p.time_s, p.p10_s, p.p90_s) for p in profile.points
+              if p.key in by_key]  # fmt: skip
+    if not points:
+        raise InputError(
+            f"device profile {profile.path or '?'}: none of its points is a kernel of this archcost's "
+            f"{profile.mode!r} set", "calibrate again with this archcost"
+        )  # fmt: skip
+    return build_profile(points, _env_of(profile), profile.device, profile.dtype, profile.mode,
+                         profile.archcost_version)  # fmt: skip
 
 
 def build_profile(

@@ -146,8 +146,9 @@ def fit_rule(
     return min(candidates, key=lambda r: (_relative_sse(r, f, b, t), FORMS.index(r.form)))
 
 
-#: weight of a single kernel's relative error against a block's in ``fit_joint``: the leave-one-motif-out error
-#: of the blocks on this project's CPU was lowest between 0.1 and 0.3 (session 8's notes on issue 28)
+#: weight of a single kernel's log-ratio error against a block's in ``fit_joint``: the leave-one-motif-out error of
+#: the blocks on this project's CPU (an AMD EPYC, session 9's measurements) was lowest at 0.2 (median 12.1%; 0.1:
+#: 12.4%, 0.5: 13.6%) (benchmarks/predict_check.py --refit; the notes on issue 28)
 SINGLE_WEIGHT = 0.2
 
 
@@ -162,12 +163,17 @@ def fit_joint(
 
     A single kernel is a point of one row; a designed block (``archcost.predict.blocks``) one of many, so each
     kind's rule is asked to price its layers as they run after other kernels, not only alone in a loop. The
-    loss is the weighted relative squared error ``sum(w * ((pred - t) / t) ** 2)`` (``weights``, default 1),
-    minimised with every coefficient >= 0: a linear non-negative least squares (Lawson and Hanson 1974) solved
-    by ``scipy.optimize.nnls`` on columns scaled to a largest entry of 1. Raises ``ValueError`` for no points,
-    lengths that differ or a time <= 0.
+    loss is the weighted squared log-ratio ``sum(w * log(pred / t) ** 2)`` (``weights``, default 1), minimised
+    with every coefficient >= 0: a prediction twice the time costs what one half of it costs. (The relative
+    error ``((pred - t) / t) ** 2`` does not: it costs at most 1 below the time and without bound above, so its
+    optimum under-predicts noisy points; on session 9's measurements its held-out models ran 9% low in the
+    median, the log-ratio's 5%.) Solved from the relative-error optimum, a linear non-negative least squares
+    (Lawson and Hanson 1974, ``scipy.optimize.nnls``), by bounded trust-region least squares
+    (``scipy.optimize.least_squares``, ``"trf"``), on columns scaled to a largest entry of 1; a coefficient
+    whose column is all zero (a kind that never has FLOPs) is 0. Raises ``ValueError`` for no points, lengths
+    that differ or a time <= 0.
     """
-    from scipy.optimize import nnls
+    from scipy.optimize import least_squares, nnls
 
     t = np.asarray(times, dtype=float)
     w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
@@ -182,12 +188,22 @@ def fit_joint(
         for kind, flops, nbytes, *dispatches in rows:
             i = 3 * index[kind]
             a[j, i : i + 3] += (flops, nbytes, dispatches[0] if dispatches else 1.0)
+    used = np.abs(a).max(axis=0) > 0
+    scaled = a[:, used] / np.abs(a[:, used]).max(axis=0)
     root_w = np.sqrt(w)
-    a = a / t[:, None] * root_w[:, None]
-    scale = np.abs(a).max(axis=0)
-    scale[scale == 0] = 1.0
-    x, _ = nnls(a / scale, root_w, maxiter=50 * a.shape[1])
-    x = x / scale
+    x0, _ = nnls(scaled / t[:, None] * root_w[:, None], root_w, maxiter=50 * scaled.shape[1])
+    floor = 1e-30  # a point that no coefficient prices yet: its log-ratio stays finite
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        return root_w * np.log(np.maximum(scaled @ x, floor) / t)
+
+    def jacobian(x: np.ndarray) -> np.ndarray:
+        return (root_w / np.maximum(scaled @ x, floor))[:, None] * scaled
+
+    start = np.maximum(x0, 1e-12 * max(float(x0.max()), 1e-30))  # strictly inside the bounds
+    found = least_squares(residuals, start, jac=jacobian, bounds=(0.0, np.inf), method="trf", x_scale="jac")
+    x = np.zeros(a.shape[1])
+    x[used] = found.x / np.abs(a[:, used]).max(axis=0)
     return {k: Rule("sum", float(x[3 * i]), float(x[3 * i + 1]), float(x[3 * i + 2])) for k, i in index.items()}
 
 

@@ -33,6 +33,7 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "linear_gemv": ("linear", "matmul"),
     "matmul": ("linear", "conv_pointwise"),
     "attention": ("matmul", "linear"),
+    "attention_weights": ("attention", "matmul", "linear"),
     "recurrent": ("linear", "matmul"),
     "batch_norm": ("layer_norm", "elementwise", "activation"),
     "layer_norm": ("group_norm", "batch_norm", "softmax", "elementwise"),
@@ -143,7 +144,20 @@ def linear_kind(row: Any) -> str:
 
 _constant("linear_gemv", "addmv", "mv")
 _constant("matmul", "matmul", "mm", "bmm", "baddbmm", "addbmm", "einsum", "dot", "vdot", "inner", "outer", "ger")
-_constant("attention", "scaled_dot_product_attention", "multi_head_attention_forward")
+_constant("attention", "scaled_dot_product_attention")
+
+
+@classifies("multi_head_attention_forward")
+def multi_head_attention_kind(row: Any) -> str:
+    """``attention_weights`` for an ``nn.MultiheadAttention`` that returns its attention weights (its default,
+    ``need_weights=True``): torch then computes the scores explicitly (``bmm``, ``softmax``, ``bmm``, and the
+    heads' mean of the weights), writing and reading ``batch x heads x L x L`` scores, instead of calling the
+    fused ``scaled_dot_product_attention``; else ``attention``. On this project's CPU a model of such a layer (d=8
+    heads, L=256, batch 8: ``../shared/cases/03_mha_hybrid_cnn.py``) took 4x what the fused path's rule gave it."""
+    ops = [p[0] for p in row.parts] or list(row.ops)
+    return "attention_weights" if "softmax" in ops and "scaled_dot_product_attention" not in ops else "attention"
+
+
 _constant("recurrent", "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell")
 _constant("batch_norm", "batch_norm")
 _constant("layer_norm", "layer_norm", "rms_norm")

@@ -167,3 +167,25 @@ def test_joint_fit_pays_the_overhead_per_dispatch():
     assert math.isclose(fitted["conv"].overhead_s, 30e-6, rel_tol=1e-4)
     assert truth["elementwise"].seconds(0, 0, 3) == pytest.approx(15e-6)
     assert sum_errors(fitted, parts, times).max_abs_pct < 1e-3
+
+
+def test_joint_fit_is_not_biased_low_by_noise_that_multiplies():
+    """Times off by x2 and x0.5 in turn: the log-ratio loss lands on the rule between them (each point off by the
+    same factor either way); the relative error's optimum would sit at 0.59 of it ((1 / 0.5 + 1 / 2) /
+    (1 / 0.5 ** 2 + 1 / 2 ** 2)), under-predicting."""
+    truth = Rule("sum", 1 / 100e9, 0.0, 0.0)
+    flops = [1e7 * (i + 1) for i in range(8)]
+    parts = [[("conv", f, 0.0)] for f in flops]
+    times = [truth.seconds(f, 0.0) * (2.0 if i % 2 else 0.5) for i, f in enumerate(flops)]
+    fitted = fit_joint(parts, times)
+    assert math.isclose(fitted["conv"].seconds_per_flop, truth.seconds_per_flop, rel_tol=1e-3)
+    assert fitted["conv"].seconds_per_byte == 0.0 and fitted["conv"].overhead_s < 1e-12  # columns unused or zero
+
+
+@pytest.mark.parametrize(("need_weights", "kind"), [(True, "attention_weights"), (False, "attention")])
+def test_multihead_attention_is_its_own_kind_when_it_returns_its_weights(need_weights, kind):
+    from archcost.predict.calibrate import SelfAttention
+
+    rows = archcost.analyze(SelfAttention(32, 4, need_weights), input_size=(64, 32), device="meta").layers
+    assert [kind_of(r) for r in rows if r.type == "multi_head_attention_forward"] == [kind]
+    assert rule_chain("attention_weights")[:2] == ("attention_weights", "attention")
