@@ -216,6 +216,9 @@ def _full() -> list[Kernel]:
         out.append(_conv("conv_pointwise", cin, cout, hw, 1))
         if cin * cout * hw * hw < 30e6:
             out.append(_conv("conv_pointwise", cin, cout, hw, 1, b=8))
+    # pointwise convolutions at batch 8 on large maps (Xception's entry flow, DenseNet's bottlenecks)
+    for cin, cout, hw in ((64, 128, 112), (128, 256, 56), (256, 128, 56), (512, 128, 28)):
+        out.append(_conv("conv_pointwise", cin, cout, hw, 1, b=8))
     for cin, cout, hw in ((256, 512, 56), (1024, 2048, 14), (512, 1024, 28), (64, 128, 32), (128, 256, 16)):
         out.append(_conv("conv_pointwise_strided", cin, cout, hw, 1, 2))
     depthwise = [
@@ -226,6 +229,8 @@ def _full() -> list[Kernel]:
     for c, hw, k, s in depthwise:
         out.append(_conv("conv_depthwise", c, c, hw, k, s, g=c))
         out.append(_conv("conv_depthwise", c, c, hw, k, s, g=c, b=8))
+    for c, hw in ((128, 112), (256, 56), (728, 19)):  # large maps at batch 8 (Xception's)
+        out.append(_conv("conv_depthwise", c, c, hw, 3, 1, g=c, b=8))
     grouped = [
         (128, 56, 3, 32),
         (256, 28, 3, 32),
