@@ -644,20 +644,26 @@ def prediction_check(device, dtypes: list[str], models: list[str], batch_sizes: 
     from archcost.cost import analyze
     from archcost.cost.workload import Workload
     from archcost.predict import calibrate
+    from archcost.predict.calibrate import kernels, spread
     from archcost.predict.model import predict_report
     from archcost.profiling.timing import measure
 
     out: dict = {"float32_matmul_precision": torch.get_float32_matmul_precision(), "dtypes": {}}
-    for dtype in dtypes:
+    mode = "smoke" if smoke else "full"
+    kernel_set = spread(kernels(mode))  # cut by the deadline, the profile still has every kind it reached
+    for n, dtype in enumerate(dtypes):
         if run.remaining() < (5 if smoke else 60):
             run.skip(f"prediction {dtype}", f"{run.remaining():.0f} s left before the reserve")
             continue
         t0 = time.monotonic()
-        profile = calibrate(str(device), dtype=dtype, mode="smoke" if smoke else "full")
+        # this dtype's share of the time left, three quarters of it for the kernels, the rest for the models
+        share = (run.remaining() - 10) / (len(dtypes) - n)
+        profile = calibrate(str(device), dtype=dtype, mode=mode, kernel_set=kernel_set, deadline=t0 + 0.75 * share)
         extras[f"device-profile-{dtype}.json"] = (
             json.dumps(profile.to_dict(), indent=1, sort_keys=True) + "\n"
         ).encode()
         entry: dict = {"calibration_s": round(time.monotonic() - t0, 1), "points": [],
+                       "kernels_timed": len(profile.points), "kernels": len(kernel_set),
                        "fit": {k: vars(v.error) for k, v in profile.kinds.items()}}  # fmt: skip
         tdtype = getattr(torch, dtype)
         for name in models:
@@ -1174,7 +1180,8 @@ def render_report(c: dict) -> str:
                              _fmt(p["predicted_ms"], 1, 4), f"{100 * p['error']:+.0f}%"])  # fmt: skip
             if e.get("points"):
                 lines.append(
-                    f"- {dtype}: calibration {e['calibration_s']} s; {100 * e['within_10']:.0f}% within +-10%, "
+                    f"- {dtype}: calibration {e['calibration_s']} s ({e.get('kernels_timed', '?')} of "
+                    f"{e.get('kernels', '?')} kernels before its deadline); {100 * e['within_10']:.0f}% within +-10%, "
                     f"{100 * e['within_20']:.0f}% within +-20%, median |error| {100 * e['median_abs_error']:.0f}%"
                 )
         lines += ["", _table(["dtype", "model", "batch", "measured ms", "predicted ms", "error"], rows), ""]

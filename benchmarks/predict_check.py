@@ -216,6 +216,26 @@ def _stored(args: argparse.Namespace, reports: dict) -> tuple[dict, dict, dict]:
     return profiles, mtimes, old
 
 
+def _one_process_profiles(profile, kernel_rounds: dict[str, list[float]]) -> list:
+    """One profile per round: ``profile``'s points at that round's time alone (p10 = p90 = it), fitted again: what
+    ``archcost calibrate`` in one process would have given, beside the median over processes that ``profile`` is
+    (``calibrate --processes N``)."""
+    import dataclasses
+
+    from archcost.predict.calibrate import build_profile, profile_env
+
+    counts = {len(ts) for ts in kernel_rounds.values()}
+    if len(counts) != 1 or min(counts) < 2:
+        return []
+    out = []
+    for i in range(counts.pop()):
+        pts = [dataclasses.replace(p, time_s=(t := kernel_rounds[p.key][i]), p10_s=t, p90_s=t) for p in profile.points
+               if p.key in kernel_rounds]  # fmt: skip
+        out.append(build_profile(pts, profile_env(profile), profile.device, profile.dtype, profile.mode,
+                                 profile.archcost_version))  # fmt: skip
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
     from archcost.predict.model import predict_report
     from archcost.profiling.roofline import layer_traffic_bytes
@@ -234,6 +254,7 @@ def run(args: argparse.Namespace) -> dict:
         mode, rounds, measured_by = profiles[args.threads[0]].mode, int(old["rounds"]), old.get("measured_by")
         roofs = {(p["model"], p["batch_size"], p["threads"]): p["roofline_s"] for p in old["points"]}
         measured_by = measured_by or f"`{old['command'].strip()}`"
+        ktimes = {int(t): v for t, v in old.get("kernel_rounds_s", {}).items()}
     else:
         runnable = {s: v for s, v in specs.items() if s not in skipped}
         ktimes, mtimes = _time_rounds(args, runnable, reports, mode)
@@ -241,20 +262,26 @@ def run(args: argparse.Namespace) -> dict:
     points_out = []
     for threads, profile in profiles.items():
         peaks = None if roofs else _peaks(threads)
+        singles = _one_process_profiles(profile, ktimes.get(threads, {}))
         for (spec, b), report in reports.items():
             if (spec, b) not in mtimes[threads]:
                 continue
             rows = predict_report(report, profile, b)
             traffic = layer_traffic_bytes(report.layers, 4)
             flops = report.totals["flops"]
-            roof = roofs.get((spec, b, threads), math.nan) if roofs else (
-                max(flops / peaks[0], traffic / peaks[1]) if peaks else math.nan)
+            roof = (
+                roofs.get((spec, b, threads), math.nan)
+                if roofs
+                else (max(flops / peaks[0], traffic / peaks[1]) if peaks else math.nan)
+            )
             points_out.append({
                 "model": spec, "family": _family(spec), "batch_size": b, "threads": threads,
                 "measured_s": _median(mtimes[threads][(spec, b)]), "measured_rounds_s": mtimes[threads][(spec, b)],
                 "predicted_s": sum(r.predicted_ms for r in rows) / 1e3, "macs": report.totals["macs"],
                 "flops": flops, "traffic_bytes": traffic, "roofline_s": roof,
                 "fallback_kinds": sorted({r.kind for r in rows if r.fallback}),
+                "predicted_one_process_s": [sum(r.predicted_ms for r in predict_report(report, one, b)) / 1e3
+                                            for one in singles],
             })  # fmt: skip
         if not args.no_write:
             out = REPORTS / "predict" / f"cpu-{threads}t.json"
@@ -263,7 +290,7 @@ def run(args: argparse.Namespace) -> dict:
     _macs_baseline(points_out)
     fit = {t: {k: vars(v.error) for k, v in p.kinds.items()} for t, p in profiles.items()}
     return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": rounds, "profile_fit": fit,
-            "measured_by": measured_by,
+            "measured_by": measured_by, "kernel_rounds_s": ktimes,
             "device_name": profiles[args.threads[0]].device_name if profiles else None}  # fmt: skip
 
 
@@ -318,6 +345,16 @@ def summarise(result: dict) -> dict:
             k: _stats(v) for k, v in noise.items()
         }
         out["archcost predict (against one process's measurement)"] = {k: _stats(v) for k, v in single.items()}
+    one = {"all": []}  # the profile from one process's kernels alone (calibrate --processes 1)
+    for p in pts:
+        sl = f"batch {p['batch_size']}, {p['threads']} thread(s)"
+        for predicted in p.get("predicted_one_process_s", []):
+            for key in ("all", sl):
+                one.setdefault(key, []).append(predicted / p["measured_s"] - 1)
+    if one["all"]:
+        out["archcost predict, profile from one process's kernels (calibrate --processes 1)"] = {
+            k: _stats(v) for k, v in one.items()
+        }
     fam = {}
     for f in sorted({p["family"] for p in pts}):
         fam[f] = _stats([p["predicted_s"] / p["measured_s"] - 1 for p in pts if p["family"] == f])
@@ -331,16 +368,20 @@ def _pct(x: float) -> str:
 
 def markdown(result: dict, summary: dict, command: str) -> str:
     if result.get("measured_by"):  # --refit: nothing timed here
-        made = (f"Made by `{command}` on {time.strftime('%Y-%m-%d')}: nothing timed, the measurements of "
-                f"{result['measured_by']} (CPU {result.get('device_name') or 'unknown'}, kernels "
-                f"`{result['mode']}`, {result['rounds']} rounds, each a fresh process) fitted by this archcost.")
+        made = (
+            f"Made by `{command}` on {time.strftime('%Y-%m-%d')}: nothing timed, the measurements of "
+            f"{result['measured_by']} (CPU {result.get('device_name') or 'unknown'}, kernels "
+            f"`{result['mode']}`, {result['rounds']} rounds, each a fresh process) fitted by this archcost."
+        )
     else:
-        made = (f"Made by `{command}` on {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
-                f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-minute load average at "
-                f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), CPU "
-                f"{result.get('device_name') or 'unknown'}, kernels `{result['mode']}`, {result['rounds']} rounds, "
-                "each a fresh process that times every calibration kernel and then every (model, batch) once; the "
-                "thread counts take turns.")
+        made = (
+            f"Made by `{command}` on {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-minute load average at "
+            f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), CPU "
+            f"{result.get('device_name') or 'unknown'}, kernels `{result['mode']}`, {result['rounds']} rounds, "
+            "each a fresh process that times every calibration kernel and then every (model, batch) once; the "
+            "thread counts take turns."
+        )
     lines = [
         "# Predicted against measured latency (benchmarks/predict_check.py)",
         "",
@@ -351,7 +392,9 @@ def markdown(result: dict, summary: dict, command: str) -> str:
         "profile (single-layer kernels and designed blocks, archcost.predict.blocks); the MACs baseline is fitted "
         "leave-one-family-out. The rows 'one process's measurement' give the truth's own resolution: how close "
         "one process's timing of a model comes to the median of the other processes' timings of it, beside "
-        "archcost's prediction against the same single-process timings.",
+        "archcost's prediction against the same single-process timings. The row 'profile from one process's "
+        "kernels' prices every model with a profile fitted to one round's kernel times alone (what a calibration "
+        "in one process gives) instead of their median over the rounds (`calibrate --processes N`).",
         "",
         "| predictor | slice | n | median abs error | within +-10% | within +-20% |",
         "|---|---|---:|---:|---:|---:|",
@@ -383,8 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time-s", type=float, default=0.05, help="seconds per timed sample of a model")
     ap.add_argument("--smoke", action="store_true", help="three models, smoke kernels, one round")
     ap.add_argument("--no-write", action="store_true", help="print the summary, write nothing")
-    ap.add_argument("--refit", metavar="JSON", help="time nothing: a previous run's measurements (its "
-                    "predict_check.json and the predict/cpu-{T}t.json profiles beside it) fitted by this archcost")
+    ap.add_argument(
+        "--refit",
+        metavar="JSON",
+        help="time nothing: a previous run's measurements (its "
+        "predict_check.json and the predict/cpu-{T}t.json profiles beside it) fitted by this archcost",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("JOB", "OUT"), help=argparse.SUPPRESS)  # one round (``worker``)
     args = ap.parse_args(argv)
     if args.worker:

@@ -113,12 +113,43 @@ def _in_processes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refit(args: argparse.Namespace) -> int:
+    """``--refit OLD``: OLD's measured points fitted again by this archcost (``calibrate.refit``), nothing timed."""
+    from archcost.errors import InputError
+    from archcost.predict.calibrate import refit
+    from archcost.predict.profile import load_profile
+
+    if args.processes > 1 or args.smoke or args.restart:
+        raise InputError(
+            "--refit times nothing: it cannot be given with --processes, --smoke or --restart",
+            "drop those options, or calibrate without --refit",
+        )
+    old = load_profile(args.refit)
+    given = {"--device": (args.device, "cpu", old.device), "--threads": (args.threads, None, old.threads),
+             "--dtype": (args.dtype, "float32", old.dtype)}  # fmt: skip
+    for option, (value, default, own) in given.items():
+        if value != default and str(value) != str(own):
+            raise InputError(
+                f"{option} {value} is not the refitted profile's own ({own}): --refit keeps the setup its points "
+                "were timed in", f"drop {option}, or calibrate again on that setup",
+            )  # fmt: skip
+    profile = refit(old)
+    profile.save(args.output)
+    dropped = len(old.points) - len(profile.points)
+    print(f"wrote {args.output}: the {len(profile.points)} points of {args.refit} fitted by this archcost"
+          + (f" ({dropped} kernels it no longer has left out)" if dropped else ""), file=sys.stderr)  # fmt: skip
+    emit(_summary(profile), None)
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     from archcost.predict.calibrate import calibrate as calibrate_device
     from archcost.predict.calibrate import kernels
     from archcost.profiling.sweep import check_writable
 
     check_writable(args.output, "--output device profile")  # before anything is timed
+    if args.refit:
+        return _refit(args)
     if args.processes > 1:
         return _in_processes(args)
     partial = partial_path(args.output)
@@ -180,6 +211,12 @@ def add_parser(sub) -> None:
         default=1,
         help="calibrate in N fresh processes, one after another, and keep each point's median (default 1): "
         "identical processes time kernels tens of percent apart on a shared machine",
+    )
+    p.add_argument(
+        "--refit",
+        metavar="PROFILE",
+        help="time nothing: fit PROFILE's measured points again with this archcost's kinds and fit (after an "
+        "upgrade of archcost) and write the result to --output",
     )
     p.add_argument("--restart", action="store_true", help="drop the points a previous, interrupted run kept")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

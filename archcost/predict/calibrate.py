@@ -416,6 +416,17 @@ def kernels(mode: str = "full") -> list[Kernel]:
     return found
 
 
+def spread(kernel_set: Sequence[Kernel]) -> list[Kernel]:
+    """``kernel_set`` reordered round-robin over its kinds (designed blocks being one): the first kernel of every
+    kind, then the second of every kind, and so on, each kind's own kernels in their order. A calibration cut
+    short by a ``deadline`` then still has points of as many kinds as it had time for."""
+    by_kind: dict[str, list[Kernel]] = {}
+    for k in kernel_set:
+        by_kind.setdefault(k.kind, []).append(k)
+    queues = list(by_kind.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
 # -- measuring -------------------------------------------------------------------------------------------------
 
 
@@ -547,13 +558,17 @@ def calibrate(
     partial: str | Path | None = None,
     on_point: Progress | None = None,
     kernel_set: Sequence[Kernel] | None = None,
+    deadline: float | None = None,
 ) -> DeviceProfile:
     """Time the kernel set of ``mode`` (or ``kernel_set``) on ``device`` and fit one rule per kind.
 
     ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (``auto``: CUDA when available); ``threads``: torch CPU threads
     during the timing (default torch's own; the profile records the count in force); ``dtype``: float32,
     float16 or bfloat16; ``partial``: a JSON-lines file that keeps each timed point and is read back on a
-    rerun (the caller removes it once the profile is written); ``on_point``: progress (``Progress``).
+    rerun (the caller removes it once the profile is written); ``on_point``: progress (``Progress``);
+    ``deadline``: a ``time.monotonic()`` instant after which no further kernel is started (the first always
+    is): the profile fits the points timed by then (``len(profile.points)`` says how many; order the set with
+    ``spread`` so that a cut set still has every kind).
 
     Returns the ``DeviceProfile``: per kind a ``fit.fit_rule`` rule and its ``fit.errors`` on its own points.
     Raises ``InputError`` for an unknown device, dtype or mode, more threads than CPUs, or a partial file of
@@ -583,6 +598,8 @@ def calibrate(
             if not path.exists():
                 _append(path, json.dumps({"partial_of": SCHEMA, "identity": ident}, sort_keys=True))
         for i, kernel in enumerate(chosen):
+            if deadline is not None and points and time.monotonic() > deadline:
+                break
             point = done.get(kernel.key)
             if point is None:
                 point = point_of(kernel, dtype, *time_kernel(kernel, dev, DTYPES[dtype], mode))
@@ -628,11 +645,11 @@ def merge_profiles(profiles: Sequence[DeviceProfile]) -> DeviceProfile:
                 point.rows, point.dispatches,
             )
         )  # fmt: skip
-    return build_profile(points, _env_of(first), first.device, first.dtype, first.mode, first.archcost_version)
+    return build_profile(points, profile_env(first), first.device, first.dtype, first.mode, first.archcost_version)
 
 
-def _env_of(profile: DeviceProfile) -> dict:
-    """The ``env_*`` fields ``build_profile`` takes, as ``profile`` recorded them."""
+def profile_env(profile: DeviceProfile) -> dict:
+    """The ``env_*`` fields ``build_profile`` takes, as ``profile`` recorded them (to fit its points again)."""
     return {
         "env_device_name": profile.device_name,
         "env_threads": profile.threads,
@@ -656,7 +673,7 @@ def refit(profile: DeviceProfile) -> DeviceProfile:
             f"device profile {profile.path or '?'}: none of its points is a kernel of this archcost's "
             f"{profile.mode!r} set", "calibrate again with this archcost"
         )  # fmt: skip
-    return build_profile(points, _env_of(profile), profile.device, profile.dtype, profile.mode,
+    return build_profile(points, profile_env(profile), profile.device, profile.dtype, profile.mode,
                          profile.archcost_version)  # fmt: skip
 
 

@@ -152,3 +152,42 @@ def test_merge_profiles_takes_the_median_and_refuses_another_setup(smoke_profile
         merge_profiles([smoke_profile, dataclasses.replace(smoke_profile, threads=2)])
     with pytest.raises(InputError, match="no device profiles"):
         merge_profiles([])
+
+
+def test_calibrate_refit_fits_stored_times_again_and_times_nothing(capsys, tmp_path, smoke_profile):
+    """--refit recomputes each point's kind and features from its kernel, keeps its times, drops a point whose
+    kernel this archcost no longer has, and keeps the setup: another --threads is refused."""
+    stale = [dataclasses.replace(p, kind="other", flops=0.0) if not p.rows else p for p in smoke_profile.points]
+    gone = dataclasses.replace(smoke_profile.points[0], key="a kernel archcost no longer has")
+    old = dataclasses.replace(smoke_profile, points=(*stale, gone))
+    old_path, new_path = tmp_path / "old.json", tmp_path / "new.json"
+    old.save(old_path)
+    code, out, err = run(capsys, "calibrate", "--refit", old_path, "--output", new_path)
+    assert code == 0, err
+    assert "1 kernels it no longer has left out" in err
+    new = json.loads(new_path.read_text())["points"]
+    assert [p["key"] for p in new] == [p.key for p in smoke_profile.points]
+    for p, q in zip(new, smoke_profile.points, strict=True):
+        assert p["kind"] == q.kind and p["flops"] == q.flops and p["time_s"] == q.time_s
+    other = 1 + smoke_profile.threads
+    code, out, err = run(capsys, "calibrate", "--refit", old_path, "--threads", other, "--output", new_path)
+    assert code == 2 and "not the refitted profile's own" in err and "Traceback" not in err
+    code, out, err = run(capsys, "calibrate", "--refit", old_path, "--smoke", "--output", new_path)
+    assert code == 2 and "times nothing" in err
+
+
+def test_a_deadline_cuts_the_calibration_and_spread_keeps_every_kind_first():
+    """gpu_check calibrates within its budget: past the deadline no kernel is started (the first always is), and
+    ``spread`` puts one kernel of every kind before the second of any."""
+    import time
+
+    from archcost.predict.calibrate import calibrate, kernels, spread
+
+    full = kernels("full")
+    ordered = spread(full)
+    kinds = {k.kind for k in full}
+    assert sorted(k.key for k in ordered) == sorted(k.key for k in full)
+    assert {k.kind for k in ordered[: len(kinds)]} == kinds
+    smoke = spread(kernels("smoke"))
+    profile = calibrate("cpu", threads=1, mode="smoke", kernel_set=smoke, deadline=time.monotonic())
+    assert [p.key for p in profile.points] == [smoke[0].key]
