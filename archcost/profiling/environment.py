@@ -186,6 +186,32 @@ def git_commit(path: str | None) -> str | None:
         return None
 
 
+#: the kernel's transparent-huge-page mode, as Linux shows it (``[madvise]`` marks the one in force)
+THP_MODE_FILE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def huge_pages(mode_file: Path = THP_MODE_FILE) -> tuple[str | None, bool]:
+    """(the kernel's transparent-huge-page mode: ``always``, ``madvise``, ``never``, or None where it is not
+    Linux or cannot be read; whether torch's CPU allocator asks for huge pages: the environment variable
+    ``THP_MEM_ALLOC_ENABLE=1``, read by torch at its first large allocation, so only a fresh process changes it).
+
+    Why it is recorded: a CPU forward allocates every large output afresh, and each 4 KiB page is faulted in on
+    first touch. On this project's CI machine (a virtual machine, mode ``madvise``) a ReLU over a 98 MiB batch-8
+    feature map took 49-68 ms per call in three fresh processes and 9-10 ms in three with
+    ``THP_MEM_ALLOC_ENABLE=1``; a 64-channel 3x3 convolution on 112x112 maps at batch 8, 72-83 ms and 44-47 ms
+    (session 10's notes on issue 28). Latencies measured under the two settings are not comparable."""
+    import os
+
+    mode = None
+    try:
+        text = mode_file.read_text()
+        if "[" in text:
+            mode = text.split("[", 1)[1].split("]", 1)[0]
+    except OSError:
+        pass
+    return mode, os.environ.get("THP_MEM_ALLOC_ENABLE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def environment(device: torch.device, *, threads: int, dtype: str, cudnn_benchmark: bool | None) -> dict:
     """The ``env_*`` fields recorded with every result."""
     cuda = device.type == "cuda"
@@ -209,4 +235,6 @@ def environment(device: torch.device, *, threads: int, dtype: str, cudnn_benchma
         "env_python": platform.python_version(),
         "env_platform": platform.platform(),
         "env_host": socket.gethostname(),
+        "env_thp": (thp := huge_pages())[0],
+        "env_torch_thp": thp[1],
     }

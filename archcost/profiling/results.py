@@ -49,6 +49,8 @@ class EnvFields(TypedDict, total=False):
     env_platform: str | None
     env_host: str | None  # the machine that measured (socket.gethostname())
     env_ray_node: str | None  # with --ray: the Ray node id of the worker
+    env_thp: str | None  # the kernel's transparent-huge-page mode (environment.huge_pages)
+    env_torch_thp: bool | None  # THP_MEM_ALLOC_ENABLE=1: torch's CPU allocator asks for huge pages
 
 
 class _Measurement(TypedDict, total=False):
@@ -424,6 +426,12 @@ def text_table(df: pd.DataFrame) -> str:
                 else ""
             )
             + (f", cudnn.benchmark={first['env_cudnn_benchmark']}" if first["env_cudnn_benchmark"] is not None else "")
+            + (
+                f", transparent huge pages {first.get('env_thp')} (torch's allocator "
+                f"{'asks for them' if first.get('env_torch_thp') else 'does not ask'}: THP_MEM_ALLOC_ENABLE)"
+                if first["device"] == "cpu" and first.get("env_thp")
+                else ""
+            )
         )
         lines.append(
             "latency per batch: median, p10, p90 and coefficient of variation of n samples; img/s = batch / median; "

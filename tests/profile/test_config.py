@@ -71,3 +71,18 @@ def test_the_quantized_engine_reaches_the_isolated_child():
     df = profile("tests.profile.models:TwoLayer", isolate=True, quantized_engine=engine, memory=False, **FAST)
     assert list(df["status"]) == ["ok"]
     assert list(df["env_quantized_engine"]) == [engine]
+
+
+def test_the_huge_page_setting_is_recorded(tmp_path, monkeypatch):
+    """Large CPU outputs are faulted in page by page: the kernel's THP mode and torch's THP_MEM_ALLOC_ENABLE
+    change latency several times over on a VM, so every record says which were in force."""
+    from archcost.profiling.environment import environment, huge_pages
+
+    mode_file = tmp_path / "enabled"
+    mode_file.write_text("always [madvise] never\n")
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
+    assert huge_pages(mode_file) == ("madvise", True)
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE")
+    assert huge_pages(tmp_path / "missing") == (None, False)
+    env = environment(torch.device("cpu"), threads=1, dtype="float32", cudnn_benchmark=None)
+    assert env["env_torch_thp"] is False and "env_thp" in env
