@@ -289,7 +289,11 @@ def run(args: argparse.Namespace) -> dict:
             profile.save(out)
     _macs_baseline(points_out)
     fit = {t: {k: vars(v.error) for k, v in p.kinds.items()} for t, p in profiles.items()}
+    from archcost.profiling.environment import huge_pages
+
+    thp = old.get("huge_pages") if args.refit else dict(zip(("mode", "torch_allocator"), huge_pages(), strict=True))
     return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": rounds, "profile_fit": fit,
+            "huge_pages": thp,
             "measured_by": measured_by, "kernel_rounds_s": ktimes,
             "device_name": profiles[args.threads[0]].device_name if profiles else None}  # fmt: skip
 
@@ -381,6 +385,12 @@ def markdown(result: dict, summary: dict, command: str) -> str:
             f"{result.get('device_name') or 'unknown'}, kernels `{result['mode']}`, {result['rounds']} rounds, "
             "each a fresh process that times every calibration kernel and then every (model, batch) once; the "
             "thread counts take turns."
+        )
+    thp = result.get("huge_pages")
+    if thp:  # the workers inherit the driver's environment (environment.huge_pages)
+        made += (
+            f" Transparent huge pages: {thp['mode']}; torch's CPU allocator "
+            f"{'asked for them (THP_MEM_ALLOC_ENABLE=1)' if thp['torch_allocator'] else 'did not ask for them'}."
         )
     lines = [
         "# Predicted against measured latency (benchmarks/predict_check.py)",
