@@ -202,8 +202,12 @@ def fit_joint(
 
     start = np.maximum(x0, 1e-12 * max(float(x0.max()), 1e-30))  # strictly inside the bounds
     found = least_squares(residuals, start, jac=jacobian, bounds=(0.0, np.inf), method="trf", x_scale="jac")
+    # "trf" keeps every coefficient strictly inside its bound: one that adds less than 0.01% to every point's time
+    # is the bound itself, 0 (else a rule that prices no FLOPs would read as a peta-FLOP/s one)
+    share = (scaled * found.x / t[:, None]).max(axis=0)
+    xs = np.where(share < 1e-4, 0.0, found.x)
     x = np.zeros(a.shape[1])
-    x[used] = found.x / np.abs(a[:, used]).max(axis=0)
+    x[used] = xs / np.abs(a[:, used]).max(axis=0)
     return {k: Rule("sum", float(x[3 * i]), float(x[3 * i + 1]), float(x[3 * i + 2])) for k, i in index.items()}
 
 
