@@ -222,7 +222,7 @@ def _one_process_profiles(profile, kernel_rounds: dict[str, list[float]]) -> lis
     (``calibrate --processes N``)."""
     import dataclasses
 
-    from archcost.predict.calibrate import build_profile, profile_env
+    from archcost.predict.calibrate import with_points
 
     counts = {len(ts) for ts in kernel_rounds.values()}
     if len(counts) != 1 or min(counts) < 2:
@@ -231,13 +231,13 @@ def _one_process_profiles(profile, kernel_rounds: dict[str, list[float]]) -> lis
     for i in range(counts.pop()):
         pts = [dataclasses.replace(p, time_s=(t := kernel_rounds[p.key][i]), p10_s=t, p90_s=t) for p in profile.points
                if p.key in kernel_rounds]  # fmt: skip
-        out.append(build_profile(pts, profile_env(profile), profile.device, profile.dtype, profile.mode,
-                                 profile.archcost_version))  # fmt: skip
+        out.append(with_points(profile, pts))
     return out
 
 
 def run(args: argparse.Namespace) -> dict:
     from archcost.predict.model import predict_report
+    from archcost.profiling.environment import huge_pages
     from archcost.profiling.roofline import layer_traffic_bytes
     from archcost.zoo import list_models
 
@@ -255,10 +255,12 @@ def run(args: argparse.Namespace) -> dict:
         roofs = {(p["model"], p["batch_size"], p["threads"]): p["roofline_s"] for p in old["points"]}
         measured_by = measured_by or f"`{old['command'].strip()}`"
         ktimes = {int(t): v for t, v in old.get("kernel_rounds_s", {}).items()}
+        thp = old.get("huge_pages")
     else:
         runnable = {s: v for s, v in specs.items() if s not in skipped}
         ktimes, mtimes = _time_rounds(args, runnable, reports, mode)
         profiles, rounds, roofs, measured_by = _profiles_timed(args, ktimes, mode), args.rounds, None, None
+        thp = dict(zip(("mode", "torch_allocator"), huge_pages(), strict=True))  # the workers inherit it
     points_out = []
     for threads, profile in profiles.items():
         peaks = None if roofs else _peaks(threads)
@@ -289,9 +291,6 @@ def run(args: argparse.Namespace) -> dict:
             profile.save(out)
     _macs_baseline(points_out)
     fit = {t: {k: vars(v.error) for k, v in p.kinds.items()} for t, p in profiles.items()}
-    from archcost.profiling.environment import huge_pages
-
-    thp = old.get("huge_pages") if args.refit else dict(zip(("mode", "torch_allocator"), huge_pages(), strict=True))
     return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": rounds, "profile_fit": fit,
             "huge_pages": thp,
             "measured_by": measured_by, "kernel_rounds_s": ktimes,

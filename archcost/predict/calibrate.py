@@ -645,18 +645,21 @@ def merge_profiles(profiles: Sequence[DeviceProfile]) -> DeviceProfile:
                 point.rows, point.dispatches,
             )
         )  # fmt: skip
-    return build_profile(points, profile_env(first), first.device, first.dtype, first.mode, first.archcost_version)
+    return with_points(first, points)
 
 
-def profile_env(profile: DeviceProfile) -> dict:
-    """The ``env_*`` fields ``build_profile`` takes, as ``profile`` recorded them (to fit its points again)."""
-    return {
+def with_points(profile: DeviceProfile, points: Sequence[CalibrationPoint]) -> DeviceProfile:
+    """A profile of ``profile``'s setup (device, its name, threads, dtype, host, platform, cuDNN, kernel mode,
+    archcost version) fitted to ``points`` instead (``build_profile``): how ``merge_profiles``, ``refit`` and
+    benchmarks/predict_check.py fit measured times again."""
+    env = {
         "env_device_name": profile.device_name,
         "env_threads": profile.threads,
         "env_host": profile.host,
         "env_platform": profile.platform,
         "env_cudnn": profile.cudnn,
     }
+    return build_profile(points, env, profile.device, profile.dtype, profile.mode, profile.archcost_version)
 
 
 def refit(profile: DeviceProfile) -> DeviceProfile:
@@ -673,8 +676,7 @@ def refit(profile: DeviceProfile) -> DeviceProfile:
             f"device profile {profile.path or '?'}: none of its points is a kernel of this archcost's "
             f"{profile.mode!r} set", "calibrate again with this archcost"
         )  # fmt: skip
-    return build_profile(points, profile_env(profile), profile.device, profile.dtype, profile.mode,
-                         profile.archcost_version)  # fmt: skip
+    return with_points(profile, points)
 
 
 def build_profile(

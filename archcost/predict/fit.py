@@ -188,8 +188,9 @@ def fit_joint(
         for kind, flops, nbytes, *dispatches in rows:
             i = 3 * index[kind]
             a[j, i : i + 3] += (flops, nbytes, dispatches[0] if dispatches else 1.0)
-    used = np.abs(a).max(axis=0) > 0
-    scaled = a[:, used] / np.abs(a[:, used]).max(axis=0)
+    column_max = np.abs(a).max(axis=0)
+    used = column_max > 0
+    scaled = a[:, used] / column_max[used]
     root_w = np.sqrt(w)
     x0, _ = nnls(scaled / t[:, None] * root_w[:, None], root_w, maxiter=50 * scaled.shape[1])
     floor = 1e-30  # a point that no coefficient prices yet: its log-ratio stays finite
@@ -207,7 +208,7 @@ def fit_joint(
     share = (scaled * found.x / t[:, None]).max(axis=0)
     xs = np.where(share < 1e-4, 0.0, found.x)
     x = np.zeros(a.shape[1])
-    x[used] = xs / np.abs(a[:, used]).max(axis=0)
+    x[used] = xs / column_max[used]
     return {k: Rule("sum", float(x[3 * i]), float(x[3 * i + 1]), float(x[3 * i + 2])) for k, i in index.items()}
 
 
