@@ -168,7 +168,7 @@ BlockSpec = tuple[str, Callable[[], nn.Module], tuple[int, ...]]
 
 
 def designed_blocks(mode: str = "full") -> list[BlockSpec]:
-    """The block set of ``mode``: ``"full"`` 63 blocks (each timed at batch 1 and 8 by the calibration);
+    """The block set of ``mode``: ``"full"`` 64 blocks (each timed at batch 1 and 8 by the calibration);
     ``"smoke"`` three tiny ones. Keys name the motif, its widths and its input."""
     if mode == "smoke":
         return [
@@ -184,6 +184,7 @@ def designed_blocks(mode: str = "full") -> list[BlockSpec]:
     for c, hw in ((16, 32), (32, 56), (64, 28), (128, 14), (256, 7), (64, 56), (32, 16)):
         add(f"cbr c{c}", partial(_cbr_stack, c), (c, hw, hw))
         add(f"basic c{c}", partial(_repeat, _basic, 2, c), (c, hw, hw))
+    add("cbr c64", partial(_cbr_stack, 64), (64, 224, 224))  # VGG's first stage: large tensors at batch 8
     for c, hw in ((256, 56), (512, 28), (1024, 14), (64, 32), (128, 16)):
         add(f"bottleneck c{c}", partial(_repeat, _bottleneck, 2, c), (c, hw, hw))
     for c, hw, e, k in ((16, 112, 6, 3), (24, 56, 6, 3), (32, 28, 6, 5), (64, 14, 6, 3), (96, 14, 4, 5),

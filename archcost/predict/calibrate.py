@@ -36,7 +36,7 @@ from torch import nn
 
 from archcost.errors import InputError, InternalError
 from archcost.predict.fit import SINGLE_WEIGHT, FitError, Rule, fit_joint, fit_rule, sum_errors
-from archcost.predict.kinds import STEM_CHANNELS, kind_of, row_dispatches, row_features
+from archcost.predict.kinds import STEM_CHANNELS, kind_of, row_dispatches, row_features, row_large_bytes
 from archcost.predict.profile import SCHEMA, SCHEMA_VERSION, CalibrationPoint, DeviceProfile, KindRule, Row
 
 Shape = tuple[int, ...]
@@ -206,6 +206,11 @@ def _full() -> list[Kernel]:
         (256, 256, 28, 3, 1, 8),
     ):  # fmt: skip
         out.append(_conv("conv_stem" if cin <= STEM_CHANNELS else "conv", cin, cout, hw, k, s, b=b))
+    # dense convolutions whose maps are large tensors at batch 8 (``kinds.LARGE_TENSOR_BYTES``: VGG's first
+    # stages, ResNet's stem): on this project's CPU they ran at half the FLOP rate of the same convolution at batch 1
+    for cin, cout, hw, k, s in ((3, 64, 224, 3, 1), (3, 64, 224, 7, 2), (64, 64, 224, 3, 1), (64, 128, 112, 3, 1),
+                                (128, 128, 112, 3, 1), (128, 256, 56, 3, 1), (256, 256, 56, 3, 1)):  # fmt: skip
+        out.append(_conv("conv_stem" if cin <= STEM_CHANNELS else "conv", cin, cout, hw, k, s, b=8))
     pointwise = [
         (64, 256, 56), (256, 64, 56), (128, 512, 28), (512, 128, 28), (256, 1024, 14), (1024, 256, 14),
         (512, 2048, 7), (2048, 512, 7), (32, 16, 112), (16, 96, 112), (96, 24, 56), (24, 144, 56), (144, 24, 56),
@@ -432,10 +437,10 @@ def spread(kernel_set: Sequence[Kernel]) -> list[Kernel]:
 
 def features(kernel: Kernel, dtype: str = "float32") -> tuple[str, float, float, tuple[Row, ...]]:
     """``(kind, flops, bytes, rows)`` of ``kernel`` as ``archcost.analyze`` of its module on the meta device
-    gives them: ``rows`` every analysed row as ``(kind, flops, bytes, dispatches)`` (``kinds.kind_of``,
-    ``kinds.row_features``, ``kinds.row_dispatches``); flops and bytes their sums; kind that of the row with
-    the most FLOPs (``rows[0]`` of a single kernel is that row), or ``"block"`` for a designed block. Raises
-    ``InternalError`` for a kernel whose analysis has no row."""
+    gives them: ``rows`` every analysed row as ``(kind, flops, bytes, dispatches, large_bytes)``
+    (``kinds.kind_of``, ``kinds.row_features``, ``kinds.row_dispatches``, ``kinds.row_large_bytes``); flops and
+    bytes their sums; kind that of the row with the most FLOPs (``rows[0]`` of a single kernel is that row), or
+    ``"block"`` for a designed block. Raises ``InternalError`` for a kernel whose analysis has no row."""
     from archcost.cost import analyze
     from archcost.units import DTYPES, dtype_bytes
 
@@ -445,7 +450,10 @@ def features(kernel: Kernel, dtype: str = "float32") -> tuple[str, float, float,
     if not report.layers:
         raise InternalError(f"calibration kernel {kernel.key}: the analysis has no row")
     element = dtype_bytes(DTYPES[dtype])
-    rows = tuple((kind_of(row), *row_features(row, element), float(row_dispatches(row))) for row in report.layers)
+    rows = tuple(
+        (kind_of(row), *row_features(row, element), float(row_dispatches(row)), row_large_bytes(row, element))
+        for row in report.layers
+    )
     flops, nbytes = sum(r[1] for r in rows), sum(r[2] for r in rows)
     if kernel.block:
         return "block", flops, nbytes, rows
@@ -459,7 +467,7 @@ def point_of(kernel: Kernel, dtype: str, median: float, p10: float, p90: float) 
     kind, flops, nbytes, rows = features(kernel, dtype)
     if kernel.block:
         return CalibrationPoint(kernel.key, kind, flops, nbytes, median, p10, p90, rows)
-    return CalibrationPoint(kernel.key, kind, flops, nbytes, median, p10, p90, (), rows[0][3])
+    return CalibrationPoint(kernel.key, kind, flops, nbytes, median, p10, p90, (), rows[0][3], rows[0][4])
 
 
 def time_kernel(
@@ -642,7 +650,7 @@ def merge_profiles(profiles: Sequence[DeviceProfile]) -> DeviceProfile:
         points.append(
             CalibrationPoint(
                 point.key, point.kind, point.flops, point.bytes, statistics.median(times), min(times), max(times),
-                point.rows, point.dispatches,
+                point.rows, point.dispatches, point.large_bytes,
             )
         )  # fmt: skip
     return with_points(first, points)

@@ -38,17 +38,22 @@ class Rule:
     seconds_per_flop: float
     seconds_per_byte: float
     overhead_s: float
+    #: seconds per byte of the call's large tensors (``kinds.row_large_bytes``), added to either form; 0 in
+    #: ``fit_rule`` and in profiles of schema 3 and older
+    seconds_per_large_byte: float = 0.0
 
-    def seconds(self, flops: float, nbytes: float, dispatches: float = 1.0) -> float:
+    def seconds(self, flops: float, nbytes: float, dispatches: float = 1.0, large_bytes: float = 0.0) -> float:
         """Predicted seconds of one call that does ``flops`` FLOPs and moves ``nbytes`` bytes in ``dispatches``
-        ops."""
+        ops, ``large_bytes`` of them in large tensors."""
         compute, traffic = flops * self.seconds_per_flop, nbytes * self.seconds_per_byte
         body = max(compute, traffic) if self.form == "max" else compute + traffic
-        return body + self.overhead_s * dispatches
+        return body + large_bytes * self.seconds_per_large_byte + self.overhead_s * dispatches
 
-    def bound(self, flops: float, nbytes: float, dispatches: float = 1.0) -> str:
-        """Which term dominates the prediction: ``"compute"``, ``"memory"`` or ``"overhead"``."""
-        compute, traffic = flops * self.seconds_per_flop, nbytes * self.seconds_per_byte
+    def bound(self, flops: float, nbytes: float, dispatches: float = 1.0, large_bytes: float = 0.0) -> str:
+        """Which term dominates the prediction: ``"compute"``, ``"memory"`` (traffic, large tensors' included)
+        or ``"overhead"``."""
+        compute = flops * self.seconds_per_flop
+        traffic = nbytes * self.seconds_per_byte + large_bytes * self.seconds_per_large_byte
         overhead = self.overhead_s * dispatches
         if overhead >= max(compute, traffic) and overhead >= (compute + traffic) / 2:
             return "overhead"
@@ -158,8 +163,8 @@ def fit_joint(
     weights: Sequence[float] | None = None,
 ) -> dict[str, Rule]:
     """One ``"sum"`` rule per kind, fitted to every point at once: a point's predicted time is the sum of its
-    rows' rules, ``sum(flops * a_k + bytes * b_k + dispatches * c_k)`` over its rows ``(kind, flops, bytes)``
-    or ``(kind, flops, bytes, dispatches)`` (three: one dispatch).
+    rows' rules, ``sum(flops * a_k + bytes * b_k + dispatches * c_k + large_bytes * d_k)`` over its rows
+    ``(kind, flops, bytes[, dispatches[, large_bytes]])`` (one dispatch and no large bytes where left out).
 
     A single kernel is a point of one row; a designed block (``archcost.predict.blocks``) one of many, so each
     kind's rule is asked to price its layers as they run after other kernels, not only alone in a loop. The
@@ -183,11 +188,11 @@ def fit_joint(
         raise ValueError("fit_joint: every time must be a positive number of seconds")
     kinds = sorted({r[0] for rows in parts for r in rows})
     index = {k: i for i, k in enumerate(kinds)}
-    a = np.zeros((len(t), 3 * len(kinds)))
+    a = np.zeros((len(t), 4 * len(kinds)))
     for j, rows in enumerate(parts):
-        for kind, flops, nbytes, *dispatches in rows:
-            i = 3 * index[kind]
-            a[j, i : i + 3] += (flops, nbytes, dispatches[0] if dispatches else 1.0)
+        for kind, flops, nbytes, *rest in rows:
+            i = 4 * index[kind]
+            a[j, i : i + 4] += (flops, nbytes, rest[0] if rest else 1.0, rest[1] if len(rest) > 1 else 0.0)
     column_max = np.abs(a).max(axis=0)
     used = column_max > 0
     scaled = a[:, used] / column_max[used]
@@ -209,7 +214,7 @@ def fit_joint(
     xs = np.where(share < 1e-4, 0.0, found.x)
     x = np.zeros(a.shape[1])
     x[used] = xs / column_max[used]
-    return {k: Rule("sum", float(x[3 * i]), float(x[3 * i + 1]), float(x[3 * i + 2])) for k, i in index.items()}
+    return {k: Rule("sum", *(float(v) for v in x[4 * i : 4 * i + 4])) for k, i in index.items()}
 
 
 def sum_errors(rules: dict[str, Rule], parts: Sequence[Sequence[tuple]], times: Sequence[float]) -> FitError:

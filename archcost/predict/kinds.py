@@ -20,6 +20,13 @@ from typing import Any
 #: a dense convolution with at most this many input channels is ``conv_stem`` (``conv_kind``)
 STEM_CHANNELS = 4
 
+#: a tensor of at least this many bytes is *large* (``row_large_bytes``): beyond what a CPU's TLB maps with 4 KiB
+#: pages (this project's AMD EPYC: 2 MiB of L2 per core, a 32 MiB L3) and above glibc's largest mmap threshold
+#: (32 MiB), so it is faulted in afresh on every call. Measured here in one process each, hot loops, 1 thread:
+#: a 64->64 3x3 convolution on 12 MiB maps ran 14% slower without huge pages than with them, on 24 MiB maps 87%,
+#: on 98 MiB maps 100% (``THP_MEM_ALLOC_ENABLE=1``: 173 ms, without: 347 ms)
+LARGE_TENSOR_BYTES = 16 * 2**20
+
 #: Every kind, with the kinds that price it, nearest first, when a device profile has no data for it.
 FALLBACKS: dict[str, tuple[str, ...]] = {
     "conv": ("conv_pointwise", "conv_grouped", "linear"),
@@ -258,6 +265,18 @@ def row_features(row: Any, element_bytes: int) -> tuple[float, float]:
     from archcost.profiling.roofline import row_traffic_bytes
 
     return float(row.flops), float(row_traffic_bytes(row, element_bytes))
+
+
+def row_large_bytes(row: Any, element_bytes: int) -> float:
+    """Bytes of one ``LayerCost`` row's *large* tensors: each input (``input_shapes`` x ``element_bytes``) and the
+    output (``activation_bytes``) of at least ``LARGE_TENSOR_BYTES``, summed; 0 for a row whose tensors are all
+    smaller. The third feature of a kind's rule (``fit.Rule.seconds_per_large_byte``): on a CPU with 4 KiB
+    pages each byte of such a tensor costs page walks (and, for a fresh output, a page fault) on top of its
+    share of the traffic, which no cache-sized tensor shows."""
+    sizes = [math.prod(s) * element_bytes for s in row.input_shapes if isinstance(s, tuple)
+             and all(isinstance(d, int) for d in s)]  # fmt: skip
+    sizes.append(int(row.activation_bytes))
+    return float(sum(b for b in sizes if b >= LARGE_TENSOR_BYTES))
 
 
 def row_dispatches(row: Any) -> int:

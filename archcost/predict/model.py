@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archcost.errors import InputError
-from archcost.predict.kinds import kind_of, row_chain_for, row_dispatches, row_features
+from archcost.predict.kinds import kind_of, row_chain_for, row_dispatches, row_features, row_large_bytes
 from archcost.predict.profile import DeviceProfile, KindRule, ProfileError, check_matches
 
 
@@ -31,7 +31,8 @@ class PredictedLayer:
     profile has no data for ``kind``: then ``fallback`` is True); ``flops``, ``bytes``: the features the rule
     read; ``predicted_ms``: milliseconds of one forward of this row; ``bound``: the rule's dominant term
     (``compute``, ``memory`` or ``overhead``); ``dispatches``: the row's kernel-running ops, each paying the
-    rule's overhead (``kinds.row_dispatches``).
+    rule's overhead (``kinds.row_dispatches``); ``large_bytes``: the bytes of its tensors of
+    ``kinds.LARGE_TENSOR_BYTES`` or more (``kinds.row_large_bytes``).
     """
 
     name: str
@@ -45,6 +46,7 @@ class PredictedLayer:
     predicted_ms: float
     bound: str
     dispatches: int = 1
+    large_bytes: float = 0.0
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -130,7 +132,8 @@ def predict_report(report: Any, profile: DeviceProfile, batch_size: int | None =
         rule_kind, entry = _rule_for(profile, row_chain_for(kind, row))
         flops, nbytes = row_features(row, element)
         dispatches = row_dispatches(row)
-        seconds = entry.rule.seconds(flops, nbytes, dispatches)
+        large = row_large_bytes(row, element)
+        seconds = entry.rule.seconds(flops, nbytes, dispatches, large)
         out.append(
             PredictedLayer(
                 name=row.name,
@@ -142,8 +145,9 @@ def predict_report(report: Any, profile: DeviceProfile, batch_size: int | None =
                 flops=flops,
                 bytes=nbytes,
                 predicted_ms=seconds * 1e3,
-                bound=entry.rule.bound(flops, nbytes, dispatches),
+                bound=entry.rule.bound(flops, nbytes, dispatches, large),
                 dispatches=dispatches,
+                large_bytes=large,
             )
         )
     return out

@@ -21,9 +21,12 @@ Written by ``archcost calibrate`` (``archcost.predict.calibrate``), read by ``ar
                  ...]
     }
 
-A row is ``[kind, flops, bytes, dispatches]``: ``dispatches`` is how many kernel-running ops the row holds
-(``kinds.row_dispatches``), each paying the kind's overhead. Schema 2 files (rows of three, no
-``dispatches``: one each) and schema 1 files (no blocks, no ``rows``) are read as before.
+A row is ``[kind, flops, bytes, dispatches, large_bytes]``: ``dispatches`` is how many kernel-running ops the row
+holds (``kinds.row_dispatches``), each paying the kind's overhead; ``large_bytes`` the bytes of its tensors of
+``kinds.LARGE_TENSOR_BYTES`` or more (``kinds.row_large_bytes``), priced by the kind's
+``seconds_per_large_byte``. A single kernel's point has both fields too. Schema 3 files (rows of four, no large
+bytes, no ``seconds_per_large_byte``: 0), schema 2 files (rows of three, no ``dispatches``: one each) and
+schema 1 files (no blocks, no ``rows``) are read as before.
 
 ``peak_flops_per_s`` and ``bytes_per_s`` are ``1 / seconds_per_*`` (null for a zero coefficient), written for a
 reader; the loader ignores them. A reader refuses a newer ``schema_version`` than ``SCHEMA_VERSION``.
@@ -42,8 +45,9 @@ from archcost.predict.fit import FORMS, FitError, Rule
 
 SCHEMA = "archcost.device_profile"
 #: 2: designed blocks among the points ("rows"), joint fit, "block_fit_error"; 3: each row's and point's
-#: ``dispatches`` (the overhead is paid per kernel-running op, not per row)
-SCHEMA_VERSION = 3
+#: ``dispatches`` (the overhead is paid per kernel-running op, not per row); 4: ``large_bytes`` of every row and
+#: point, ``seconds_per_large_byte`` of every kind
+SCHEMA_VERSION = 4
 
 
 class ProfileError(InputError):
@@ -54,7 +58,7 @@ class ProfileMismatchError(InputError):
     """A device profile made for another device or dtype than the prediction asks for."""
 
 
-Row = tuple[str, float, float, float]  # kind, flops, bytes, dispatches
+Row = tuple[str, float, float, float, float]  # kind, flops, bytes, dispatches, large_bytes
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,8 @@ class CalibrationPoint:
     features the predictor reads from a real model's rows), and its median, 10th and 90th percentile seconds;
     ``dispatches``: the kernel-running ops of a single kernel's row (``kinds.row_dispatches``). A designed
     block (``archcost.predict.blocks``) is kind ``"block"``, its FLOPs and bytes the sums of ``rows``: each of
-    its analysed rows as ``(kind, flops, bytes, dispatches)`` (a row of three reads as one dispatch); a single
-    kernel's ``rows`` is empty."""
+    its analysed rows as ``(kind, flops, bytes, dispatches, large_bytes)`` (a row of three reads as one
+    dispatch, of four as no large bytes); a single kernel's ``rows`` is empty, its ``large_bytes`` its own."""
 
     key: str
     kind: str
@@ -75,16 +79,27 @@ class CalibrationPoint:
     p90_s: float
     rows: tuple[Row, ...] = ()
     dispatches: float = 1.0
+    large_bytes: float = 0.0
 
     def __post_init__(self) -> None:  # JSON gives lists: keep tuples, so points read back compare equal
-        rows = tuple((str(r[0]), float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 1.0) for r in self.rows)
+        rows = tuple(
+            (
+                str(r[0]),
+                float(r[1]),
+                float(r[2]),
+                float(r[3]) if len(r) > 3 else 1.0,
+                float(r[4]) if len(r) > 4 else 0.0,
+            )
+            for r in self.rows
+        )
         object.__setattr__(self, "rows", rows)
         object.__setattr__(self, "dispatches", float(self.dispatches))
+        object.__setattr__(self, "large_bytes", float(self.large_bytes))
 
     @property
     def parts(self) -> tuple[Row, ...]:
         """The rows the point's time is the sum of: a block's ``rows``, or the kernel itself."""
-        return self.rows or ((self.kind, self.flops, self.bytes, self.dispatches),)
+        return self.rows or ((self.kind, self.flops, self.bytes, self.dispatches, self.large_bytes),)
 
     def to_dict(self) -> dict:
         return {**vars(self), "rows": [list(r) for r in self.rows]}
@@ -160,6 +175,7 @@ class DeviceProfile:
                     "seconds_per_flop": k.rule.seconds_per_flop,
                     "seconds_per_byte": k.rule.seconds_per_byte,
                     "overhead_s": k.rule.overhead_s,
+                    "seconds_per_large_byte": k.rule.seconds_per_large_byte,
                     "peak_flops_per_s": rate(k.rule.seconds_per_flop),
                     "bytes_per_s": rate(k.rule.seconds_per_byte),
                     "fit_error": _finite(vars(k.error)),
@@ -244,6 +260,8 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
             float(_get(data, f"{base}.{name}", _NUMBER, where))
             for name in ("seconds_per_flop", "seconds_per_byte", "overhead_s")
         ]
+        large = _get(data, f"{base}.seconds_per_large_byte", _NUMBER, where, optional=True)
+        coefficients.append(float(large or 0.0))
         if any(not math.isfinite(c) or c < 0 for c in coefficients):
             raise ProfileError(
                 f"device profile {where}: {base} has a negative or non-finite coefficient {coefficients}",
@@ -265,6 +283,7 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
                 },
                 rows=_rows(sub, f"{where} points[{i}]"),
                 dispatches=float(_get(sub, "p.dispatches", _NUMBER, f"{where} points[{i}]", optional=True) or 1.0),
+                large_bytes=float(_get(sub, "p.large_bytes", _NUMBER, f"{where} points[{i}]", optional=True) or 0.0),
             )
         )
     threads = _get(data, "threads", (int,), where)
@@ -307,16 +326,20 @@ def _rows(sub: dict, where: str) -> tuple[Row, ...]:
     rows = _get(sub, "p.rows", (list,), where, optional=True) or []
     ok = all(
         isinstance(r, list)
-        and len(r) in (3, 4)
+        and len(r) in (3, 4, 5)
         and isinstance(r[0], str)
         and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in r[1:])
         for r in rows
     )
     if not ok:
         raise ProfileError(
-            f"device profile {where}: field 'rows' should be [kind, flops, bytes, dispatches] lists", "calibrate again"
+            f"device profile {where}: field 'rows' should be [kind, flops, bytes, dispatches, large_bytes] lists",
+            "calibrate again",
         )
-    return tuple((r[0], float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 1.0) for r in rows)
+    return tuple(
+        (r[0], float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 1.0, float(r[4]) if len(r) > 4 else 0.0)
+        for r in rows
+    )
 
 
 def load_profile(path: str | Path) -> DeviceProfile:

@@ -10,7 +10,7 @@ import archcost
 from archcost.cost.workload import Workload
 from archcost.predict.calibrate import features, kernels
 from archcost.predict.fit import Rule, errors, fit_joint, fit_rule, sum_errors
-from archcost.predict.kinds import FALLBACKS, kind_of, row_dispatches, rule_chain
+from archcost.predict.kinds import FALLBACKS, LARGE_TENSOR_BYTES, kind_of, row_dispatches, row_large_bytes, rule_chain
 
 
 def _kind(module, shape, batch=1):
@@ -75,7 +75,7 @@ def test_every_full_kernel_is_the_kind_it_was_designed_for():
 
 def test_designed_blocks_are_several_known_layers_at_batch_1_and_8():
     blocks = [k for k in kernels("full") if k.block]
-    assert len(blocks) == 126 and {k.batch for k in blocks} == {1, 8} and {k.kind for k in blocks} == {"block"}
+    assert len(blocks) == 128 and {k.batch for k in blocks} == {1, 8} and {k.kind for k in blocks} == {"block"}
     seen = set()
     for k in blocks[::9]:  # a sample: analysing all 126 takes a while
         kind, flops, nbytes, rows = features(k)
@@ -180,6 +180,34 @@ def test_joint_fit_is_not_biased_low_by_noise_that_multiplies():
     fitted = fit_joint(parts, times)
     assert math.isclose(fitted["conv"].seconds_per_flop, truth.seconds_per_flop, rel_tol=1e-3)
     assert fitted["conv"].seconds_per_byte == 0.0 and fitted["conv"].overhead_s < 1e-12  # columns unused or zero
+
+
+def test_large_bytes_are_the_rows_tensors_of_the_threshold_or_more():
+    report = archcost.analyze(Workload.of("vgg16", batch_size=8))
+    by_name = {r.name: r for r in report.layers}
+    # conv1_1: 8x3x224x224 in (4.8 MB, small), 8x64x224x224 out (103 MB, large)
+    assert row_large_bytes(by_name["features.conv1_1"], 4) == 8 * 64 * 224 * 224 * 4
+    assert row_large_bytes(by_name["features.conv1_2"], 4) == 2 * 8 * 64 * 224 * 224 * 4
+    assert row_large_bytes(by_name["features.conv5_3"], 4) == 0  # 8x512x14x14: 3.2 MB
+    assert 8 * 512 * 14 * 14 * 4 < LARGE_TENSOR_BYTES <= 8 * 64 * 224 * 224 * 4
+    small = archcost.analyze(Workload.of("vgg16", batch_size=1))
+    assert all(row_large_bytes(r, 4) == 0 for r in small.layers)  # 64x224x224 at batch 1: 12.8 MB
+
+
+def test_joint_fit_recovers_a_price_per_large_byte():
+    """Points whose time has a term in large tensors' bytes: the fit finds it beside the traffic term, and the
+    rule prices a row without large tensors as before."""
+    truth = Rule("sum", 1 / 100e9, 1 / 20e9, 30e-6, 1 / 2e9)
+    rng = np.random.default_rng(3)
+    parts = []
+    for i in range(12):
+        nbytes = float(rng.uniform(1e6, 3e8))
+        parts.append([("conv", float(rng.uniform(1e8, 3e10)), nbytes, 1.0, nbytes if i % 2 else 0.0)])
+    times = [truth.seconds(*r[0][1:]) for r in parts]
+    got = fit_joint(parts, times)["conv"]
+    assert math.isclose(got.seconds_per_large_byte, truth.seconds_per_large_byte, rel_tol=1e-3)
+    assert math.isclose(got.seconds_per_byte, truth.seconds_per_byte, rel_tol=1e-3)
+    assert got.seconds(1e9, 1e6) == pytest.approx(truth.seconds(1e9, 1e6), rel=1e-3)
 
 
 @pytest.mark.parametrize(("need_weights", "kind"), [(True, "attention_weights"), (False, "attention")])

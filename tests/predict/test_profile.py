@@ -97,8 +97,26 @@ def test_a_schema_2_profile_is_still_read(smoke_profile_path, tmp_path):
         p.pop("dispatches")
         p["rows"] = [r[:3] for r in p["rows"]]
     old = load_profile(_write(tmp_path, data))
-    assert old.schema_version == 2 and all(len(r) == 4 and r[3] == 1.0 for p in old.points for r in p.rows)
+    assert old.schema_version == 2 and all(len(r) == 5 and r[3:] == (1.0, 0.0) for p in old.points for r in p.rows)
     assert all(p.dispatches == 1.0 for p in old.points) and old.kinds == load_profile(smoke_profile_path).kinds
+
+
+def test_a_schema_3_profile_prices_no_large_bytes(smoke_profile_path, tmp_path):
+    data = json.loads(smoke_profile_path.read_text())
+    data["schema_version"] = 3  # rows of four, no large bytes, no seconds_per_large_byte
+    data["kinds"]["conv"]["seconds_per_large_byte"] = 1e-9
+    for p in data["points"]:
+        p.pop("large_bytes")
+        p["rows"] = [r[:4] for r in p["rows"]]
+    for k in data["kinds"].values():
+        k.pop("seconds_per_large_byte")
+    old = load_profile(_write(tmp_path, data))
+    assert old.schema_version == 3 and all(len(r) == 5 and r[4] == 0.0 for p in old.points for r in p.rows)
+    assert all(k.rule.seconds_per_large_byte == 0.0 for k in old.kinds.values())
+    data["schema_version"] = 4
+    data["kinds"]["conv"]["seconds_per_large_byte"] = -1.0
+    with pytest.raises(ProfileError, match="negative"):
+        load_profile(_write(tmp_path, data))
 
 
 def test_not_json_and_missing_files(tmp_path):
