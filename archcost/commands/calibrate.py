@@ -15,6 +15,7 @@ def partial_path(output: str) -> Path:
 
 
 def _summary(profile) -> str:
+    from archcost.predict.kinds import LARGE_TENSOR_BYTES
     from archcost.tables import render_table
 
     rows = []
@@ -27,6 +28,7 @@ def _summary(profile) -> str:
                 e.points,
                 f"{1 / r.seconds_per_flop / 1e9:.1f}" if r.seconds_per_flop else "",
                 f"{1 / r.seconds_per_byte / 1e9:.2f}" if r.seconds_per_byte else "",
+                f"{1 / r.seconds_per_large_byte / 1e9:.2f}" if r.seconds_per_large_byte else "",
                 f"{r.overhead_s * 1e6:.1f}",
                 f"{e.median_abs_pct:.1f}",
                 f"{e.max_abs_pct:.1f}",
@@ -39,6 +41,7 @@ def _summary(profile) -> str:
         "Points",
         "GFLOP/s",
         "GB/s",
+        "Large GB/s",
         "Overhead us",
         "Median |err| %",
         "Max |err| %",
@@ -46,7 +49,8 @@ def _summary(profile) -> str:
     ]
     title = (
         f"Device profile of {profile.device} ({profile.device_name}), {profile.threads} thread(s), {profile.dtype}, "
-        f"torch {profile.torch_version}, {profile.mode} kernel set: the fit's error on its own points"
+        f"torch {profile.torch_version}, {profile.mode} kernel set: the fit's error on its own points (Large GB/s: "
+        f"the added price of tensors of {LARGE_TENSOR_BYTES // 2**20} MiB or more, per byte)"
     )
     text = title + "\n" + render_table(rows, "text", headers=headers, left=2) + "\n"
     b = profile.block_error

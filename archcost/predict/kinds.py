@@ -20,12 +20,17 @@ from typing import Any
 #: a dense convolution with at most this many input channels is ``conv_stem`` (``conv_kind``)
 STEM_CHANNELS = 4
 
-#: a tensor of at least this many bytes is *large* (``row_large_bytes``): beyond what a CPU's TLB maps with 4 KiB
-#: pages (this project's AMD EPYC: 2 MiB of L2 per core, a 32 MiB L3) and above glibc's largest mmap threshold
-#: (32 MiB), so it is faulted in afresh on every call. Measured here in one process each, hot loops, 1 thread:
-#: a 64->64 3x3 convolution on 12 MiB maps ran 14% slower without huge pages than with them, on 24 MiB maps 87%,
-#: on 98 MiB maps 100% (``THP_MEM_ALLOC_ENABLE=1``: 173 ms, without: 347 ms)
-LARGE_TENSOR_BYTES = 16 * 2**20
+#: a tensor of at least this many bytes is *large* (``row_large_bytes``): glibc maps an allocation this large
+#: afresh every time (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit, the ceiling of its dynamic mmap threshold:
+#: mallopt(3)), so a fresh output of this size is faulted in page by page on every call unless the heap already
+#: holds that much free memory. Measured in session 11 on this project's CPU (an AMD EPYC VM, 4 KiB pages,
+#: transparent huge pages ``madvise``; hot loops, 1 thread, fresh processes): a ReLU on 8x64x224x224 (98 MiB)
+#: took 25,091 minor faults and 45-80 ms per call, and 1 fault and 6 ms in a process whose heap already held the
+#: memory; a 64->64 3x3 convolution ran 14% slower on 12 MiB maps, 87% on 24 MiB maps and 100% on 98 MiB maps
+#: than with ``THP_MEM_ALLOC_ENABLE=1`` (2 MiB pages: page walks as well as faults). Held-out models refitted with
+#: thresholds of 8 to 64 MiB came within +-10% for 35-41% of points (16 MiB: 37%, 32 MiB: 40%): the mechanism
+#: chose the value, and the held-out figures, seen too, do not turn on it
+LARGE_TENSOR_BYTES = 32 * 2**20
 
 #: Every kind, with the kinds that price it, nearest first, when a device profile has no data for it.
 FALLBACKS: dict[str, tuple[str, ...]] = {

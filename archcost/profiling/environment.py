@@ -199,7 +199,11 @@ def huge_pages(mode_file: Path = THP_MODE_FILE) -> tuple[str | None, bool]:
     first touch. On this project's CI machine (a virtual machine, mode ``madvise``) a ReLU over a 98 MiB batch-8
     feature map took 49-68 ms per call in three fresh processes and 9-10 ms in three with
     ``THP_MEM_ALLOC_ENABLE=1``; a 64-channel 3x3 convolution on 112x112 maps at batch 8, 72-83 ms and 44-47 ms
-    (session 10's notes on issue 28). Latencies measured under the two settings are not comparable."""
+    (session 10's notes on issue 28). Latencies measured under the two settings are not comparable. Without huge
+    pages a process's own history also decides it: a 98 MiB output that glibc maps afresh costs 25,091 minor
+    faults per call (45-80 ms for that ReLU), one carved from a heap that earlier work left large and resident
+    costs 1 (6 ms); of three fresh processes that had each timed the same 30 calibration kernels first, two were
+    in the second state (session 11)."""
     import os
 
     mode = None
