@@ -35,7 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from archcost.errors import InputError, InternalError
-from archcost.predict.fit import SINGLE_WEIGHT, FitError, Rule, fit_joint, fit_rule, sum_errors
+from archcost.predict.fit import (
+    SINGLE_WEIGHT,
+    FitError,
+    Rule,
+    fit_joint,
+    fit_rule,
+    peak_seconds_per_flop,
+    sum_errors,
+)
 from archcost.predict.kinds import STEM_CHANNELS, kind_of, row_dispatches, row_features, row_large_bytes
 from archcost.predict.profile import SCHEMA, SCHEMA_VERSION, CalibrationPoint, DeviceProfile, KindRule, Row
 
@@ -703,7 +711,10 @@ def build_profile(
         by_kind.setdefault(p.kind, []).append(p)
     if blocks:
         fitted = fit_joint(
-            [p.parts for p in points], [p.time_s for p in points], [1.0 if p.rows else SINGLE_WEIGHT for p in points]
+            [p.parts for p in points],
+            [p.time_s for p in points],
+            [1.0 if p.rows else SINGLE_WEIGHT for p in points],
+            min_seconds_per_flop=peak_seconds_per_flop([p.flops for p in points], [p.time_s for p in points]),
         )
     else:
         fitted = {kind: fit_rule(*_features(pts)) for kind, pts in by_kind.items()}

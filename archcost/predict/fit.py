@@ -161,6 +161,7 @@ def fit_joint(
     parts: Sequence[Sequence[tuple]],
     times: Sequence[float],
     weights: Sequence[float] | None = None,
+    min_seconds_per_flop: float = 0.0,
 ) -> dict[str, Rule]:
     """One ``"sum"`` rule per kind, fitted to every point at once: a point's predicted time is the sum of its
     rows' rules, ``sum(flops * a_k + bytes * b_k + dispatches * c_k + large_bytes * d_k)`` over its rows
@@ -175,8 +176,13 @@ def fit_joint(
     median, the log-ratio's 5%.) Solved from the relative-error optimum, a linear non-negative least squares
     (Lawson and Hanson 1974, ``scipy.optimize.nnls``), by bounded trust-region least squares
     (``scipy.optimize.least_squares``, ``"trf"``), on columns scaled to a largest entry of 1; a coefficient
-    whose column is all zero (a kind that never has FLOPs) is 0. Raises ``ValueError`` for no points, lengths
-    that differ or a time <= 0.
+    whose column is all zero (a kind that never has FLOPs) is 0.
+
+    ``min_seconds_per_flop``: no kind's seconds per FLOP below it (the fastest FLOP rate any timed point reached,
+    ``peak_seconds_per_flop``), so that no rule claims a compute rate the device never showed: without it, a kind
+    whose points tie FLOPs to bytes can trade one for the other (session 11, 2 threads: ``conv_pointwise`` fitted
+    at 614 GFLOP/s on two cores whose fastest kernel ran at 440, and mobilenet_v2 predicted 3x faster at 2 threads
+    than at 1). Raises ``ValueError`` for no points, lengths that differ, a time <= 0 or a negative bound.
     """
     from scipy.optimize import least_squares, nnls
 
@@ -206,15 +212,29 @@ def fit_joint(
     def jacobian(x: np.ndarray) -> np.ndarray:
         return (root_w / np.maximum(scaled @ x, floor))[:, None] * scaled
 
-    start = np.maximum(x0, 1e-12 * max(float(x0.max()), 1e-30))  # strictly inside the bounds
-    found = least_squares(residuals, start, jac=jacobian, bounds=(0.0, np.inf), method="trf", x_scale="jac")
+    if min_seconds_per_flop < 0:
+        raise ValueError("fit_joint: min_seconds_per_flop must be >= 0")
+    # the lower bounds, scaled as the columns: each used FLOP column (every fourth, from the first) at the bound
+    lower = np.zeros(a.shape[1])
+    lower[0::4] = min_seconds_per_flop
+    lower = (lower * column_max)[used]
+    lower = np.where(lower > 0, lower, 0.0)
+    inside = np.maximum(x0, lower * (1 + 1e-9) + 1e-12 * max(float(x0.max()), 1e-30))  # strictly inside the bounds
+    found = least_squares(residuals, inside, jac=jacobian, bounds=(lower, np.inf), method="trf", x_scale="jac")
     # "trf" keeps every coefficient strictly inside its bound: one that adds less than 0.01% to every point's time
     # is the bound itself, 0 (else a rule that prices no FLOPs would read as a peta-FLOP/s one)
     share = (scaled * found.x / t[:, None]).max(axis=0)
-    xs = np.where(share < 1e-4, 0.0, found.x)
+    xs = np.where((share < 1e-4) & (lower == 0), 0.0, found.x)
     x = np.zeros(a.shape[1])
     x[used] = xs / column_max[used]
     return {k: Rule("sum", *(float(v) for v in x[4 * i : 4 * i + 4])) for k, i in index.items()}
+
+
+def peak_seconds_per_flop(flops: Sequence[float], times: Sequence[float]) -> float:
+    """The least seconds per FLOP of any point (``flops`` and its measured ``times``, seconds): the inverse of the
+    fastest FLOP rate the device showed; 0 when no point has FLOPs."""
+    rates = [f / t for f, t in zip(flops, times, strict=True) if f > 0 and t > 0]
+    return 1 / max(rates) if rates else 0.0
 
 
 def sum_errors(rules: dict[str, Rule], parts: Sequence[Sequence[tuple]], times: Sequence[float]) -> FitError:

@@ -28,8 +28,8 @@ STEM_CHANNELS = 4
 #: took 25,091 minor faults and 45-80 ms per call, and 1 fault and 6 ms in a process whose heap already held the
 #: memory; a 64->64 3x3 convolution ran 14% slower on 12 MiB maps, 87% on 24 MiB maps and 100% on 98 MiB maps
 #: than with ``THP_MEM_ALLOC_ENABLE=1`` (2 MiB pages: page walks as well as faults). Held-out models refitted with
-#: thresholds of 8 to 64 MiB came within +-10% for 35-41% of points (16 MiB: 37%, 32 MiB: 40%): the mechanism
-#: chose the value, and the held-out figures, seen too, do not turn on it
+#: thresholds of 8 to 64 MiB (before the fit's FLOP-rate bound) came within +-10% for 35-41% of points (16 MiB:
+#: 37%, 32 MiB: 40%): the mechanism chose the value, and the held-out figures, seen too, do not turn on it
 LARGE_TENSOR_BYTES = 32 * 2**20
 
 #: Every kind, with the kinds that price it, nearest first, when a device profile has no data for it.

@@ -9,7 +9,7 @@ from torch import nn
 import archcost
 from archcost.cost.workload import Workload
 from archcost.predict.calibrate import features, kernels
-from archcost.predict.fit import Rule, errors, fit_joint, fit_rule, sum_errors
+from archcost.predict.fit import Rule, errors, fit_joint, fit_rule, peak_seconds_per_flop, sum_errors
 from archcost.predict.kinds import FALLBACKS, LARGE_TENSOR_BYTES, kind_of, row_dispatches, row_large_bytes, rule_chain
 
 
@@ -208,6 +208,24 @@ def test_joint_fit_recovers_a_price_per_large_byte():
     assert math.isclose(got.seconds_per_large_byte, truth.seconds_per_large_byte, rel_tol=1e-3)
     assert math.isclose(got.seconds_per_byte, truth.seconds_per_byte, rel_tol=1e-3)
     assert got.seconds(1e9, 1e6) == pytest.approx(truth.seconds(1e9, 1e6), rel=1e-3)
+
+
+def test_no_rule_is_faster_per_flop_than_the_fastest_point():
+    """Points where FLOPs and bytes move together let the fit trade one for the other: bounded by the fastest FLOP
+    rate any point showed, it cannot price a FLOP below that."""
+    flops = [1e8 * (i + 1) for i in range(6)]
+    parts = [[("conv", f, f / 4, 1.0)] for f in flops]  # bytes tied to FLOPs
+    times = [f / 100e9 + 1e-5 for f in flops]  # 100 GFLOP/s and an overhead
+    peak = peak_seconds_per_flop(flops, times)
+    assert 1 / peak < 100e9 and peak == pytest.approx(min(t / f for f, t in zip(flops, times, strict=True)))
+    free = fit_joint(parts, times, min_seconds_per_flop=0.0)["conv"]
+    bound = fit_joint(parts, times, min_seconds_per_flop=peak)["conv"]
+    assert bound.seconds_per_flop >= peak * (1 - 1e-9)
+    assert sum_errors({"conv": bound}, parts, times).max_abs_pct < 5
+    assert free.seconds(1e8, 2.5e7) == pytest.approx(times[0], rel=0.05)
+    assert peak_seconds_per_flop([0.0], [1.0]) == 0.0
+    with pytest.raises(ValueError, match="min_seconds_per_flop"):
+        fit_joint(parts, times, min_seconds_per_flop=-1.0)
 
 
 @pytest.mark.parametrize(("need_weights", "kind"), [(True, "attention_weights"), (False, "attention")])
