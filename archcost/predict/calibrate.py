@@ -22,6 +22,7 @@ file skips the points it holds (a file from another device, threads, dtype or to
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import time
@@ -655,12 +656,7 @@ def merge_profiles(profiles: Sequence[DeviceProfile]) -> DeviceProfile:
     points = []
     for i, point in enumerate(first.points):
         times = [p.points[i].time_s for p in profiles]
-        points.append(
-            CalibrationPoint(
-                point.key, point.kind, point.flops, point.bytes, statistics.median(times), min(times), max(times),
-                point.rows, point.dispatches, point.large_bytes,
-            )
-        )  # fmt: skip
+        points.append(dataclasses.replace(point, time_s=statistics.median(times), p10_s=min(times), p90_s=max(times)))
     return with_points(first, points)
 
 

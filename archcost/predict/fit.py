@@ -192,6 +192,8 @@ def fit_joint(
         raise ValueError("fit_joint needs one or more points, with parts, times and weights of equal length")
     if np.any(t <= 0) or not np.all(np.isfinite(t)):
         raise ValueError("fit_joint: every time must be a positive number of seconds")
+    if min_seconds_per_flop < 0:
+        raise ValueError("fit_joint: min_seconds_per_flop must be >= 0")
     kinds = sorted({r[0] for rows in parts for r in rows})
     index = {k: i for i, k in enumerate(kinds)}
     a = np.zeros((len(t), 4 * len(kinds)))
@@ -212,13 +214,10 @@ def fit_joint(
     def jacobian(x: np.ndarray) -> np.ndarray:
         return (root_w / np.maximum(scaled @ x, floor))[:, None] * scaled
 
-    if min_seconds_per_flop < 0:
-        raise ValueError("fit_joint: min_seconds_per_flop must be >= 0")
     # the lower bounds, scaled as the columns: each used FLOP column (every fourth, from the first) at the bound
     lower = np.zeros(a.shape[1])
     lower[0::4] = min_seconds_per_flop
     lower = (lower * column_max)[used]
-    lower = np.where(lower > 0, lower, 0.0)
     inside = np.maximum(x0, lower * (1 + 1e-9) + 1e-12 * max(float(x0.max()), 1e-30))  # strictly inside the bounds
     found = least_squares(residuals, inside, jac=jacobian, bounds=(lower, np.inf), method="trf", x_scale="jac")
     # "trf" keeps every coefficient strictly inside its bound: one that adds less than 0.01% to every point's time

@@ -278,9 +278,9 @@ def row_large_bytes(row: Any, element_bytes: int) -> float:
     smaller. The third feature of a kind's rule (``fit.Rule.seconds_per_large_byte``): on a CPU with 4 KiB
     pages each byte of such a tensor costs page walks (and, for a fresh output, a page fault) on top of its
     share of the traffic, which no cache-sized tensor shows."""
-    sizes = [math.prod(s) * element_bytes for s in row.input_shapes if isinstance(s, tuple)
-             and all(isinstance(d, int) for d in s)]  # fmt: skip
-    sizes.append(int(row.activation_bytes))
+    from archcost.profiling.roofline import row_input_elements
+
+    sizes = [n * element_bytes for n in row_input_elements(row)] + [int(row.activation_bytes)]
     return float(sum(b for b in sizes if b >= LARGE_TENSOR_BYTES))
 
 

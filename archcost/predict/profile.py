@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,12 @@ class ProfileMismatchError(InputError):
 Row = tuple[str, float, float, float, float]  # kind, flops, bytes, dispatches, large_bytes
 
 
+def _row(r: Sequence) -> Row:
+    """A stored row as a ``Row``: one dispatch where a row of three leaves it out (schema 2), no large bytes where a
+    row of four does (schema 3)."""
+    return (str(r[0]), float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 1.0, float(r[4]) if len(r) > 4 else 0.0)
+
+
 @dataclass(frozen=True)
 class CalibrationPoint:
     """One timed kernel: its key, its kind (from the analysis of the one-layer module), FLOPs and bytes (the
@@ -82,17 +89,7 @@ class CalibrationPoint:
     large_bytes: float = 0.0
 
     def __post_init__(self) -> None:  # JSON gives lists: keep tuples, so points read back compare equal
-        rows = tuple(
-            (
-                str(r[0]),
-                float(r[1]),
-                float(r[2]),
-                float(r[3]) if len(r) > 3 else 1.0,
-                float(r[4]) if len(r) > 4 else 0.0,
-            )
-            for r in self.rows
-        )
-        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "rows", tuple(_row(r) for r in self.rows))
         object.__setattr__(self, "dispatches", float(self.dispatches))
         object.__setattr__(self, "large_bytes", float(self.large_bytes))
 
@@ -336,10 +333,7 @@ def _rows(sub: dict, where: str) -> tuple[Row, ...]:
             f"device profile {where}: field 'rows' should be [kind, flops, bytes, dispatches, large_bytes] lists",
             "calibrate again",
         )
-    return tuple(
-        (r[0], float(r[1]), float(r[2]), float(r[3]) if len(r) > 3 else 1.0, float(r[4]) if len(r) > 4 else 0.0)
-        for r in rows
-    )
+    return tuple(_row(r) for r in rows)
 
 
 def load_profile(path: str | Path) -> DeviceProfile:

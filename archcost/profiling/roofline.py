@@ -74,14 +74,18 @@ def bound(intensity: float, peak_flops_per_s: float, peak_bytes_per_s: float) ->
     return "compute" if intensity >= ridge_point(peak_flops_per_s, peak_bytes_per_s) else "memory"
 
 
+def row_input_elements(row) -> list[int]:
+    """The element count of each of one ``LayerCost`` row's inputs whose shape is known (a tuple of ints)."""
+    import math
+
+    return [math.prod(s) for s in row.input_shapes if isinstance(s, tuple) and all(isinstance(d, int) for d in s)]
+
+
 def row_traffic_bytes(row, element_bytes: int) -> int:
     """Bytes one layer moves if nothing stays in cache: its inputs read (``input_shapes`` x ``element_bytes``),
     its parameters read (``param_bytes``) and its output written (``activation_bytes``) (a ``LayerCost`` row).
     """
-    import math
-
-    inputs = sum(math.prod(s) for s in row.input_shapes if isinstance(s, tuple) and all(isinstance(d, int) for d in s))
-    return inputs * element_bytes + row.param_bytes + row.activation_bytes
+    return sum(row_input_elements(row)) * element_bytes + row.param_bytes + row.activation_bytes
 
 
 def layer_traffic_bytes(layers, element_bytes: int) -> int:
