@@ -158,6 +158,13 @@ def _conv(kind: str, cin: int, cout: int, hw: int, k: int, s: int = 1, g: int = 
     return Kernel(f"conv2d {cin}->{cout} k{k} s{s} g{g} {hw}x{hw} b{b}", kind, build, ((cin, hw, hw),), b)
 
 
+def _conv1d(cin: int, cout: int, length: int, k: int, b: int = 1) -> Kernel:
+    def build() -> nn.Module:
+        return nn.Conv1d(cin, cout, k, 1, k // 2, bias=False)
+
+    return Kernel(f"conv1d {cin}->{cout} k{k} L{length} b{b}", "conv_1d", build, ((cin, length),), b)
+
+
 def _module(kind: str, name: str, build: Callable[[], nn.Module], shape: Shape, b: int = 1) -> Kernel:
     return Kernel(f"{name} {'x'.join(map(str, shape))} b{b}", kind, build, (shape,), b)
 
@@ -224,7 +231,7 @@ def _full() -> list[Kernel]:
         (64, 256, 56), (256, 64, 56), (128, 512, 28), (512, 128, 28), (256, 1024, 14), (1024, 256, 14),
         (512, 2048, 7), (2048, 512, 7), (32, 16, 112), (16, 96, 112), (96, 24, 56), (24, 144, 56), (144, 24, 56),
         (192, 32, 28), (384, 64, 14), (64, 384, 14), (960, 160, 7), (160, 960, 7), (320, 1280, 7), (16, 64, 32),
-        (64, 16, 32), (256, 128, 8),
+        (64, 16, 32), (256, 128, 8), (16, 48, 8), (16, 16, 8),
     ]  # fmt: skip
     for cin, cout, hw in pointwise:
         out.append(_conv("conv_pointwise", cin, cout, hw, 1))
@@ -264,6 +271,15 @@ def _full() -> list[Kernel]:
         kind = "conv_depthwise" if g == c and k % 2 else "conv_grouped"
         out.append(_conv(kind, c, c, hw, k, s, g=g))
         out.append(_conv(kind, c, c, hw, k, s, g=g, b=8))
+    # LeNet-5's partial connections (C3): few input maps per group, 5x5, on 14x14 maps
+    for cin, cout, g in ((18, 6, 6), (24, 6, 6), (12, 3, 3)):
+        for b in (1, 8):
+            out.append(_conv("conv_grouped", cin, cout, 14, 5, g=g, b=b))
+    # 1-D convolutions (text and audio models): few channels on short sequences to wide ones on long
+    for cin, cout, length, k, batches in ((16, 64, 16, 3, (1, 8)), (16, 32, 32, 3, (1, 8)), (32, 64, 100, 5, (1, 8)),
+                                          (64, 64, 128, 3, (1, 8)), (128, 128, 256, 5, (1,)), (256, 256, 512, 3, (1,)),
+                                          (64, 128, 128, 1, (1, 8))):  # fmt: skip
+        out += [_conv1d(cin, cout, length, k, b) for b in batches]
     for cin, cout, hw, k in ((64, 32, 28, 2), (256, 128, 14, 2), (128, 64, 28, 4)):
         out.append(
             Kernel(
@@ -309,7 +325,9 @@ def _full() -> list[Kernel]:
         out.append(_module("attention_weights", f"multihead_attention d{d} h{h} weights",
                            partial(SelfAttention, d, h, True), (n, d), b))  # fmt: skip
     for cell, n, i, h, b in (("lstm", 16, 64, 128, 1), ("lstm", 32, 128, 256, 1), ("lstm", 16, 64, 128, 8),
-                             ("gru", 16, 64, 128, 1), ("gru", 50, 256, 256, 8), ("lstm", 100, 32, 64, 1)):  # fmt: skip
+                             ("gru", 16, 64, 128, 1), ("gru", 50, 256, 256, 8), ("lstm", 100, 32, 64, 1),
+                             ("lstm", 4, 256, 256, 1), ("lstm", 64, 256, 256, 1), ("lstm", 4, 128, 64, 1),
+                             ("lstm", 32, 128, 64, 8)):  # fmt: skip
         out.append(_module("recurrent", f"{cell} {i}->{h}", partial(Recurrent, cell, i, h), (n, i), b))
     out.append(_op("matmul", "matmul", MatMul, [(12, 197, 64), (12, 64, 197)], 8))
     # norms, softmax
@@ -361,6 +379,16 @@ def _full() -> list[Kernel]:
         for shape in maps if name in ("relu", "silu") else maps[::3]:
             out.append(_module(kind, name, cls, shape))
     out.append(_module("activation_transcendental", "gelu", nn.GELU, (197, 3072)))
+    # tanh (its own kind: kinds.py), and activations on LeNet- and CIFAR-sized tensors of a few thousand
+    # elements, where the fixed cost per call is most of the time
+    tiny = ((6, 28, 28), (16, 8, 8), (84,))
+    for shape in (*maps[::3], *tiny):
+        out.append(_module("activation_tanh", "tanh", nn.Tanh, shape))
+    out.append(_module("activation_tanh", "tanh", nn.Tanh, (6, 28, 28), 8))
+    for name, cls in acts.items():
+        kind = "activation" if name in ("relu", "relu6", "hardswish") else "activation_transcendental"
+        if name in ("relu", "sigmoid", "silu", "gelu"):
+            out += [_module(kind, name, cls, shape) for shape in tiny[:2]]
     out.append(_module("activation", "relu", nn.ReLU, (64, 56, 56), 8))
     # feature maps far beyond the caches at batch 8 (VGG's and AlexNet's first layers: 25 MB to 100 MB)
     for c, hw in ((64, 224), (128, 112), (96, 55)):
@@ -375,6 +403,8 @@ def _full() -> list[Kernel]:
     for c, hw in ((96, 56), (240, 28), (672, 14), (1152, 7)):
         out.append(_op("elementwise", "mul", Mul, [(c, hw, hw), (c, 1, 1)]))
     out += [_op("elementwise", "add", Add, [(256, 56, 56)] * 2, 8), _op("elementwise", "mul", Mul, [(197, 768)] * 2)]
+    out += [_op("elementwise", "add", Add, [shape] * 2) for shape in tiny]
+    out.append(_op("elementwise", "mul", Mul, [(84,)] * 2))
     # pooling and upsampling
     for c, hw in ((64, 112), (64, 224), (128, 112), (256, 56), (512, 28), (512, 14), (192, 56), (16, 32)):
         out.append(_module("max_pool", "max_pool k3 s2", lambda: nn.MaxPool2d(3, 2, 1), (c, hw, hw)))

@@ -30,7 +30,10 @@ def _kind(module, shape, batch=1):
         (nn.Conv2d(32, 32, 7, padding=3, groups=32), (32, 56, 56), "conv_depthwise"),  # 49 > C_in, still 1 per group
         (nn.Conv2d(128, 128, 3, padding=1, groups=32), (128, 56, 56), "conv_grouped"),  # ResNeXt: 4 * 9 = 36
         (nn.Conv2d(240, 240, 1, groups=3), (240, 28, 28), "conv_grouped"),  # ShuffleNet v1: 80 per output
-        (nn.Conv1d(64, 64, 3), (64, 100), "conv"),
+        (nn.Conv1d(64, 64, 3), (64, 100), "conv_1d"),  # dense, one spatial dimension
+        (nn.Conv1d(64, 128, 1), (64, 100), "conv_1d"),  # pointwise too
+        (nn.Conv1d(64, 64, 3, groups=64), (64, 100), "conv_depthwise"),  # depthwise stays depthwise
+        (nn.Tanh(), (6, 28, 28), "activation_tanh"),
         (nn.Linear(512, 1000), (512,), "linear_gemv"),  # one input row: a matrix-vector product
         (nn.Linear(512, 64), (16, 512), "linear"),  # 16 rows: a matrix-matrix product
         (nn.BatchNorm2d(64), (64, 8, 8), "batch_norm"),
@@ -50,6 +53,13 @@ def _kind(module, shape, batch=1):
 )
 def test_kind_of_rows(module, shape, kind):
     assert _kind(module, shape) == kind
+
+
+def test_a_tanh_between_multiplies_is_a_tanh():
+    # LeNet-5's a * tanh(s * x): three parts of equal FLOPs; the activation decides, not the first multiply
+    rows = {r.name: r for r in archcost.analyze(Workload.of("lenet5")).layers}
+    assert [p.op for p in rows["features.c1_act"].parts] == ["mul", "tanh", "mul"]
+    assert kind_of(rows["features.c1_act"]) == "activation_tanh"
 
 
 def test_op_rows_take_their_own_op():
