@@ -134,19 +134,34 @@ def worker(job_path: str, out_path: str) -> int:
         raise RuntimeError(f"the round could not load {skipped}")
     models = {f"{spec}|{b}": v for (spec, b), v in loaded.items()}
     loaded_s = time.perf_counter() - t0
-    ktimes, mtimes = {}, {}
+    ktimes, mtimes, states = {}, {}, {}
     with measurement_setup(cpu, job["threads"], "float32"):
         for k in kernels(job["mode"]):
             ktimes[k.key] = time_kernel(k, cpu, torch.float32, job["mode"])[0]
         for key, (model, a, kw) in models.items():
+            usage: list = []  # the process's resource usage at the start and the end of the timed samples
             with torch.inference_mode():
                 t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, warmup_s=0.2, min_time_s=job["min_time_s"],
-                            repeats=3)  # fmt: skip
+                            repeats=3, on_timed=lambda _, u=usage: u.append(_usage()))  # fmt: skip
             mtimes[key] = t.stats.median_s
+            (f0, v0, i0, w0), (f1, v1, i1, w1) = usage
+            states[key] = {"minor_faults_per_call": (f1 - f0) / (3 * t.iterations),
+                           "involuntary_switches_per_s": (i1 - i0) / (w1 - w0),
+                           "voluntary_switches_per_s": (v1 - v0) / (w1 - w0)}  # fmt: skip
     out = {"kernels": ktimes, "models": mtimes, "load_s": loaded_s, "time_s": time.perf_counter() - t0 - loaded_s,
-           "pid": os.getpid()}  # fmt: skip
+           "pid": os.getpid(), "model_states": states}  # fmt: skip
     Path(out_path).write_text(json.dumps(out))
     return 0
+
+
+def _usage() -> tuple[int, int, int, float]:
+    """(minor page faults, voluntary and involuntary context switches of this process so far, ``perf_counter``):
+    ``getrusage(2)``; the rounds record them around each model's timed samples, to tell a process whose heap
+    faults its outputs in, or that the machine preempted, from one that ran undisturbed."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_minflt, r.ru_nvcsw, r.ru_nivcsw, time.perf_counter()
 
 
 def _round(job: dict, tmp: Path, name: str) -> dict:
@@ -160,15 +175,17 @@ def _round(job: dict, tmp: Path, name: str) -> dict:
     return json.loads(out_path.read_text())
 
 
-def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: str) -> tuple[dict, dict]:
+def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: str) -> tuple[dict, dict, dict]:
     """({threads: {kernel key: [seconds per round]}}, {threads: {(spec, batch): [seconds per round]}}): the
-    rounds, each a fresh process (``_round``), the thread counts taking turns."""
+    rounds, each a fresh process (``_round``), the thread counts taking turns; and {threads: {(spec, batch): [the
+    process's page faults and context switches while it timed the model (``worker``), per round]}}."""
     import tempfile
 
     from archcost.predict.calibrate import kernels
 
     ktimes = {t: {k.key: [] for k in kernels(mode)} for t in args.threads}
     mtimes = {t: {key: [] for key in reports} for t in args.threads}
+    states: dict = {t: {key: [] for key in reports} for t in args.threads}
     with tempfile.TemporaryDirectory(prefix="predict_check-") as tmp:
         for r in range(args.rounds):  # rounds outermost: the thread counts take turns, so drift reaches both
             for threads in args.threads:
@@ -179,9 +196,10 @@ def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: 
                     ktimes[threads][key].append(v)
                 for spec, b in reports:
                     mtimes[threads][(spec, b)].append(got["models"][f"{spec}|{b}"])
+                    states[threads][(spec, b)].append(got["model_states"][f"{spec}|{b}"])
                 print(f"round {r + 1}/{args.rounds}, {threads} thread(s): a fresh process, loaded in "
                       f"{got['load_s']:.0f} s, timed in {got['time_s']:.0f} s", file=sys.stderr)  # fmt: skip
-    return ktimes, mtimes
+    return ktimes, mtimes, states
 
 
 def _profiles_timed(args: argparse.Namespace, ktimes: dict, mode: str) -> dict:
@@ -256,9 +274,11 @@ def run(args: argparse.Namespace) -> dict:
         measured_by = measured_by or f"`{old['command'].strip()}`"
         ktimes = {int(t): v for t, v in old.get("kernel_rounds_s", {}).items()}
         thp = old.get("huge_pages")
+        states = {t: {(p["model"], p["batch_size"]): p.get("process_states_rounds", []) for p in old["points"]
+                      if p["threads"] == t} for t in args.threads}  # fmt: skip
     else:
         runnable = {s: v for s, v in specs.items() if s not in skipped}
-        ktimes, mtimes = _time_rounds(args, runnable, reports, mode)
+        ktimes, mtimes, states = _time_rounds(args, runnable, reports, mode)
         profiles, rounds, roofs, measured_by = _profiles_timed(args, ktimes, mode), args.rounds, None, None
         thp = dict(zip(("mode", "torch_allocator"), huge_pages(), strict=True))  # the workers inherit it
     points_out = []
@@ -279,6 +299,7 @@ def run(args: argparse.Namespace) -> dict:
             points_out.append({
                 "model": spec, "family": _family(spec), "batch_size": b, "threads": threads,
                 "measured_s": _median(mtimes[threads][(spec, b)]), "measured_rounds_s": mtimes[threads][(spec, b)],
+                "process_states_rounds": states.get(threads, {}).get((spec, b), []),
                 "predicted_s": sum(r.predicted_ms for r in rows) / 1e3, "macs": report.totals["macs"],
                 "flops": flops, "traffic_bytes": traffic, "roofline_s": roof,
                 "fallback_kinds": sorted({r.kind for r in rows if r.fallback}),
