@@ -140,12 +140,13 @@ def worker(job_path: str, out_path: str) -> int:
             ktimes[k.key] = time_kernel(k, cpu, torch.float32, job["mode"])[0]
         for key, (model, a, kw) in models.items():
             usage: list = []  # the process's resource usage at the start and the end of the timed samples
+            repeats = 3
             with torch.inference_mode():
                 t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, warmup_s=0.2, min_time_s=job["min_time_s"],
-                            repeats=3, on_timed=lambda _, u=usage: u.append(_usage()))  # fmt: skip
+                            repeats=repeats, on_timed=lambda _, u=usage: u.append(_usage()))  # fmt: skip
             mtimes[key] = t.stats.median_s
             (f0, v0, i0, w0), (f1, v1, i1, w1) = usage
-            states[key] = {"minor_faults_per_call": (f1 - f0) / (3 * t.iterations),
+            states[key] = {"minor_faults_per_call": (f1 - f0) / (repeats * t.iterations),
                            "involuntary_switches_per_s": (i1 - i0) / (w1 - w0),
                            "voluntary_switches_per_s": (v1 - v0) / (w1 - w0)}  # fmt: skip
     out = {"kernels": ktimes, "models": mtimes, "load_s": loaded_s, "time_s": time.perf_counter() - t0 - loaded_s,

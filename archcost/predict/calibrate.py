@@ -374,21 +374,18 @@ def _full() -> list[Kernel]:
         "relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid,
         "hardswish": nn.Hardswish,
     }  # fmt: skip
+    # and on LeNet- and CIFAR-sized tensors of a few thousand elements, where the fixed cost per call is most of
+    # the time; tanh is a kind of its own (kinds.py)
+    tiny = ((6, 28, 28), (16, 8, 8), (84,))
     for name, cls in acts.items():
         kind = "activation" if name in ("relu", "relu6", "hardswish") else "activation_transcendental"
-        for shape in maps if name in ("relu", "silu") else maps[::3]:
+        shapes = maps if name in ("relu", "silu") else maps[::3]
+        for shape in (*shapes, *tiny[:2]) if name in ("relu", "sigmoid", "silu", "gelu") else shapes:
             out.append(_module(kind, name, cls, shape))
     out.append(_module("activation_transcendental", "gelu", nn.GELU, (197, 3072)))
-    # tanh (its own kind: kinds.py), and activations on LeNet- and CIFAR-sized tensors of a few thousand
-    # elements, where the fixed cost per call is most of the time
-    tiny = ((6, 28, 28), (16, 8, 8), (84,))
     for shape in (*maps[::3], *tiny):
         out.append(_module("activation_tanh", "tanh", nn.Tanh, shape))
     out.append(_module("activation_tanh", "tanh", nn.Tanh, (6, 28, 28), 8))
-    for name, cls in acts.items():
-        kind = "activation" if name in ("relu", "relu6", "hardswish") else "activation_transcendental"
-        if name in ("relu", "sigmoid", "silu", "gelu"):
-            out += [_module(kind, name, cls, shape) for shape in tiny[:2]]
     out.append(_module("activation", "relu", nn.ReLU, (64, 56, 56), 8))
     # feature maps far beyond the caches at batch 8 (VGG's and AlexNet's first layers: 25 MB to 100 MB)
     for c, hw in ((64, 224), (128, 112), (96, 55)):

@@ -133,13 +133,14 @@ def conv_kind(row: Any) -> str:
         return "conv"
     c_in = x[1]
     per_out = row.macs / math.prod(out)
-    dense = per_out >= c_in and math.isclose(per_out / c_in, round(per_out / c_in))
+    pointwise = math.isclose(per_out, c_in)
+    dense = pointwise or (per_out > c_in and math.isclose(per_out / c_in, round(per_out / c_in)))
     if dense and len(x) == 3:
         return "conv_1d"
-    if math.isclose(per_out, c_in):
+    if pointwise:
         strided = math.prod(out[2:]) < math.prod(x[2:])
         return "conv_pointwise_strided" if strided else "conv_pointwise"
-    if per_out > c_in and math.isclose(per_out / c_in, round(per_out / c_in)):
+    if dense:
         return "conv_stem" if c_in <= STEM_CHANNELS else "conv"
     ndim = len(x) - 2
     k = round(per_out ** (1 / ndim))
