@@ -6,11 +6,16 @@ The device profile is fitted on a designed set of single-layer kernels and desig
 from it by construction. The truth is a plain timed forward of each model (random weights,
 ``torch.inference_mode``, ``archcost.profiling.timing.measure``). Calibration kernels and models are timed
 **interleaved**, in rounds: each round is a **fresh process** (``--worker``) that times every kernel once and then
-every (model, batch) once, and the medians over rounds are the calibration points and the truth. The thread
-counts take turns round by round. A drift of the shared machine's speed over the minutes of a run then moves
-kernels and models alike, and no single process's state (identical processes here differ by tens of percent:
-benchmarks/profile_paired.py) decides the truth or the profile. The report also states the truth's own
-resolution: each process's timing of a model against the median of the other processes' timings of it.
+every (model, batch) in ``--passes`` passes (each pass times every model once; the round's time of a model is the
+median of its passes), and the medians over rounds are the calibration points and the truth. The thread counts take
+turns round by round. Passes, because a model's timing here is off together with the models timed just before and
+after it (a slow spell of the shared machine lasting seconds: in session 12's run, adjacent models of different
+families had deviations from their medians correlated by +0.1 to +0.6, models ten apart by about 0), so one
+contiguous block of samples per model takes one spell whole. A drift of the shared machine's speed over the
+minutes of a run moves kernels and models alike, and no single process's state (identical processes here differ
+by tens of percent: benchmarks/profile_paired.py) decides the truth or the profile. The report also states the
+truth's own resolution: each process's timing of a model against the median of the other processes' timings of
+it, and one pass against the other passes of its process.
 
 Two baselines on the same measurements:
 
@@ -115,8 +120,9 @@ def _stats(errors: list[float]) -> dict:
 
 
 def worker(job_path: str, out_path: str) -> int:
-    """One round, in a process of its own: time every kernel once, then every (model, batch) once, at the job's
-    threads; write {"kernels": {key: s}, "models": {"spec|batch": s}, ...} to ``out_path``. A fresh process per
+    """One round, in a process of its own: time every kernel once, then every (model, batch) once per pass (the job's
+    ``passes``), at the job's threads; write {"kernels": {key: s}, "models": {"spec|batch": s, the median of the
+    passes}, "model_passes": {"spec|batch": [s per pass]}, ...} to ``out_path``. A fresh process per
     round, because one process's timings agree with each other better than with another's (process state:
     identical processes here differ by tens of percent, benchmarks/profile_paired.py)."""
     from archcost.predict.calibrate import kernels, time_kernel
@@ -138,19 +144,27 @@ def worker(job_path: str, out_path: str) -> int:
     with measurement_setup(cpu, job["threads"], "float32"):
         for k in kernels(job["mode"]):
             ktimes[k.key] = time_kernel(k, cpu, torch.float32, job["mode"])[0]
-        for key, (model, a, kw) in models.items():
-            usage: list = []  # the process's resource usage at the start and the end of the timed samples
-            repeats = 3
-            with torch.inference_mode():
-                t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, warmup_s=0.2, min_time_s=job["min_time_s"],
-                            repeats=repeats, on_timed=lambda _, u=usage: u.append(_usage()))  # fmt: skip
-            mtimes[key] = t.stats.median_s
-            (f0, v0, i0, w0), (f1, v1, i1, w1) = usage
-            states[key] = {"minor_faults_per_call": (f1 - f0) / (repeats * t.iterations),
-                           "involuntary_switches_per_s": (i1 - i0) / (w1 - w0),
-                           "voluntary_switches_per_s": (v1 - v0) / (w1 - w0)}  # fmt: skip
-    out = {"kernels": ktimes, "models": mtimes, "load_s": loaded_s, "time_s": time.perf_counter() - t0 - loaded_s,
-           "pid": os.getpid(), "model_states": states}  # fmt: skip
+        passes: dict[str, list[float]] = {key: [] for key in models}
+        counts: dict[str, list[float]] = {key: [0.0, 0.0, 0.0, 0.0, 0] for key in models}
+        repeats = max(1, round(3 / job["passes"]))  # three samples per model per round, however many passes
+        for p in range(job["passes"]):  # each pass times every model once: a slow spell of the machine meets
+            for key, (model, a, kw) in models.items():  # one pass's sample of a model, not all of them
+                usage: list = []  # the process's resource usage at the start and the end of the timed samples
+                with torch.inference_mode():
+                    t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, warmup_s=0.2 if p == 0 else 0.05,
+                                min_time_s=job["min_time_s"], repeats=repeats,
+                                on_timed=lambda _, u=usage: u.append(_usage()))  # fmt: skip
+                passes[key].append(t.stats.median_s)
+                c = counts[key]
+                for i, (x0, x1) in enumerate(zip(*usage, strict=True)):
+                    c[i] += x1 - x0
+                c[4] += repeats * t.iterations
+        for key, (faults, voluntary, involuntary, wall, calls) in counts.items():
+            mtimes[key] = _median(passes[key])
+            states[key] = {"minor_faults_per_call": faults / calls, "involuntary_switches_per_s": involuntary / wall,
+                           "voluntary_switches_per_s": voluntary / wall}  # fmt: skip
+    out = {"kernels": ktimes, "models": mtimes, "model_passes": passes, "load_s": loaded_s,
+           "time_s": time.perf_counter() - t0 - loaded_s, "pid": os.getpid(), "model_states": states}  # fmt: skip
     Path(out_path).write_text(json.dumps(out))
     return 0
 
@@ -178,8 +192,9 @@ def _round(job: dict, tmp: Path, name: str) -> dict:
 
 def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: str) -> tuple[dict, dict, dict]:
     """({threads: {kernel key: [seconds per round]}}, {threads: {(spec, batch): [seconds per round]}}): the
-    rounds, each a fresh process (``_round``), the thread counts taking turns; and {threads: {(spec, batch): [the
-    process's page faults and context switches while it timed the model (``worker``), per round]}}."""
+    rounds, each a fresh process (``_round``), the thread counts taking turns; {threads: {(spec, batch): [the
+    process's page faults and context switches while it timed the model (``worker``), per round]}}; and
+    {threads: {(spec, batch): [[seconds per pass] per round]}} (a round's seconds are the median of its passes)."""
     import tempfile
 
     from archcost.predict.calibrate import kernels
@@ -187,20 +202,22 @@ def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: 
     ktimes = {t: {k.key: [] for k in kernels(mode)} for t in args.threads}
     mtimes = {t: {key: [] for key in reports} for t in args.threads}
     states: dict = {t: {key: [] for key in reports} for t in args.threads}
+    passes: dict = {t: {key: [] for key in reports} for t in args.threads}
     with tempfile.TemporaryDirectory(prefix="predict_check-") as tmp:
         for r in range(args.rounds):  # rounds outermost: the thread counts take turns, so drift reaches both
             for threads in args.threads:
                 job = {"specs": runnable, "batch_sizes": args.batch_sizes, "threads": threads, "mode": mode,
-                       "min_time_s": args.min_time_s}  # fmt: skip
+                       "min_time_s": args.min_time_s, "passes": args.passes}  # fmt: skip
                 got = _round(job, Path(tmp), f"t{threads}-r{r}")
                 for key, v in got["kernels"].items():
                     ktimes[threads][key].append(v)
                 for spec, b in reports:
                     mtimes[threads][(spec, b)].append(got["models"][f"{spec}|{b}"])
                     states[threads][(spec, b)].append(got["model_states"][f"{spec}|{b}"])
+                    passes[threads][(spec, b)].append(got["model_passes"][f"{spec}|{b}"])
                 print(f"round {r + 1}/{args.rounds}, {threads} thread(s): a fresh process, loaded in "
                       f"{got['load_s']:.0f} s, timed in {got['time_s']:.0f} s", file=sys.stderr)  # fmt: skip
-    return ktimes, mtimes, states
+    return ktimes, mtimes, states, passes
 
 
 def _profiles_timed(args: argparse.Namespace, ktimes: dict, mode: str) -> dict:
@@ -274,14 +291,17 @@ def run(args: argparse.Namespace) -> dict:
         roofs = {(p["model"], p["batch_size"], p["threads"]): p["roofline_s"] for p in old["points"]}
         measured_by = measured_by or f"`{old['command'].strip()}`"
         ktimes = {int(t): v for t, v in old.get("kernel_rounds_s", {}).items()}
-        thp = old.get("huge_pages")
+        thp, passes_per_round = old.get("huge_pages"), old.get("passes", 1)
         states = {t: {(p["model"], p["batch_size"]): p.get("process_states_rounds", []) for p in old["points"]
+                      if p["threads"] == t} for t in args.threads}  # fmt: skip
+        passes = {t: {(p["model"], p["batch_size"]): p.get("measured_passes_rounds_s", []) for p in old["points"]
                       if p["threads"] == t} for t in args.threads}  # fmt: skip
     else:
         runnable = {s: v for s, v in specs.items() if s not in skipped}
-        ktimes, mtimes, states = _time_rounds(args, runnable, reports, mode)
+        ktimes, mtimes, states, passes = _time_rounds(args, runnable, reports, mode)
         profiles, rounds, roofs, measured_by = _profiles_timed(args, ktimes, mode), args.rounds, None, None
         thp = dict(zip(("mode", "torch_allocator"), huge_pages(), strict=True))  # the workers inherit it
+        passes_per_round = args.passes
     points_out = []
     for threads, profile in profiles.items():
         peaks = None if roofs else _peaks(threads)
@@ -301,6 +321,7 @@ def run(args: argparse.Namespace) -> dict:
                 "model": spec, "family": _family(spec), "batch_size": b, "threads": threads,
                 "measured_s": _median(mtimes[threads][(spec, b)]), "measured_rounds_s": mtimes[threads][(spec, b)],
                 "process_states_rounds": states.get(threads, {}).get((spec, b), []),
+                "measured_passes_rounds_s": passes.get(threads, {}).get((spec, b), []),
                 "predicted_s": sum(r.predicted_ms for r in rows) / 1e3, "macs": report.totals["macs"],
                 "flops": flops, "traffic_bytes": traffic, "roofline_s": roof,
                 "fallback_kinds": sorted({r.kind for r in rows if r.fallback}),
@@ -314,7 +335,7 @@ def run(args: argparse.Namespace) -> dict:
     _macs_baseline(points_out)
     fit = {t: {k: vars(v.error) for k, v in p.kinds.items()} for t, p in profiles.items()}
     return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": rounds, "profile_fit": fit,
-            "huge_pages": thp,
+            "huge_pages": thp, "passes": passes_per_round,
             "measured_by": measured_by, "kernel_rounds_s": ktimes,
             "device_name": profiles[args.threads[0]].device_name if profiles else None}  # fmt: skip
 
@@ -365,6 +386,16 @@ def summarise(result: dict) -> dict:
             for key in ("all", sl):
                 noise.setdefault(key, []).append(e)
                 single.setdefault(key, []).append(p["predicted_s"] / t - 1)
+    within = {"all": []}  # one pass against the other passes of the same process (``--passes``)
+    for p in pts:
+        sl = f"batch {p['batch_size']}, {p['threads']} thread(s)"
+        for ts in p.get("measured_passes_rounds_s", []):
+            for i, t in enumerate(ts if len(ts) >= 3 else []):
+                for key in ("all", sl):
+                    within.setdefault(key, []).append(t / _median(ts[:i] + ts[i + 1 :]) - 1)
+    if within["all"]:
+        name = "one pass of a process (against the median of its other passes)"
+        out[name] = {k: _stats(v) for k, v in within.items()}
     if noise["all"]:
         out["one process's measurement (against the median of the other processes')"] = {
             k: _stats(v) for k, v in noise.items()
@@ -404,7 +435,8 @@ def markdown(result: dict, summary: dict, command: str) -> str:
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-minute load average at "
             f"the end {os.getloadavg()[0]:.1f}, the benchmark's own threads included), CPU "
             f"{result.get('device_name') or 'unknown'}, kernels `{result['mode']}`, {result['rounds']} rounds, "
-            "each a fresh process that times every calibration kernel and then every (model, batch) once; the "
+            "each a fresh process that times every calibration kernel once and then every (model, batch) in "
+            f"{result.get('passes', 1)} pass(es), a round's time of a model being the median of its passes; the "
             "thread counts take turns."
         )
     thp = result.get("huge_pages")
@@ -455,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--rounds", type=int, default=None, help="fresh processes per thread count (default 3)")
     ap.add_argument("--min-time-s", type=float, default=0.05, help="seconds per timed sample of a model")
+    ap.add_argument("--passes", type=int, default=3, help="passes over the models within a round (default 3)")
     ap.add_argument("--smoke", action="store_true", help="three models, smoke kernels, one round")
     ap.add_argument("--no-write", action="store_true", help="print the summary, write nothing")
     ap.add_argument(
