@@ -11,7 +11,11 @@ median of its passes), and the medians over rounds are the calibration points an
 turns round by round. Passes, because a model's timing here is off together with the models timed just before and
 after it (a slow spell of the shared machine lasting seconds: in session 12's run, adjacent models of different
 families had deviations from their medians correlated by +0.1 to +0.6, models ten apart by about 0), so one
-contiguous block of samples per model takes one spell whole. A drift of the shared machine's speed over the
+contiguous block of samples per model takes one spell whole. The first pass warms a model up until settled and
+calibrates its iterations; a later pass reuses them after one warm-up call. Every pass also records what the
+machine took meanwhile (``archcost.profiling.timing``: the hypervisor's steal time from /proc/stat and the
+process's CPU seconds per wall second), and the report gives the truth's resolution with the stolen time taken
+out. A drift of the shared machine's speed over the
 minutes of a run moves kernels and models alike, and no single process's state (identical processes here differ
 by tens of percent: benchmarks/profile_paired.py) decides the truth or the profile. The report also states the
 truth's own resolution: each process's timing of a model against the median of the other processes' timings of
@@ -127,7 +131,7 @@ def worker(job_path: str, out_path: str) -> int:
     identical processes here differ by tens of percent, benchmarks/profile_paired.py)."""
     from archcost.predict.calibrate import kernels, time_kernel
     from archcost.profiling.sweep import measurement_setup
-    from archcost.profiling.timing import measure
+    from archcost.profiling.timing import cpu_ticks, measure, steal_between
 
     job = json.loads(Path(job_path).read_text())
     cpu = torch.device("cpu")
@@ -140,21 +144,30 @@ def worker(job_path: str, out_path: str) -> int:
         raise RuntimeError(f"the round could not load {skipped}")
     models = {f"{spec}|{b}": v for (spec, b), v in loaded.items()}
     loaded_s = time.perf_counter() - t0
-    ktimes, mtimes, states = {}, {}, {}
+    ktimes, mtimes, states, ksteal = {}, {}, {}, {}
     with measurement_setup(cpu, job["threads"], "float32"):
         for k in kernels(job["mode"]):
+            ticks = cpu_ticks()
             ktimes[k.key] = time_kernel(k, cpu, torch.float32, job["mode"])[0]
+            ksteal[k.key] = steal_between(ticks, cpu_ticks())  # over the kernel's build, warm-up and samples
         passes: dict[str, list[float]] = {key: [] for key in models}
+        steal: dict[str, list] = {key: [] for key in models}  # per pass: [stolen share, process CPU s per wall s]
         counts: dict[str, list[float]] = {key: [0.0, 0.0, 0.0, 0.0, 0] for key in models}
+        iterations: dict[str, int] = {}
         repeats = max(1, round(3 / job["passes"]))  # three samples per model per round, however many passes
         for p in range(job["passes"]):  # each pass times every model once: a slow spell of the machine meets
             for key, (model, a, kw) in models.items():  # one pass's sample of a model, not all of them
                 usage: list = []  # the process's resource usage at the start and the end of the timed samples
+                # the first pass warms up until settled and calibrates the iterations; a later pass reuses them
+                # after one warm-up call (the model ran in this process already)
+                again = {"warmup_s": 0.0, "warmup_window": 1, "iterations": iterations[key]} if p else {}
                 with torch.inference_mode():
-                    t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, warmup_s=0.2 if p == 0 else 0.05,
+                    t = measure(lambda m=model, a=a, kw=kw: m(*a, **kw), cpu, **({"warmup_s": 0.2} | again),
                                 min_time_s=job["min_time_s"], repeats=repeats,
                                 on_timed=lambda _, u=usage: u.append(_usage()))  # fmt: skip
+                iterations.setdefault(key, t.iterations)
                 passes[key].append(t.stats.median_s)
+                steal[key].append([t.steal_fraction, t.process_cpu_per_wall])
                 c = counts[key]
                 for i, (x0, x1) in enumerate(zip(*usage, strict=True)):
                     c[i] += x1 - x0
@@ -163,7 +176,8 @@ def worker(job_path: str, out_path: str) -> int:
             mtimes[key] = _median(passes[key])
             states[key] = {"minor_faults_per_call": faults / calls, "involuntary_switches_per_s": involuntary / wall,
                            "voluntary_switches_per_s": voluntary / wall}  # fmt: skip
-    out = {"kernels": ktimes, "models": mtimes, "model_passes": passes, "load_s": loaded_s,
+    out = {"kernels": ktimes, "models": mtimes, "model_passes": passes, "model_steal": steal, "kernel_steal": ksteal,
+           "load_s": loaded_s,
            "time_s": time.perf_counter() - t0 - loaded_s, "pid": os.getpid(), "model_states": states}  # fmt: skip
     Path(out_path).write_text(json.dumps(out))
     return 0
@@ -190,11 +204,13 @@ def _round(job: dict, tmp: Path, name: str) -> dict:
     return json.loads(out_path.read_text())
 
 
-def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: str) -> tuple[dict, dict, dict]:
+def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: str) -> tuple[dict, ...]:
     """({threads: {kernel key: [seconds per round]}}, {threads: {(spec, batch): [seconds per round]}}): the
     rounds, each a fresh process (``_round``), the thread counts taking turns; {threads: {(spec, batch): [the
     process's page faults and context switches while it timed the model (``worker``), per round]}}; and
-    {threads: {(spec, batch): [[seconds per pass] per round]}} (a round's seconds are the median of its passes)."""
+    {threads: {(spec, batch): [[seconds per pass] per round]}} (a round's seconds are the median of its passes);
+    {threads: {(spec, batch): [[[stolen share, process CPU s per wall s] per pass] per round]}} and {threads: {kernel
+    key: [stolen share per round]}} (``timing.cpu_ticks``: what the hypervisor took meanwhile)."""
     import tempfile
 
     from archcost.predict.calibrate import kernels
@@ -203,6 +219,8 @@ def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: 
     mtimes = {t: {key: [] for key in reports} for t in args.threads}
     states: dict = {t: {key: [] for key in reports} for t in args.threads}
     passes: dict = {t: {key: [] for key in reports} for t in args.threads}
+    steal: dict = {t: {key: [] for key in reports} for t in args.threads}
+    ksteal: dict = {t: {k.key: [] for k in kernels(mode)} for t in args.threads}
     with tempfile.TemporaryDirectory(prefix="predict_check-") as tmp:
         for r in range(args.rounds):  # rounds outermost: the thread counts take turns, so drift reaches both
             for threads in args.threads:
@@ -211,13 +229,15 @@ def _time_rounds(args: argparse.Namespace, runnable: dict, reports: dict, mode: 
                 got = _round(job, Path(tmp), f"t{threads}-r{r}")
                 for key, v in got["kernels"].items():
                     ktimes[threads][key].append(v)
+                    ksteal[threads][key].append(got["kernel_steal"][key])
                 for spec, b in reports:
                     mtimes[threads][(spec, b)].append(got["models"][f"{spec}|{b}"])
                     states[threads][(spec, b)].append(got["model_states"][f"{spec}|{b}"])
                     passes[threads][(spec, b)].append(got["model_passes"][f"{spec}|{b}"])
+                    steal[threads][(spec, b)].append(got["model_steal"][f"{spec}|{b}"])
                 print(f"round {r + 1}/{args.rounds}, {threads} thread(s): a fresh process, loaded in "
                       f"{got['load_s']:.0f} s, timed in {got['time_s']:.0f} s", file=sys.stderr)  # fmt: skip
-    return ktimes, mtimes, states, passes
+    return ktimes, mtimes, states, passes, steal, ksteal
 
 
 def _profiles_timed(args: argparse.Namespace, ktimes: dict, mode: str) -> dict:
@@ -296,9 +316,12 @@ def run(args: argparse.Namespace) -> dict:
                       if p["threads"] == t} for t in args.threads}  # fmt: skip
         passes = {t: {(p["model"], p["batch_size"]): p.get("measured_passes_rounds_s", []) for p in old["points"]
                       if p["threads"] == t} for t in args.threads}  # fmt: skip
+        steal = {t: {(p["model"], p["batch_size"]): p.get("steal_passes_rounds", []) for p in old["points"]
+                     if p["threads"] == t} for t in args.threads}  # fmt: skip
+        ksteal = {int(t): v for t, v in old.get("kernel_steal_rounds", {}).items()}
     else:
         runnable = {s: v for s, v in specs.items() if s not in skipped}
-        ktimes, mtimes, states, passes = _time_rounds(args, runnable, reports, mode)
+        ktimes, mtimes, states, passes, steal, ksteal = _time_rounds(args, runnable, reports, mode)
         profiles, rounds, roofs, measured_by = _profiles_timed(args, ktimes, mode), args.rounds, None, None
         thp = dict(zip(("mode", "torch_allocator"), huge_pages(), strict=True))  # the workers inherit it
         passes_per_round = args.passes
@@ -322,6 +345,7 @@ def run(args: argparse.Namespace) -> dict:
                 "measured_s": _median(mtimes[threads][(spec, b)]), "measured_rounds_s": mtimes[threads][(spec, b)],
                 "process_states_rounds": states.get(threads, {}).get((spec, b), []),
                 "measured_passes_rounds_s": passes.get(threads, {}).get((spec, b), []),
+                "steal_passes_rounds": steal.get(threads, {}).get((spec, b), []),
                 "predicted_s": sum(r.predicted_ms for r in rows) / 1e3, "macs": report.totals["macs"],
                 "flops": flops, "traffic_bytes": traffic, "roofline_s": roof,
                 "fallback_kinds": sorted({r.kind for r in rows if r.fallback}),
@@ -335,8 +359,8 @@ def run(args: argparse.Namespace) -> dict:
     _macs_baseline(points_out)
     fit = {t: {k: vars(v.error) for k, v in p.kinds.items()} for t, p in profiles.items()}
     return {"points": points_out, "skipped": skipped, "mode": mode, "rounds": rounds, "profile_fit": fit,
-            "huge_pages": thp, "passes": passes_per_round,
-            "measured_by": measured_by, "kernel_rounds_s": ktimes,
+            "huge_pages": thp, "passes": passes_per_round, "cpus": old.get("cpus") if args.refit else os.cpu_count(),
+            "measured_by": measured_by, "kernel_rounds_s": ktimes, "kernel_steal_rounds": ksteal,
             "device_name": profiles[args.threads[0]].device_name if profiles else None}  # fmt: skip
 
 
@@ -360,6 +384,18 @@ def _macs_baseline(points: list[dict]) -> None:
             continue
         log_c = statistics.fmean(math.log(q["measured_s"] / q["macs"]) for q in others)
         p["macs_s"] = math.exp(log_c) * p["macs"]
+
+
+def _steal_free(point: dict, cpus: int | None) -> list[float]:
+    """A point's time per round with the hypervisor's share taken out: each pass's seconds x (1 - the stolen share
+    of its threads' ticks), the median over the round's passes. The stolen share of all ``cpus``' ticks is put on
+    the point's threads alone (an idle virtual CPU is not stolen from: it does not ask to run). [] without records."""
+    out = []
+    for ts, st in zip(point.get("measured_passes_rounds_s", []), point.get("steal_passes_rounds", []), strict=False):
+        if len(ts) != len(st) or not cpus or any(x[0] is None for x in st):
+            return []
+        out.append(_median([t * (1 - min(1.0, x[0] * cpus / point["threads"])) for t, x in zip(ts, st, strict=True)]))
+    return out
 
 
 def summarise(result: dict) -> dict:
@@ -411,6 +447,24 @@ def summarise(result: dict) -> dict:
         out["archcost predict, profile from one process's kernels (calibrate --processes 1)"] = {
             k: _stats(v) for k, v in one.items()
         }
+    free = {"all": []}, {"all": []}  # the same two, the stolen time taken out of every pass (``_steal_free``)
+    for p in pts:
+        rounds = _steal_free(p, result.get("cpus"))
+        if len(rounds) < 3:
+            continue
+        sl = f"batch {p['batch_size']}, {p['threads']} thread(s)"
+        for i, t in enumerate(rounds):
+            for key in ("all", sl):
+                free[0].setdefault(key, []).append(t / _median(rounds[:i] + rounds[i + 1 :]) - 1)
+        for key in ("all", sl):
+            free[1].setdefault(key, []).append(p["predicted_s"] / _median(rounds) - 1)
+    if free[0]["all"]:
+        out["one process's measurement, stolen time taken out (against the other processes')"] = {
+            k: _stats(v) for k, v in free[0].items()
+        }
+        out["archcost predict (against the median measurement, stolen time taken out)"] = {
+            k: _stats(v) for k, v in free[1].items()
+        }
     fam = {}
     for f in sorted({p["family"] for p in pts}):
         fam[f] = _stats([p["predicted_s"] / p["measured_s"] - 1 for p in pts if p["family"] == f])
@@ -444,6 +498,14 @@ def markdown(result: dict, summary: dict, command: str) -> str:
         made += (
             f" Transparent huge pages: {thp['mode']}; torch's CPU allocator "
             f"{'asked for them (THP_MEM_ALLOC_ENABLE=1)' if thp['torch_allocator'] else 'did not ask for them'}."
+        )
+    stolen = sorted(x[0] for p in result["points"] for r in p.get("steal_passes_rounds", []) for x in r
+                    if x[0] is not None)  # fmt: skip
+    if stolen:
+        made += (
+            f" The hypervisor's steal while the models' samples ran (the stolen share of all CPUs' ticks, /proc/stat):"
+            f" median {100 * _median(stolen):.1f}%, 90th percentile {100 * stolen[int(0.9 * (len(stolen) - 1))]:.1f}%,"
+            f" most {100 * stolen[-1]:.1f}% (of {len(stolen)} passes)."
         )
     lines = [
         "# Predicted against measured latency (benchmarks/predict_check.py)",

@@ -80,8 +80,8 @@ def profile(
     arithmetic_intensity, percent_of_peak, bound) and how they add up (``layer_time_sum_ratio``,
     ``profiler_overhead``); ``layers_frame(df)`` flattens them to one row per layer.
 
-    Every ``ok`` row has ``flags`` (``cv_high``, ``warmup_unsettled``, ``peaks_stale``, ``layer_sum_off``)
-    and ``warnings``, one sentence each saying what to do.
+    Every ``ok`` row has ``flags`` (``cv_high``, ``warmup_unsettled``, ``peaks_stale``, ``layer_sum_off``,
+    ``cpu_stolen``) and ``warnings``, one sentence each saying what to do.
 
     ``isolate``: measure each model in a fresh Python process (model specs only), as a user's own timing
     script would: a CPU latency depends on what the measuring process did before (``archcost.profiling.isolated``).

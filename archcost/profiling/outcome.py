@@ -16,8 +16,9 @@ from archcost.profiling.roofline import layer_traffic_bytes
 from archcost.units import DTYPES
 
 #: A record's ``flags`` when a figure should not be trusted as it is (each comes with a sentence in ``warnings``).
-FLAGS = ("cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off")
+FLAGS = ("cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off", "cpu_stolen")
 CV_LIMIT = 0.10  # coefficient of variation above which the latency is flagged
+STEAL_LIMIT = 0.05  # share of the CPUs' ticks stolen by a hypervisor during the timed samples above which it is
 LAYER_SUM_TOLERANCE = 0.15  # layer times must add up to the median latency within this fraction
 
 
@@ -95,6 +96,14 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
             f"{100 * LAYER_SUM_TOLERANCE:.0f}% off): time between layers (Python), the profiler's overhead "
             "(large against a model of a few ms) or a busy machine (see the CV); read the shares, not the "
             "absolute layer times (layer_unattributed_s and profiler_overhead say which)"
+        )
+    steal = out.get("cpu_steal_fraction")
+    if steal is not None and steal > STEAL_LIMIT:
+        flags.append("cpu_stolen")
+        warnings.append(
+            f"the hypervisor took {100 * steal:.0f}% of the CPUs' time while the samples ran (steal, /proc/stat): "
+            "the latency includes time in which the model did not run; time again when the host is quieter, or "
+            "on a dedicated or bare-metal machine"
         )
     return flags, warnings
 

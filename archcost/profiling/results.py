@@ -94,6 +94,10 @@ class _Measurement(TypedDict, total=False):
     min_time_s: float | None
     timer: str | None
     throughput_ips: float | None
+    # what the machine took while timing (timing.Timing): the CPUs' stolen share of ticks (a VM's hypervisor
+    # running others, /proc/stat; None off Linux), and the process's CPU seconds per wall second
+    cpu_steal_fraction: float | None
+    process_cpu_per_wall: float | None
     # memory
     memory_peak_bytes: int | None
     memory_activation_peak_bytes: int | None

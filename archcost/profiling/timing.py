@@ -5,6 +5,11 @@ the current stream around the block, after a ``torch.cuda.synchronize()``, and r
 ``end.synchronize()`` (PyTorch's documented way to time asynchronous kernels; ``torch.utils.benchmark``
 does the same). The decisions (when warm-up has settled, how many iterations a sample needs, the
 statistics) are the pure functions of ``archcost.profiling.stats``.
+
+Around the timed samples ``measure`` also reads what the machine took from the process: the CPUs' steal time
+(``/proc/stat``, proc(5): ticks in which a virtual CPU wanted to run and the hypervisor ran something else) and
+the process's CPU time. On a cloud VM stolen time lengthens a sample without the model doing more work; in this
+project's CI VM a 0.2 s CPU sample's wall time followed the steal during it (Pearson +0.65, 1 thread).
 """
 
 from __future__ import annotations
@@ -65,6 +70,33 @@ class Timing:
     warmup_settled: bool
     method: str
     block_spans: tuple[tuple[float, float], ...]  # perf_counter seconds at the start and end of each sample
+    # the share of all CPUs' clock ticks during the timed samples that the hypervisor stole (``cpu_ticks``); None
+    # where /proc/stat cannot be read (not Linux) or no tick passed
+    steal_fraction: float | None = None
+    # the process's CPU seconds (every thread's, ``time.process_time``) per wall second of the timed samples: about
+    # the thread count while the process ran undisturbed, less while it waited or its CPU time was stolen
+    process_cpu_per_wall: float | None = None
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """``(steal, all)`` clock ticks of every CPU since boot, from the first line of ``/proc/stat`` (proc(5): the
+    eighth number is steal, the first eight together all ticks); ``None`` where it cannot be read."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        ticks = [int(x) for x in fields[1:9]]
+    except (OSError, ValueError):
+        return None
+    if fields[0] != "cpu" or len(ticks) < 8:
+        return None
+    return ticks[7], sum(ticks)
+
+
+def steal_between(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """The stolen share of the ticks between two ``cpu_ticks`` readings (0 to 1), or None without both or a tick."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
 
 
 def warm_up(
@@ -101,25 +133,36 @@ def measure(
     min_time_s: float = 0.2,
     repeats: int = 10,
     on_timed: Callable[[bool], None] | None = None,
+    warmup_window: int = 5,
+    iterations: int | None = None,
 ) -> Timing:
     """Time ``fn`` on ``device``: warm-up, then ``repeats`` samples of ``n`` calls each lasting >= ``min_time_s``.
 
     Each sample gives one per-iteration latency (block time / n). ``on_timed(True)`` is called just before
     the timed samples and ``on_timed(False)`` just after (the power sampler marks its window with it).
+    Warm-up settles over two windows of ``warmup_window`` single calls (``warm_up``). ``iterations`` fixes ``n``
+    (a ``Timing.iterations`` of an earlier ``measure`` of the same call) instead of calibrating it: timing a
+    warm call again, as ``benchmarks/predict_check.py`` does in its later passes, with ``warmup_s=0``.
     """
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
+    if iterations is not None and iterations < 1:
+        raise ValueError("iterations must be >= 1")
     timer = timer_for(device)
     t0 = time.perf_counter()
-    warm, ok = warm_up(fn, timer, warmup_s)
+    warm, ok = warm_up(fn, timer, warmup_s, window=warmup_window)
     warm_spent = time.perf_counter() - t0
-    recent = sorted(warm[-5:])[len(warm[-5:]) // 2]
-    first_guess = iterations_for(recent, min_time_s, max_iterations=100_000)
-    n, _ = calibrate(lambda k: timer.block(fn, k), min_time_s, first_guess=first_guess)
+    if iterations is None:
+        recent = sorted(warm[-5:])[len(warm[-5:]) // 2]
+        first_guess = iterations_for(recent, min_time_s, max_iterations=100_000)
+        n, _ = calibrate(lambda k: timer.block(fn, k), min_time_s, first_guess=first_guess)
+    else:
+        n = iterations
     samples: list[float] = []
     spans: list[tuple[float, float]] = []
     if on_timed:
         on_timed(True)
+    ticks0, cpu0 = cpu_ticks(), time.process_time()
     try:
         for _ in range(repeats):
             a = time.perf_counter()
@@ -127,14 +170,19 @@ def measure(
             spans.append((a, time.perf_counter()))
             samples.append(elapsed / n)
     finally:
+        cpu1, ticks1 = time.process_time(), cpu_ticks()
         if on_timed:
             on_timed(False)
-    return Timing(summarize(samples), n, len(warm), warm_spent, ok, timer.method, tuple(spans))
+    wall = sum(b - a for a, b in spans)
+    per_wall = (cpu1 - cpu0) / wall if wall > 0 else None
+    return Timing(summarize(samples), n, len(warm), warm_spent, ok, timer.method, tuple(spans),
+                  steal_between(ticks0, ticks1), per_wall)  # fmt: skip
 
 
 def timing_fields(timing: Timing, batch: int) -> dict:
     """A record's latency fields from one ``measure`` run: median, p10, p90, mean, min, max (seconds), CV,
-    samples, iterations per sample, warm-up, the timer used, and throughput (images per second)."""
+    samples, iterations per sample, warm-up, the timer used, throughput (images per second), and what the machine
+    took meanwhile: the CPUs' stolen share of ticks and the process's CPU seconds per wall second (``Timing``)."""
     s = timing.stats
     return {
         "latency_median_s": s.median_s,
@@ -151,4 +199,6 @@ def timing_fields(timing: Timing, batch: int) -> dict:
         "warmup_settled": timing.warmup_settled,
         "timer": timing.method,
         "throughput_ips": s.throughput(batch),
+        "cpu_steal_fraction": timing.steal_fraction,
+        "process_cpu_per_wall": timing.process_cpu_per_wall,
     }

@@ -154,3 +154,51 @@ def test_warm_up_gives_up_on_settling_at_five_times_the_warm_up():
     timer = Drifting()
     times, ok = warm_up(lambda: None, timer, warmup_s=0.5, clock=lambda: timer.now)
     assert not ok and timer.now - times[0] >= 0.5 * 5
+
+
+def test_measure_with_fixed_iterations_skips_calibration_and_warm_up():
+    import torch
+
+    from archcost.profiling.timing import measure
+
+    calls = []
+    t = measure(lambda: calls.append(1), torch.device("cpu"), warmup_s=0.0, warmup_window=1, iterations=7, repeats=2)
+    assert t.iterations == 7 and t.warmup_iterations == 1
+    assert len(calls) == 1 + 2 * 7  # one warm-up call, two samples of seven
+    with pytest.raises(ValueError, match="iterations"):
+        measure(lambda: None, torch.device("cpu"), iterations=0)
+
+
+def test_steal_is_the_stolen_share_of_the_ticks_between_two_readings(tmp_path, monkeypatch):
+    import builtins
+
+    from archcost.profiling import timing
+
+    stat = tmp_path / "stat"
+    real_open = builtins.open
+
+    def fake_open(path, *a, **kw):
+        return real_open(stat if path == "/proc/stat" else path, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    stat.write_text("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\n")
+    first = timing.cpu_ticks()
+    assert first == (35, 1000)  # steal is the eighth number; all ticks the first eight (guest is inside user)
+    stat.write_text("cpu  150 0 60 860 10 0 5 55 0 0\n")
+    assert timing.steal_between(first, timing.cpu_ticks()) == pytest.approx(20 / 140)
+    assert timing.steal_between(first, first) is None  # no tick passed
+    assert timing.steal_between(None, first) is None
+    stat.write_text("intr 1 2 3\n")
+    assert timing.cpu_ticks() is None
+
+
+def test_a_cpu_measurement_records_what_the_machine_took():
+    import torch
+
+    from archcost.profiling.timing import cpu_ticks, measure, timing_fields
+
+    t = measure(lambda: sum(range(2000)), torch.device("cpu"), warmup_s=0.01, min_time_s=0.02, repeats=3)
+    fields = timing_fields(t, 1)
+    assert 0.3 < fields["process_cpu_per_wall"] < 1.5  # a Python loop on one thread: about one CPU second per second
+    if cpu_ticks() is not None:  # Linux
+        assert 0.0 <= fields["cpu_steal_fraction"] <= 1.0

@@ -96,13 +96,16 @@ def test_the_callers_model_never_changes(settings):
 
 def test_flags_say_what_to_do():
     flags, warnings = flags_and_warnings(
-        {"latency_cv": 0.59, "warmup_settled": False, "percent_of_peak": 156.7, "layer_time_sum_ratio": 0.7}
+        {"latency_cv": 0.59, "warmup_settled": False, "percent_of_peak": 156.7, "layer_time_sum_ratio": 0.7,
+         "cpu_steal_fraction": 0.12}  # fmt: skip
     )
-    assert flags == ["cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off"]
+    assert flags == ["cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off", "cpu_stolen"]
+    assert "12%" in warnings[4] and "steal" in warnings[4]
     assert "59%" in warnings[0] and "--warmup" in warnings[1] and "--recalibrate" in warnings[2]
     assert "70%" in warnings[3]
     assert flags_and_warnings({"latency_cv": 0.05, "warmup_settled": True, "percent_of_peak": 99.0}) == ([], [])
     assert flags_and_warnings({"layer_time_sum_ratio": 1.14})[0] == []  # within 15%
+    assert flags_and_warnings({"cpu_steal_fraction": 0.05})[0] == []  # 5% stolen is not flagged
     assert flags_and_warnings({"layers": [{"percent_of_peak": 130.0}]})[0] == ["peaks_stale"]
 
 
