@@ -95,10 +95,8 @@ def test_the_callers_model_never_changes(settings):
 
 
 def test_flags_say_what_to_do():
-    flags, warnings = flags_and_warnings(
-        {"latency_cv": 0.59, "warmup_settled": False, "percent_of_peak": 156.7, "layer_time_sum_ratio": 0.7,
-         "cpu_steal_fraction": 0.12}  # fmt: skip
-    )
+    out = {"latency_cv": 0.59, "warmup_settled": False, "percent_of_peak": 156.7, "layer_time_sum_ratio": 0.7}
+    flags, warnings = flags_and_warnings({**out, "cpu_steal_fraction": 0.12})
     assert flags == ["cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off", "cpu_stolen"]
     assert "12%" in warnings[4] and "steal" in warnings[4]
     assert "59%" in warnings[0] and "--warmup" in warnings[1] and "--recalibrate" in warnings[2]
