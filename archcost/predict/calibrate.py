@@ -45,7 +45,7 @@ from archcost.predict.fit import (
     peak_seconds_per_flop,
     sum_errors,
 )
-from archcost.predict.kinds import STEM_CHANNELS, kind_of, row_dispatches, row_features, row_large_bytes
+from archcost.predict.kinds import SMALL_HEAD_DIM, STEM_CHANNELS, kind_of, row_dispatches, row_features, row_large_bytes
 from archcost.predict.profile import SCHEMA, SCHEMA_VERSION, CalibrationPoint, DeviceProfile, KindRule, Row
 
 Shape = tuple[int, ...]
@@ -315,7 +315,8 @@ def _full() -> list[Kernel]:
     out.append(_op("attention", "sdpa", Attention, [(12, 197, 64)] * 3, 8))
     # small heads (d = 8, as convolutional attention blocks use) and long sequences
     for h, n, d, b in ((2, 64, 8, 1), (2, 64, 8, 8), (8, 256, 8, 1), (8, 256, 8, 8), (4, 1024, 16, 1)):
-        out.append(_op("attention", "sdpa", Attention, [(h, n, d)] * 3, b))
+        kind = "attention_small_head" if d <= SMALL_HEAD_DIM else "attention"
+        out.append(_op(kind, "sdpa", Attention, [(h, n, d)] * 3, b))
     for n, d, h, b in ((16, 64, 4, 1), (64, 256, 8, 1), (197, 384, 6, 1), (16, 64, 4, 8), (50, 128, 4, 8),
                        (1024, 64, 8, 1)):  # fmt: skip
         out.append(_module("attention", f"multihead_attention d{d} h{h}", partial(SelfAttention, d, h), (n, d), b))

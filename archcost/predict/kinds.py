@@ -46,6 +46,7 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "linear_gemv": ("linear", "matmul"),
     "matmul": ("linear", "conv_pointwise"),
     "attention": ("matmul", "linear"),
+    "attention_small_head": ("attention", "matmul", "linear"),
     "attention_weights": ("attention", "matmul", "linear"),
     "recurrent": ("linear", "matmul"),
     "batch_norm": ("layer_norm", "elementwise", "activation"),
@@ -166,7 +167,21 @@ def linear_kind(row: Any) -> str:
 
 _constant("linear_gemv", "addmv", "mv")
 _constant("matmul", "matmul", "mm", "bmm", "baddbmm", "addbmm", "einsum", "dot", "vdot", "inner", "outer", "ger")
-_constant("attention", "scaled_dot_product_attention")
+#: ``scaled_dot_product_attention`` with heads of at most this many channels is ``attention_small_head``
+SMALL_HEAD_DIM = 8
+
+
+@classifies("scaled_dot_product_attention")
+def attention_kind(row: Any) -> str:
+    """``attention_small_head`` when the query's last dimension (the head size ``d`` of ``(N, h, L, d)``) is at
+    most ``SMALL_HEAD_DIM``, as in a convolutional block's attention; else ``attention``. A score costs a softmax
+    exponential and ``4 d`` FLOPs, so with few channels per head the exponentials weigh: on this project's CPU
+    (session 14's calibration, 1 thread) ``d = 8`` ran at 16-22 GFLOP/s (2x64x8 at batch 8: 156 us; 8x256x8:
+    0.9 ms) and ``d = 16`` to ``64`` at 58-63 GFLOP/s, and one rule for both priced case 04's 2x64x8 at 71 us."""
+    q = row.input_shapes[0] if row.input_shapes else None
+    if isinstance(q, tuple) and q and isinstance(q[-1], int) and q[-1] <= SMALL_HEAD_DIM:
+        return "attention_small_head"
+    return "attention"
 
 
 @classifies("multi_head_attention_forward")
