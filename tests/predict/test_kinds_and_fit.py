@@ -80,6 +80,7 @@ def test_every_full_kernel_is_the_kind_it_was_designed_for():
     assert wrong == []
     designed = {k.kind for k in found if not k.block}
     assert designed >= {"conv", "conv_depthwise", "conv_pointwise", "linear", "attention", "batch_norm", "cat"}
+    assert "attention_small_head" in designed  # sdpa 2x64x8 is small-headed, 4x1024x16 is not: both classified
     assert designed <= set(FALLBACKS) and "local_response_norm" in designed
 
 
