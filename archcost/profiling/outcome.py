@@ -18,7 +18,7 @@ from archcost.units import DTYPES
 #: A record's ``flags`` when a figure should not be trusted as it is (each comes with a sentence in ``warnings``).
 FLAGS = ("cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off", "cpu_stolen")
 CV_LIMIT = 0.10  # coefficient of variation above which the latency is flagged
-STEAL_LIMIT = 0.05  # share of the CPUs' ticks stolen by a hypervisor during the timed samples above which it is
+STEAL_LIMIT = 0.05  # share of the CPUs' ticks a hypervisor stole during the timed samples above which it is flagged
 LAYER_SUM_TOLERANCE = 0.15  # layer times must add up to the median latency within this fraction
 
 

@@ -248,24 +248,16 @@ def test_multihead_attention_is_its_own_kind_when_it_returns_its_weights(need_we
     assert rule_chain("attention_weights")[:2] == ("attention_weights", "attention")
 
 
-class _SelfAttention(nn.Module):
-    def __init__(self, need_weights):
-        super().__init__()
-        self.attn, self.need_weights = nn.MultiheadAttention(32, 4, batch_first=True), need_weights
-
-    def forward(self, x):
-        return self.attn(x, x, x, need_weights=self.need_weights)[0]
-
-
 def test_explicit_attention_scores_are_traffic_of_their_row():
+    from archcost.predict.calibrate import SelfAttention
     from archcost.predict.kinds import SCORE_PASSES, row_features, score_bytes
     from archcost.profiling.roofline import row_traffic_bytes
 
-    rows = archcost.analyze(_SelfAttention(True), input_size=(16, 32), batch_size=2).layers
+    rows = archcost.analyze(SelfAttention(32, 4, True), input_size=(16, 32), batch_size=2).layers
     (mha,) = [r for r in rows if kind_of(r) == "attention_weights"]
     scores = 2 * 4 * 16 * 16  # N h L_q L_k
     assert score_bytes(mha, 4) == SCORE_PASSES * scores * 4
     assert row_features(mha, 4)[1] == row_traffic_bytes(mha, 4) + SCORE_PASSES * scores * 4
-    fused = archcost.analyze(_SelfAttention(False), input_size=(16, 32), batch_size=2).layers
+    fused = archcost.analyze(SelfAttention(32, 4, False), input_size=(16, 32), batch_size=2).layers
     assert all(score_bytes(r, 4) == 0 for r in fused)  # the fused path keeps no score matrix
     assert score_bytes(archcost.analyze(nn.Linear(8, 8), input_size=(8,)).layers[0], 4) == 0
