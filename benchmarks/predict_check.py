@@ -130,6 +130,7 @@ def worker(job_path: str, out_path: str) -> int:
     round, because one process's timings agree with each other better than with another's (process state:
     identical processes here differ by tens of percent, benchmarks/profile_paired.py)."""
     from archcost.predict.calibrate import kernels, time_kernel
+    from archcost.profiling.environment import heap_state
     from archcost.profiling.sweep import measurement_setup
     from archcost.profiling.timing import cpu_ticks, measure, steal_between
 
@@ -175,7 +176,7 @@ def worker(job_path: str, out_path: str) -> int:
         for key, (faults, voluntary, involuntary, wall, calls) in counts.items():
             mtimes[key] = _median(passes[key])
             states[key] = {"minor_faults_per_call": faults / calls, "involuntary_switches_per_s": involuntary / wall,
-                           "voluntary_switches_per_s": voluntary / wall}  # fmt: skip
+                           "voluntary_switches_per_s": voluntary / wall, "heap": heap_state()}  # fmt: skip
     out = {"kernels": ktimes, "models": mtimes, "model_passes": passes, "model_steal": steal, "kernel_steal": ksteal,
            "load_s": loaded_s,
            "time_s": time.perf_counter() - t0 - loaded_s, "pid": os.getpid(), "model_states": states}  # fmt: skip
@@ -506,6 +507,14 @@ def markdown(result: dict, summary: dict, command: str) -> str:
             f" The hypervisor's steal while the models' samples ran (the stolen share of all CPUs' ticks, /proc/stat):"
             f" median {100 * _median(stolen):.1f}%, 90th percentile {100 * stolen[int(0.9 * (len(stolen) - 1))]:.1f}%,"
             f" most {100 * stolen[-1]:.1f}% (of {len(stolen)} passes)."
+        )
+    states = [s for p in result["points"] for s in p.get("process_states_rounds", [])]
+    heaps = sorted({s["heap"] for s in states if "heap" in s})
+    if heaps:  # every round's process (environment.steady_heap)
+        faults = sorted(s["minor_faults_per_call"] for s in states)
+        made += (
+            f" The workers' heap: {' and '.join(heaps)} (archcost.profiling.environment.steady_heap); minor page "
+            f"faults per call of a model: median {_median(faults):,.0f}, most {faults[-1]:,.0f}."
         )
     lines = [
         "# Predicted against measured latency (benchmarks/predict_check.py)",

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             address=args.ray or None,
             accelerator=args.accelerator,
             quantized_engine=args.quantized_engine,
+            heap=args.heap,
         )
     except ArchcostError as exc:  # bad input found mid-sweep (a model that cannot be built): show what was measured
         measured = getattr(exc, "measured", None)
@@ -151,6 +152,14 @@ def add_parser(sub) -> None:
         metavar="NAME",
         help="torch.backends.quantized.engine for the run (x86, fbgemm, qnnpack, onednn: whichever this torch has), "
         "set before each model is built; recorded as env_quantized_engine (default: torch's own)",
+    )
+    p.add_argument(
+        "--heap",
+        choices=("steady", "as-is"),
+        default="steady",
+        help="steady (default): keep freed memory in the heap (glibc mallopt), so that outputs under 32 MiB are not "
+        "faulted in afresh on every call, whatever the process allocated before; as-is: the C library's own "
+        "policy, as a plain script has it. Recorded as env_heap; faults per call as minor_faults_per_call",
     )
     p.add_argument("--no-power", action="store_true", help="do not sample NVML power")
     p.add_argument("--no-roofline", action="store_true", help="skip the device-peak calibration and roofline fields")

@@ -41,6 +41,7 @@ class ProfileConfig:
     optimizer: str = "adam"  # mode "train" only
     amp: bool = False  # mode "train" only: autocast (float16 on CUDA, bfloat16 on the CPU)
     quantized_engine: str | None = None  # torch.backends.quantized.engine for the sweep; None: as it is
+    heap: str = "steady"  # "steady": freed memory kept in the heap (environment.steady_heap); "as-is": glibc's own
 
 
 #: Every setting's name, in the dataclass's order.

@@ -29,7 +29,7 @@ def main() -> int:
     config = from_json(request["config"])
     device = torch.device(config.device)
     peaks = DevicePeaks(**request["peaks"]) if request["peaks"] else None
-    with measurement_setup(device, config.threads, config.dtype, config.quantized_engine) as env:
+    with measurement_setup(device, config.threads, config.dtype, config.quantized_engine, config.heap) as env:
         ctx = RunContext(
             config,
             device,

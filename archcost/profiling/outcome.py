@@ -16,9 +16,13 @@ from archcost.profiling.roofline import layer_traffic_bytes
 from archcost.units import DTYPES
 
 #: A record's ``flags`` when a figure should not be trusted as it is (each comes with a sentence in ``warnings``).
-FLAGS = ("cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off", "cpu_stolen")
+FLAGS = ("cv_high", "warmup_unsettled", "peaks_stale", "layer_sum_off", "cpu_stolen", "page_faults")
 CV_LIMIT = 0.10  # coefficient of variation above which the latency is flagged
 STEAL_LIMIT = 0.05  # share of the CPUs' ticks a hypervisor stole during the timed samples above which it is flagged
+#: minor page faults per call above which the latency is flagged: 1 MiB of 4 KiB pages mapped afresh per call, about
+#: 0.3-0.5 ms of the kernel zeroing pages on this project's VM (efficientnet_b0 at batch 1: 2,300-5,400 faults per
+#: call and 30-50% slower than with none; environment.steady_heap)
+FAULT_LIMIT = 256
 LAYER_SUM_TOLERANCE = 0.15  # layer times must add up to the median latency within this fraction
 
 
@@ -104,6 +108,23 @@ def flags_and_warnings(out: dict) -> tuple[list[str], list[str]]:
             f"the hypervisor took {100 * steal:.0f}% of the CPUs' time while the samples ran (steal, /proc/stat): "
             "the latency includes time in which the model did not run; time again when the host is quieter, or "
             "on a dedicated or bare-metal machine"
+        )
+    faults = out.get("minor_faults_per_call")
+    if faults is not None and faults > FAULT_LIMIT:
+        from archcost.profiling.environment import STEADY_MMAP_THRESHOLD, heap_state
+
+        flags.append("page_faults")
+        mib = faults * 4096 / 2**20
+        if heap_state() == "steady":  # what is left: allocations glibc maps afresh at any setting
+            why = (f"outputs of {STEADY_MMAP_THRESHOLD // 2**20} MiB or more, which glibc maps afresh on every "
+                   "call; THP_MEM_ALLOC_ENABLE=1 in the environment (torch's allocator asks for 2 MiB pages) or "
+                   "jemalloc/tcmalloc preloaded takes most of it away")  # fmt: skip
+        else:
+            why = ("memory the allocator gave back to the kernel and faults in again, which depends on what this "
+                   "process allocated before; profile with --heap steady (the default)")  # fmt: skip
+        warnings.append(
+            f"{faults:,.0f} minor page faults per call (about {mib:,.0f} MiB of 4 KiB pages mapped and zeroed by "
+            f"the kernel on every call) are in the latency: {why}"
         )
     return flags, warnings
 

@@ -51,6 +51,7 @@ class EnvFields(TypedDict, total=False):
     env_ray_node: str | None  # with --ray: the Ray node id of the worker
     env_thp: str | None  # the kernel's transparent-huge-page mode (environment.huge_pages)
     env_torch_thp: bool | None  # THP_MEM_ALLOC_ENABLE=1: torch's CPU allocator asks for huge pages
+    env_heap: str | None  # "steady": freed memory kept in the heap (environment.steady_heap); "as-is": glibc's own
 
 
 class _Measurement(TypedDict, total=False):
@@ -98,6 +99,9 @@ class _Measurement(TypedDict, total=False):
     # running others, /proc/stat; None off Linux), and the process's CPU seconds per wall second
     cpu_steal_fraction: float | None
     process_cpu_per_wall: float | None
+    # the process's minor page faults per call during the timed samples (getrusage): memory mapped afresh and
+    # faulted in, page by page, on every call (environment.steady_heap); None where getrusage is missing
+    minor_faults_per_call: float | None
     # memory
     memory_peak_bytes: int | None
     memory_activation_peak_bytes: int | None

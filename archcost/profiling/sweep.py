@@ -22,7 +22,7 @@ from torch import nn
 
 from archcost.errors import ArchcostError, InputError
 from archcost.profiling.config import ProfileConfig
-from archcost.profiling.environment import environment, git_commit, model_file
+from archcost.profiling.environment import HEAPS, environment, git_commit, model_file, steady_heap
 from archcost.profiling.environment import quantized_engine as quantized_engine_setting
 from archcost.profiling.outcome import (  # re-exported: sweep's public names before outcome.py
     CV_LIMIT,  # noqa: F401
@@ -214,6 +214,8 @@ def check_config(config: ProfileConfig, *, ray: bool = False) -> None:
     from archcost.profiling.environment import check_quantized_engine
 
     check_quantized_engine(config.quantized_engine)
+    if config.heap not in HEAPS:
+        raise InputError(f"unknown heap setting {config.heap!r}", f"use one of {', '.join(HEAPS)}")
     if config.mode not in ("infer", "train"):
         raise InputError(f"unknown mode {config.mode!r}", "use infer (the default) or train")
     if config.mode == "train":
@@ -231,12 +233,22 @@ def check_config(config: ProfileConfig, *, ray: bool = False) -> None:
 
 @contextlib.contextmanager
 def measurement_setup(
-    device: torch.device, threads: int | None, dtype: str, quantized_engine: str | None = None
+    device: torch.device,
+    threads: int | None,
+    dtype: str,
+    quantized_engine: str | None = None,
+    heap: str = "steady",
 ) -> Iterator[dict]:
     """The one setup of every executor (this process, the ``--isolate`` child, a Ray worker through
-    ``iter_profile``): ``threads`` torch threads when given, ``cudnn.benchmark`` on for CUDA; yields the
-    record's environment fields (``environment.environment``) and restores both settings after;
-    ``quantized_engine`` sets ``torch.backends.quantized.engine`` for the block (``environment.quantized_engine``)."""
+    ``iter_profile``, ``archcost calibrate``): ``threads`` torch threads when given, ``cudnn.benchmark`` on for
+    CUDA; yields the record's environment fields (``environment.environment``) and restores both settings after;
+    ``quantized_engine`` sets ``torch.backends.quantized.engine`` for the block (``environment.quantized_engine``).
+    ``heap="steady"`` keeps the process's freed memory in its heap from here on (``environment.steady_heap``: not
+    undone, glibc cannot read its settings back); ``"as-is"`` leaves the C library's policy alone."""
+    if heap not in HEAPS:
+        raise InputError(f"unknown heap setting {heap!r}", f"use one of {', '.join(HEAPS)}")
+    if heap == "steady":
+        steady_heap()
     old_threads = torch.get_num_threads()
     old_benchmark = torch.backends.cudnn.benchmark
     engine = quantized_engine_setting(quantized_engine)
@@ -272,7 +284,7 @@ def iter_profile(
     dtype = DTYPES[config.dtype]
     step = on_step or (lambda text: None)
 
-    with measurement_setup(device, config.threads, config.dtype, config.quantized_engine) as env:
+    with measurement_setup(device, config.threads, config.dtype, config.quantized_engine, config.heap) as env:
         threads = env["env_threads"]
         peaks: DevicePeaks | None = None
         peaks_note = None

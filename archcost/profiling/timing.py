@@ -9,7 +9,9 @@ statistics) are the pure functions of ``archcost.profiling.stats``.
 Around the timed samples ``measure`` also reads what the machine took from the process: the CPUs' steal time
 (``/proc/stat``, proc(5): ticks in which a virtual CPU wanted to run and the hypervisor ran something else) and
 the process's CPU time. On a cloud VM stolen time lengthens a sample without the model doing more work; in this
-project's CI VM a 0.2 s CPU sample's wall time followed the steal during it (Pearson +0.65, 1 thread).
+project's CI VM a 0.2 s CPU sample's wall time followed the steal during it (Pearson +0.65, 1 thread). It reads
+the process's minor page faults as well (getrusage(2)): memory mapped afresh and zeroed by the kernel on every
+call, which made efficientnet_b0 30-50% slower at batch 1 in a fresh process (``environment.steady_heap``).
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class Timing:
     # the process's CPU seconds (every thread's, ``time.process_time``) per wall second of the timed samples: about
     # the thread count while the process ran undisturbed, less while it waited or its CPU time was stolen
     process_cpu_per_wall: float | None = None
+    # the process's minor page faults (getrusage(2) ``ru_minflt``) during the timed samples, per call: pages mapped
+    # afresh and zeroed by the kernel on every call (``environment.steady_heap``); None without ``resource``
+    minor_faults_per_call: float | None = None
 
 
 def cpu_ticks() -> tuple[int, int] | None:
@@ -125,6 +130,16 @@ def warm_up(
         times.append(timer.block(fn, 1))
 
 
+def minor_faults() -> int | None:
+    """This process's minor page faults so far (getrusage(2) ``ru_minflt``), or None where ``resource`` is
+    missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def measure(
     fn: Callable[[], object],
     device: torch.device,
@@ -162,7 +177,7 @@ def measure(
     spans: list[tuple[float, float]] = []
     if on_timed:
         on_timed(True)
-    ticks0, cpu0 = cpu_ticks(), time.process_time()
+    ticks0, cpu0, faults0 = cpu_ticks(), time.process_time(), minor_faults()
     try:
         for _ in range(repeats):
             a = time.perf_counter()
@@ -170,19 +185,22 @@ def measure(
             spans.append((a, time.perf_counter()))
             samples.append(elapsed / n)
     finally:
-        cpu1, ticks1 = time.process_time(), cpu_ticks()
+        cpu1, ticks1, faults1 = time.process_time(), cpu_ticks(), minor_faults()
         if on_timed:
             on_timed(False)
     wall = sum(b - a for a, b in spans)
     per_wall = (cpu1 - cpu0) / wall if wall > 0 else None
+    calls = len(samples) * n
+    faults = (faults1 - faults0) / calls if faults0 is not None and faults1 is not None and calls else None
     return Timing(summarize(samples), n, len(warm), warm_spent, ok, timer.method, tuple(spans),
-                  steal_between(ticks0, ticks1), per_wall)  # fmt: skip
+                  steal_between(ticks0, ticks1), per_wall, faults)  # fmt: skip
 
 
 def timing_fields(timing: Timing, batch: int) -> dict:
     """A record's latency fields from one ``measure`` run: median, p10, p90, mean, min, max (seconds), CV,
     samples, iterations per sample, warm-up, the timer used, throughput (images per second), and what the machine
-    took meanwhile: the CPUs' stolen share of ticks and the process's CPU seconds per wall second (``Timing``)."""
+    took meanwhile: the CPUs' stolen share of ticks, the process's CPU seconds per wall second and its minor page faults
+    per call (``Timing``)."""
     s = timing.stats
     return {
         "latency_median_s": s.median_s,
@@ -201,4 +219,5 @@ def timing_fields(timing: Timing, batch: int) -> dict:
         "throughput_ips": s.throughput(batch),
         "cpu_steal_fraction": timing.steal_fraction,
         "process_cpu_per_wall": timing.process_cpu_per_wall,
+        "minor_faults_per_call": timing.minor_faults_per_call,
     }

@@ -192,6 +192,27 @@ def test_steal_is_the_stolen_share_of_the_ticks_between_two_readings(tmp_path, m
     assert timing.cpu_ticks() is None
 
 
+def test_faults_per_call_count_the_pages_a_fresh_map_takes():
+    import subprocess
+    import sys
+
+    from archcost.profiling.environment import huge_pages
+
+    mode, torch_asks = huge_pages()
+    if mode == "always" or (mode == "madvise" and torch_asks):
+        pytest.skip("2 MiB pages: a fresh map takes 32 faults, not 16,384")
+    # 64 MiB is over glibc's largest mmap threshold: in a fresh process (whose heap has no 64 MiB free to carve it
+    # from) it is mapped afresh and faulted in, 16,384 pages of 4 KiB, on every call
+    script = (
+        "import torch\nfrom archcost.profiling.timing import measure\n"
+        "t = measure(lambda: torch.empty(2**24).fill_(1.0), torch.device('cpu'), warmup_s=0.0, min_time_s=0.01, "
+        "repeats=2)\nprint(t.minor_faults_per_call)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert 16_384 * 0.95 < float(out.stdout.split()[-1]) < 16_384 * 1.1
+
+
 def test_a_cpu_measurement_records_what_the_machine_took():
     import torch
 
@@ -200,5 +221,6 @@ def test_a_cpu_measurement_records_what_the_machine_took():
     t = measure(lambda: sum(range(2000)), torch.device("cpu"), warmup_s=0.01, min_time_s=0.02, repeats=3)
     fields = timing_fields(t, 1)
     assert 0.3 < fields["process_cpu_per_wall"] < 1.5  # a Python loop on one thread: about one CPU second per second
+    assert 0 <= fields["minor_faults_per_call"] < 1  # it allocates nothing the heap does not have
     if cpu_ticks() is not None:  # Linux
         assert 0.0 <= fields["cpu_steal_fraction"] <= 1.0
