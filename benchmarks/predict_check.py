@@ -399,6 +399,40 @@ def _steal_free(point: dict, cpus: int | None) -> list[float]:
     return out
 
 
+#: resampled medians per point in ``_perfect_predictor``
+PERFECT_DRAWS = 200
+
+
+def _perfect_predictor(pts: list[dict], draws: int = PERFECT_DRAWS, seed: int = 0) -> dict[str, list[float]]:
+    """{slice: errors} a predictor that knew each model's true latency would make against the median of the rounds'
+    processes: per slice, every process's log deviation from its point's mean log time (times sqrt(n / (n - 1)), the
+    spread of one process rather than of a deviation from a mean that includes it), resampled ``draws`` times per
+    point into medians of as many processes as the point had. The goal's reach on this machine with this many rounds,
+    on the assumption that processes deviate independently of each other and of the model."""
+    import random
+
+    rng = random.Random(seed)
+    pooled: dict[str, list[float]] = {}
+    for p in pts:
+        logs = [math.log(t) for t in p["measured_rounds_s"]]
+        if len(logs) < 3:
+            continue
+        mean, scale = sum(logs) / len(logs), math.sqrt(len(logs) / (len(logs) - 1))
+        pooled.setdefault(f"batch {p['batch_size']}, {p['threads']} thread(s)", []).extend(
+            (x - mean) * scale for x in logs
+        )
+    out: dict[str, list[float]] = {"all": []}
+    for p in pts:
+        sl, n = f"batch {p['batch_size']}, {p['threads']} thread(s)", len(p["measured_rounds_s"])
+        if sl not in pooled:
+            continue
+        for _ in range(draws):
+            e = math.exp(-_median([rng.choice(pooled[sl]) for _ in range(n)])) - 1  # truth / median - 1
+            for key in ("all", sl):
+                out.setdefault(key, []).append(e)
+    return out
+
+
 def summarise(result: dict) -> dict:
     pts = result["points"]
     out = {}
@@ -423,6 +457,12 @@ def summarise(result: dict) -> dict:
             for key in ("all", sl):
                 noise.setdefault(key, []).append(e)
                 single.setdefault(key, []).append(p["predicted_s"] / t - 1)
+    perfect = _perfect_predictor(pts)
+    if perfect["all"]:
+        out["a perfect predictor (the true latency; simulated from the rounds' spread)"] = {
+            k: _stats(v) | {"n": len(v) // PERFECT_DRAWS}
+            for k, v in perfect.items()  # points, not draws
+        }
     within = {"all": []}  # one pass against the other passes of the same process (``--passes``)
     for p in pts:
         sl = f"batch {p['batch_size']}, {p['threads']} thread(s)"
@@ -528,7 +568,10 @@ def markdown(result: dict, summary: dict, command: str) -> str:
         "one process's timing of a model comes to the median of the other processes' timings of it, beside "
         "archcost's prediction against the same single-process timings. The row 'profile from one process's "
         "kernels' prices every model with a profile fitted to one round's kernel times alone (what a calibration "
-        "in one process gives) instead of their median over the rounds (`calibrate --processes N`).",
+        "in one process gives) instead of their median over the rounds (`calibrate --processes N`). The row 'a "
+        "perfect predictor' is the goal's reach here: what a prediction equal to each model's true latency would "
+        "score against the median of this many processes, given the spread of one process's timings (each "
+        "slice's deviations of a process from its model's mean, resampled; processes assumed independent).",
         "",
         "| predictor | slice | n | median abs error | within +-10% | within +-20% |",
         "|---|---|---:|---:|---:|---:|",

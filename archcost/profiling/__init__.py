@@ -97,6 +97,12 @@ def profile(
     ``torch.backends.quantized.supported_engines``) for the whole sweep, builds included, restored after; every
     record has ``env_quantized_engine``. One this torch lacks: ``InputError`` naming the ones it has.
 
+    ``heap``: ``"steady"`` (default) keeps the measuring process's freed memory in its heap from then on
+    (``environment.steady_heap``: glibc's mmap threshold fixed at 32 MiB, no trimming; not undone, since glibc
+    cannot read its old settings back), so that outputs are not faulted in afresh on every call depending on what
+    the process freed before; ``"as-is"`` leaves the C library's policy alone. Every record has ``env_heap`` and
+    ``minor_faults_per_call`` (flag ``page_faults`` over ``outcome.FAULT_LIMIT``).
+
     ``results_file``: also append every row, as it is measured, to this JSON-lines file (its folder is
     checked before anything is measured: ``InputError``).
     ``progress``: show a tqdm bar on standard error. On Ctrl-C the rows measured so far are returned with
