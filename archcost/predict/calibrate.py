@@ -689,7 +689,7 @@ def merge_profiles(profiles: Sequence[DeviceProfile]) -> DeviceProfile:
 
 
 def with_points(profile: DeviceProfile, points: Sequence[CalibrationPoint]) -> DeviceProfile:
-    """A profile of ``profile``'s setup (device, its name, threads, dtype, host, platform, cuDNN, kernel mode,
+    """A profile of ``profile``'s setup (device, its name, threads, dtype, host, platform, cuDNN, heap, kernel mode,
     archcost version) fitted to ``points`` instead (``build_profile``): how ``merge_profiles``, ``refit`` and
     benchmarks/predict_check.py fit measured times again."""
     env = {
@@ -698,6 +698,7 @@ def with_points(profile: DeviceProfile, points: Sequence[CalibrationPoint]) -> D
         "env_host": profile.host,
         "env_platform": profile.platform,
         "env_cudnn": profile.cudnn,
+        "env_heap": profile.heap,
     }
     return build_profile(points, env, profile.device, profile.dtype, profile.mode, profile.archcost_version)
 
@@ -767,6 +768,7 @@ def build_profile(
         cuda=torch.version.cuda if cuda else None,
         cudnn=env.get("env_cudnn"),
         float32_matmul_precision=torch.get_float32_matmul_precision(),
+        heap=env.get("env_heap"),
         schema_version=SCHEMA_VERSION,
         block_error=block_error,
     )

@@ -5,7 +5,8 @@ Written by ``archcost calibrate`` (``archcost.predict.calibrate``), read by ``ar
     {
       "schema": "archcost.device_profile", "schema_version": 3,
       "created": "2025-01-01T12:00:00Z", "archcost_version": "0.1.0", "mode": "full" | "smoke",
-      "machine": {"device": "cpu" | "cuda:0", "device_name": "AMD EPYC ...", "host": "...", "platform": "..."},
+      "machine": {"device": "cpu" | "cuda:0", "device_name": "AMD EPYC ...", "host": "...", "platform": "...",
+                  "heap": "steady" | "as-is" | null},
       "torch": {"version": "2.13.0+cpu", "git_version": "...", "cuda": null, "cudnn": null,
                 "float32_matmul_precision": "highest"},
       "threads": 2, "dtype": "float32",
@@ -24,7 +25,9 @@ Written by ``archcost calibrate`` (``archcost.predict.calibrate``), read by ``ar
 A row is ``[kind, flops, bytes, dispatches, large_bytes]``: ``dispatches`` is how many kernel-running ops the row
 holds (``kinds.row_dispatches``), each paying the kind's overhead; ``large_bytes`` the bytes of its tensors of
 ``kinds.LARGE_TENSOR_BYTES`` or more (``kinds.row_large_bytes``), priced by the kind's
-``seconds_per_large_byte``. A single kernel's point has both fields too. Schema 3 files (rows of four, no large
+``seconds_per_large_byte``. A single kernel's point has both fields too. ``machine.heap`` is the calibrating
+process's heap policy (``archcost.profiling.environment.heap_state``; null in files written before it was recorded,
+whose processes kept glibc's own). Schema 3 files (rows of four, no large
 bytes, no ``seconds_per_large_byte``: 0), schema 2 files (rows of three, no ``dispatches``: one each) and
 schema 1 files (no blocks, no ``rows``) are read as before.
 
@@ -130,6 +133,8 @@ class DeviceProfile:
     cuda: str | None = None
     cudnn: int | None = None
     float32_matmul_precision: str | None = None
+    #: the calibrating process's heap: "steady" or "as-is" (``environment.heap_state``); None: not recorded
+    heap: str | None = None
     schema_version: int = SCHEMA_VERSION
     #: the rules' error on the designed blocks (each block's predicted sum of rows against its measured time);
     #: None when the profile has no blocks (schema 1, or a kernel set without them)
@@ -156,6 +161,7 @@ class DeviceProfile:
                 "device_name": self.device_name,
                 "host": self.host,
                 "platform": self.platform,
+                "heap": self.heap,
             },
             "torch": {
                 "version": self.torch_version,
@@ -299,6 +305,7 @@ def profile_from_dict(data: object, where: str = "<dict>") -> DeviceProfile:
         archcost_version=_get(data, "archcost_version", (str,), where, optional=True) or "",
         host=_get(data, "machine.host", (str,), where, optional=True) or "",
         platform=_get(data, "machine.platform", (str,), where, optional=True) or "",
+        heap=_get(data, "machine.heap", (str,), where, optional=True),
         torch_git_version=_get(data, "torch.git_version", (str,), where, optional=True),
         cuda=_get(data, "torch.cuda", (str,), where, optional=True),
         cudnn=_get(data, "torch.cudnn", (int,), where, optional=True),

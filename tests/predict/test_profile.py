@@ -25,6 +25,7 @@ def test_smoke_calibration_writes_a_valid_profile(smoke_profile_path):
     data = json.loads(smoke_profile_path.read_text())
     assert data["schema"] == "archcost.device_profile" and data["schema_version"] == SCHEMA_VERSION
     assert data["machine"]["device"] == "cpu" and data["machine"]["device_name"]
+    assert data["machine"]["heap"] == "steady"  # calibrate measures with the default heap (environment.steady_heap)
     assert data["threads"] == 1 and data["dtype"] == "float32" and data["mode"] == "smoke"
     assert data["torch"]["version"] == torch.__version__
     smoke = kernels("smoke")
@@ -88,6 +89,16 @@ def test_a_schema_1_profile_is_still_read(smoke_profile_path, tmp_path):
     old = load_profile(_write(tmp_path, data))
     assert old.block_error is None and old.schema_version == 1 and all(p.rows == () for p in old.points)
     assert old.kinds == load_profile(smoke_profile_path).kinds
+
+
+def test_a_profile_without_its_heap_is_read_as_not_recorded(smoke_profile_path, tmp_path):
+    from archcost.predict.calibrate import refit
+
+    data = json.loads(smoke_profile_path.read_text())
+    del data["machine"]["heap"]  # a file written before session 15
+    old = load_profile(_write(tmp_path, data))
+    assert old.heap is None and old.kinds == load_profile(smoke_profile_path).kinds
+    assert refit(load_profile(smoke_profile_path)).heap == "steady"  # a refit keeps the heap it was timed with
 
 
 def test_a_schema_2_profile_is_still_read(smoke_profile_path, tmp_path):
