@@ -440,6 +440,7 @@ def text_table(df: pd.DataFrame) -> str:
                 if first["device"] == "cpu" and first.get("env_thp")
                 else ""
             )
+            + (f", heap {first['env_heap']} (--heap)" if first.get("env_heap") else "")
         )
         lines.append(
             "latency per batch: median, p10, p90 and coefficient of variation of n samples; img/s = batch / median; "

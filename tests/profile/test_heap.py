@@ -9,7 +9,7 @@ import pytest
 from torch import nn
 
 from archcost.errors import InputError
-from archcost.profiling import profile
+from archcost.profiling import profile, render
 from archcost.profiling.outcome import FAULT_LIMIT, flags_and_warnings
 
 FAST = {"device": "cpu", "warmup_s": 0.0, "min_time_s": 0.01, "repeats": 3, "roofline": False}
@@ -69,6 +69,7 @@ def test_a_record_has_its_heap_and_faults_per_call():
     assert row["status"] == "ok" and row["env_heap"] == "steady"  # the default
     assert row["minor_faults_per_call"] is not None and 0 <= row["minor_faults_per_call"] < FAULT_LIMIT
     assert "page_faults" not in row["flags"]
+    assert "heap steady (--heap)" in render(df, "text")  # the text output's environment line says it
 
 
 def test_an_unknown_heap_setting_is_refused_before_anything_runs():
