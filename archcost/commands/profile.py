@@ -19,6 +19,7 @@ from archcost.commands._common import (
     seconds,
 )
 from archcost.errors import ArchcostError
+from archcost.profiling.config import HEAPS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,7 +156,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--heap",
-        choices=("steady", "as-is"),
+        choices=HEAPS,
         default="steady",
         help="steady (default): keep freed memory in the heap (glibc mallopt), so that outputs under 32 MiB are not "
         "faulted in afresh on every call, whatever the process allocated before; as-is: the C library's own "

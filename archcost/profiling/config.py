@@ -44,6 +44,18 @@ class ProfileConfig:
     heap: str = "steady"  # "steady": freed memory kept in the heap (environment.steady_heap); "as-is": glibc's own
 
 
+#: ``ProfileConfig.heap``'s values (``environment.steady_heap``)
+HEAPS = ("steady", "as-is")
+
+
+def check_heap(heap: str) -> None:
+    """``InputError`` for a ``heap`` setting that is not one of ``HEAPS``."""
+    from archcost.errors import InputError
+
+    if heap not in HEAPS:
+        raise InputError(f"unknown heap setting {heap!r}", f"use one of {', '.join(HEAPS)}")
+
+
 #: Every setting's name, in the dataclass's order.
 SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ProfileConfig))
 

@@ -223,7 +223,6 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 STEADY_MMAP_THRESHOLD = 32 * 2**20
 #: never give the heap's free top back to the kernel (the most an ``int`` parameter holds)
 STEADY_TRIM_THRESHOLD = 2**31 - 1
-HEAPS = ("steady", "as-is")
 _heap_state: list[str] = []  # "steady" once steady_heap succeeded in this process
 
 

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from archcost.errors import ArchcostError, InputError
-from archcost.profiling.config import ProfileConfig
-from archcost.profiling.environment import HEAPS, environment, git_commit, model_file, steady_heap
+from archcost.profiling.config import ProfileConfig, check_heap
+from archcost.profiling.environment import environment, git_commit, model_file, steady_heap
 from archcost.profiling.environment import quantized_engine as quantized_engine_setting
 from archcost.profiling.outcome import (  # re-exported: sweep's public names before outcome.py
     CV_LIMIT,  # noqa: F401
@@ -214,8 +214,7 @@ def check_config(config: ProfileConfig, *, ray: bool = False) -> None:
     from archcost.profiling.environment import check_quantized_engine
 
     check_quantized_engine(config.quantized_engine)
-    if config.heap not in HEAPS:
-        raise InputError(f"unknown heap setting {config.heap!r}", f"use one of {', '.join(HEAPS)}")
+    check_heap(config.heap)
     if config.mode not in ("infer", "train"):
         raise InputError(f"unknown mode {config.mode!r}", "use infer (the default) or train")
     if config.mode == "train":
@@ -245,8 +244,7 @@ def measurement_setup(
     ``quantized_engine`` sets ``torch.backends.quantized.engine`` for the block (``environment.quantized_engine``).
     ``heap="steady"`` keeps the process's freed memory in its heap from here on (``environment.steady_heap``: not
     undone, glibc cannot read its settings back); ``"as-is"`` leaves the C library's policy alone."""
-    if heap not in HEAPS:
-        raise InputError(f"unknown heap setting {heap!r}", f"use one of {', '.join(HEAPS)}")
+    check_heap(heap)
     if heap == "steady":
         steady_heap()
     old_threads = torch.get_num_threads()
